@@ -1,0 +1,161 @@
+"""The values templates see: the plan, its sizing, and what the profile derives from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from scalectl import __version__
+from scalectl.plan.load import LoadedPlan
+from scalectl.plan.model import Latency, Queue, Service, Worker, cpu_cores, memory_bytes
+from scalectl.plan.sizing import QueueSize, ServiceSize, Sizing, WorkerSize
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """One multiwindow burn-rate alert (Google SRE workbook, ch. 5), scaled to the period."""
+
+    severity: str  # page | ticket
+    long: str  # Prometheus duration, e.g. "1h"
+    short: str
+    factor: float  # burn rate: how many times faster than "exactly on budget"
+    for_: str
+    long_seconds: int
+    short_seconds: int
+
+
+# (severity, long, short, factor, for) for a 30-day period, in seconds.
+_WORKBOOK = (
+    ("page", 3600, 300, 14.4, 120),
+    ("page", 6 * 3600, 1800, 6.0, 900),
+    ("ticket", 24 * 3600, 2 * 3600, 3.0, 3600),
+    ("ticket", 3 * 24 * 3600, 6 * 3600, 1.0, 3 * 3600),
+)
+
+
+def prom_duration(seconds: float) -> str:
+    """Seconds as a Prometheus duration: 3600 -> "1h", 5400 -> "1h30m"."""
+    total = max(1, round(seconds))
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out += f"{total // size}{unit}"
+            total %= size
+    return out
+
+
+def burn_windows(period_days: int) -> list[BurnWindow]:
+    # Sloth and the workbook scale windows with the SLO period; factors stay the same.
+    scale = period_days / 30
+    windows = []
+    for severity, long, short, factor, for_ in _WORKBOOK:
+        # Round to whole minutes so recording rule names stay readable.
+        long_s = max(60, round(long * scale / 60) * 60)
+        short_s = max(60, round(short * scale / 60) * 60)
+        windows.append(
+            BurnWindow(
+                severity=severity,
+                long=prom_duration(long_s),
+                short=prom_duration(short_s),
+                factor=factor,
+                for_=prom_duration(max(60, round(for_ * scale / 60) * 60)),
+                long_seconds=long_s,
+                short_seconds=short_s,
+            )
+        )
+    return windows
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    spec: Service
+    size: ServiceSize
+    upstream_servers: list[str]  # host:port entries for the nginx upstream
+    latency: Latency  # the service-level latency SLO
+    cpu_limit_cores: float
+    memory_limit_bytes: int
+    # gunicorn's graceful_timeout; Kubernetes must wait longer than preStop + this.
+    prestop_seconds: int
+    termination_grace_seconds: int
+
+
+@dataclass(frozen=True)
+class QueueView:
+    spec: Queue
+    size: QueueSize
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    name: str
+    spec: Worker
+    size: WorkerSize
+    queues: list[QueueView]
+    termination_grace_seconds: int
+
+
+def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
+    plan, profile = loaded.plan, loaded.profile
+    services = []
+    for index, (name, spec) in enumerate(plan.services.items()):
+        size = sizing.service(name)
+        if profile.upstreams == "loopback":
+            count = profile.instances or size.min_replicas
+            # Each service owns a block of 100 ports so adding instances never collides.
+            first = profile.base_port + 100 * index
+            host = "[::1]" if profile.listen.startswith("[") else "127.0.0.1"
+            servers = [f"{host}:{first + i}" for i in range(count)]
+        else:
+            servers = [f"{name}:{spec.port}"]
+        prestop = 5
+        services.append(
+            ServiceView(
+                name=name,
+                spec=spec,
+                size=size,
+                upstream_servers=servers,
+                latency=plan.slo.latency,
+                cpu_limit_cores=cpu_cores(spec.resources.limits.cpu),
+                memory_limit_bytes=memory_bytes(spec.resources.limits.memory),
+                prestop_seconds=prestop,
+                termination_grace_seconds=prestop + spec.graceful_shutdown_seconds + 5,
+            )
+        )
+    workers = []
+    for name, spec in plan.workers.items():
+        queue_views = [
+            QueueView(q, next(s for s in sizing.queues if s.worker == name and s.queue == q.name))
+            for q in spec.queues
+        ]
+        workers.append(
+            WorkerView(
+                name=name,
+                spec=spec,
+                size=sizing.worker(name),
+                queues=queue_views,
+                termination_grace_seconds=spec.graceful_shutdown_seconds + 10,
+            )
+        )
+    slo = plan.slo
+    return {
+        "version": __version__,
+        "plan": plan,
+        "profile": profile,
+        "profile_name": loaded.profile_name,
+        "namespace": plan.k8s_namespace,
+        "sizing": sizing,
+        "services": services,
+        "workers": workers,
+        "lb": plan.load_balancer,
+        "database": plan.database,
+        "cache": plan.cache,
+        "slo": slo,
+        "error_budget": round(1 - slo.availability.target, 10),
+        "burn_windows": burn_windows(slo.availability.period_days),
+        "alerting": plan.alerting,
+        "header": (
+            f"Generated by scalectl from plan '{plan.name}' "
+            f"(profile {loaded.profile_name}). Edit the plan, not this file."
+        ),
+    }

@@ -1,0 +1,190 @@
+"""Load a plan file: parse, merge the chosen profile, validate, and report every problem."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from scalectl.errors import InputError
+from scalectl.plan import rules
+from scalectl.plan.model import Plan, Profile
+from scalectl.plan.yamlsource import Located, Mark, dotted, load
+
+DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
+    "local": {"upstreams": "loopback", "listen": "127.0.0.1:8080"},
+    "production": {"upstreams": "dns", "listen": "0.0.0.0:80"},
+}
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    plan: Plan
+    profile_name: str
+    profile: Profile
+    source: Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    mark: Mark
+    path: tuple[str | int, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.mark} {dotted(self.path)}: {self.message}"
+
+
+def load_plan(path: Path, profile: str = "production") -> LoadedPlan:
+    located = load(path)
+    return validate(located, profile, Path(path))
+
+
+def validate(located: Located, profile_name: str, source: Path) -> LoadedPlan:
+    data = located.data
+    if not isinstance(data, dict):
+        raise InputError(f"{located.file}:1:1: a plan is a YAML mapping starting with 'version: 1'")
+
+    problems = _schema_problems(Plan, data, located.mark)
+    profiles = {**DEFAULT_PROFILES, **(data.get("profiles") or {})}
+    if profile_name not in profiles:
+        hint = _did_you_mean(profile_name, profiles)
+        raise InputError(f"{located.file}: no profile named '{profile_name}'{hint}")
+
+    if problems:
+        _raise(located.file, problems)
+
+    base = Plan.model_validate(data)
+    profile = Profile.model_validate(profiles[profile_name])
+    plan = base
+    if profile.overrides:
+        merged, origin = _merge(data, profile.overrides, profile_name)
+
+        def mark(p: tuple[str | int, ...], *, key: bool = False) -> Mark:
+            return located.mark(origin(p), key=key)
+
+        problems = _schema_problems(Plan, merged, mark)
+        if problems:
+            _raise(located.file, problems)
+        plan = Plan.model_validate(merged)
+    else:
+
+        def mark(p: tuple[str | int, ...], *, key: bool = False) -> Mark:
+            return located.mark(p, key=key)
+
+    semantic = [Problem(mark(p), p, msg) for p, msg in rules.check(plan, profile)]
+    if semantic:
+        _raise(located.file, semantic)
+    return LoadedPlan(plan, profile_name, profile, source)
+
+
+def _raise(file: str, problems: list[Problem]) -> None:
+    ordered = sorted(set(problems), key=lambda p: (p.mark.line, p.mark.col, str(p.path)))
+    noun = "problem" if len(ordered) == 1 else "problems"
+    raise InputError(f"{file}: {len(ordered)} {noun}", lines=[str(p) for p in ordered])
+
+
+def _merge(
+    data: dict[str, Any], overrides: dict[str, Any], profile: str
+) -> tuple[dict[str, Any], Any]:
+    """Deep-merge `overrides` over the plan; remember which paths came from the profile."""
+    merged = copy.deepcopy(data)
+    overridden: set[tuple[str | int, ...]] = set()
+
+    def walk(target: dict[str, Any], src: dict[str, Any], path: tuple[str | int, ...]) -> None:
+        for key, value in src.items():
+            here = (*path, key)
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                walk(target[key], value, here)
+            else:
+                target[key] = copy.deepcopy(value)
+                overridden.add(here)
+
+    walk(merged, overrides, ())
+    prefix: tuple[str | int, ...] = ("profiles", profile, "overrides")
+
+    def origin(path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        for i in range(len(path), 0, -1):
+            if path[:i] in overridden:
+                return (*prefix, *path)
+        return path
+
+    return merged, origin
+
+
+def _schema_problems(model: type[BaseModel], data: Any, mark: Any) -> list[Problem]:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            kind = err["type"]
+            if kind == "extra_forbidden":
+                allowed = _fields_at(model, loc[:-1])
+                hint = _did_you_mean(str(loc[-1]), allowed)
+                out.append(Problem(mark(loc, key=True), loc, f"unknown key{hint}"))
+            elif kind == "missing":
+                out.append(Problem(mark(loc[:-1]), loc, "required"))
+            else:
+                out.append(Problem(mark(loc), loc, _message(err)))
+        return out
+    return []
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg.replace("Input should be", "must be").replace("String should", "must")
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names allowed at `loc`, walking the model's annotations."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+            continue
+        args = typing.get_args(annotation)
+        origin = typing.get_origin(annotation)
+        if origin is dict and len(args) == 2:
+            annotation = args[1]
+        elif origin is list and args:
+            annotation = args[0]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(inner) != 1:
+                return annotation
+            annotation = inner[0]
+        else:
+            return annotation

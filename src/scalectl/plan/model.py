@@ -1,0 +1,378 @@
+"""The capacity plan, version 1: typed, immutable, and the source of `scalectl plan schema`.
+
+Field descriptions here become docs/plan.md and the editor-facing JSON Schema, so they
+are written for the person filling in the plan.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+_MEM = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_MEM_FACTORS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def _cpu(value: str) -> str:
+    if not _CPU.match(value):
+        raise ValueError("must be a Kubernetes CPU quantity such as 500m or 2")
+    return value
+
+
+def _memory(value: str) -> str:
+    if not _MEM.match(value):
+        raise ValueError("must be a Kubernetes memory quantity such as 512Mi or 2Gi")
+    return value
+
+
+def cpu_cores(value: str) -> float:
+    return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
+
+
+def memory_bytes(value: str) -> int:
+    match = re.match(r"^(\d+(?:\.\d+)?)([A-Za-z]*)$", value)
+    assert match, value
+    return int(float(match.group(1)) * _MEM_FACTORS[match.group(2)])
+
+
+def _pinned_image(value: str) -> str:
+    if "@sha256:" in value:
+        return value
+    name, _, tag = value.rpartition(":")
+    if not name or "/" in tag or not tag:
+        raise ValueError("must pin a tag or digest, such as ghcr.io/acme/api:1.4.2")
+    if tag == "latest":
+        raise ValueError("must not use the moving tag 'latest'; pin a version or digest")
+    return value
+
+
+Cpu = Annotated[str, AfterValidator(_cpu)]
+Memory = Annotated[str, AfterValidator(_memory)]
+Image = Annotated[str, AfterValidator(_pinned_image)]
+Name = Annotated[str, Field(pattern=DNS_LABEL)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+Positive = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+HttpPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.\-]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- services -------------------------------------------------------------------------
+
+
+class Traffic(Strict):
+    peak_rps: Positive = Field(description="Requests per second at today's peak.")
+    headroom: float = Field(
+        1.3, ge=1, description="Growth multiplier applied to peak_rps (1.3 = 30% growth)."
+    )
+
+
+class Capacity(Strict):
+    per_replica_rps: Positive = Field(
+        description="Measured requests/s one replica sustains at the latency target."
+    )
+    target_utilization: Fraction = Field(
+        0.7, description="Fraction of measured capacity to plan for, in (0, 1)."
+    )
+    mean_latency_ms: Positive = Field(
+        50, description="Mean response time at peak; Little's law turns it into in-flight requests."
+    )
+    db_time_ms: float = Field(
+        10, ge=0, description="Mean time a request holds a database connection."
+    )
+
+
+class Quantities(Strict):
+    cpu: Cpu
+    memory: Memory
+
+
+class Resources(Strict):
+    requests: Quantities
+    limits: Quantities
+
+
+class Replicas(Strict):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+class Autoscaling(Strict):
+    enabled: bool = True
+    cpu_percent: int | None = Field(70, ge=1, le=100, description="HPA average CPU target.")
+    memory_percent: int | None = Field(None, ge=1, le=100)
+    rps_per_pod: Positive | None = Field(
+        None,
+        description="HPA pods metric target; default per_replica_rps × target_utilization.",
+    )
+    scale_up_stabilization_seconds: int = Field(0, ge=0, le=3600)
+    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600)
+
+
+class Health(Strict):
+    liveness: HttpPath = "/health"
+    readiness: HttpPath = "/health/ready"
+    startup: HttpPath = "/health"
+
+
+class Service(Strict):
+    image: Image
+    port: Port = 8000
+    traffic: Traffic
+    capacity: Capacity
+    resources: Resources
+    replicas: Replicas
+    autoscaling: Autoscaling = Autoscaling()
+    health: Health = Health()
+    graceful_shutdown_seconds: int = Field(
+        30, ge=1, le=600, description="How long the app drains in-flight requests on SIGTERM."
+    )
+    worker_class: Literal["async", "sync"] = Field(
+        "async", description="gunicorn worker type: async (uvicorn) or sync (one request each)."
+    )
+    processes: int | None = Field(
+        None, ge=1, le=256, description="gunicorn workers per replica; sized when omitted."
+    )
+    pdb: bool = Field(True, description="Generate a PodDisruptionBudget (forces ≥2 replicas).")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
+
+
+# --- background workers ---------------------------------------------------------------
+
+
+class Backoff(Strict):
+    min_seconds: Positive = 1
+    max_seconds: Positive = 300
+
+
+class Queue(Strict):
+    name: Name
+    arrival_rate: Positive = Field(description="Jobs per second arriving at peak.")
+    mean_duration_seconds: Positive = Field(description="Mean time a consumer spends on a job.")
+    priority: Literal["high", "default", "low"] = "default"
+    retries: int = Field(3, ge=0, le=100)
+    backoff: Backoff = Backoff()
+    target_wait_seconds: Positive = Field(
+        description="Jobs should start within this time of being enqueued."
+    )
+    wait_quantile: Fraction = Field(
+        0.95, description="Fraction of jobs that must start within target_wait_seconds."
+    )
+    max_depth: int | None = Field(None, ge=1, description="Alert when the queue is deeper.")
+    max_age_seconds: Positive | None = Field(
+        None, description="Alert when the oldest job is older; default 10 × target wait."
+    )
+
+
+class Worker(Strict):
+    image: Image
+    queues: list[Queue] = Field(min_length=1)
+    processes: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
+    threads: int = Field(4, ge=1, le=256, description="Consumer threads per process.")
+    target_utilization: Fraction = 0.7
+    replicas: Replicas
+    resources: Resources
+    graceful_shutdown_seconds: int = Field(60, ge=1, le=3600)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+# --- data stores ------------------------------------------------------------------------
+
+
+class Primary(Strict):
+    cores: int = Field(ge=1, description="CPU cores of the primary.")
+    max_connections: int = Field(ge=1, le=100000)
+    reserved_connections: int = Field(
+        10, ge=0, description="Kept free for superusers, replication and migrations."
+    )
+
+
+class Pool(Strict):
+    min: int = Field(1, ge=0)
+    max: int = Field(10, ge=1)
+    acquire_timeout_seconds: Positive = 5
+    statement_timeout_ms: int = Field(5000, ge=1)
+
+
+class PgBouncer(Strict):
+    enabled: bool = False
+    pool_mode: Literal["transaction", "session", "statement"] = "transaction"
+    port: Port = 6432
+    reserve_pool_size: int = Field(5, ge=0)
+
+
+class Database(Strict):
+    image: Image = "postgres:16.4"
+    primary: Primary
+    read_replicas: int = Field(0, ge=0, le=32)
+    pool: Pool = Pool()
+    pgbouncer: PgBouncer = PgBouncer()
+
+
+EvictionPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
+
+
+class Cache(Strict):
+    image: Image = "redis:7.4"
+    keys: int = Field(ge=1, description="Keys held at peak.")
+    mean_value_bytes: int = Field(ge=1)
+    mean_key_bytes: int = Field(40, ge=1)
+    per_key_overhead_bytes: int = Field(
+        80, ge=0, description="Redis's own bookkeeping per key (dict entry, object headers)."
+    )
+    headroom: float = Field(1.3, ge=1)
+    ttl_seconds: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="TTL per content type, e.g. {submission: 300}."
+    )
+    eviction_policy: EvictionPolicy = "allkeys-lru"
+
+
+# --- load balancer ----------------------------------------------------------------------
+
+
+class Timeouts(Strict):
+    connect_seconds: Positive = 5
+    read_seconds: Positive = 60
+    send_seconds: Positive = 60
+    client_body_seconds: Positive = 15
+    keepalive_seconds: Positive = 65
+
+
+class RateLimit(Strict):
+    rps: Positive
+    burst: int = Field(0, ge=0)
+
+
+class RateLimits(Strict):
+    per_ip: RateLimit | None = None
+    tier_header: str = Field("X-API-Tier", pattern=r"^[A-Za-z0-9-]+$")
+    tiers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], RateLimit] = Field(
+        default_factory=dict, description="Requests/s per API key, by tier name."
+    )
+
+
+RetryCondition = Literal["error", "timeout", "http_500", "http_502", "http_503", "http_504"]
+
+
+class Retries(Strict):
+    tries: int = Field(2, ge=1, le=10)
+    timeout_seconds: Positive = 10
+    on: list[RetryCondition] = Field(
+        default_factory=lambda: ["error", "timeout", "http_502", "http_503"]
+    )
+
+
+class LoadBalancer(Strict):
+    image: Image = "nginx:1.27"
+    algorithm: Literal["least_conn", "round_robin", "ip_hash"] = "least_conn"
+    max_fails: int = Field(3, ge=0)
+    fail_timeout_seconds: Positive = 10
+    keepalive: int = Field(32, ge=0, description="Idle upstream connections kept per worker.")
+    timeouts: Timeouts = Timeouts()
+    rate_limits: RateLimits = RateLimits()
+    retries: Retries = Retries()
+    client_max_body_size: str = Field("10m", pattern=r"^\d+[kmg]?$")
+    worker_connections: int = Field(4096, ge=64)
+
+
+# --- SLOs -------------------------------------------------------------------------------
+
+
+class Availability(Strict):
+    target: Fraction = Field(description="Fraction of requests that succeed, e.g. 0.999.")
+    period_days: int = Field(30, ge=1, le=366)
+
+
+class Latency(Strict):
+    p50_ms: Positive | None = None
+    p90_ms: Positive | None = None
+    p95_ms: Positive | None = None
+    p99_ms: Positive | None = None
+    max_ms: Positive | None = None
+
+
+class EndpointSlo(Strict):
+    latency: Latency | None = None
+    error_rate: float | None = Field(None, ge=0, lt=1)
+    min_throughput_rps: Positive | None = None
+
+
+class Slo(Strict):
+    availability: Availability
+    latency: Latency = Latency(p95_ms=300, p99_ms=1000)
+    error_rate: float = Field(0.01, ge=0, lt=1, description="Largest acceptable failed fraction.")
+    min_throughput_rps: Positive | None = None
+    endpoints: dict[str, EndpointSlo] = Field(
+        default_factory=dict,
+        description="Overrides per endpoint, keyed by request name such as 'GET /api/stats'.",
+    )
+
+
+# --- alerting and profiles --------------------------------------------------------------
+
+
+class Alerting(Strict):
+    page_webhook_url: str = Field("http://127.0.0.1:9095/page", pattern=r"^https?://")
+    ticket_webhook_url: str = Field("http://127.0.0.1:9095/ticket", pattern=r"^https?://")
+    runbook_base_url: str = Field("https://runbooks.example.com/scalectl", pattern=r"^https?://")
+
+
+class Profile(Strict):
+    upstreams: Literal["loopback", "dns"] = Field(
+        description="loopback: app instances on 127.0.0.1 ports (scalectl stack); "
+        "dns: service names resolved by compose or Kubernetes."
+    )
+    listen: str = Field("0.0.0.0:80", pattern=r"^[0-9.]+:\d+$|^\[[0-9a-f:]+\]:\d+$")
+    base_port: Port = Field(18000, description="loopback: first app instance port.")
+    instances: int | None = Field(
+        None, ge=1, le=64, description="loopback: app instances per service (default: min replicas)."
+    )
+    server_name: str = "_"
+    overrides: dict[str, object] = Field(
+        default_factory=dict, description="A partial plan merged over the base plan."
+    )
+
+
+class Plan(Strict):
+    version: Literal[1]
+    name: Name
+    namespace: Name | None = Field(None, description="Kubernetes namespace; default: name.")
+    services: dict[Name, Service] = Field(min_length=1)
+    workers: dict[Name, Worker] = Field(default_factory=dict)
+    database: Database | None = None
+    cache: Cache | None = None
+    load_balancer: LoadBalancer = LoadBalancer()
+    slo: Slo
+    alerting: Alerting = Alerting()
+    kubernetes_version: str = Field("1.30.0", pattern=r"^1\.\d+\.\d+$")
+    profiles: dict[Name, Profile] = Field(default_factory=dict)
+
+    @property
+    def k8s_namespace(self) -> str:
+        return self.namespace or self.name

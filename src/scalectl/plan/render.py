@@ -1,0 +1,94 @@
+"""Render a sized plan into config files, in memory, deterministically."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from scalectl import resources
+from scalectl.errors import ScalectlError
+from scalectl.plan import context
+from scalectl.plan.load import LoadedPlan
+from scalectl.plan.sizing import Sizing
+
+Files = dict[str, bytes]  # relative output path -> content
+
+
+@dataclass(frozen=True)
+class Target:
+    template: str
+    path: str  # may contain {name}
+    each: str = "plan"  # plan | service | worker
+    when: Callable[[dict[str, Any]], bool] = lambda ctx: True
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("nginx/nginx.conf.j2", "nginx/nginx.conf"),
+    Target("compose/docker-compose.yaml.j2", "compose/docker-compose.yaml"),
+    Target("kubernetes/namespace.yaml.j2", "kubernetes/namespace.yaml"),
+    Target("kubernetes/service.yaml.j2", "kubernetes/{name}.yaml", each="service"),
+    Target("kubernetes/worker.yaml.j2", "kubernetes/{name}.yaml", each="worker"),
+    Target("prometheus/prometheus.yml.j2", "prometheus/prometheus.yml"),
+    Target("prometheus/alerts.rules.yml.j2", "prometheus/alerts.rules.yml"),
+    Target("prometheus/slo.rules.yml.j2", "prometheus/slo.rules.yml"),
+    Target("prometheus/rules.test.yml.j2", "prometheus/rules.test.yml"),
+    Target("alertmanager/alertmanager.yml.j2", "alertmanager/alertmanager.yml"),
+    Target("grafana/dashboard.json.j2", "grafana/dashboard.json"),
+    Target(
+        "pgbouncer/pgbouncer.ini.j2",
+        "pgbouncer/pgbouncer.ini",
+        when=lambda ctx: bool(ctx["database"] and ctx["database"].pgbouncer.enabled),
+    ),
+)
+
+
+def environment() -> Any:
+    import jinja2  # lazy: keeps `scalectl --help` fast
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: resources.read_template(name)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["prom_duration"] = context.prom_duration
+    env.filters["json"] = lambda v: json.dumps(v)
+    env.filters["mib"] = lambda b: f"{round(b / 2**20)}Mi"
+    env.filters["g"] = lambda v: f"{v:g}"
+    return env
+
+
+def render(loaded: LoadedPlan, sizing: Sizing) -> Files:
+    import jinja2
+
+    ctx = context.build(loaded, sizing)
+    env = environment()
+    files: Files = {}
+    for target in TARGETS:
+        if not target.when(ctx):
+            continue
+        items: list[Any]
+        if target.each == "service":
+            items = ctx["services"]
+        elif target.each == "worker":
+            items = ctx["workers"]
+        else:
+            items = [None]
+        for item in items:
+            local = dict(ctx)
+            path = target.path
+            if item is not None:
+                local[target.each] = item
+                path = path.format(name=item.name)
+            try:
+                text = env.get_template(target.template).render(local)
+            except jinja2.TemplateError as exc:
+                # A template bug, not the user's input: report it as internal.
+                raise ScalectlError(f"template {target.template}: {exc}") from exc
+            files[path] = text.encode("utf-8")
+    files["sizing.json"] = (json.dumps(sizing.to_json(), indent=2) + "\n").encode()
+    return dict(sorted(files.items()))

@@ -1,0 +1,115 @@
+"""Cross-field rules a schema cannot express; each names the field to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from scalectl.plan.model import Latency, Plan, Profile, Replicas, Resources, cpu_cores, memory_bytes
+
+PathMsg = tuple[tuple[str | int, ...], str]
+
+
+def check(plan: Plan, profile: Profile) -> list[PathMsg]:
+    return list(_check(plan, profile))
+
+
+def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
+    for name, svc in plan.services.items():
+        base: tuple[str | int, ...] = ("services", name)
+        yield from _replicas(svc.replicas, (*base, "replicas"))
+        yield from _resources(svc.resources, (*base, "resources"))
+        if svc.pdb and svc.replicas.max < 2:
+            yield (
+                (*base, "replicas", "max"),
+                "a PodDisruptionBudget needs at least 2 replicas; raise max or set pdb: false",
+            )
+        if svc.health.liveness == svc.health.readiness:
+            yield (
+                (*base, "health", "readiness"),
+                "must differ from liveness: a failing dependency should take a pod out of "
+                "rotation, not restart it",
+            )
+        auto = svc.autoscaling
+        if (
+            auto.enabled
+            and auto.cpu_percent is None
+            and auto.memory_percent is None
+            and auto.rps_per_pod is None
+        ):
+            # HPA needs at least one metric; rps_per_pod is derived only when asked for.
+            yield ((*base, "autoscaling"), "enabled autoscaling needs at least one target")
+        if name in plan.workers:
+            yield (("workers", name), f"name '{name}' is already used by a service")
+
+    for name, worker in plan.workers.items():
+        base = ("workers", name)
+        yield from _replicas(worker.replicas, (*base, "replicas"))
+        yield from _resources(worker.resources, (*base, "resources"))
+        seen: set[str] = set()
+        for i, queue in enumerate(worker.queues):
+            qpath = (*base, "queues", i)
+            if queue.name in seen:
+                yield ((*qpath, "name"), f"queue '{queue.name}' is listed twice")
+            seen.add(queue.name)
+            if queue.backoff.min_seconds > queue.backoff.max_seconds:
+                yield (
+                    (*qpath, "backoff", "min_seconds"),
+                    f"must be <= max_seconds ({queue.backoff.min_seconds:g} > "
+                    f"{queue.backoff.max_seconds:g})",
+                )
+
+    if plan.database is not None:
+        db = plan.database
+        if db.pool.min > db.pool.max:
+            yield (
+                ("database", "pool", "min"),
+                f"must be <= max ({db.pool.min} > {db.pool.max})",
+            )
+        if db.primary.reserved_connections >= db.primary.max_connections:
+            yield (
+                ("database", "primary", "reserved_connections"),
+                f"must be < max_connections ({db.primary.reserved_connections} >= "
+                f"{db.primary.max_connections})",
+            )
+
+    yield from _latency(plan.slo.latency, ("slo", "latency"))
+    for endpoint, slo in plan.slo.endpoints.items():
+        if not endpoint.strip():
+            yield (("slo", "endpoints", endpoint), "endpoint name must not be empty")
+        if slo.latency is not None:
+            yield from _latency(slo.latency, ("slo", "endpoints", endpoint, "latency"))
+
+    if profile.upstreams == "loopback" and not profile.listen.startswith(("127.", "[::1]")):
+        yield (("profiles",), "a loopback profile must listen on 127.0.0.0/8 or [::1]")
+
+
+def _replicas(replicas: Replicas, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    if replicas.min > replicas.max:
+        yield ((*path, "min"), f"must be <= max ({replicas.min} > {replicas.max})")
+
+
+def _resources(res: Resources, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    if cpu_cores(res.requests.cpu) > cpu_cores(res.limits.cpu):
+        yield (
+            (*path, "requests", "cpu"),
+            f"must be <= limits.cpu ({res.requests.cpu} > {res.limits.cpu})",
+        )
+    if memory_bytes(res.requests.memory) > memory_bytes(res.limits.memory):
+        yield (
+            (*path, "requests", "memory"),
+            f"must be <= limits.memory ({res.requests.memory} > {res.limits.memory})",
+        )
+
+
+def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    order = [
+        ("p50_ms", lat.p50_ms),
+        ("p90_ms", lat.p90_ms),
+        ("p95_ms", lat.p95_ms),
+        ("p99_ms", lat.p99_ms),
+        ("max_ms", lat.max_ms),
+    ]
+    present = [(k, v) for k, v in order if v is not None]
+    for (lo_name, lo), (hi_name, hi) in zip(present, present[1:], strict=False):
+        if lo > hi:
+            yield ((*path, hi_name), f"must be >= {lo_name} ({hi:g} < {lo:g})")

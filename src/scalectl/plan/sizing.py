@@ -1,0 +1,373 @@
+"""Turn a plan into numbers: replicas, processes, pools, consumers, memory. docs/sizing.md."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scalectl.plan import queueing
+from scalectl.plan.model import Plan, Service, Worker, cpu_cores
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class ServiceSize:
+    name: str
+    design_rps: float  # peak_rps × headroom
+    replica_budget_rps: float  # per_replica_rps × target_utilization
+    required_replicas: int  # ceil(design_rps / replica_budget_rps)
+    replicas: int  # required, clamped to [min_replicas, max_replicas]
+    min_replicas: int  # plan min, raised to 2 where a PDB is generated
+    max_replicas: int
+    rps_per_replica: float  # design_rps / replicas
+    in_flight_per_replica: float  # Little's law: L = λ × W
+    processes: int  # gunicorn workers per replica
+    pool_needed: int  # DB connections one process needs at peak
+    pool_min: int
+    pool_max: int
+    hpa_cpu_percent: int | None
+    hpa_memory_percent: int | None
+    hpa_rps_per_pod: float | None
+    pdb_min_available: int | None
+    active_db_connections: float  # across all replicas at peak
+
+
+@dataclass(frozen=True)
+class QueueSize:
+    worker: str
+    queue: str
+    priority: str
+    consumers: int
+    offered_load: float
+    utilization: float
+    p_wait: float
+    mean_wait_seconds: float
+    p_wait_over_target: float
+    target_wait_seconds: float
+    wait_quantile: float
+    max_depth: int
+    max_age_seconds: float
+
+
+@dataclass(frozen=True)
+class WorkerSize:
+    name: str
+    consumers_needed: int
+    consumers_per_replica: int
+    required_replicas: int
+    replicas: int
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
+class DatabaseSize:
+    max_connections: int
+    reserved: int
+    available: int  # max_connections − reserved
+    client_connections: int  # Σ max replicas × processes × pool max (+ workers)
+    active_at_peak: int  # Little's law over the whole fleet
+    pgbouncer: bool
+    pgbouncer_max_client_conn: int | None
+    pgbouncer_default_pool_size: int | None
+    pgbouncer_reserve_pool_size: int | None
+    read_replicas: int
+
+
+@dataclass(frozen=True)
+class CacheSize:
+    keys: int
+    bytes_per_key: int
+    data_bytes: int
+    maxmemory_bytes: int  # data × headroom, rounded up to MiB
+    maxmemory: str  # e.g. "512mb", the redis.conf spelling
+    container_memory_bytes: int  # maxmemory + 50% for fragmentation and fork copy-on-write
+    eviction_policy: str
+
+
+@dataclass
+class Sizing:
+    plan: str
+    profile: str
+    services: list[ServiceSize] = field(default_factory=list)
+    workers: list[WorkerSize] = field(default_factory=list)
+    queues: list[QueueSize] = field(default_factory=list)
+    database: DatabaseSize | None = None
+    cache: CacheSize | None = None
+    warnings: list[str] = field(default_factory=list)
+    infeasible: list[str] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.infeasible
+
+    def service(self, name: str) -> ServiceSize:
+        return next(s for s in self.services if s.name == name)
+
+    def worker(self, name: str) -> WorkerSize:
+        return next(w for w in self.workers if w.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["feasible"] = self.feasible
+        return _rounded(data)
+
+
+def _rounded(value: Any) -> Any:
+    # Stable, readable figures in sizing.json: 4 significant decimals is plenty.
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def size(plan: Plan, profile: str = "production") -> Sizing:
+    result = Sizing(plan=plan.name, profile=profile)
+    pool_min = plan.database.pool.min if plan.database else 0
+    pool_max = plan.database.pool.max if plan.database else 0
+    for name, svc in plan.services.items():
+        result.services.append(_service(name, svc, pool_min, pool_max, result))
+    for name, worker in plan.workers.items():
+        result.workers.append(_worker(name, worker, result))
+    if plan.database is not None:
+        result.database = _database(plan, result)
+    if plan.cache is not None:
+        result.cache = _cache(plan, result)
+    return result
+
+
+def _service(
+    name: str, svc: Service, pool_min: int, pool_max: int, result: Sizing
+) -> ServiceSize:
+    cap = svc.capacity
+    design = svc.traffic.peak_rps * svc.traffic.headroom
+    budget = cap.per_replica_rps * cap.target_utilization
+    required = math.ceil(design / budget - 1e-9)
+    min_replicas = svc.replicas.min
+    if svc.pdb and min_replicas < 2:
+        min_replicas = 2
+        result.warnings.append(
+            f"services.{name}: replicas.min raised to 2 so the PodDisruptionBudget "
+            "can allow a disruption"
+        )
+    max_replicas = max(svc.replicas.max, min_replicas)
+    replicas = min(max(required, min_replicas), max_replicas)
+    if required > svc.replicas.max:
+        result.infeasible.append(
+            f"services.{name}: needs {required} replicas for {design:g} rps "
+            f"({svc.traffic.peak_rps:g} peak × {svc.traffic.headroom:g} headroom) at "
+            f"{budget:g} rps each ({cap.per_replica_rps:g} × {cap.target_utilization:g}), "
+            f"but replicas.max is {svc.replicas.max}"
+        )
+    elif required == max_replicas:
+        result.warnings.append(
+            f"services.{name}: peak needs all {max_replicas} replicas; nothing is left "
+            "for a spike beyond the headroom"
+        )
+    if cap.target_utilization > 0.8:
+        result.warnings.append(
+            f"services.{name}: target_utilization {cap.target_utilization:g} leaves little "
+            "room for latency under bursts (queueing delay grows fast above 0.8)"
+        )
+
+    rps_per_replica = design / replicas
+    in_flight = rps_per_replica * cap.mean_latency_ms / 1000
+    cores = cpu_cores(svc.resources.limits.cpu)
+    if svc.worker_class == "async":
+        # One event-loop process per core; concurrency within a process is cheap.
+        sized_processes = max(1, math.ceil(cores - 1e-9))
+    else:
+        # A sync worker serves one request at a time, so workers must cover L / ρ.
+        sized_processes = max(2, math.ceil(in_flight / cap.target_utilization - 1e-9))
+    processes = svc.processes or sized_processes
+    if svc.processes and svc.worker_class == "sync" and svc.processes < sized_processes:
+        result.warnings.append(
+            f"services.{name}: {svc.processes} sync workers per replica, but "
+            f"{in_flight:.1f} requests are in flight at peak; Little's law asks for "
+            f"{sized_processes}"
+        )
+
+    per_process_rps = rps_per_replica / processes
+    busy_connections = per_process_rps * cap.db_time_ms / 1000
+    pool_needed = max(1, math.ceil(busy_connections / cap.target_utilization - 1e-9))
+    if pool_max and pool_max < pool_needed:
+        result.warnings.append(
+            f"services.{name}: each process needs about {pool_needed} database connections "
+            f"at peak but database.pool.max is {pool_max}; requests will wait for a connection"
+        )
+
+    auto = svc.autoscaling
+    rps_target = auto.rps_per_pod
+    if auto.enabled and rps_target is None and auto.cpu_percent is None:
+        rps_target = budget
+    if auto.enabled and rps_target is not None and rps_target > cap.per_replica_rps:
+        result.warnings.append(
+            f"services.{name}: autoscaling.rps_per_pod {rps_target:g} is above the measured "
+            f"capacity {cap.per_replica_rps:g}; the HPA would scale out after latency suffers"
+        )
+    if auto.enabled and auto.cpu_percent is not None:
+        implied = cap.target_utilization * 100
+        if abs(auto.cpu_percent - implied) > 15:
+            result.warnings.append(
+                f"services.{name}: autoscaling.cpu_percent {auto.cpu_percent} differs from "
+                f"target_utilization {cap.target_utilization:g} by more than 15 points; "
+                "the HPA and the replica count assume different loads"
+            )
+    return ServiceSize(
+        name=name,
+        design_rps=design,
+        replica_budget_rps=budget,
+        required_replicas=required,
+        replicas=replicas,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        rps_per_replica=rps_per_replica,
+        in_flight_per_replica=in_flight,
+        processes=processes,
+        pool_needed=pool_needed,
+        pool_min=min(pool_min, pool_max) if pool_max else 0,
+        pool_max=pool_max,
+        hpa_cpu_percent=auto.cpu_percent if auto.enabled else None,
+        hpa_memory_percent=auto.memory_percent if auto.enabled else None,
+        hpa_rps_per_pod=rps_target if auto.enabled else None,
+        pdb_min_available=(min_replicas - 1) if svc.pdb else None,
+        active_db_connections=design * cap.db_time_ms / 1000,
+    )
+
+
+def _worker(name: str, worker: Worker, result: Sizing) -> WorkerSize:
+    needed = 0
+    for queue in worker.queues:
+        fit = queueing.consumers_needed(
+            queue.arrival_rate,
+            queue.mean_duration_seconds,
+            queue.target_wait_seconds,
+            queue.wait_quantile,
+            worker.target_utilization,
+        )
+        needed += fit.consumers
+        max_age = queue.max_age_seconds or 10 * queue.target_wait_seconds
+        # Alert depth: what arrives during max_age, beyond what consumers drain.
+        max_depth = queue.max_depth or max(10, math.ceil(queue.arrival_rate * max_age))
+        result.queues.append(
+            QueueSize(
+                worker=name,
+                queue=queue.name,
+                priority=queue.priority,
+                consumers=fit.consumers,
+                offered_load=fit.offered_load,
+                utilization=fit.utilization,
+                p_wait=fit.p_wait,
+                mean_wait_seconds=fit.mean_wait_seconds,
+                p_wait_over_target=fit.p_wait_over_target,
+                target_wait_seconds=queue.target_wait_seconds,
+                wait_quantile=queue.wait_quantile,
+                max_depth=max_depth,
+                max_age_seconds=max_age,
+            )
+        )
+    per_replica = worker.processes * worker.threads
+    required = math.ceil(needed / per_replica)
+    replicas = min(max(required, worker.replicas.min), worker.replicas.max)
+    if required > worker.replicas.max:
+        result.infeasible.append(
+            f"workers.{name}: needs {needed} consumers ({required} replicas of "
+            f"{worker.processes} × {worker.threads}), but replicas.max is {worker.replicas.max}"
+        )
+    return WorkerSize(
+        name=name,
+        consumers_needed=needed,
+        consumers_per_replica=per_replica,
+        required_replicas=required,
+        replicas=replicas,
+        min_replicas=worker.replicas.min,
+        max_replicas=worker.replicas.max,
+    )
+
+
+def _database(plan: Plan, result: Sizing) -> DatabaseSize:
+    db = plan.database
+    assert db is not None
+    available = db.primary.max_connections - db.primary.reserved_connections
+    clients = 0
+    for s in result.services:
+        clients += s.max_replicas * s.processes * s.pool_max
+    for w in result.workers:
+        # Each consumer thread holds at most one connection.
+        clients += w.max_replicas * w.consumers_per_replica
+    active = sum(s.active_db_connections for s in result.services)
+    active += sum(q.offered_load for q in result.queues)  # busy consumers at peak
+    active_int = math.ceil(active - 1e-9)
+
+    bouncer = db.pgbouncer
+    max_client = pool_size = reserve = None
+    if bouncer.enabled:
+        reserve = min(bouncer.reserve_pool_size, max(0, available - 1))
+        pool_size = available - reserve
+        max_client = clients + 10 * max(1, len(result.services))
+    if clients > available and not bouncer.enabled:
+        result.infeasible.append(
+            f"database: pools may open {clients} connections (Σ max replicas × processes "
+            f"× pool.max) but the primary allows {available} "
+            f"({db.primary.max_connections} max_connections − "
+            f"{db.primary.reserved_connections} reserved); enable database.pgbouncer, "
+            "lower pool.max or replicas.max, or raise max_connections"
+        )
+    if active_int > available:
+        result.infeasible.append(
+            f"database: {active_int} connections are busy at peak (Little's law over "
+            f"request rate × db_time) but only {available} are available"
+        )
+    elif pool_size is not None and active_int > pool_size:
+        result.infeasible.append(
+            f"database: {active_int} connections are busy at peak but PgBouncer's "
+            f"default_pool_size is {pool_size}"
+        )
+    if active > 4 * db.primary.cores:
+        result.warnings.append(
+            f"database: {active:.0f} busy connections at peak on {db.primary.cores} cores; "
+            "PostgreSQL throughput usually peaks near 2-4 active connections per core"
+        )
+    return DatabaseSize(
+        max_connections=db.primary.max_connections,
+        reserved=db.primary.reserved_connections,
+        available=available,
+        client_connections=clients,
+        active_at_peak=active_int,
+        pgbouncer=bouncer.enabled,
+        pgbouncer_max_client_conn=max_client,
+        pgbouncer_default_pool_size=pool_size,
+        pgbouncer_reserve_pool_size=reserve,
+        read_replicas=db.read_replicas,
+    )
+
+
+def _cache(plan: Plan, result: Sizing) -> CacheSize:
+    cache = plan.cache
+    assert cache is not None
+    per_key = cache.mean_value_bytes + cache.mean_key_bytes + cache.per_key_overhead_bytes
+    data = cache.keys * per_key
+    maxmemory = math.ceil(data * cache.headroom / MIB) * MIB
+    if cache.eviction_policy == "noeviction":
+        result.warnings.append(
+            "cache: eviction_policy noeviction makes writes fail once maxmemory is reached"
+        )
+    elif cache.eviction_policy.startswith("volatile") and not cache.ttl_seconds:
+        result.warnings.append(
+            f"cache: {cache.eviction_policy} evicts only keys with a TTL, and no ttl_seconds "
+            "are set"
+        )
+    return CacheSize(
+        keys=cache.keys,
+        bytes_per_key=per_key,
+        data_bytes=data,
+        maxmemory_bytes=maxmemory,
+        maxmemory=f"{maxmemory // MIB}mb",
+        container_memory_bytes=math.ceil(maxmemory * 1.5 / MIB) * MIB,
+        eviction_policy=cache.eviction_policy,
+    )
