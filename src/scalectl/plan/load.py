@@ -6,6 +6,7 @@ import copy
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,37 +52,35 @@ def validate(located: Located, profile_name: str, source: Path) -> LoadedPlan:
     if not isinstance(data, dict):
         raise InputError(f"{located.file}:1:1: a plan is a YAML mapping starting with 'version: 1'")
 
-    problems = _schema_problems(Plan, data, located.mark)
+    problems = _schema_problems(Plan, data, located)
     profiles = {**DEFAULT_PROFILES, **(data.get("profiles") or {})}
     if profile_name not in profiles:
         hint = _did_you_mean(profile_name, profiles)
         raise InputError(f"{located.file}: no profile named '{profile_name}'{hint}")
-
     if problems:
         _raise(located.file, problems)
 
-    base = Plan.model_validate(data)
+    plan = Plan.model_validate(data)
     profile = Profile.model_validate(profiles[profile_name])
-    plan = base
+    origin = _identity
     if profile.overrides:
         merged, origin = _merge(data, profile.overrides, profile_name)
-
-        def mark(p: tuple[str | int, ...], *, key: bool = False) -> Mark:
-            return located.mark(origin(p), key=key)
-
-        problems = _schema_problems(Plan, merged, mark)
+        problems = _schema_problems(Plan, merged, located, origin)
         if problems:
             _raise(located.file, problems)
         plan = Plan.model_validate(merged)
-    else:
 
-        def mark(p: tuple[str | int, ...], *, key: bool = False) -> Mark:
-            return located.mark(p, key=key)
-
-    semantic = [Problem(mark(p), p, msg) for p, msg in rules.check(plan, profile)]
+    semantic = []
+    for path, message in rules.check(plan, profile):
+        where = origin(path)
+        semantic.append(Problem(located.mark(where), where, message))
     if semantic:
         _raise(located.file, semantic)
     return LoadedPlan(plan, profile_name, profile, source)
+
+
+def _identity(path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return path
 
 
 def _raise(file: str, problems: list[Problem]) -> None:
@@ -118,7 +117,12 @@ def _merge(
     return merged, origin
 
 
-def _schema_problems(model: type[BaseModel], data: Any, mark: Any) -> list[Problem]:
+def _schema_problems(
+    model: type[BaseModel],
+    data: Any,
+    located: Located,
+    origin: Callable[[tuple[str | int, ...]], tuple[str | int, ...]] = _identity,
+) -> list[Problem]:
     try:
         model.model_validate(data)
     except ValidationError as exc:
@@ -129,11 +133,14 @@ def _schema_problems(model: type[BaseModel], data: Any, mark: Any) -> list[Probl
             if kind == "extra_forbidden":
                 allowed = _fields_at(model, loc[:-1])
                 hint = _did_you_mean(str(loc[-1]), allowed)
-                out.append(Problem(mark(loc, key=True), loc, f"unknown key{hint}"))
+                where = origin(loc)
+                out.append(Problem(located.mark(where, key=True), where, f"unknown key{hint}"))
             elif kind == "missing":
-                out.append(Problem(mark(loc[:-1]), loc, "required"))
+                where = origin(loc)
+                out.append(Problem(located.mark(where[:-1]), where, "required"))
             else:
-                out.append(Problem(mark(loc), loc, _message(err)))
+                where = origin(loc)
+                out.append(Problem(located.mark(where), where, _message(err)))
         return out
     return []
 

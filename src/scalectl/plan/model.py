@@ -135,6 +135,9 @@ class Health(Strict):
 class Service(Strict):
     image: Image
     port: Port = 8000
+    route: HttpPath = Field(
+        "/", description="URL prefix the load balancer sends to this service, e.g. /admin/."
+    )
     traffic: Traffic
     capacity: Capacity
     resources: Resources
@@ -187,6 +190,9 @@ class Worker(Strict):
     processes: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
     threads: int = Field(4, ge=1, le=256, description="Consumer threads per process.")
     target_utilization: Fraction = 0.7
+    db_time_fraction: float = Field(
+        1.0, ge=0, le=1, description="Fraction of a job's run time it holds a DB connection."
+    )
     replicas: Replicas
     resources: Resources
     graceful_shutdown_seconds: int = Field(60, ge=1, le=3600)

@@ -14,7 +14,14 @@ def check(plan: Plan, profile: Profile) -> list[PathMsg]:
 
 
 def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
+    routes: dict[str, str] = {}
     for name, svc in plan.services.items():
+        if svc.route in routes:
+            yield (
+                ("services", name, "route"),
+                f"route '{svc.route}' is already used by service '{routes[svc.route]}'",
+            )
+        routes.setdefault(svc.route, name)
         base: tuple[str | int, ...] = ("services", name)
         yield from _replicas(svc.replicas, (*base, "replicas"))
         yield from _resources(svc.resources, (*base, "resources"))

@@ -301,7 +301,9 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
         # Each consumer thread holds at most one connection.
         clients += w.max_replicas * w.consumers_per_replica
     active = sum(s.active_db_connections for s in result.services)
-    active += sum(q.offered_load for q in result.queues)  # busy consumers at peak
+    for name, worker in plan.workers.items():
+        busy = sum(q.offered_load for q in result.queues if q.worker == name)
+        active += busy * worker.db_time_fraction  # busy consumers holding a connection
     active_int = math.ceil(active - 1e-9)
 
     bouncer = db.pgbouncer

@@ -1,0 +1,107 @@
+"""The typer app and the one error handler around it. Commands live in scalectl.commands."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import click
+import typer
+
+from scalectl import __version__
+from scalectl.commands import plan as plan_command
+from scalectl.errors import ExitCode, ScalectlError
+from scalectl.output import Output
+
+app = typer.Typer(
+    name="scalectl",
+    help="Prove a web service will hold its traffic: capacity plans, a local reference "
+    "stack, load tests with SLO gates, health probes and deployment checklists.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(plan_command.app, name="plan")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scalectl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Prove a web service will hold its traffic."""
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run the CLI and return its exit code; every error path ends here (STYLE.md §2)."""
+    env = dict(os.environ if environ is None else environ)
+    out = Output(
+        environ=env,
+        stdout=stdout or sys.stdout,
+        stderr=stderr or sys.stderr,
+    )
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="scalectl", standalone_mode=False, obj=out)
+    except ScalectlError as exc:
+        out.error(f"error: {exc.message}")
+        for line in exc.lines:
+            out.error(line)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        out.error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        # Usage errors: click formats "Usage: ..." plus the problem.
+        exc.show(file=out.stderr)
+        return int(ExitCode.BAD_INPUT)
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug: keep the traceback out of the user's way
+        log = _crash_log(env)
+        out.error(f"internal error: {type(exc).__name__}: {exc}")
+        out.error(f"the traceback is in {log}; please attach it to a bug report")
+        return int(ExitCode.INTERNAL)
+    return int(result) if isinstance(result, int) else 0
+
+
+def _crash_log(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = f"scalectl {__version__}\nargv: {sys.argv}\n\n{traceback.format_exc()}"
+    for directory in (Path(base) / "scalectl", Path(tempfile.gettempdir())):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"scalectl-crash-{stamp}-{os.getpid()}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return Path("(could not write a crash log)")
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scalectl.cli import run
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLES = ROOT / "examples"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite golden files from the current templates; review the diff before committing.",
+    )
+
+
+def fixture_path(*parts: str) -> Path:
+    """The one way tests reach sample inputs."""
+    return FIXTURES.joinpath(*parts)
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., Result]:
+    """Run scalectl in-process through the same entry point and error handler as the binary."""
+
+    def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        environ = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        environ.pop("CI", None) if env is None or "CI" not in env else None
+        code = run([str(a) for a in args], environ=environ, stdout=out, stderr=err)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return invoke
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root, for "nothing changed" assertions."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }

@@ -1,0 +1,129 @@
+"""Validation reports every problem at once as `file:line:col field.path: message`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scalectl.errors import ExitCode, InputError
+from scalectl.plan.load import load_plan
+from tests.conftest import EXAMPLES, fixture_path
+
+MINIMAL = fixture_path("plans", "minimal.yaml").read_text()
+
+
+def problems(tmp_path: Path, text: str, profile: str = "production") -> list[str]:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as exc:
+        load_plan(path, profile)
+    assert exc.value.exit_code == ExitCode.BAD_INPUT
+    prefix = f"{path}:"
+    return [line.removeprefix(prefix) for line in exc.value.lines] or [exc.value.message]
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", ["production", "local"])
+def test_examples_load(example: Path, profile: str) -> None:
+    loaded = load_plan(example, profile)
+    assert loaded.profile_name == profile
+
+
+def test_unknown_key_with_did_you_mean(tmp_path: Path) -> None:
+    text = MINIMAL.replace("    replicas: {min: 2, max: 10}", "    replicsa: {min: 2, max: 10}")
+    assert problems(tmp_path, text) == [
+        "5:5 services.api.replicas: required",
+        "15:5 services.api.replicsa: unknown key; did you mean 'replicas'?",
+    ]
+
+
+def test_every_problem_at_once_in_file_order(tmp_path: Path) -> None:
+    text = (
+        MINIMAL.replace("peak_rps: 1000", "peak_rps: 0")
+        .replace("target_utilization: 0.75", "target_utilization: 1.5")
+        .replace("max_connections: 100", "max_connections: lots")
+    )
+    assert problems(tmp_path, text) == [
+        "6:25 services.api.traffic.peak_rps: must be greater than 0",
+        "9:27 services.api.capacity.target_utilization: must be less than 1",
+        "17:40 database.primary.max_connections: must be a valid integer, unable to parse "
+        "string as an integer",
+    ]
+
+
+def test_min_greater_than_max(tmp_path: Path) -> None:
+    text = MINIMAL.replace("{min: 2, max: 10}", "{min: 12, max: 10}")
+    assert problems(tmp_path, text) == ["15:21 services.api.replicas.min: must be <= max (12 > 10)"]
+
+
+def test_requests_above_limits_and_pool(tmp_path: Path) -> None:
+    text = MINIMAL.replace('requests: {cpu: "1"', 'requests: {cpu: "3"').replace(
+        "pool: {min: 1, max: 5}", "pool: {min: 6, max: 5}"
+    )
+    assert problems(tmp_path, text) == [
+        "13:23 services.api.resources.requests.cpu: must be <= limits.cpu (3 > 2)",
+        "18:15 database.pool.min: must be <= max (6 > 5)",
+    ]
+
+
+def test_unpinned_image(tmp_path: Path) -> None:
+    text = MINIMAL.replace("shop:1.2.3", "shop:latest")
+    assert problems(tmp_path, text) == [
+        "5:12 services.api.image: must not use the moving tag 'latest'; pin a version or digest"
+    ]
+
+
+def test_wrong_version_and_type(tmp_path: Path) -> None:
+    text = MINIMAL.replace("version: 1", "version: 2").replace(
+        "keys: 1000000", "keys: [1, 2]"
+    )
+    assert problems(tmp_path, text) == [
+        "1:10 version: must be 1",
+        "20:9 cache.keys: must be a valid integer",
+    ]
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    assert problems(tmp_path, "- just\n- a list\n") == [
+        f"{tmp_path / 'plan.yaml'}:1:1: a plan is a YAML mapping starting with 'version: 1'"
+    ]
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, MINIMAL.replace("name: shop", "name: [shop"))
+    assert line.startswith(f"{tmp_path / 'plan.yaml'}:")
+    assert "malformed YAML" in line
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_plan(tmp_path / "nope.yaml")
+
+
+def test_unknown_profile_suggests(tmp_path: Path) -> None:
+    [line] = problems(tmp_path, MINIMAL, profile="prodution")
+    assert line.endswith("no profile named 'prodution'; did you mean 'production'?")
+
+
+def test_profile_overrides_apply_and_errors_point_into_the_profile(tmp_path: Path) -> None:
+    good = MINIMAL + (
+        "profiles:\n"
+        "  small:\n"
+        "    upstreams: loopback\n"
+        "    listen: 127.0.0.1:9000\n"
+        "    overrides:\n"
+        "      services:\n"
+        "        api:\n"
+        "          replicas: {min: 3, max: 3}\n"
+    )
+    path = tmp_path / "ok.yaml"
+    path.write_text(good)
+    loaded = load_plan(path, "small")
+    assert loaded.plan.services["api"].replicas.min == 3
+    assert load_plan(path, "production").plan.services["api"].replicas.min == 2
+
+    bad = good.replace("{min: 3, max: 3}", "{min: 4, max: 3}")
+    assert problems(tmp_path, bad, profile="small") == [
+        "34:27 profiles.small.overrides.services.api.replicas.min: must be <= max (4 > 3)"
+    ]
