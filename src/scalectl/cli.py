@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-import click
 import typer
 
 from scalectl import __version__
@@ -31,9 +30,11 @@ app = typer.Typer(
 app.add_typer(plan_command.app, name="plan")
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        typer.echo(f"scalectl {__version__}")
+        out = ctx.find_root().obj
+        stream = out.stdout if isinstance(out, Output) else sys.stdout
+        stream.write(f"scalectl {__version__}\n")
         raise typer.Exit()
 
 
@@ -68,14 +69,18 @@ def run(
         for line in exc.lines:
             out.error(line)
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         out.error("interrupted")
         return int(ExitCode.INTERRUPTED)
-    except click.ClickException as exc:
-        # Usage errors: click formats "Usage: ..." plus the problem.
-        exc.show(file=out.stderr)
+    except typer.TyperException as exc:
+        # Usage errors (typer's vendored click): "Usage: ..." plus the problem.
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show(file=out.stderr)
+        else:
+            out.error(f"error: {exc}")
         return int(ExitCode.BAD_INPUT)
     except KeyboardInterrupt:
         out.error("interrupted")
@@ -85,7 +90,11 @@ def run(
         out.error(f"internal error: {type(exc).__name__}: {exc}")
         out.error(f"the traceback is in {log}; please attach it to a bug report")
         return int(ExitCode.INTERNAL)
-    return int(result) if isinstance(result, int) else 0
+    code = int(result) if isinstance(result, int) else 0
+    if code == ExitCode.INTERRUPTED:
+        # typer turns Ctrl-C into a silent return of 130; say what happened.
+        out.error("interrupted")
+    return code
 
 
 def _crash_log(environ: Mapping[str, str]) -> Path:

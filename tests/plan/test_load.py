@@ -75,9 +75,7 @@ def test_unpinned_image(tmp_path: Path) -> None:
 
 
 def test_wrong_version_and_type(tmp_path: Path) -> None:
-    text = MINIMAL.replace("version: 1", "version: 2").replace(
-        "keys: 1000000", "keys: [1, 2]"
-    )
+    text = MINIMAL.replace("version: 1", "version: 2").replace("keys: 1000000", "keys: [1, 2]")
     assert problems(tmp_path, text) == [
         "1:10 version: must be 1",
         "20:9 cache.keys: must be a valid integer",

@@ -11,6 +11,4 @@ def output_of(ctx: typer.Context, json_mode: bool) -> Output:
     """The Output `cli.run` put in the context (a fresh one when called another way)."""
     root = ctx.find_root().obj
     base = root if isinstance(root, Output) else Output()
-    return Output(
-        json_mode=json_mode, environ=base.environ, stdout=base.stdout, stderr=base.stderr
-    )
+    return Output(json_mode=json_mode, environ=base.environ, stdout=base.stdout, stderr=base.stderr)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 class _RenderByDefault(TyperGroup):
     """`scalectl plan PLAN` means `scalectl plan render PLAN`, as the issue specifies."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["render", *args]
         return super().parse_args(ctx, args)
@@ -39,7 +38,7 @@ app = typer.Typer(
 @app.command("render")
 def render_command(
     ctx: typer.Context,
-    plans: list[Path] = typer.Argument(..., metavar="PLAN...", help="Capacity plan YAML file(s)."),
+    plans: list[Path] = typer.Argument(..., metavar="PLAN", help="Capacity plan YAML file(s)."),
     out: Path = typer.Option(
         Path("rendered"),
         "--out",
@@ -124,7 +123,9 @@ def render_command(
             checks = _run_checks(output, target, version)
             result["checks"] = [c.__dict__ for c in checks]
             if any(c.status == "failed" for c in checks):
-                failed.append(f"{target}: {sum(c.status == 'failed' for c in checks)} check(s) failed")
+                failed.append(
+                    f"{target}: {sum(c.status == 'failed' for c in checks)} check(s) failed"
+                )
 
     if output.json_mode:
         output.emit_json({"ok": not failed, "results": results})
@@ -216,7 +217,11 @@ def _print_checks(output: Output, target: Path, checks: list[CheckResult]) -> No
     for c in checks:
         style = {"ok": "green", "failed": "red", "skipped": "yellow"}[c.status]
         shown = c.status if c.status != "skipped" else f"skipped: {c.detail}"
-        rel = Path(c.target).relative_to(target) if Path(c.target).is_relative_to(target) else c.target
+        rel = (
+            Path(c.target).relative_to(target)
+            if Path(c.target).is_relative_to(target)
+            else c.target
+        )
         table.add_row(c.tool, str(rel), f"[{style}]{shown}[/{style}]")
     output.console.print(table)
     for c in checks:

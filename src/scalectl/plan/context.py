@@ -123,18 +123,18 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
             )
         )
     workers = []
-    for name, spec in plan.workers.items():
+    for name, worker in plan.workers.items():
         queue_views = [
             QueueView(q, next(s for s in sizing.queues if s.worker == name and s.queue == q.name))
-            for q in spec.queues
+            for q in worker.queues
         ]
         workers.append(
             WorkerView(
                 name=name,
-                spec=spec,
+                spec=worker,
                 size=sizing.worker(name),
                 queues=queue_views,
-                termination_grace_seconds=spec.graceful_shutdown_seconds + 10,
+                termination_grace_seconds=worker.graceful_shutdown_seconds + 10,
             )
         )
     slo = plan.slo

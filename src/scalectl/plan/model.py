@@ -284,14 +284,13 @@ class RateLimits(Strict):
 
 
 RetryCondition = Literal["error", "timeout", "http_500", "http_502", "http_503", "http_504"]
+_DEFAULT_RETRY_ON: tuple[RetryCondition, ...] = ("error", "timeout", "http_502", "http_503")
 
 
 class Retries(Strict):
     tries: int = Field(2, ge=1, le=10)
     timeout_seconds: Positive = 10
-    on: list[RetryCondition] = Field(
-        default_factory=lambda: ["error", "timeout", "http_502", "http_503"]
-    )
+    on: list[RetryCondition] = Field(default_factory=lambda: list(_DEFAULT_RETRY_ON))
 
 
 class LoadBalancer(Strict):
@@ -357,7 +356,10 @@ class Profile(Strict):
     listen: str = Field("0.0.0.0:80", pattern=r"^[0-9.]+:\d+$|^\[[0-9a-f:]+\]:\d+$")
     base_port: Port = Field(18000, description="loopback: first app instance port.")
     instances: int | None = Field(
-        None, ge=1, le=64, description="loopback: app instances per service (default: min replicas)."
+        None,
+        ge=1,
+        le=64,
+        description="loopback: app instances per service (default: min replicas).",
     )
     server_name: str = "_"
     overrides: dict[str, object] = Field(

@@ -34,9 +34,7 @@ class QueueFit:
     p_wait_over_target: float  # P(W > t) = C · e^(−(cμ − λ)t)
 
 
-def fit(
-    servers: int, arrival_rate: float, mean_service: float, target_wait: float
-) -> QueueFit:
+def fit(servers: int, arrival_rate: float, mean_service: float, target_wait: float) -> QueueFit:
     offered = arrival_rate * mean_service
     mu = 1 / mean_service
     c_prob = erlang_c(servers, offered)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from scalectl.plan.model import Latency, Plan, Profile, Replicas, Resources, cpu_cores, memory_bytes
@@ -117,6 +118,6 @@ def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
         ("max_ms", lat.max_ms),
     ]
     present = [(k, v) for k, v in order if v is not None]
-    for (lo_name, lo), (hi_name, hi) in zip(present, present[1:], strict=False):
+    for (lo_name, lo), (hi_name, hi) in itertools.pairwise(present):
         if lo > hi:
             yield ((*path, hi_name), f"must be >= {lo_name} ({hi:g} < {lo:g})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from scalectl.plan.model import Plan
@@ -15,3 +16,67 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = SCHEMA_ID
     schema["title"] = "scalectl capacity plan (version 1)"
     return dict(sorted(schema.items(), key=lambda kv: (not kv[0].startswith("$"), kv[0])))
+
+
+def markdown() -> str:
+    """docs/plan.md's field reference, one table per object in the schema."""
+    schema = json_schema()
+    defs: dict[str, Any] = schema.get("$defs", {})
+    lines = [
+        "# Plan reference (version 1)",
+        "",
+        "Generated from the schema by `python docs/generate.py`; do not edit by hand.",
+        "Print the schema itself with `scalectl plan schema`.",
+        "",
+    ]
+    order = ["Plan", *sorted(defs)]
+    for name in order:
+        node = schema if name == "Plan" else defs[name]
+        props: dict[str, Any] = node.get("properties", {})
+        if not props:
+            continue
+        required = set(node.get("required", []))
+        lines += [f"## {name}", "", "| field | type | default | description |", "|---|---|---|---|"]
+        for field, spec in props.items():
+            default = "required" if field in required else _fmt_default(spec.get("default"))
+            desc = str(spec.get("description", "")).replace("|", "\\|")
+            lines.append(f"| `{field}` | {_type(spec)} | {default} | {desc} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt_default(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict | list) and not value:
+        return "empty"
+    return f"`{value}`" if isinstance(value, str) else f"`{json.dumps(value)}`"
+
+
+def _type(spec: dict[str, Any] | bool) -> str:
+    if isinstance(spec, bool):
+        return "any"
+    if "$ref" in spec:
+        name = spec["$ref"].rsplit("/", 1)[-1]
+        return f"[{name}](#{name.lower()})"
+    if "anyOf" in spec:
+        return " or ".join(_type(s) for s in spec["anyOf"])
+    if "enum" in spec:
+        return " \\| ".join(f"`{v}`" for v in spec["enum"])
+    if "const" in spec:
+        return f"`{spec['const']}`"
+    kind = spec.get("type", "any")
+    if kind == "array":
+        return f"list of {_type(spec.get('items', {}))}"
+    if kind == "object" and isinstance(spec.get("additionalProperties"), dict):
+        return f"map of {_type(spec['additionalProperties'])}"
+    bounds = []
+    for key, sym in (
+        ("exclusiveMinimum", ">"),
+        ("minimum", "≥"),
+        ("exclusiveMaximum", "<"),
+        ("maximum", "≤"),
+    ):
+        if key in spec:
+            bounds.append(f"{sym} {spec[key]}")
+    return f"{kind}{' (' + ', '.join(bounds) + ')' if bounds else ''}"

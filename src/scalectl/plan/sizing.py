@@ -112,7 +112,8 @@ class Sizing:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["feasible"] = self.feasible
-        return _rounded(data)
+        rounded: dict[str, Any] = _rounded(data)
+        return rounded
 
 
 def _rounded(value: Any) -> Any:
@@ -141,9 +142,7 @@ def size(plan: Plan, profile: str = "production") -> Sizing:
     return result
 
 
-def _service(
-    name: str, svc: Service, pool_min: int, pool_max: int, result: Sizing
-) -> ServiceSize:
+def _service(name: str, svc: Service, pool_min: int, pool_max: int, result: Sizing) -> ServiceSize:
     cap = svc.capacity
     design = svc.traffic.peak_rps * svc.traffic.headroom
     budget = cap.per_replica_rps * cap.target_utilization

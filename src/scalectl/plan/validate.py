@@ -134,7 +134,9 @@ def checks_for(
     test = prom / "rules.test.yml"
     if test.is_file():
         label = "promtool test rules"
-        plan.append((label, test, _cmd(label, "promtool", ["test", "rules"], test, environ, cwd=prom)))
+        plan.append(
+            (label, test, _cmd(label, "promtool", ["test", "rules"], test, environ, cwd=prom))
+        )
     config = prom / "prometheus.yml"
     if config.is_file():
         label = "promtool check config"
@@ -211,7 +213,9 @@ def run_checks(
             return thunk()
         except _Missing as missing:
             if strict:
-                return CheckResult(tool, str(target), "failed", f"{missing} not installed (CI=true)")
+                return CheckResult(
+                    tool, str(target), "failed", f"{missing} not installed (CI=true)"
+                )
             return CheckResult(tool, str(target), "skipped", f"{missing} not installed")
 
     items = checks_for(root, k8s_version, env)

@@ -65,7 +65,9 @@ class _Builder:
             for key_node, value_node in node.value:
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int | float | bool):
-                    self.problems.append(f"{_mark(self.file, key_node)}: mapping keys must be scalars")
+                    self.problems.append(
+                        f"{_mark(self.file, key_node)}: mapping keys must be scalars"
+                    )
                     continue
                 child = (*path, str(key))
                 if key in out:
@@ -113,9 +115,7 @@ def parse(text: str, file: str) -> Located:
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         raise InputError(f"{where}: malformed YAML: {exc.problem}") from None
     if builder.problems:
-        raise InputError(
-            f"{file}: {len(builder.problems)} problem(s)", lines=builder.problems
-        )
+        raise InputError(f"{file}: {len(builder.problems)} problem(s)", lines=builder.problems)
     return Located(data, file, builder.values, builder.keys)
 
 
