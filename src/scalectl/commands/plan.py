@@ -259,6 +259,9 @@ def init_command(
 def schema_command(
     ctx: typer.Context,
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to a file, not stdout."),
+    json_out: bool = typer.Option(
+        False, "--json", help="With --out, print a JSON result (the schema itself is JSON)."
+    ),
 ) -> None:
     """Print the plan's JSON Schema, for editor autocomplete and CI validation.
 
@@ -267,12 +270,15 @@ def schema_command(
     from scalectl.plan.schema import json_schema
     from scalectl.plan.write import write_file
 
-    output = output_of(ctx, False)
+    output = output_of(ctx, json_out)
     text = json.dumps(json_schema(), indent=2) + "\n"
     if out is None:
         output.stdout.write(text)
+        return
+    write_file(out, text.encode())
+    if output.json_mode:
+        output.emit_json({"ok": True, "path": str(out)})
     else:
-        write_file(out, text.encode())
         output.info(f"wrote {out}")
 
 

@@ -100,8 +100,8 @@ class Capacity(Strict):
 
 
 class Quantities(Strict):
-    cpu: Cpu
-    memory: Memory
+    cpu: Cpu = Field(description="CPU cores: 500m or 2.")
+    memory: Memory = Field(description="Bytes with a suffix: 512Mi, 2Gi.")
 
 
 class Resources(Strict):
@@ -110,8 +110,8 @@ class Resources(Strict):
 
 
 class Replicas(Strict):
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(ge=1, description="Never fewer (also the HPA's minReplicas).")
+    max: int = Field(ge=1, description="Never more; sizing above this is infeasible.")
 
 
 class Autoscaling(Strict):
@@ -133,17 +133,17 @@ class Health(Strict):
 
 
 class Service(Strict):
-    image: Image
-    port: Port = 8000
+    image: Image = Field(description="Container image with a pinned tag or digest.")
+    port: Port = Field(8000, description="Port the app listens on inside its container.")
     route: HttpPath = Field(
         "/", description="URL prefix the load balancer sends to this service, e.g. /admin/."
     )
-    traffic: Traffic
-    capacity: Capacity
-    resources: Resources
-    replicas: Replicas
-    autoscaling: Autoscaling = Autoscaling()
-    health: Health = Health()
+    traffic: Traffic = Field(description="Peak load and growth to plan for.")
+    capacity: Capacity = Field(description="What one replica was measured to hold.")
+    resources: Resources = Field(description="Kubernetes-style requests and limits per replica.")
+    replicas: Replicas = Field(description="Bounds for the replica count and the HPA.")
+    autoscaling: Autoscaling = Field(Autoscaling(), description="HPA targets and behaviour.")
+    health: Health = Field(Health(), description="Probe paths; liveness must not equal readiness.")
     graceful_shutdown_seconds: int = Field(
         30, ge=1, le=600, description="How long the app drains in-flight requests on SIGTERM."
     )
@@ -185,8 +185,8 @@ class Queue(Strict):
 
 
 class Worker(Strict):
-    image: Image
-    queues: list[Queue] = Field(min_length=1)
+    image: Image = Field(description="Container image with a pinned tag or digest.")
+    queues: list[Queue] = Field(min_length=1, description="Queues this worker consumes.")
     processes: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
     threads: int = Field(4, ge=1, le=256, description="Consumer threads per process.")
     target_utilization: Fraction = 0.7
@@ -211,8 +211,8 @@ class Primary(Strict):
 
 
 class Pool(Strict):
-    min: int = Field(1, ge=0)
-    max: int = Field(10, ge=1)
+    min: int = Field(1, ge=0, description="Connections each process keeps open.")
+    max: int = Field(10, ge=1, description="Most connections one process may open.")
     acquire_timeout_seconds: Positive = 5
     statement_timeout_ms: int = Field(5000, ge=1)
 
@@ -227,7 +227,7 @@ class PgBouncer(Strict):
 class Database(Strict):
     image: Image = "postgres:16.4"
     primary: Primary
-    read_replicas: int = Field(0, ge=0, le=32)
+    read_replicas: int = Field(0, ge=0, le=32, description="Streaming replicas for reads.")
     pool: Pool = Pool()
     pgbouncer: PgBouncer = PgBouncer()
 
@@ -368,18 +368,25 @@ class Profile(Strict):
 
 
 class Plan(Strict):
-    version: Literal[1]
-    name: Name
+    version: Literal[1] = Field(description="Plan format version; always 1 for now.")
+    name: Name = Field(description="The application's name: a DNS label.")
     namespace: Name | None = Field(None, description="Kubernetes namespace; default: name.")
-    services: dict[Name, Service] = Field(min_length=1)
-    workers: dict[Name, Worker] = Field(default_factory=dict)
+    services: dict[Name, Service] = Field(min_length=1, description="HTTP tiers by name.")
+    workers: dict[Name, Worker] = Field(
+        default_factory=dict, description="Background queue consumers by name."
+    )
     database: Database | None = None
     cache: Cache | None = None
     load_balancer: LoadBalancer = LoadBalancer()
-    slo: Slo
+    slo: Slo = Field(description="Targets reused by loadtest gates and alert rules.")
     alerting: Alerting = Alerting()
-    kubernetes_version: str = Field("1.30.0", pattern=r"^1\.\d+\.\d+$")
-    profiles: dict[Name, Profile] = Field(default_factory=dict)
+    kubernetes_version: str = Field(
+        "1.30.0", pattern=r"^1\.\d+\.\d+$", description="Manifests are validated against it."
+    )
+    profiles: dict[Name, Profile] = Field(
+        default_factory=dict,
+        description="Named variants; 'local' and 'production' exist even when not listed.",
+    )
 
     @property
     def k8s_namespace(self) -> str:
