@@ -73,6 +73,13 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 ("database", "pool", "min"),
                 f"must be <= max ({db.pool.min} > {db.pool.max})",
             )
+        available = db.primary.max_connections - db.primary.reserved_connections
+        if db.pgbouncer.enabled and db.pgbouncer.reserve_pool_size * 2 > available > 0:
+            yield (
+                ("database", "pgbouncer", "reserve_pool_size"),
+                f"must be at most half the available server connections "
+                f"({db.pgbouncer.reserve_pool_size} > {available} / 2)",
+            )
         if db.primary.reserved_connections >= db.primary.max_connections:
             yield (
                 ("database", "primary", "reserved_connections"),
