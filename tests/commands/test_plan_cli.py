@@ -160,7 +160,7 @@ def test_unknown_key_message_is_exact(cli: Cli, tmp_path: Path) -> None:
     result = cli("plan", plan, "-o", tmp_path / "out")
     assert result.stderr.splitlines() == [
         "error: 1 problem in the input",
-        f"{plan}:15:7 services.api.traffic.hedroom: unknown key; did you mean 'headroom'?",
+        f"{plan}:13:7 services.api.traffic.hedroom: unknown key; did you mean 'headroom'?",
     ]
 
 

@@ -22,8 +22,14 @@ def preflight(out: Path) -> None:
     anchor = _existing_ancestor(out)
     if not anchor.is_dir():
         raise InputError(f"{anchor}: output path is inside a file, expected a directory")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise InputError(f"{anchor}: output directory is not writable")
+    # Try it: os.access says yes to root even where writing fails (read-only mounts, /proc).
+    try:
+        probe = tempfile.mkdtemp(prefix=".scalectl-probe-", dir=anchor)
+    except OSError as exc:
+        raise InputError(
+            f"{anchor}: output directory is not writable ({exc.strerror or exc})"
+        ) from None
+    os.rmdir(probe)
 
 
 def write_tree(out: Path, files: Files) -> list[str]:
@@ -34,8 +40,9 @@ def write_tree(out: Path, files: Files) -> list[str]:
     """
     preflight(out)
     anchor = _existing_ancestor(out)
-    staging = Path(tempfile.mkdtemp(prefix=".scalectl-", dir=anchor))
+    staging: Path | None = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=".scalectl-", dir=anchor))
         for rel, content in files.items():
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +61,8 @@ def write_tree(out: Path, files: Files) -> list[str]:
     except OSError as exc:
         raise InputError(f"{out}: cannot write output: {exc.strerror or exc}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def diff_tree(out: Path, files: Files) -> str:
