@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 @pytest.mark.slow
 def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run(
+    build = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -27,9 +27,11 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
             str(dist),
             str(ROOT),
         ],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
+    assert build.returncode == 0, build.stdout + build.stderr
     [wheel] = dist.glob("scalectl-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -41,7 +43,8 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         "-q",
         "--disable-pip-version-check",
     ]
-    subprocess.run([*pip, str(wheel)], check=True, capture_output=True)
+    install = subprocess.run([*pip, str(wheel)], check=False, capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
 
     work = tmp_path / "elsewhere"
     work.mkdir()
