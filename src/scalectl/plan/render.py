@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ TARGETS: tuple[Target, ...] = (
 )
 
 
+@functools.cache
 def environment() -> Any:
+    """One Jinja environment per process, so compiled templates are reused."""
     import jinja2  # lazy: keeps `scalectl --help` fast
 
     env = jinja2.Environment(
