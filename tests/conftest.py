@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from scalectl.cli import run
+from scalectl.stack.servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -54,3 +55,23 @@ def tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real PostgreSQL for the session, on a free loopback port."""
+    from scalectl.stack.servers import start_postgres
+
+    server = start_postgres(tmp_path_factory.mktemp("postgres") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real Redis (or Valkey) for the session, on a free loopback port."""
+    from scalectl.stack.servers import start_redis
+
+    server = start_redis(tmp_path_factory.mktemp("redis") / "data")
+    yield server
+    server.stop()

@@ -1,0 +1,133 @@
+"""Start, watch and stop long-lived child processes; find free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """An unprivileged account to run a server as (PostgreSQL refuses to run as root)."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    run_as: RunAs | None = None,
+) -> psutil.Process:
+    """Start a detached process (own session, survives us) with output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+            user=run_as.uid if run_as else None,
+            group=run_as.gid if run_as else None,
+            extra_groups=[] if run_as else None,
+        )
+    return psutil.Process(proc.pid)
+
+
+def same_process(pid: int, create_time: float) -> psutil.Process | None:
+    """The live process with this pid and start time, or None (pid reused or gone)."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > 0.01:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def stop(proc: psutil.Process, *, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Ask the process group to stop, wait up to `timeout`, then kill what is left.
+
+    Returns True when it stopped within the timeout (gracefully)."""
+    group = _group_members(proc)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    with contextlib.suppress(psutil.Error):
+        proc.send_signal(sig)
+    _, alive = psutil.wait_procs([proc, *group], timeout=timeout)
+    graceful = not alive
+    for leftover in alive:
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+    psutil.wait_procs(alive, timeout=5)
+    _reap(proc)
+    return graceful
+
+
+def _group_members(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _reap(proc: psutil.Process) -> None:
+    # Our own children must be waited for, or they linger as zombies.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(proc.pid, os.WNOHANG)
+
+
+def wait_for(check: Callable[[], object], *, timeout: float, interval: float = 0.1) -> bool:
+    """Poll `check()` until it returns truthy or `timeout` passes (bounded loop)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except Exception:  # a failing probe means "not yet"
+            pass
+        time.sleep(interval)
+    return False
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

