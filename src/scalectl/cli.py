@@ -15,6 +15,7 @@ import typer
 
 from scalectl import __version__
 from scalectl.commands import plan as plan_command
+from scalectl.commands import stack as stack_command
 from scalectl.errors import ExitCode, ScalectlError
 from scalectl.output import Output
 
@@ -28,6 +29,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(plan_command.app, name="plan")
+app.add_typer(stack_command.app, name="stack")
 
 
 def _version(ctx: typer.Context, value: bool) -> None:

@@ -112,17 +112,28 @@ def _reap(proc: psutil.Process) -> None:
         os.waitpid(proc.pid, os.WNOHANG)
 
 
-def wait_for(check: Callable[[], object], *, timeout: float, interval: float = 0.1) -> bool:
-    """Poll `check()` until it returns truthy or `timeout` passes (bounded loop)."""
+def wait_for(
+    check: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    reraise: tuple[type[BaseException], ...] = (),
+) -> bool:
+    """Poll `check()` until it returns truthy or `timeout` passes (bounded loop).
+
+    Exceptions mean "not yet", except those in `reraise`."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             if check():
                 return True
-        except Exception:  # a failing probe means "not yet"
+        except reraise:
+            raise
+        except Exception:
             pass
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(interval)
-    return False
 
 
 def tail(path: Path, lines: int = 20) -> str:

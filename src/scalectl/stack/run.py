@@ -1,0 +1,480 @@
+"""Bring the local stack up and down: PostgreSQL, Redis (cache and broker), the reference
+app's gunicorn clusters, Dramatiq workers, nginx and Prometheus, all on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from scalectl import resources
+from scalectl.errors import CheckFailed, InputError, ScalectlError
+from scalectl.plan import Prepared, prepare, render_files
+from scalectl.plan.context import ServiceView, build
+from scalectl.plan.write import write_tree
+from scalectl.stack import servers
+from scalectl.stack.process import free_port, port_in_use, same_process, spawn, stop, tail, wait_for
+from scalectl.stack.state import Member, StackState, clear, load
+
+Progress = Callable[[str], None]
+WORKER_METRICS_BASE = 9191  # the rendered prometheus.yml scrapes worker i on 9191 + i
+STOP_ORDER = ("nginx", "prometheus", "app", "worker", "broker", "redis", "postgres")
+
+
+@dataclass(frozen=True)
+class UpResult:
+    state: StackState
+    already_up: bool
+    cleaned_stale: bool
+
+
+def default_plan() -> Path:
+    return Path(str(resources.template("plan/reference-app.yaml")))
+
+
+def app_dir() -> Path:
+    return Path(str(resources.root().joinpath("reference_app")))
+
+
+def up(
+    plan_path: Path,
+    profile: str,
+    state_dir: Path,
+    *,
+    timeout: float = 120.0,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress = lambda _: None,
+) -> UpResult:
+    state_dir = state_dir.absolute()
+    prepared = prepare(plan_path, profile)
+    if prepared.loaded.profile.upstreams != "loopback":
+        raise InputError(
+            f"{plan_path}: profile '{profile}' targets DNS names; `stack` needs a loopback "
+            "profile such as 'local'"
+        )
+    cleaned = False
+    existing = load(state_dir)
+    if existing is not None:
+        alive = [m for m in existing.members if same_process(m.pid, m.create_time)]
+        if existing.members and len(alive) == len(existing.members):
+            return UpResult(existing, already_up=True, cleaned_stale=False)
+        progress(
+            f"found stale state from an earlier run ({len(alive)} of "
+            f"{len(existing.members)} processes alive): cleaning up"
+        )
+        _stop_members(existing, progress=progress)
+        clear(state_dir)
+        cleaned = True
+
+    ctx = build(prepared.loaded, prepared.sizing)
+    services: list[ServiceView] = ctx["services"]
+    listen = prepared.loaded.profile.listen
+    listen_port = int(listen.rsplit(":", 1)[1])
+    _check_ports(services, listen_port, len(prepared.loaded.plan.workers))
+
+    rendered = state_dir / "rendered"
+    write_tree(rendered, render_files(prepared))
+    state = StackState(
+        plan=str(plan_path),
+        profile=profile,
+        state_dir=str(state_dir),
+        started_at=time.time(),
+    )
+    env = dict(os.environ if environ is None else environ)
+    try:
+        _start_all(prepared, state, services, rendered, env, timeout, progress)
+    except BaseException:
+        progress("start-up failed: stopping what was started")
+        _stop_members(state, progress=progress)
+        clear(state_dir)
+        raise
+    return UpResult(state, already_up=False, cleaned_stale=cleaned)
+
+
+def _check_ports(services: list[ServiceView], listen_port: int, workers: int) -> None:
+    busy = []
+    for svc in services:
+        for server in svc.upstream_servers:
+            port = int(server.rsplit(":", 1)[1])
+            if port_in_use(port):
+                busy.append(f"{svc.name} instance port {port}")
+    if _nginx_binary() and port_in_use(listen_port):
+        busy.append(f"load balancer port {listen_port}")
+    for i in range(workers):
+        if port_in_use(WORKER_METRICS_BASE + i):
+            busy.append(f"worker metrics port {WORKER_METRICS_BASE + i}")
+    if busy:
+        raise InputError(
+            "ports the plan's local profile needs are in use",
+            lines=[f"busy: {b}" for b in busy]
+            + ["change profiles.local.base_port / listen in the plan, or stop what holds them"],
+        )
+
+
+def _start_all(
+    prepared: Prepared,
+    state: StackState,
+    services: list[ServiceView],
+    rendered: Path,
+    env: dict[str, str],
+    timeout: float,
+    progress: Progress,
+) -> None:
+    plan = prepared.loaded.plan
+    sizing = prepared.sizing
+    root = Path(state.state_dir)
+    logs = root / "logs"
+
+    def record(member: Member) -> None:
+        state.members.append(member)
+        state.save()
+
+    progress("starting PostgreSQL")
+    pg = servers.start_postgres(
+        root / "postgres" / "data",
+        max_connections=max(200, _connections_needed(prepared) + 20),
+        log=logs / "postgres.log",
+    )
+    record(Member("postgres", "postgres", pg.pid, pg.create_time, str(pg.log), pg.port, url=pg.url))
+    database_url = pg.create_database("refapp")
+    state.urls["database"] = database_url
+    state.notes.append(f"PostgreSQL from {pg.binaries.source} ({pg.binaries.path})")
+
+    progress("starting Redis (cache) and Redis (broker)")
+    cache_memory = sizing.cache.maxmemory if sizing.cache else None
+    policy = plan.cache.eviction_policy if plan.cache else None
+    cache = servers.start_redis(
+        root / "redis" / "data", log=logs / "redis.log", maxmemory=cache_memory, policy=policy
+    )
+    record(
+        Member(
+            "redis",
+            "redis",
+            cache.pid,
+            cache.create_time,
+            str(cache.log),
+            cache.port,
+            url=cache.url,
+        )
+    )
+    # Queued jobs must never be evicted: the broker is a separate, noeviction Redis.
+    broker = servers.start_redis(
+        root / "broker" / "data", log=logs / "broker.log", policy="noeviction"
+    )
+    record(
+        Member(
+            "broker",
+            "redis",
+            broker.pid,
+            broker.create_time,
+            str(broker.log),
+            broker.port,
+            url=broker.url,
+        )
+    )
+    state.urls["redis"] = cache.url
+    state.urls["broker"] = broker.url
+    state.notes.append(f"Redis from {cache.binaries.source} ({cache.binaries.path})")
+
+    base_env = {
+        **env,
+        **app_environment(prepared),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": cache.url,
+        "BROKER_URL": broker.url,
+        "HOST": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    code = app_dir()
+    cores = os.cpu_count() or 1
+    for svc in services:
+        for index, server in enumerate(svc.upstream_servers, start=1):
+            port = int(server.rsplit(":", 1)[1])
+            name = f"{svc.name}-{index}"
+            metrics_dir = root / "metrics" / name
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            app_env = {
+                **base_env,
+                "SERVICE_NAME": svc.name,
+                "PORT": str(port),
+                # Locally every instance shares this machine's cores.
+                "WEB_CONCURRENCY": str(min(svc.size.processes, cores)),
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                "RELEASE_ID": f"local-{name}",
+            }
+            progress(f"starting {name} on 127.0.0.1:{port}")
+            argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "refapp.main:app"]
+            proc = spawn(argv, log=logs / f"{name}.log", env=app_env, cwd=code)
+            record(
+                Member(
+                    name,
+                    "app",
+                    proc.pid,
+                    proc.create_time(),
+                    str(logs / f"{name}.log"),
+                    port,
+                    health_url=f"http://127.0.0.1:{port}/health/ready",
+                    url=f"http://127.0.0.1:{port}",
+                )
+            )
+
+    for index, (name, worker) in enumerate(plan.workers.items()):
+        metrics_port = WORKER_METRICS_BASE + index
+        prom_db = root / "metrics" / f"worker-{name}"
+        shutil.rmtree(prom_db, ignore_errors=True)
+        prom_db.mkdir(parents=True)
+        queues = [q.name for q in worker.queues]
+        argv = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "refapp.tasks",
+            "--processes",
+            str(min(worker.processes, cores)),
+            "--threads",
+            str(worker.threads),
+            "--worker-shutdown-timeout",
+            str(worker.graceful_shutdown_seconds * 1000),
+            "--queues",
+            *queues,
+        ]
+        worker_env = {
+            **base_env,
+            "SERVICE_NAME": name,
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_port": str(metrics_port),
+            "dramatiq_prom_db": str(prom_db),
+        }
+        member_name = f"worker-{name}"
+        progress(f"starting {member_name} (queues {', '.join(queues)})")
+        proc = spawn(argv, log=logs / f"{member_name}.log", env=worker_env, cwd=code)
+        record(
+            Member(
+                member_name,
+                "worker",
+                proc.pid,
+                proc.create_time(),
+                str(logs / f"{member_name}.log"),
+                metrics_port,
+                health_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            )
+        )
+
+    _start_nginx(prepared, state, rendered, logs, progress, record)
+    _start_prometheus(state, rendered, logs, progress, record)
+
+    progress("waiting for every service to be healthy")
+    _wait_healthy(state, timeout)
+    state.save()
+
+
+def _start_nginx(
+    prepared: Prepared,
+    state: StackState,
+    rendered: Path,
+    logs: Path,
+    progress: Progress,
+    record: Callable[[Member], None],
+) -> None:
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    listen = prepared.loaded.profile.listen
+    if nginx is None:
+        state.notes.append("nginx is not installed: the stack runs without the load balancer")
+        progress("nginx not installed: running without the load balancer")
+        return
+    prefix = Path(state.state_dir) / "nginx"
+    for sub in ("conf", "logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    # nginx's workers run as an unprivileged user when the master is root: let them buffer.
+    (prefix / "tmp").chmod(0o1777)
+    conf = prefix / "conf" / "nginx.conf"
+    shutil.copyfile(rendered / "nginx" / "nginx.conf", conf)  # exactly what `plan` rendered
+    progress(f"starting nginx on {listen}")
+    argv = [nginx, "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"]
+    proc = spawn(argv, log=logs / "nginx.log")
+    host, port = listen.rsplit(":", 1)
+    base = f"http://{host}:{port}"
+    record(
+        Member(
+            "nginx",
+            "nginx",
+            proc.pid,
+            proc.create_time(),
+            str(logs / "nginx.log"),
+            int(port),
+            health_url=f"{base}/nginx/health",
+            url=base,
+        )
+    )
+    state.urls["app"] = base
+
+
+def _nginx_binary() -> str | None:
+    # Debian installs nginx in /usr/sbin, outside an ordinary user's PATH.
+    return shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin")
+
+
+def _start_prometheus(
+    state: StackState,
+    rendered: Path,
+    logs: Path,
+    progress: Progress,
+    record: Callable[[Member], None],
+) -> None:
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        state.notes.append("Prometheus is not installed: no scraping or alert evaluation")
+        return
+    port = free_port()
+    data = Path(state.state_dir) / "prometheus" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        prometheus,
+        f"--config.file={rendered / 'prometheus' / 'prometheus.yml'}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=2d",
+    ]
+    progress(f"starting Prometheus on 127.0.0.1:{port}")
+    proc = spawn(argv, log=logs / "prometheus.log")
+    base = f"http://127.0.0.1:{port}"
+    record(
+        Member(
+            "prometheus",
+            "prometheus",
+            proc.pid,
+            proc.create_time(),
+            str(logs / "prometheus.log"),
+            port,
+            health_url=f"{base}/-/ready",
+            url=base,
+        )
+    )
+    state.urls["prometheus"] = base
+
+
+def _wait_healthy(state: StackState, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        for member in state.members:
+            if member.health_url is None:
+                continue
+
+            def healthy(m: Member = member) -> bool:
+                if same_process(m.pid, m.create_time) is None:
+                    raise _Died(m.name)
+                assert m.health_url is not None
+                return client.get(m.health_url).status_code == 200
+
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                ok = wait_for(healthy, timeout=left, interval=0.25, reraise=(_Died,))
+            except _Died:
+                raise CheckFailed(
+                    f"{member.name} exited during start-up; last lines of {member.log}:",
+                    lines=tail(Path(member.log)).splitlines(),
+                ) from None
+            if not ok:
+                raise CheckFailed(
+                    f"{member.name} was not healthy within {timeout:g}s ({member.health_url}); "
+                    f"last lines of {member.log}:",
+                    lines=tail(Path(member.log)).splitlines(),
+                )
+
+
+class _Died(Exception):
+    pass
+
+
+def app_environment(prepared: Prepared) -> dict[str, str]:
+    """Settings the reference app reads, from the plan (names match its fields)."""
+    plan = prepared.loaded.plan
+    env: dict[str, str] = {}
+    first = prepared.sizing.services[0]
+    if plan.database:
+        env["DATABASE_POOL_MIN"] = str(first.pool_min)
+        env["DATABASE_POOL_MAX"] = str(first.pool_max)
+        env["DATABASE_POOL_TIMEOUT"] = f"{plan.database.pool.acquire_timeout_seconds:g}"
+        env["DATABASE_STATEMENT_TIMEOUT_MS"] = str(plan.database.pool.statement_timeout_ms)
+    if plan.cache:
+        for kind, ttl in plan.cache.ttl_seconds.items():
+            env[f"CACHE_TTL_{kind.upper()}"] = str(ttl)
+    limits = plan.load_balancer.rate_limits
+    if limits.per_ip:
+        env["RATE_LIMIT_PER_IP"] = f"{max(1, round(limits.per_ip.rps))}/second"
+    for tier, limit in limits.tiers.items():
+        env[f"RATE_LIMIT_TIER_{tier.upper()}"] = f"{max(1, round(limit.rps))}/second"
+    env["TIER_HEADER"] = limits.tier_header
+    svc = next(iter(plan.services.values()))
+    env["GRACEFUL_TIMEOUT"] = str(svc.graceful_shutdown_seconds)
+    return env
+
+
+def _connections_needed(prepared: Prepared) -> int:
+    db = prepared.sizing.database
+    return db.client_connections if db else 0
+
+
+@dataclass(frozen=True)
+class Stopped:
+    name: str
+    graceful: bool
+
+
+def down(state_dir: Path, *, progress: Progress = lambda _: None) -> list[Stopped] | None:
+    state_dir = state_dir.absolute()
+    state = load(state_dir)
+    if state is None:
+        return None
+    stopped = _stop_members(state, progress=progress)
+    clear(state_dir)
+    return stopped
+
+
+def _stop_members(state: StackState, *, progress: Progress) -> list[Stopped]:
+    result = []
+    order = {kind: i for i, kind in enumerate(STOP_ORDER)}
+    for member in sorted(state.members, key=lambda m: order.get(m.kind, 99)):
+        proc = same_process(member.pid, member.create_time)
+        if proc is None:
+            result.append(Stopped(member.name, graceful=False))
+            continue
+        progress(f"stopping {member.name}")
+        graceful = _stop_member(member, proc)
+        result.append(Stopped(member.name, graceful))
+    return result
+
+
+def _stop_member(member: Member, proc: psutil.Process) -> bool:
+    import signal
+
+    if member.kind == "postgres":
+        return stop(proc, timeout=15, sig=signal.SIGINT)  # PostgreSQL's fast shutdown
+    if member.kind == "nginx":
+        return stop(proc, timeout=10, sig=signal.SIGQUIT)  # nginx's graceful shutdown
+    if member.kind == "app":
+        return stop(proc, timeout=45)  # gunicorn drains within graceful_timeout
+    if member.kind == "worker":
+        return stop(proc, timeout=70)
+    return stop(proc, timeout=10)
+
+
+def require_state(state_dir: Path) -> StackState:
+    state = load(state_dir.absolute())
+    if state is None:
+        raise InputError(f"{state_dir}: no stack is running here (run `scalectl stack up`)")
+    return state
+
+
+__all__ = ["ScalectlError", "UpResult", "down", "require_state", "up"]

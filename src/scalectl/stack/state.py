@@ -1,0 +1,67 @@
+"""The stack's state directory: what runs, where, since when. Written atomically after
+every change so a killed `scalectl` leaves enough behind to clean up."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalectl.errors import InputError
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class Member:
+    """One process of the stack."""
+
+    name: str  # postgres, redis, broker, api-1, worker-jobs-1, nginx, prometheus
+    kind: str  # postgres | redis | app | worker | nginx | prometheus
+    pid: int
+    create_time: float
+    log: str
+    port: int | None = None
+    health_url: str | None = None
+    url: str | None = None  # how clients reach it (postgresql://, redis://, http://)
+
+
+@dataclass
+class StackState:
+    plan: str
+    profile: str
+    state_dir: str
+    started_at: float
+    members: list[Member] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def member(self, name: str) -> Member | None:
+        return next((m for m in self.members if m.name == name), None)
+
+    def save(self) -> None:
+        directory = Path(self.state_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(self), handle, indent=2)
+        os.replace(tmp, directory / STATE_FILE)
+
+
+def load(state_dir: Path) -> StackState | None:
+    path = state_dir / STATE_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable stack state ({exc}); remove the directory") from None
+    members = [Member(**m) for m in data.pop("members", [])]
+    return StackState(**data, members=members)
+
+
+def clear(state_dir: Path) -> None:
+    (state_dir / STATE_FILE).unlink(missing_ok=True)

@@ -1,0 +1,52 @@
+"""What the stack is doing now: each member's process, port, health and uptime."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from scalectl.stack.process import same_process
+from scalectl.stack.state import StackState
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    name: str
+    kind: str
+    pid: int
+    port: int | None
+    state: str  # running | crashed
+    health: str  # pass | fail | n/a
+    detail: str
+    uptime_seconds: float | None
+
+
+def status(state: StackState, *, timeout: float = 2.0) -> list[MemberStatus]:
+    import httpx
+
+    out = []
+    now = time.time()
+    with httpx.Client(timeout=timeout) as client:
+        for m in state.members:
+            proc = same_process(m.pid, m.create_time)
+            if proc is None:
+                out.append(
+                    MemberStatus(
+                        m.name, m.kind, m.pid, m.port, "crashed", "fail", "process is gone", None
+                    )
+                )
+                continue
+            health, detail = "n/a", ""
+            if m.health_url:
+                try:
+                    response = client.get(m.health_url)
+                    health = "pass" if response.status_code == 200 else "fail"
+                    detail = f"{m.health_url} -> {response.status_code}"
+                except Exception as exc:  # connection refused, timeout: unhealthy, not a crash
+                    health, detail = "fail", f"{m.health_url}: {type(exc).__name__}"
+            out.append(
+                MemberStatus(
+                    m.name, m.kind, m.pid, m.port, "running", health, detail, now - m.create_time
+                )
+            )
+    return out
