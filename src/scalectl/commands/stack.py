@@ -30,6 +30,9 @@ def up_command(
     profile: str = typer.Option("local", "--profile", "-p", help="A loopback profile."),
     state_dir: Path = _state_opt,
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for health."),
+    balancer: bool = typer.Option(
+        True, "--balancer/--no-balancer", help="Run nginx in front (when it is installed)."
+    ),
     json_out: bool = _json_opt,
 ) -> None:
     """Start the stack and wait until every service is healthy.
@@ -44,6 +47,7 @@ def up_command(
         profile,
         state_dir,
         timeout=timeout,
+        balancer=balancer,
         environ=output.environ,
         progress=output.info,
     )

@@ -48,6 +48,7 @@ def up(
     state_dir: Path,
     *,
     timeout: float = 120.0,
+    balancer: bool = True,
     environ: Mapping[str, str] | None = None,
     progress: Progress = lambda _: None,
 ) -> UpResult:
@@ -76,7 +77,9 @@ def up(
     services: list[ServiceView] = ctx["services"]
     listen = prepared.loaded.profile.listen
     listen_port = int(listen.rsplit(":", 1)[1])
-    _check_ports(services, listen_port, len(prepared.loaded.plan.workers))
+    env = dict(os.environ if environ is None else environ)
+    nginx = _nginx_binary(env) if balancer else None
+    _check_ports(services, listen_port if nginx else None, len(prepared.loaded.plan.workers))
 
     rendered = state_dir / "rendered"
     write_tree(rendered, render_files(prepared))
@@ -86,9 +89,8 @@ def up(
         state_dir=str(state_dir),
         started_at=time.time(),
     )
-    env = dict(os.environ if environ is None else environ)
     try:
-        _start_all(prepared, state, services, rendered, env, timeout, progress)
+        _start_all(prepared, state, services, rendered, env, nginx, timeout, progress)
     except BaseException:
         progress("start-up failed: stopping what was started")
         _stop_members(state, progress=progress)
@@ -97,14 +99,14 @@ def up(
     return UpResult(state, already_up=False, cleaned_stale=cleaned)
 
 
-def _check_ports(services: list[ServiceView], listen_port: int, workers: int) -> None:
+def _check_ports(services: list[ServiceView], listen_port: int | None, workers: int) -> None:
     busy = []
     for svc in services:
         for server in svc.upstream_servers:
             port = int(server.rsplit(":", 1)[1])
             if port_in_use(port):
                 busy.append(f"{svc.name} instance port {port}")
-    if _nginx_binary() and port_in_use(listen_port):
+    if listen_port is not None and port_in_use(listen_port):
         busy.append(f"load balancer port {listen_port}")
     for i in range(workers):
         if port_in_use(WORKER_METRICS_BASE + i):
@@ -123,6 +125,7 @@ def _start_all(
     services: list[ServiceView],
     rendered: Path,
     env: dict[str, str],
+    nginx: str | None,
     timeout: float,
     progress: Progress,
 ) -> None:
@@ -267,7 +270,7 @@ def _start_all(
             )
         )
 
-    _start_nginx(prepared, state, rendered, logs, progress, record)
+    _start_nginx(nginx, prepared, state, rendered, logs, progress, record)
     _start_prometheus(state, rendered, logs, progress, record)
 
     progress("waiting for every service to be healthy")
@@ -276,6 +279,7 @@ def _start_all(
 
 
 def _start_nginx(
+    nginx: str | None,
     prepared: Prepared,
     state: StackState,
     rendered: Path,
@@ -318,9 +322,9 @@ def _start_nginx(
     state.urls["app"] = base
 
 
-def _nginx_binary() -> str | None:
+def _nginx_binary(env: Mapping[str, str]) -> str | None:
     # Debian installs nginx in /usr/sbin, outside an ordinary user's PATH.
-    return shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin")
+    return shutil.which("nginx", path=env.get("PATH", "") + ":/usr/sbin:/usr/local/sbin")
 
 
 def _start_prometheus(

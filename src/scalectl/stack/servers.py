@@ -220,9 +220,6 @@ def start_postgres(
         if init.returncode != 0:
             raise ServerError(f"initdb failed in {data_dir}:\n{init.stdout}{init.stderr}")
     port = port or free_port()
-    log.touch()
-    if account is not None:
-        os.chown(log, account.uid, account.gid)
     argv = [
         str(bindir / "postgres"),
         "-D",
