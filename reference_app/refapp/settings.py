@@ -46,7 +46,9 @@ class Settings:
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "info"))
 
     # gunicorn (services.<name>.processes, graceful_shutdown_seconds)
-    web_concurrency: int = field(default_factory=lambda: _int("WEB_CONCURRENCY", os.cpu_count() or 1))
+    web_concurrency: int = field(
+        default_factory=lambda: _int("WEB_CONCURRENCY", os.cpu_count() or 1)
+    )
     graceful_timeout: int = field(default_factory=lambda: _int("GRACEFUL_TIMEOUT", 30))
     max_requests: int = field(default_factory=lambda: _int("MAX_REQUESTS", 10000))
     max_requests_jitter: int = field(default_factory=lambda: _int("MAX_REQUESTS_JITTER", 1000))
@@ -119,10 +121,37 @@ class Settings:
     cleanup_interval_seconds: float = field(
         default_factory=lambda: _float("CLEANUP_INTERVAL_SECONDS", 60)
     )
+    # Queue side (refapp.tasks): Dramatiq's TimeLimit and AgeLimit, the cleanup job's
+    # thresholds, and the CPU cost of an analysis (sha256 rounds, ~0.4 s per million).
+    job_time_limit_ms: int = field(default_factory=lambda: _int("JOB_TIME_LIMIT_MS", 600000))
+    job_max_age_ms: int = field(default_factory=lambda: _int("JOB_MAX_AGE_MS", 86400000))
+    cleanup_deleted_after_seconds: float = field(
+        default_factory=lambda: _float("CLEANUP_DELETED_AFTER_SECONDS", 86400)
+    )
+    cleanup_stuck_queued_seconds: float = field(
+        default_factory=lambda: _float("CLEANUP_STUCK_QUEUED_SECONDS", 300)
+    )
+    analysis_work_factor: int = field(default_factory=lambda: _int("ANALYSIS_WORK_FACTOR", 100000))
 
     prometheus_multiproc_dir: str = field(
         default_factory=lambda: os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
     )
+
+    # Added for the web tier (refapp.main). Fail-fast budgets: a dead dependency must cost
+    # a request well under a second, so connect and socket timeouts stay short.
+    debug: bool = field(default_factory=lambda: os.environ.get("REFAPP_DEBUG", "") == "1")
+    database_connect_timeout: float = field(
+        default_factory=lambda: _float("DATABASE_CONNECT_TIMEOUT", 2)
+    )
+    database_read_retries: int = field(default_factory=lambda: _int("DATABASE_READ_RETRIES", 3))
+    redis_socket_timeout: float = field(default_factory=lambda: _float("REDIS_SOCKET_TIMEOUT", 0.5))
+    redis_max_connections: int = field(default_factory=lambda: _int("REDIS_MAX_CONNECTIONS", 100))
+    cache_l1_max_entries: int = field(default_factory=lambda: _int("CACHE_L1_MAX_ENTRIES", 1024))
+    # Stampede guard: how long the recompute lock lives and how long others wait for it.
+    cache_lock_ms: int = field(default_factory=lambda: _int("CACHE_LOCK_MS", 2000))
+    cache_lock_wait_ms: int = field(default_factory=lambda: _int("CACHE_LOCK_WAIT_MS", 300))
+    enqueue_timeout: float = field(default_factory=lambda: _float("ENQUEUE_TIMEOUT", 1))
+    health_timeout: float = field(default_factory=lambda: _float("HEALTH_TIMEOUT", 1))
 
 
 @functools.cache
