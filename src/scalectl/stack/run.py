@@ -287,13 +287,15 @@ def _start_nginx(
     progress: Progress,
     record: Callable[[Member], None],
 ) -> None:
-    nginx = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
     listen = prepared.loaded.profile.listen
     if nginx is None:
-        state.notes.append("nginx is not installed: the stack runs without the load balancer")
-        progress("nginx not installed: running without the load balancer")
+        state.notes.append(
+            "no load balancer (nginx not installed, or --no-balancer): "
+            "clients use the app instances directly"
+        )
+        progress("running without the load balancer")
+        first = next(m for m in state.members if m.kind == "app")
+        state.urls["app"] = first.url or ""
         return
     prefix = Path(state.state_dir) / "nginx"
     for sub in ("conf", "logs", "tmp"):
