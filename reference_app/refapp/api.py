@@ -1,0 +1,176 @@
+"""The submissions API. Reads are cache-aside (refapp.cache) over the read pool; writes go
+to the primary in one transaction, then invalidate what they made stale."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+
+from refapp import cachekeys, queue_client, services, store
+from refapp.cachekeys import Invalidation
+from refapp.models import (
+    BIGINT_MAX,
+    ERROR_RESPONSES,
+    NOT_FOUND,
+    Error,
+    Job,
+    Stats,
+    Submission,
+    SubmissionAccepted,
+    SubmissionCreate,
+    SubmissionPage,
+    SubmissionUpdate,
+)
+from refapp.services import Services
+
+router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
+Deps = Annotated[Services, Depends(services.get)]
+UserId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
+
+
+def encode_cursor(item: dict[str, Any]) -> str:
+    raw = json.dumps([item["created_at"], item["id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Opaque to clients; anything we did not mint is a 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, item_id = json.loads(raw)
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, UUID(item_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid cursor") from exc
+
+
+@router.post(
+    "/submissions",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SubmissionAccepted,
+    summary="Submit a document for analysis",
+)
+async def create_submission(
+    body: SubmissionCreate, response: Response, deps: Deps
+) -> dict[str, Any]:
+    submission_id, job_id = uuid4(), uuid4()
+    created = await deps.db.write(
+        lambda db: store.create_submission(db, submission_id, job_id, body)
+    )
+    await deps.cache.invalidate(Invalidation.for_write(user_ids=[body.user_id]))
+    # After the commit: a worker must find the rows. If this fails the job stays queued.
+    await queue_client.enqueue(
+        str(job_id), str(submission_id), "analyse", body.priority, deps.settings.enqueue_timeout
+    )
+    response.headers["Location"] = f"/api/jobs/{job_id}"
+    return created
+
+
+@router.get("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
+async def get_submission(submission_id: UUID, deps: Deps) -> dict[str, Any]:
+    found = await deps.cache.get_or_load(
+        cachekeys.submission(str(submission_id)),
+        deps.settings.cache_ttl_submission,
+        lambda: deps.db.read(lambda db: store.get_submission(db, submission_id)),
+    )
+    if found is None:
+        raise _not_found("submission")
+    return dict(found)
+
+
+@router.get(
+    "/users/{user_id}/submissions",
+    response_model=SubmissionPage,
+    responses={400: {"model": Error, "description": "Invalid cursor"}},
+)
+async def list_user_submissions(
+    user_id: UserId,
+    deps: Deps,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    after = decode_cursor(cursor) if cursor else None
+
+    async def load() -> dict[str, Any]:
+        # One row more than asked says whether there is a next page.
+        rows = await deps.db.read(
+            lambda db: store.list_user_submissions(db, user_id, limit + 1, after)
+        )
+        items = rows[:limit]
+        more = len(rows) > limit
+        return {"items": items, "next_cursor": encode_cursor(items[-1]) if more else None}
+
+    version = await deps.cache.user_list_version(user_id)
+    if version is None:  # no Redis: another worker's write could not reach our L1
+        return await load()
+    page: dict[str, Any] = await deps.cache.get_or_load(
+        cachekeys.user_page(user_id, version, limit, cursor),
+        deps.settings.cache_ttl_user_submissions,
+        load,
+    )
+    return page
+
+
+@router.patch("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
+async def update_submission(
+    submission_id: UUID, body: SubmissionUpdate, deps: Deps
+) -> dict[str, Any]:
+    updated = await deps.db.write(
+        lambda db: store.update_submission(db, submission_id, body.title, body.content)
+    )
+    if updated is None:
+        raise _not_found("submission")
+    await deps.cache.invalidate(
+        Invalidation.for_write(submission_ids=[str(submission_id)], user_ids=[updated["user_id"]])
+    )
+    return updated
+
+
+@router.delete(
+    "/submissions/{submission_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+async def delete_submission(submission_id: UUID, deps: Deps) -> Response:
+    user_id = await deps.db.write(lambda db: store.delete_submission(db, submission_id))
+    if user_id is None:
+        raise _not_found("submission")
+    await deps.cache.invalidate(
+        Invalidation.for_write(submission_ids=[str(submission_id)], user_ids=[user_id])
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/jobs/{job_id}", response_model=Job, responses=NOT_FOUND)
+async def get_job(job_id: UUID, deps: Deps) -> dict[str, Any]:
+    found = await deps.cache.get_or_load(
+        cachekeys.job(str(job_id)),
+        deps.settings.cache_ttl_job,
+        lambda: deps.db.read(lambda db: store.get_job(db, job_id)),
+    )
+    if found is None:
+        raise _not_found("job")
+    return dict(found)
+
+
+@router.get("/stats", response_model=Stats)
+async def get_stats(deps: Deps) -> dict[str, Any]:
+    found: dict[str, Any] = await deps.cache.get_or_load(
+        cachekeys.stats(),
+        deps.settings.cache_ttl_stats,
+        lambda: deps.db.read(store.stats),
+    )
+    return found

@@ -1,0 +1,61 @@
+"""The app factory. Run it with `gunicorn -c gunicorn.conf.py refapp.main:app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.routing import BaseRoute, Route
+
+from refapp import api, debug, errors, health, logs, settings
+from refapp.ratelimit import RateLimitMiddleware
+from refapp.services import Services
+from refapp.shedding import LoadShedMiddleware
+from refapp.telemetry import TelemetryMiddleware
+
+DESCRIPTION = """A CV/document submission service: submissions are stored in PostgreSQL and
+analysed by background jobs. Requests may carry `X-API-Key` and `X-API-Tier`
+(premium, basic or free) for rate limiting and load shedding; every response carries
+`X-Request-ID`, and limited ones `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."""
+
+
+def create_app(config: settings.Settings | None = None) -> FastAPI:
+    config = config or settings.get()
+    logs.configure(config.log_level)
+    deps = Services(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await deps.start()
+        try:
+            yield
+        finally:
+            await deps.stop()
+
+    app = FastAPI(
+        title="scalectl reference app",
+        version=health.VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = deps
+    errors.install(app)
+    routers = [api.router, health.router, *([debug.router] if config.debug else [])]
+    for router in routers:
+        app.include_router(router)
+    # The routes to label metrics with, flattened: FastAPI keeps included routers as opaque
+    # entries in app.routes. Plain Starlette routes there are the docs and /openapi.json.
+    routes: list[BaseRoute] = [
+        *(r for r in app.routes if isinstance(r, Route)),
+        *(r for router in routers for r in router.routes),
+    ]
+    # Added last runs first: telemetry sees every response, shedding runs before the
+    # limiter so an overloaded worker does not spend Redis round trips on refusals.
+    app.add_middleware(RateLimitMiddleware, limiter=deps.limiter, tier_header=config.tier_header)
+    app.add_middleware(LoadShedMiddleware, monitor=deps.monitor, tier_header=config.tier_header)
+    app.add_middleware(TelemetryMiddleware, routes=routes, debug=config.debug)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,53 @@
+"""The web tier's two calls into the queue side (refapp.tasks, refapp.queue_stats, owned
+by the worker code). Both are synchronous, so they run in threads, with a time limit, and
+any failure is contained: a submission whose enqueue failed stays `queued` in PostgreSQL and
+the queue side's sweeper enqueues it again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _enqueue_sync(job_id: str, submission_id: str, kind: str, priority: str) -> None:
+    from refapp import tasks  # imported lazily: dramatiq is heavy and owned by the queue side
+
+    tasks.enqueue(job_id, submission_id, kind, priority)
+
+
+def _snapshot_sync() -> dict[str, dict[str, Any]]:
+    from refapp import queue_stats
+
+    return dict(queue_stats.snapshot())
+
+
+async def enqueue(
+    job_id: str, submission_id: str, kind: str, priority: str, timeout: float
+) -> bool:
+    try:
+        await asyncio.wait_for(
+            asyncio.to_thread(_enqueue_sync, job_id, submission_id, kind, priority), timeout
+        )
+    except Exception as exc:
+        log.warning(
+            "enqueue failed; the sweeper will retry",
+            extra={"job_id": job_id, "error": repr(exc)},
+        )
+        return False
+    return True
+
+
+async def snapshot(timeout: float) -> dict[str, dict[str, Any]]:
+    """Per queue: depth, oldest_age_seconds, dead_letters. Raises on any failure."""
+    return await asyncio.wait_for(asyncio.to_thread(_snapshot_sync), timeout)
+
+
+async def preload() -> None:
+    """Import the task module at start, off the event loop, so the first POST is not slow."""
+    try:
+        await asyncio.to_thread(__import__, "refapp.tasks")
+    except Exception as exc:
+        log.warning("refapp.tasks unavailable; jobs stay queued", extra={"error": repr(exc)})

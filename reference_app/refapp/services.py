@@ -1,0 +1,70 @@
+"""The per-process dependencies, built when the app is created (no I/O) and started and
+stopped by its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psutil
+from fastapi import Request
+
+from refapp import queue_client
+from refapp.cache import Cache
+from refapp.db import Database
+from refapp.metrics import ProcessSampler
+from refapp.ratelimit import RateLimiter
+from refapp.redisconn import RedisDependency
+from refapp.settings import Settings
+from refapp.shedding import LoadMonitor
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings)
+        self.redis = RedisDependency(settings)
+        self.cache = Cache(settings, self.redis)
+        self.limiter = RateLimiter(settings, self.redis)
+        self.monitor = LoadMonitor(settings)
+        self._sampler = ProcessSampler()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        psutil.cpu_percent(None)  # prime: the first reading of an interval is meaningless
+        self.monitor.start()
+        self.cache.start()
+        self._tasks.append(asyncio.create_task(self._sample_metrics(), name="metrics-sampler"))
+        await asyncio.gather(self.db.open(), queue_client.preload())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.monitor.aclose()
+        await self.cache.aclose()
+        await self.db.close()
+        await self.redis.close()
+
+    def sample(self) -> None:
+        self._sampler.sample()
+        self.db.sample_pool_metrics()
+
+    async def _sample_metrics(self) -> None:
+        # Each worker keeps its own files current; a scrape reads every worker's, and the
+        # one answering samples itself again just before (see health.metrics).
+        while True:
+            try:
+                self.sample()
+            except Exception:
+                log.exception("metrics sampling failed")
+            await asyncio.sleep(1)
+
+
+def get(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

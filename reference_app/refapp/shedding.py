@@ -1,0 +1,102 @@
+"""Load shedding: refuse work early (503 + Retry-After) when this worker is past a
+threshold, cheapest customers first.
+
+Signals, per worker process: requests in flight, event-loop lag (how late a timer fires:
+the loop is CPU-bound or blocked) and memory use (the container's cgroup usage against its
+limit; without a cgroup limit, the machine's). Pressure is the worst ratio of a signal to its
+SHED_* threshold: free-tier requests are shed from 1.0, basic from 1.25, premium from 1.5.
+Health and metrics are never shed: the orchestrator must see the pressure, not a dead pod."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import psutil
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from refapp import clients
+from refapp.errors import send_json
+from refapp.metrics import EVENT_LOOP_LAG, HTTP_IN_FLIGHT, LOAD_SHED
+from refapp.settings import Settings
+
+SHED_AT = {"free": 1.0, "basic": 1.25, "premium": 1.5}
+LAG_INTERVAL = 0.1  # seconds between loop-lag samples
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+def memory_percent() -> float:
+    try:
+        limit = (_CGROUP / "memory.max").read_text().strip()
+        if limit != "max":
+            current = int((_CGROUP / "memory.current").read_text())
+            return 100.0 * current / int(limit)
+    except (OSError, ValueError):
+        pass
+    return float(psutil.virtual_memory().percent)
+
+
+class LoadMonitor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.in_flight = 0
+        self.loop_lag = 0.0  # seconds, latest sample
+        self.memory_percent = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def pressure(self) -> float:
+        s = self.settings
+        return max(
+            self.in_flight / max(1, s.shed_max_in_flight),
+            self.loop_lag * 1000 / max(1e-9, s.shed_max_loop_lag_ms),
+            self.memory_percent / max(1e-9, s.shed_max_memory_percent),
+        )
+
+    def should_shed(self, tier: str) -> bool:
+        return self.pressure() >= SHED_AT.get(tier, 1.0)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample(), name="load-monitor")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        ticks = 0
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LAG_INTERVAL)
+            self.loop_lag = max(0.0, loop.time() - started - LAG_INTERVAL)
+            EVENT_LOOP_LAG.set(self.loop_lag)
+            if ticks % 10 == 0:  # memory once a second: it moves slowly
+                self.memory_percent = memory_percent()
+            ticks += 1
+
+
+class LoadShedMiddleware:
+    def __init__(self, app: ASGIApp, monitor: LoadMonitor, tier_header: str) -> None:
+        self.app = app
+        self.monitor = monitor
+        self.tier_header = tier_header
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or clients.is_exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        tier = clients.tier(scope, self.tier_header)
+        if self.monitor.should_shed(tier):
+            LOAD_SHED.labels(tier).inc()
+            await send_json(send, 503, {"detail": "overloaded, retry later"}, {"Retry-After": "1"})
+            return
+        self.monitor.in_flight += 1
+        HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.monitor.in_flight -= 1
+            HTTP_IN_FLIGHT.dec()

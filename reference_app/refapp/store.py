@@ -1,0 +1,112 @@
+"""The SQL of the API. Functions take a counted `Session` and return JSON-ready dicts (ids
+and times as strings), the one shape the cache stores and the response models read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from refapp.db import Row, Session
+from refapp.models import SubmissionCreate
+
+_SUMMARY = "id, user_id, title, priority, status, version, created_at, updated_at"
+_FULL = _SUMMARY + ", content"
+_JOB = (
+    "id, submission_id, kind, status, attempts, result, error, enqueued_at, started_at, finished_at"
+)
+
+
+def _jsonable(row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+async def create_submission(
+    db: Session, submission_id: UUID, job_id: UUID, body: SubmissionCreate
+) -> dict[str, Any]:
+    await db.execute(
+        "INSERT INTO submissions (id, user_id, title, content, priority)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (submission_id, body.user_id, body.title, body.content, body.priority),
+    )
+    row = await db.fetchone(
+        "INSERT INTO jobs (id, submission_id, kind) VALUES (%s, %s, 'analyse') RETURNING status",
+        (job_id, submission_id),
+    )
+    assert row is not None
+    return {"id": str(submission_id), "job_id": str(job_id), "status": row["status"]}
+
+
+async def get_submission(db: Session, submission_id: UUID) -> dict[str, Any] | None:
+    row = await db.fetchone(
+        f"SELECT {_FULL} FROM submissions WHERE id = %s AND deleted_at IS NULL",
+        (submission_id,),
+    )
+    return _jsonable(row) if row else None
+
+
+async def list_user_submissions(
+    db: Session, user_id: int, limit: int, after: tuple[datetime, UUID] | None
+) -> list[dict[str, Any]]:
+    """One page, newest first, keyset-paginated on (created_at, id): the index
+    submissions_user_keyset serves it without OFFSET's skipped-row cost."""
+    if after is None:
+        rows = await db.fetchall(
+            f"SELECT {_SUMMARY} FROM submissions WHERE user_id = %s AND deleted_at IS NULL"
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            (user_id, limit),
+        )
+    else:
+        rows = await db.fetchall(
+            f"SELECT {_SUMMARY} FROM submissions WHERE user_id = %s AND deleted_at IS NULL"
+            " AND (created_at, id) < (%s, %s) ORDER BY created_at DESC, id DESC LIMIT %s",
+            (user_id, after[0], after[1], limit),
+        )
+    return [_jsonable(r) for r in rows]
+
+
+async def update_submission(
+    db: Session, submission_id: UUID, title: str | None, content: str | None
+) -> dict[str, Any] | None:
+    row = await db.fetchone(
+        "UPDATE submissions SET title = coalesce(%s, title), content = coalesce(%s, content),"
+        " version = version + 1, updated_at = now()"
+        f" WHERE id = %s AND deleted_at IS NULL RETURNING {_FULL}",
+        (title, content, submission_id),
+    )
+    return _jsonable(row) if row else None
+
+
+async def delete_submission(db: Session, submission_id: UUID) -> int | None:
+    """Soft delete; the owner's user_id, or None if there was nothing to delete."""
+    row = await db.fetchone(
+        "UPDATE submissions SET deleted_at = now(), updated_at = now()"
+        " WHERE id = %s AND deleted_at IS NULL RETURNING user_id",
+        (submission_id,),
+    )
+    return int(row["user_id"]) if row else None
+
+
+async def get_job(db: Session, job_id: UUID) -> dict[str, Any] | None:
+    row = await db.fetchone(f"SELECT {_JOB} FROM jobs WHERE id = %s", (job_id,))
+    return _jsonable(row) if row else None
+
+
+async def stats(db: Session) -> dict[str, Any]:
+    by_status = await db.fetchall(
+        "SELECT status, count(*) AS n FROM submissions WHERE deleted_at IS NULL GROUP BY status"
+    )
+    jobs = await db.fetchall("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+    submissions = {r["status"]: int(r["n"]) for r in by_status}
+    return {
+        "submissions": submissions,
+        "jobs": {r["status"]: int(r["n"]) for r in jobs},
+        "total": sum(submissions.values()),
+    }

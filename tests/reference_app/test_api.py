@@ -1,0 +1,241 @@
+"""The HTTP contract of every endpoint, against a real 2-worker cluster."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.reference_app.cluster import Cluster
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Cluster) -> httpx.Client:
+    return httpx.Client(base_url=cluster.url, timeout=10)
+
+
+def new_user() -> int:
+    return uuid.uuid4().int % 10**12 + 1
+
+
+def submit(client: httpx.Client, user_id: int, title: str = "CV", **extra: Any) -> dict[str, Any]:
+    response = client.post(
+        "/api/submissions",
+        json={"user_id": user_id, "title": title, "content": "Python engineer, 10 years", **extra},
+    )
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_create_returns_202_with_job_location(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/submissions",
+        json={"user_id": new_user(), "title": "CV", "content": "text", "priority": "high"},
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"id", "job_id", "status"}
+    assert body["status"] == "queued"
+    uuid.UUID(body["id"]), uuid.UUID(body["job_id"])
+    assert response.headers["location"] == f"/api/jobs/{body['job_id']}"
+    job = client.get(response.headers["location"])
+    assert job.status_code == 200
+    assert job.json()["submission_id"] == body["id"]
+    assert job.json()["kind"] == "analyse"
+    assert job.json()["status"] in {"queued", "running", "done"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"user_id": 0, "title": "t", "content": "c"},
+        {"user_id": 2**63, "title": "t", "content": "c"},
+        {"user_id": 1, "title": "", "content": "c"},
+        {"user_id": 1, "title": "x" * 201, "content": "c"},
+        {"user_id": 1, "title": "t", "content": "x" * 100_001},
+        {"user_id": 1, "title": "t", "content": "c", "priority": "urgent"},
+        {"user_id": 1, "title": "t\x00", "content": "c"},
+        {"user_id": 1, "title": "t", "content": "c", "unknown": 1},
+        {"user_id": "one", "title": "t", "content": "c"},
+    ],
+)
+def test_create_rejects_bad_input_with_422(client: httpx.Client, body: dict[str, Any]) -> None:
+    assert client.post("/api/submissions", json=body).status_code == 422
+
+
+def test_create_rejects_malformed_json_with_422(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/submissions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+def test_get_submission(client: httpx.Client) -> None:
+    user = new_user()
+    created = submit(client, user, title="Resume", priority="low")
+    body = client.get(f"/api/submissions/{created['id']}").json()
+    assert body["id"] == created["id"]
+    assert body["user_id"] == user
+    assert body["title"] == "Resume"
+    assert body["priority"] == "low"
+    assert body["status"] == "pending" or body["status"] in {"analysed", "rendered", "failed"}
+    assert body["version"] == 1
+    assert body["content"] == "Python engineer, 10 years"
+
+
+def test_get_missing_or_malformed_id(client: httpx.Client) -> None:
+    assert client.get(f"/api/submissions/{uuid.uuid4()}").status_code == 404
+    assert client.get("/api/submissions/not-a-uuid").status_code == 422
+    assert client.get(f"/api/jobs/{uuid.uuid4()}").status_code == 404
+    assert client.get("/api/jobs/42").status_code == 422
+    assert client.get("/api/nothing-here").status_code == 404
+
+
+def test_user_submissions_keyset_pagination(client: httpx.Client) -> None:
+    user = new_user()
+    ids = [submit(client, user, title=f"doc {i}")["id"] for i in range(5)]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):  # 3 pages expected; bounded
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/users/{user}/submissions", params=params)
+        assert page.status_code == 200
+        body = page.json()
+        assert len(body["items"]) <= 2
+        assert all("content" not in item for item in body["items"])
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))  # newest first, each once
+    empty = client.get(f"/api/users/{new_user()}/submissions").json()
+    assert empty == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"cursor": "garbage"}, 400),
+        ({"cursor": "WyJub3QgYSB0aW1lIiwgIngiXQ"}, 400),  # valid base64, wrong content
+        ({"limit": 0}, 422),
+        ({"limit": 101}, 422),
+        ({"limit": "many"}, 422),
+    ],
+)
+def test_user_submissions_bad_query(
+    client: httpx.Client, params: dict[str, Any], status: int
+) -> None:
+    assert client.get("/api/users/1/submissions", params=params).status_code == status
+
+
+def test_user_submissions_bad_user_id(client: httpx.Client) -> None:
+    assert client.get("/api/users/0/submissions").status_code == 422
+    assert client.get(f"/api/users/{2**63}/submissions").status_code == 422
+
+
+def test_patch_bumps_version(client: httpx.Client) -> None:
+    created = submit(client, new_user())
+    before = client.get(f"/api/submissions/{created['id']}").json()
+    response = client.patch(f"/api/submissions/{created['id']}", json={"content": "new text"})
+    assert response.status_code == 200
+    after = response.json()
+    assert after["version"] == before["version"] + 1
+    assert after["content"] == "new text"
+    assert after["title"] == before["title"]
+    assert after["updated_at"] > before["updated_at"]
+
+
+@pytest.mark.parametrize("body", [{}, {"title": ""}, {"title": None, "content": None}, {"x": 1}])
+def test_patch_rejects_bad_input(client: httpx.Client, body: dict[str, Any]) -> None:
+    created = submit(client, new_user())
+    assert client.patch(f"/api/submissions/{created['id']}", json=body).status_code == 422
+
+
+def test_patch_missing_is_404(client: httpx.Client) -> None:
+    response = client.patch(f"/api/submissions/{uuid.uuid4()}", json={"title": "x"})
+    assert response.status_code == 404
+
+
+def test_delete_is_soft_and_hides_everywhere(client: httpx.Client) -> None:
+    user = new_user()
+    keep, gone = submit(client, user, title="keep"), submit(client, user, title="gone")
+    assert len(client.get(f"/api/users/{user}/submissions").json()["items"]) == 2
+    client.get(f"/api/submissions/{gone['id']}")  # cached before the delete
+    response = client.delete(f"/api/submissions/{gone['id']}")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert client.get(f"/api/submissions/{gone['id']}").status_code == 404
+    assert client.delete(f"/api/submissions/{gone['id']}").status_code == 404
+    assert client.patch(f"/api/submissions/{gone['id']}", json={"title": "x"}).status_code == 404
+    items = client.get(f"/api/users/{user}/submissions").json()["items"]
+    assert [i["id"] for i in items] == [keep["id"]]
+
+
+def test_stats_counts_writes(client: httpx.Client) -> None:
+    before = client.get("/api/stats").json()
+    assert set(before) == {"submissions", "jobs", "total"}
+    submit(client, new_user())
+    after = client.get("/api/stats").json()  # invalidated by the write
+    assert after["total"] == before["total"] + 1
+    assert sum(after["jobs"].values()) == sum(before["jobs"].values()) + 1
+
+
+def test_request_id_is_echoed_or_minted(client: httpx.Client) -> None:
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    minted = client.get("/health").headers["x-request-id"]
+    assert len(minted) == 32
+
+
+def test_openapi_declares_errors(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    post = paths["/api/submissions"]["post"]["responses"]
+    assert {"202", "422", "429", "503"} <= set(post)
+    assert "404" in paths["/api/submissions/{submission_id}"]["get"]["responses"]
+    assert "400" in paths["/api/users/{user_id}/submissions"]["get"]["responses"]
+    assert "503" in paths["/health/ready"]["get"]["responses"]
+    assert "/api/debug/sleep" not in paths
+
+
+def test_http_metrics_use_route_templates(client: httpx.Client, cluster: Cluster) -> None:
+    client.get(f"/api/submissions/{uuid.uuid4()}")
+    client.get("/no/such/path")
+    names = {(name, dict(labels).get("route")) for name, labels in cluster.metrics()}
+    assert ("http_requests_total", "/api/submissions/{submission_id}") in names
+    assert ("http_requests_total", "unmatched") in names
+    assert not any(route and route.startswith("/api/submissions/0") for _, route in names)
+    buckets = {
+        dict(labels)["le"]
+        for name, labels in cluster.metrics()
+        if name == "http_request_duration_seconds_bucket"
+    }
+    assert {"0.3", "0.8", "1.2", "10.0", "+Inf"} <= buckets
+
+
+def test_metrics_exports_every_family(cluster: Cluster) -> None:
+    names = {name for name, _ in cluster.metrics()}
+    for expected in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "db_queries_total",
+        "cache_requests_total",
+        "db_pool_connections",
+        "db_pool_size",
+        "db_pool_requests_waiting",
+        "circuit_breaker_state",
+        "queue_depth",
+        "queue_oldest_job_age_seconds",
+        "queue_dead_letters",
+    ]:
+        assert expected in names, expected

@@ -1,0 +1,126 @@
+"""Cache-aside behaviour seen from outside: cached reads send no SQL, writes invalidate the
+cache of every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.reference_app.cluster import Cluster
+
+pytestmark = pytest.mark.stack
+
+
+def served_by_each_worker(cluster: Cluster, path: str, attempts: int = 200) -> dict[str, dict]:
+    """GET `path` on fresh connections until both workers have answered (bounded): the
+    kernel hands each new connection to whichever worker accepts first."""
+    seen: dict[str, dict] = {}
+    for _ in range(attempts):
+        response = httpx.get(cluster.url + path, timeout=5)
+        assert response.status_code == 200
+        seen.setdefault(response.headers["x-served-by"], response.json())
+        if len(seen) == 2:
+            break
+    return seen
+
+
+def test_cached_read_sends_no_sql(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.url, timeout=5) as client:
+        created = client.post(
+            "/api/submissions", json={"user_id": 5, "title": "cached", "content": "x"}
+        ).json()
+        path = f"/api/submissions/{created['id']}"
+        assert client.get(path).status_code == 200  # miss: loads and fills both layers
+        before = cluster.metrics()
+        for _ in range(5):
+            assert client.get(path).json()["title"] == "cached"
+        after = cluster.metrics()
+
+    def total(samples: dict, name: str, **labels: str) -> float:
+        return sum(
+            v for (n, lbls), v in samples.items() if n == name and set(labels.items()) <= set(lbls)
+        )
+
+    assert total(after, "db_queries_total") == total(before, "db_queries_total")
+    hits = total(after, "cache_requests_total", result="hit") - total(
+        before, "cache_requests_total", result="hit"
+    )
+    assert hits >= 5
+
+
+def test_patch_is_visible_at_once_through_every_worker(cluster: Cluster) -> None:
+    created = httpx.post(
+        cluster.url + "/api/submissions",
+        json={"user_id": 6, "title": "old title", "content": "x"},
+        timeout=5,
+    ).json()
+    path = f"/api/submissions/{created['id']}"
+    warmed = served_by_each_worker(cluster, path)
+    assert len(warmed) == 2, "both workers should have answered within the attempts"
+    assert {body["title"] for body in warmed.values()} == {"old title"}
+
+    response = httpx.patch(cluster.url + path, json={"title": "new title"}, timeout=5)
+    assert response.status_code == 200
+
+    after = served_by_each_worker(cluster, path)
+    assert len(after) == 2
+    assert {body["title"] for body in after.values()} == {"new title"}
+    assert {body["version"] for body in after.values()} == {2}
+
+
+def test_list_cache_is_invalidated_by_a_new_submission(cluster: Cluster) -> None:
+    user = uuid.uuid4().int % 10**9 + 1
+    path = f"/api/users/{user}/submissions"
+    assert served_by_each_worker(cluster, path)  # cache the empty page
+    httpx.post(
+        cluster.url + "/api/submissions",
+        json={"user_id": user, "title": "first", "content": "x"},
+        timeout=5,
+    )
+    pages = served_by_each_worker(cluster, path)
+    assert Counter(len(p["items"]) for p in pages.values()) == Counter({1: len(pages)})
+
+
+def test_reads_go_to_the_replica_and_writes_to_the_primary(cluster: Cluster) -> None:
+    before = cluster.metrics()
+    created = httpx.post(
+        cluster.url + "/api/submissions",
+        json={"user_id": 8, "title": "routed", "content": "x"},
+        timeout=5,
+    ).json()
+    middle = cluster.metrics()
+    assert httpx.get(f"{cluster.url}/api/submissions/{created['id']}", timeout=5).status_code == 200
+    after = cluster.metrics()
+
+    def queries(samples: dict, target: str) -> float:
+        return samples.get(("db_queries_total", (("target", target),)), 0.0)
+
+    assert queries(middle, "primary") > queries(before, "primary")
+    assert queries(middle, "replica") == queries(before, "replica")
+    assert queries(after, "replica") > queries(middle, "replica")
+    assert queries(after, "primary") == queries(middle, "primary")
+
+
+def test_concurrent_misses_load_once(cluster: Cluster) -> None:
+    """The stampede guard: 20 simultaneous reads of an uncached key, one database read
+    (two at most: the lock holder's, and a waiter's whose wait ran out)."""
+    created = httpx.post(
+        cluster.url + "/api/submissions",
+        json={"user_id": 9, "title": "hot", "content": "x"},
+        timeout=5,
+    ).json()
+    path = f"/api/submissions/{created['id']}"
+    before = cluster.metric("db_queries_total", target="replica")
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=cluster.url, timeout=5) as client:
+            responses = await asyncio.gather(*(client.get(path) for _ in range(20)))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(burst()) == [200] * 20
+    loads = cluster.metric("db_queries_total", target="replica") - before
+    assert 1 <= loads <= 4, loads  # each load: the pool's connection check + one SELECT
