@@ -57,7 +57,11 @@ async def _load(
                 if write_every and sent % write_every == 0:
                     response = await client.post(
                         "/api/submissions",
-                        json={"user_id": random.randint(1, 50), "title": "bench", "content": "x y z"},
+                        json={
+                            "user_id": random.randint(1, 50),
+                            "title": "bench",
+                            "content": "x y z",
+                        },
                         headers=headers,
                     )
                 else:
@@ -70,7 +74,9 @@ async def _load(
     return sent, errors, latencies
 
 
-def _summary(name: str, sent: int, errors: int, lat: list[float], seconds: float) -> dict[str, float]:
+def _summary(
+    name: str, sent: int, errors: int, lat: list[float], seconds: float
+) -> dict[str, float]:
     p95 = statistics.quantiles(lat, n=100)[94] * 1000 if len(lat) >= 100 else float("nan")
     rps = sent / seconds
     print(f"  {name:34s} {rps:8.0f} rps   p95 {p95:7.1f} ms   errors {errors}")
@@ -92,8 +98,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    from scalectl.stack.run import down, up
     from tests.stack.conftest import local_plan
+
+    from scalectl.stack.run import down, up
 
     with tempfile.TemporaryDirectory(prefix="scalectl-bench-") as tmp:
         plan = local_plan(Path(tmp))

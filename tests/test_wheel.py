@@ -72,3 +72,18 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         check=False,
     )
     assert init.returncode == 0, init.stderr
+    # The reference app and the stack's default plan ship too.
+    probe = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from scalectl.stack.run import app_dir, default_plan;"
+            "print((app_dir() / 'gunicorn.conf.py').is_file(), default_plan().is_file())",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.stdout.split() == ["True", "True"], probe.stderr

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 
 from refapp import cachekeys, queue_client, services, store
 from refapp.cachekeys import Invalidation
@@ -79,15 +79,25 @@ async def create_submission(
 
 
 @router.get("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
-async def get_submission(submission_id: UUID, deps: Deps) -> dict[str, Any]:
+async def get_submission(
+    submission_id: UUID,
+    deps: Deps,
+    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> dict[str, Any]:
     found = await deps.cache.get_or_load(
         cachekeys.submission(str(submission_id)),
         deps.settings.cache_ttl_submission,
         lambda: deps.db.read(lambda db: store.get_submission(db, submission_id)),
+        fresh=_no_cache(cache_control),
     )
     if found is None:
         raise _not_found("submission")
     return dict(found)
+
+
+def _no_cache(cache_control: str | None) -> bool:
+    directives = {d.strip().lower() for d in (cache_control or "").split(",")}
+    return "no-cache" in directives
 
 
 @router.get(

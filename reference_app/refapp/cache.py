@@ -111,8 +111,14 @@ class Cache:
 
     # -- reads -------------------------------------------------------------------------
 
-    async def get_or_load(self, key: str, ttl: int, loader: Loader) -> Any:
-        """The cached value, or loader()'s (None is returned and not cached)."""
+    async def get_or_load(self, key: str, ttl: int, loader: Loader, *, fresh: bool = False) -> Any:
+        """The cached value, or loader()'s (None is returned and not cached).
+
+        fresh: the client sent `Cache-Control: no-cache`, which asks for a response from
+        the origin; the cache is neither read nor filled (RFC 9111 §5.2.1.4)."""
+        if fresh:
+            CACHE_REQUESTS.labels("l1", "bypass").inc()
+            return await loader()
         if self._l1_usable():
             hit, value = self.l1.get(key)
             CACHE_REQUESTS.labels("l1", "hit" if hit else "miss").inc()

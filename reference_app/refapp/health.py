@@ -253,8 +253,15 @@ async def liveness(deps: Services = Deps) -> HealthJSONResponse:
 
 @router.get("/health/ready", **_HEALTH_DOC)
 async def readiness(deps: Services = Deps) -> HealthJSONResponse:
+    """Can this instance serve traffic? Not before the schema is migrated. Once it has been,
+    losing one data store degrades it (warn, still 200): with PostgreSQL down the cache
+    still serves reads and writes fail fast, with Redis down PostgreSQL serves reads.
+    Failing readiness then would take every instance out of rotation at once and turn a
+    partial outage into a total one. Only both stores down makes it unready."""
     db, redis = await asyncio.gather(database_checks(deps), redis_checks(deps))
-    return _respond(deps, db | _downgrade(redis), "readiness: database reachable and migrated")
+    if deps.db.migrated and _worst(redis) != "fail":
+        db = _downgrade(db)
+    return _respond(deps, db | _downgrade(redis), "readiness: can serve requests")
 
 
 @router.get("/health/database", **_HEALTH_DOC)

@@ -124,3 +124,18 @@ def test_concurrent_misses_load_once(cluster: Cluster) -> None:
     assert asyncio.run(burst()) == [200] * 20
     loads = cluster.metric("db_queries_total", target="replica") - before
     assert 1 <= loads <= 4, loads  # each load: the pool's connection check + one SELECT
+
+
+def test_no_cache_request_reads_from_postgresql(cluster: Cluster) -> None:
+    """`Cache-Control: no-cache` asks for the origin: the read issues SQL every time."""
+    with httpx.Client(base_url=cluster.url, timeout=5) as client:
+        created = client.post(
+            "/api/submissions", json={"user_id": 6, "title": "origin", "content": "x"}
+        ).json()
+        path = f"/api/submissions/{created['id']}"
+        assert client.get(path).status_code == 200  # now cached
+        before = cluster.metric("db_queries_total")
+        for _ in range(3):
+            response = client.get(path, headers={"Cache-Control": "no-cache"})
+            assert response.json()["title"] == "origin"
+        assert cluster.metric("db_queries_total") - before >= 3
