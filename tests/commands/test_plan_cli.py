@@ -63,7 +63,12 @@ def test_explicit_render_subcommand_and_options_first(cli: Cli, tmp_path: Path) 
 def test_several_plans_go_to_subdirectories(cli: Cli, tmp_path: Path) -> None:
     result = cli("plan", *sorted(EXAMPLES.glob("*.yaml")), "--out", tmp_path)
     assert result.code == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["high-traffic", "multi-tier", "small"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "high-traffic",
+        "multi-tier",
+        "reference-app",
+        "small",
+    ]
 
 
 def test_json_output(cli: Cli, tmp_path: Path) -> None:
