@@ -5,7 +5,7 @@ directly: (1) requests must fail fast while the dependency is down, so the half-
 is a background probe (a fresh connection and a ping) instead of a live request that could
 hang for a timeout; (2) a hook on recovery, so the PostgreSQL pool can be replaced instead of
 waiting out its reconnect backoff (psycopg_pool retries after 1, 2, 4, ... seconds). The
-state is exported as `circuit_breaker_state{dependency}` (0 closed, 1 open, 2 half-open).
+state is exported as `circuit_breaker_state{dependency}` (0 closed, 1 half-open, 2 open).
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 
 
 class State(enum.IntEnum):
+    # Ordered by severity, so max() across processes reads as "the worst one" and the
+    # dashboard's value mapping (scalectl plan's Grafana template) applies as is.
     CLOSED = 0
-    OPEN = 1
-    HALF_OPEN = 2
+    HALF_OPEN = 1
+    OPEN = 2
 
 
 class CircuitOpenError(Exception):
