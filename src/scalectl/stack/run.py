@@ -16,7 +16,7 @@ import psutil
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.plan import Prepared, prepare, render_files
-from scalectl.plan.context import ServiceView, build
+from scalectl.plan.context import ServiceView, app_env, build
 from scalectl.plan.write import write_tree
 from scalectl.stack import servers
 from scalectl.stack.process import free_port, port_in_use, same_process, spawn, stop, tail, wait_for
@@ -406,22 +406,13 @@ class _Died(Exception):
 def app_environment(prepared: Prepared) -> dict[str, str]:
     """Settings the reference app reads, from the plan (names match its fields)."""
     plan = prepared.loaded.plan
-    env: dict[str, str] = {}
+    env = dict(app_env(plan))
     first = prepared.sizing.services[0]
     if plan.database:
         env["DATABASE_POOL_MIN"] = str(first.pool_min)
         env["DATABASE_POOL_MAX"] = str(first.pool_max)
         env["DATABASE_POOL_TIMEOUT"] = f"{plan.database.pool.acquire_timeout_seconds:g}"
         env["DATABASE_STATEMENT_TIMEOUT_MS"] = str(plan.database.pool.statement_timeout_ms)
-    if plan.cache:
-        for kind, ttl in plan.cache.ttl_seconds.items():
-            env[f"CACHE_TTL_{kind.upper()}"] = str(ttl)
-    limits = plan.load_balancer.rate_limits
-    if limits.per_ip:
-        env["RATE_LIMIT_PER_IP"] = f"{max(1, round(limits.per_ip.rps))}/second"
-    for tier, limit in limits.tiers.items():
-        env[f"RATE_LIMIT_TIER_{tier.upper()}"] = f"{max(1, round(limit.rps))}/second"
-    env["TIER_HEADER"] = limits.tier_header
     svc = next(iter(plan.services.values()))
     env["GRACEFUL_TIMEOUT"] = str(svc.graceful_shutdown_seconds)
     return env
