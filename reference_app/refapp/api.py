@@ -34,6 +34,18 @@ Deps = Annotated[Services, Depends(services.get)]
 UserId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
 
 
+def _wants_origin(
+    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> bool:
+    """`Cache-Control: no-cache` asks for a response from the origin (RFC 9111 §5.2.1.4):
+    cached reads skip the cache for it."""
+    directives = {d.strip().lower() for d in (cache_control or "").split(",")}
+    return "no-cache" in directives
+
+
+Fresh = Annotated[bool, Depends(_wants_origin)]
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
 
@@ -79,25 +91,16 @@ async def create_submission(
 
 
 @router.get("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
-async def get_submission(
-    submission_id: UUID,
-    deps: Deps,
-    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> dict[str, Any]:
+async def get_submission(submission_id: UUID, deps: Deps, fresh: Fresh) -> dict[str, Any]:
     found = await deps.cache.get_or_load(
         cachekeys.submission(str(submission_id)),
         deps.settings.cache_ttl_submission,
         lambda: deps.db.read(lambda db: store.get_submission(db, submission_id)),
-        fresh=_no_cache(cache_control),
+        fresh=fresh,
     )
     if found is None:
         raise _not_found("submission")
     return dict(found)
-
-
-def _no_cache(cache_control: str | None) -> bool:
-    directives = {d.strip().lower() for d in (cache_control or "").split(",")}
-    return "no-cache" in directives
 
 
 @router.get(
@@ -108,6 +111,7 @@ def _no_cache(cache_control: str | None) -> bool:
 async def list_user_submissions(
     user_id: UserId,
     deps: Deps,
+    fresh: Fresh,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
@@ -122,6 +126,8 @@ async def list_user_submissions(
         more = len(rows) > limit
         return {"items": items, "next_cursor": encode_cursor(items[-1]) if more else None}
 
+    if fresh:
+        return await load()
     version = await deps.cache.user_list_version(user_id)
     if version is None:  # no Redis: another worker's write could not reach our L1
         return await load()
@@ -165,11 +171,12 @@ async def delete_submission(submission_id: UUID, deps: Deps) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=NOT_FOUND)
-async def get_job(job_id: UUID, deps: Deps) -> dict[str, Any]:
+async def get_job(job_id: UUID, deps: Deps, fresh: Fresh) -> dict[str, Any]:
     found = await deps.cache.get_or_load(
         cachekeys.job(str(job_id)),
         deps.settings.cache_ttl_job,
         lambda: deps.db.read(lambda db: store.get_job(db, job_id)),
+        fresh=fresh,
     )
     if found is None:
         raise _not_found("job")
@@ -177,10 +184,11 @@ async def get_job(job_id: UUID, deps: Deps) -> dict[str, Any]:
 
 
 @router.get("/stats", response_model=Stats)
-async def get_stats(deps: Deps) -> dict[str, Any]:
+async def get_stats(deps: Deps, fresh: Fresh) -> dict[str, Any]:
     found: dict[str, Any] = await deps.cache.get_or_load(
         cachekeys.stats(),
         deps.settings.cache_ttl_stats,
         lambda: deps.db.read(store.stats),
+        fresh=fresh,
     )
     return found
