@@ -1,0 +1,177 @@
+"""The Locust scenarios against the real local stack (plus their pure helpers).
+
+Locust is only ever run in a child process: importing it here would monkey-patch this
+interpreter with gevent. `scenarios/common.py` has no Locust import, so it is loaded
+directly for the unit tests of the sampler, the text generator and the shape schedules.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from scalectl.stack import run
+from scalectl.stack.state import StackState
+from tests.stack.conftest import local_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+RUN_TIMEOUT = 40  # seconds for one 6-second Locust run, start-up included
+
+# Short waits so a 6-second run with 8 users hits every request name several times.
+FAST_ENV = {
+    "SCALECTL_WAIT_MIN": "0.05",
+    "SCALECTL_WAIT_MAX": "0.2",
+    "SCALECTL_JOB_POLL_SECONDS": "0.2",
+    "SCALECTL_JOB_MAX_POLLS": "100",
+    "SCALECTL_BROWSE_POOL": "30",
+    "SCALECTL_SEED": "7",
+}
+
+BROWSE = {
+    "GET /api/submissions/{id}",
+    "GET /api/submissions/{id} [no-cache]",
+    "GET /api/users/{id}/submissions",
+    "GET /api/stats",
+}
+SUBMIT = {"POST /api/submissions", "PATCH /api/submissions/{id}", "DELETE /api/submissions/{id}"}
+PIPELINE = {"POST /api/submissions", "GET /api/jobs/{id}", "JOB analyse end-to-end"}
+
+
+def _load_common() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "scalectl_scenarios_common", SCENARIOS / "common.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+common = _load_common()
+
+
+# --- pure helpers -----------------------------------------------------------------------
+
+
+def test_zipf_is_skewed_bounded_and_seeded() -> None:
+    first = common.Zipf(50, 1.1, random.Random(3))
+    draws = [first.sample() for _ in range(20)]
+    sampler = common.Zipf(50, 1.1, random.Random(3))
+    counts = Counter(sampler.sample() for _ in range(5000))
+    assert set(counts) <= set(range(50))
+    assert counts[0] > counts[1] > counts[10] and counts[0] > 5000 * 0.15
+    again = common.Zipf(50, 1.1, random.Random(3))
+    assert [again.sample() for _ in range(20)] == draws
+
+
+def test_cv_text_varies_and_fits_the_api() -> None:
+    rng = random.Random(1)
+    lengths = [len(common.cv_text(rng)[1]) for _ in range(200)]
+    assert min(lengths) >= 200 and max(lengths) <= 41_000
+    assert max(lengths) > 3 * min(lengths)
+    title, content = common.cv_text(rng, 500)
+    assert 0 < len(title) <= 200 and "Experience" in content and "\x00" not in content
+
+
+def test_headers_tier_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert common.client_headers()["X-API-Tier"] == "premium"
+    assert common.client_headers()["X-API-Key"] != common.client_headers()["X-API-Key"]
+    monkeypatch.setenv("SCALECTL_API_TIER", "basic")
+    assert common.client_headers()["X-API-Tier"] == "basic"
+    monkeypatch.setenv("SCALECTL_API_TIER", "gold")
+    with pytest.raises(ValueError):
+        common.client_headers()
+
+
+def test_shape_schedules_end() -> None:
+    assert common.step_tick(0, 10, 5, 2, 5) == (2, 5)
+    assert common.step_tick(9.9, 10, 5, 2, 5) == (10, 5)
+    assert common.step_tick(10, 10, 5, 2, 5) is None
+    assert common.spike_tick(0, 2, 20, 3, 2, 8, 5) == (2, 5)
+    assert common.spike_tick(3.5, 2, 20, 3, 2, 8, 5) == (20, 20.0)
+    assert common.spike_tick(6, 2, 20, 3, 2, 8, 5) == (2, 5)
+    assert common.spike_tick(8, 2, 20, 3, 2, 8, 5) is None
+    assert common.soak_tick(0, 30, 10, 100) == (30, 3.0)
+    assert common.soak_tick(100, 30, 10, 100) is None
+
+
+# --- against the stack ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
+    directory = tmp_path_factory.mktemp("scenarios-stack")
+    state_dir = directory / "state"
+    plan = local_plan(directory)
+    try:
+        yield run.up(plan, "local", state_dir, timeout=120).state
+    finally:
+        run.down(state_dir)
+
+
+def _locust(
+    scenario: str, host: str, workdir: Path, *extra: str, env: dict[str, str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Run one scenario headless; return run_stats.csv rows keyed "<Type> <Name>"."""
+    prefix = workdir / "run"
+    args = [sys.executable, "-m", "locust", "-f", str(SCENARIOS / scenario), "--headless"]
+    args += [*extra, "-H", host, "--csv", str(prefix), "--only-summary"]
+    proc = subprocess.run(
+        args,
+        cwd=workdir,  # not the repository: sibling imports must not depend on the cwd
+        env={**os.environ, **FAST_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with (workdir / "run_stats.csv").open(newline="") as handle:
+        rows = {f"{r['Type']} {r['Name']}": r for r in csv.DictReader(handle) if r["Type"]}
+    return rows
+
+
+def _assert_clean(rows: dict[str, dict[str, str]], expected: set[str]) -> None:
+    missing = expected - set(rows)
+    assert not missing, f"missing {missing} in {sorted(rows)}"
+    for name in expected:
+        assert int(rows[name]["Request Count"]) > 0, name
+    failures = {k: r["Failure Count"] for k, r in rows.items() if int(r["Failure Count"])}
+    assert not failures, failures
+
+
+SCENARIO_CASES = {
+    "browse.py": BROWSE,
+    "submit.py": SUBMIT,
+    "pipeline.py": PIPELINE,
+    "mix.py": BROWSE | SUBMIT | PIPELINE,
+}
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("scenario", sorted(SCENARIO_CASES))
+def test_scenario_runs_clean(stack: StackState, scenario: str, tmp_path: Path) -> None:
+    rows = _locust(scenario, stack.urls["app"], tmp_path, "-u", "8", "-r", "8", "-t", "6s")
+    _assert_clean(rows, SCENARIO_CASES[scenario])
+
+
+@pytest.mark.stack
+def test_step_shape_stops_by_itself(stack: StackState, tmp_path: Path) -> None:
+    env = {
+        "SCALECTL_SHAPE_USERS": "6",
+        "SCALECTL_SHAPE_STEPS": "3",
+        "SCALECTL_SHAPE_STEP_SECONDS": "2",
+        "SCALECTL_SHAPE_SPAWN_RATE": "6",
+    }
+    rows = _locust("step.py", stack.urls["app"], tmp_path, env=env)
+    assert int(rows["GET /api/submissions/{id}"]["Request Count"]) > 0
