@@ -1,0 +1,194 @@
+"""Measurements of one load-test run, as scalectl's own process sees them.
+
+The Locust child processes record every request into HDR histograms at microsecond
+resolution (scalectl.loadtest.child.plugin), merge them on the Locust master, and write
+them to `raw.json`; this module turns that file into typed results. It never imports
+locust or gevent (they monkey-patch the interpreter).
+
+raw.json (written by the plugin, read only here):
+    {"version": 1, "started_at": float, "ended_at": float,
+     "endpoints": {"<METHOD> <name>": {"method", "name", "requests", "failures",
+                                       "errors": {message: count}, "hist": base64}},
+     "windows": {"<unix second>": {"<METHOD> <name>": [requests, failures, base64]}},
+     "users": {"<unix second>": int}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalectl.errors import ScalectlError
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+# Fewest samples for a percentile to mean anything: p99 needs ~100 to be more than the max.
+MIN_SAMPLES = {50.0: 20, 90.0: 50, 95.0: 100, 99.0: 500}
+
+
+def _hist(encoded: str | None) -> Any:
+    from hdrh.histogram import HdrHistogram
+
+    if not encoded:
+        return HdrHistogram(1, 3_600_000_000, 3)
+    return HdrHistogram.decode(encoded.encode("ascii"))
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Percentiles in milliseconds from an HDR histogram (3 significant digits, µs unit)."""
+
+    count: int
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+
+    @classmethod
+    def of(cls, hist: Any) -> Latency:
+        count = int(hist.get_total_count())
+        if count == 0:
+            return cls(0, None, None, None, None, None, None)
+
+        def pct(p: float) -> float:
+            return round(float(hist.get_value_at_percentile(p)) / 1000, 3)
+
+        return cls(
+            count=count,
+            p50_ms=pct(50),
+            p90_ms=pct(90),
+            p95_ms=pct(95),
+            p99_ms=pct(99),
+            max_ms=round(hist.get_max_value() / 1000, 3),
+            mean_ms=round(hist.get_mean_value() / 1000, 3),
+        )
+
+    def get(self, name: str) -> float | None:
+        """A statistic by SLO name: p50, p90, p95, p99, max, mean."""
+        value: float | None = getattr(self, f"{name}_ms")
+        return value
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    key: str  # "<METHOD> <name>", the name SLOs use
+    method: str
+    name: str
+    requests: int
+    failures: int
+    errors: dict[str, int]
+    latency: Latency
+    rps: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One second of the run."""
+
+    t: int  # seconds since the start
+    requests: int
+    failures: int
+    latency: Latency
+    users: int
+    endpoints: dict[str, tuple[int, int, Latency]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Results:
+    started_at: float
+    ended_at: float
+    endpoints: list[Endpoint]
+    total: Endpoint  # every request, as an endpoint named "Aggregated"
+    windows: list[Window]
+
+    @property
+    def duration(self) -> float:
+        return max(self.ended_at - self.started_at, 1e-9)
+
+    def endpoint(self, key: str) -> Endpoint | None:
+        """By "<METHOD> <name>", or by bare name when that is unambiguous."""
+        for e in self.endpoints:
+            if e.key == key:
+                return e
+        named = [e for e in self.endpoints if e.name == key]
+        return named[0] if len(named) == 1 else None
+
+
+def load_raw(path: Path) -> Results:
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ScalectlError(f"{path}: the load generator wrote no usable results ({exc})") from None
+    return from_raw(raw)
+
+
+def from_raw(raw: dict[str, Any]) -> Results:
+    started, ended = float(raw["started_at"]), float(raw["ended_at"])
+    duration = max(ended - started, 1e-9)
+    total_hist = _hist(None)
+    endpoints = []
+    total_requests = total_failures = 0
+    total_errors: dict[str, int] = {}
+    for key, item in sorted(raw.get("endpoints", {}).items()):
+        hist = _hist(item.get("hist"))
+        total_hist.add(hist)
+        requests, failures = int(item["requests"]), int(item["failures"])
+        total_requests += requests
+        total_failures += failures
+        errors = {str(k): int(v) for k, v in item.get("errors", {}).items()}
+        for message, count in errors.items():
+            total_errors[message] = total_errors.get(message, 0) + count
+        endpoints.append(
+            Endpoint(
+                key=key,
+                method=str(item["method"]),
+                name=str(item["name"]),
+                requests=requests,
+                failures=failures,
+                errors=errors,
+                latency=Latency.of(hist),
+                rps=requests / duration,
+            )
+        )
+    total = Endpoint(
+        key="Aggregated",
+        method="",
+        name="Aggregated",
+        requests=total_requests,
+        failures=total_failures,
+        errors=total_errors,
+        latency=Latency.of(total_hist),
+        rps=total_requests / duration,
+    )
+    users = {int(k): int(v) for k, v in raw.get("users", {}).items()}
+    windows = []
+    start_second = math.floor(started)
+    for second, per_endpoint in sorted((int(k), v) for k, v in raw.get("windows", {}).items()):
+        merged = _hist(None)
+        requests = failures = 0
+        parts: dict[str, tuple[int, int, Latency]] = {}
+        for key, (count, failed, encoded) in per_endpoint.items():
+            hist = _hist(encoded)
+            merged.add(hist)
+            requests += int(count)
+            failures += int(failed)
+            parts[key] = (int(count), int(failed), Latency.of(hist))
+        windows.append(
+            Window(
+                t=second - start_second,
+                requests=requests,
+                failures=failures,
+                latency=Latency.of(merged),
+                users=users.get(second, 0),
+                endpoints=parts,
+            )
+        )
+    return Results(started, ended, endpoints, total, windows)
