@@ -14,6 +14,7 @@ from typing import IO
 import typer
 
 from scalectl import __version__
+from scalectl.commands import loadtest as loadtest_command
 from scalectl.commands import plan as plan_command
 from scalectl.commands import stack as stack_command
 from scalectl.errors import ExitCode, ScalectlError
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(plan_command.app, name="plan")
 app.add_typer(stack_command.app, name="stack")
+app.add_typer(loadtest_command.app, name="loadtest")
 
 
 def _version(ctx: typer.Context, value: bool) -> None:

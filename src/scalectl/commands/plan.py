@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup
 
-from scalectl.commands.common import output_of
+from scalectl.commands.common import default_group, output_of
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.output import Output
 
@@ -18,17 +17,8 @@ if TYPE_CHECKING:
     from scalectl.plan.validate import CheckResult
 
 
-class _RenderByDefault(TyperGroup):
-    """`scalectl plan PLAN` means `scalectl plan render PLAN`, as the issue specifies."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["render", *args]
-        return super().parse_args(ctx, args)
-
-
 app = typer.Typer(
-    cls=_RenderByDefault,
+    cls=default_group("render"),
     help="Turn a capacity plan into sized, validated configs (render is the default).",
     no_args_is_help=True,
     rich_markup_mode=None,

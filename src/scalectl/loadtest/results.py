@@ -24,6 +24,9 @@ from typing import Any
 from scalectl.errors import ScalectlError
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+# The aggregate ("global" SLOs) covers HTTP requests only: custom entries such as a
+# pipeline's "JOB analyse end-to-end" measure something else and are gated by name.
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Fewest samples for a percentile to mean anything: p99 needs ~100 to be more than the max.
 MIN_SAMPLES = {50.0: 20, 90.0: 50, 95.0: 100, 99.0: 500}
 
@@ -139,13 +142,14 @@ def from_raw(raw: dict[str, Any]) -> Results:
     total_errors: dict[str, int] = {}
     for key, item in sorted(raw.get("endpoints", {}).items()):
         hist = _hist(item.get("hist"))
-        total_hist.add(hist)
         requests, failures = int(item["requests"]), int(item["failures"])
-        total_requests += requests
-        total_failures += failures
         errors = {str(k): int(v) for k, v in item.get("errors", {}).items()}
-        for message, count in errors.items():
-            total_errors[message] = total_errors.get(message, 0) + count
+        if str(item["method"]).upper() in HTTP_METHODS:
+            total_hist.add(hist)
+            total_requests += requests
+            total_failures += failures
+            for message, count in errors.items():
+                total_errors[message] = total_errors.get(message, 0) + count
         endpoints.append(
             Endpoint(
                 key=key,
@@ -177,10 +181,11 @@ def from_raw(raw: dict[str, Any]) -> Results:
         parts: dict[str, tuple[int, int, Latency]] = {}
         for key, (count, failed, encoded) in per_endpoint.items():
             hist = _hist(encoded)
-            merged.add(hist)
-            requests += int(count)
-            failures += int(failed)
             parts[key] = (int(count), int(failed), Latency.of(hist))
+            if key.split(" ", 1)[0].upper() in HTTP_METHODS:
+                merged.add(hist)
+                requests += int(count)
+                failures += int(failed)
         windows.append(
             Window(
                 t=second - start_second,

@@ -1,0 +1,256 @@
+"""`scalectl loadtest`: Locust scenarios in child processes, HDR-measured, gated on SLOs."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from scalectl.commands.common import default_group, output_of
+from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
+from scalectl.output import Output
+
+app = typer.Typer(
+    cls=default_group("run"),
+    help="Run a Locust scenario against a deployed app and gate on SLOs (run is the default).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+
+
+def parse_duration(text: str) -> int:
+    """Locust's spelling: 90, 90s, 5m, 1h30m."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise InputError(f"--run-time {text}: expected a duration such as 30s, 5m or 1h30m")
+    h, m, s = (int(g) if g else 0 for g in match.groups())
+    seconds = h * 3600 + m * 60 + s
+    if seconds <= 0:
+        raise InputError(f"--run-time {text}: must be longer than 0 seconds")
+    return seconds
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    locustfile: str = typer.Argument(
+        ..., help="A scenario name (browse, mix, ...) or a locustfile."
+    ),
+    host: str | None = typer.Option(
+        None, "--host", "-H", help="Target URL (default: the running `scalectl stack`)."
+    ),
+    users: int = typer.Option(10, "--users", "-u", min=1, help="Peak concurrent users."),
+    spawn_rate: float = typer.Option(10, "--spawn-rate", "-r", min=0.1, help="Users started/s."),
+    run_time: str | None = typer.Option(
+        None, "--run-time", "-t", help="How long: 30s, 5m, 1h30m (required without a TTY)."
+    ),
+    tags: list[str] = typer.Option([], "--tags", help="Only tasks with these Locust tags."),
+    slo: Path | None = typer.Option(None, "--slo", help="An SLO file to gate on."),
+    plan: Path | None = typer.Option(
+        None, "--plan", help="Gate on this capacity plan's slo section."
+    ),
+    report_dir: Path = typer.Option(
+        Path("loadtest-report"), "--report-dir", help="Where report.json, junit.xml, ... go."
+    ),
+    processes: str = typer.Option(
+        "auto", "--processes", help="Locust processes: a number, or auto (one per core)."
+    ),
+    allow_host: list[str] = typer.Option(
+        [], "--allow-host", help="A non-loopback host you allow load to be sent to."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print report.json on stdout."),
+) -> None:
+    """Run a load test in Locust child processes and gate the result on SLOs.
+
+    Exit 0 pass, 1 an SLO breached, 4 inconclusive (saturated generator, too few samples).
+
+    Example: scalectl loadtest browse -u 20 -t 30s --plan examples/reference-app.yaml
+    """
+    from scalectl.loadtest import runner
+    from scalectl.loadtest import slo as slo_mod
+    from scalectl.loadtest.reports import write_reports
+
+    output = output_of(ctx, json_out)
+    if slo and plan:
+        raise InputError("give --slo or --plan, not both")
+    spec = _spec(slo, plan)
+    path = runner.resolve_locustfile(locustfile)
+    target = host or _stack_url()
+    runner.check_host(target, tuple(allow_host))
+    if run_time is None:
+        if not output.interactive:
+            raise InputError("--run-time is required when not at a terminal (CI must end)")
+        seconds = 24 * 3600  # at a terminal, Ctrl-C ends it
+    else:
+        seconds = parse_duration(run_time)
+    count = _processes(processes)
+
+    config = runner.RunConfig(
+        locustfile=path,
+        host=target,
+        users=users,
+        spawn_rate=spawn_rate,
+        run_time_seconds=seconds,
+        processes=count,
+        tags=tuple(tags),
+    )
+    output.info(
+        f"loadtest {path.name} -> {target}: {users} users, {spawn_rate:g}/s, "
+        f"{seconds}s, {count} Locust process(es)"
+    )
+    abort = (lambda r: slo_mod.abort_breached(spec, r.windows)) if spec is not None else None
+    outcome = runner.run(config, progress=_progress(output), abort_check=abort)
+    results = outcome.results
+
+    evaluation = slo_mod.evaluate(spec or slo_mod.SloSpec(), results)
+    verdict = evaluation.verdict
+    reasons: list[str] = []
+    if outcome.generator.saturated:
+        verdict = "inconclusive"
+        reasons.append(
+            "the load generator was saturated (a Locust process above "
+            f"{runner.SATURATED_CPU:g}% CPU): use more --processes or fewer users"
+        )
+    if outcome.aborted:
+        verdict = "fail"
+        reasons.append(f"aborted: {outcome.aborted}")
+    if outcome.interrupted and verdict == "pass":
+        verdict = "inconclusive"
+        reasons.append("interrupted before the planned run time")
+    if results.total.requests == 0:
+        verdict = "inconclusive"
+        reasons.append("no requests were recorded")
+
+    meta = {
+        "scenario": str(path),
+        "host": target,
+        "users": users,
+        "spawn_rate": spawn_rate,
+        "run_time": f"{seconds}s",
+        "processes": count,
+    }
+    written = write_reports(
+        report_dir,
+        results,
+        evaluation,
+        outcome.generator.to_json(),
+        meta,
+        verdict=verdict,
+        reasons=reasons,
+        environ=output.environ,
+    )
+    if output.json_mode:
+        output.stdout.write((report_dir / "report.json").read_text())
+    else:
+        _print(output, results, evaluation, verdict, reasons, written)
+    if outcome.interrupted:
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    if verdict == "fail":
+        raise CheckFailed("SLO breached" + (f" ({'; '.join(reasons)})" if reasons else ""))
+    if verdict == "inconclusive":
+        raise Inconclusive("inconclusive: " + ("; ".join(reasons) or "too few samples"))
+
+
+def _spec(slo: Path | None, plan: Path | None) -> Any:
+    from scalectl.loadtest import slo as slo_mod
+
+    if slo is not None:
+        return slo_mod.load_slo_file(slo)
+    if plan is not None:
+        from scalectl.plan.load import load_plan
+
+        return slo_mod.from_plan(load_plan(plan).plan)
+    return None
+
+
+def _stack_url() -> str:
+    from scalectl.stack.state import load
+
+    state = load(Path(".scalectl/stack"))
+    if state is None or "app" not in state.urls:
+        raise InputError("no --host given and no `scalectl stack` is running here")
+    return state.urls["app"]
+
+
+def _processes(value: str) -> int:
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"--processes {value}: expected a number >= 1 or auto")
+    return int(value)
+
+
+def _progress(output: Output) -> Any:
+    from scalectl.loadtest.results import from_raw
+
+    last = [0.0]
+
+    def show(live: dict[str, Any]) -> None:
+        # A line every 5 s: readable in CI logs, no spinners (TTY and non-TTY alike for now).
+        now = time.monotonic()
+        if now - last[0] < 5:
+            return
+        last[0] = now
+        results = from_raw(live)
+        recent = results.windows[-5:]
+        requests = sum(w.requests for w in recent)
+        failures = sum(w.failures for w in recent)
+        p95 = results.total.latency.p95_ms
+        output.info(
+            f"t={int(time.time() - results.started_at)}s "
+            f"users={live.get('users_now', 0)} rps={requests / max(len(recent), 1):.0f} "
+            f"errors={failures} p95={p95 if p95 is not None else '-'}ms "
+            f"requests={results.total.requests}"
+        )
+
+    return show
+
+
+def _print(
+    output: Output,
+    results: Any,
+    evaluation: Any,
+    verdict: str,
+    reasons: list[str],
+    written: list[Path],
+) -> None:
+    from rich.table import Table
+
+    endpoints = Table(title="Endpoints", title_justify="left")
+    for col in ("endpoint", "requests", "failures", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        endpoints.add_column(col, justify="left" if col == "endpoint" else "right")
+    for e in [*results.endpoints, results.total]:
+        lat = e.latency
+        endpoints.add_row(
+            e.key,
+            str(e.requests),
+            f"{e.failures} ({e.error_rate:.1%})",
+            f"{e.rps:.1f}",
+            *(
+                f"{v:.1f}" if v is not None else "-"
+                for v in (lat.p50_ms, lat.p95_ms, lat.p99_ms, lat.max_ms)
+            ),
+        )
+    output.console.print(endpoints)
+    if evaluation.results:
+        slos = Table(title="SLOs", title_justify="left")
+        for col in ("SLO", "threshold", "observed", "result"):
+            slos.add_column(col)
+        for r in evaluation.results:
+            style = {"pass": "green", "fail": "red"}.get(r.status, "yellow")
+            slos.add_row(
+                r.name,
+                f"{r.comparator} {r.threshold_text}",
+                r.observed_text,
+                f"[{style}]{r.status}[/{style}]",
+            )
+        output.console.print(slos)
+    for reason in reasons:
+        output.warn(reason)
+    output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")

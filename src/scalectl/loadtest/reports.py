@@ -1,0 +1,301 @@
+"""Report files of one load-test run: report.json, junit.xml, summary.md, timeseries.csv.
+
+Formats are documented field by field in docs/loadtest.md; keep the two in step. Every
+file is written to a temporary sibling and moved into place, so a reader never sees half.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scalectl.loadtest.results import Endpoint, Latency, Results
+from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
+
+REPORT_VERSION = 1
+TOP_ERRORS = 10
+META_KEYS = ("scenario", "host", "users", "run_time")
+CSV_COLUMNS = (
+    "t",
+    "endpoint",
+    "users",
+    "requests",
+    "failures",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+)
+AGGREGATED = "Aggregated"
+
+
+def write_reports(
+    report_dir: Path,
+    results: Results,
+    evaluation: Evaluation,
+    generator: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    *,
+    verdict: Verdict | None = None,
+    reasons: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write the four reports into `report_dir` (created if needed) and return their paths.
+
+    `verdict` overrides `evaluation.verdict` when the run itself decides (a saturated
+    generator, an abort), with `reasons` saying why. When `environ` has
+    GITHUB_STEP_SUMMARY, summary.md is also appended to that file.
+    """
+    verdict = verdict or evaluation.verdict
+    report_dir.mkdir(parents=True, exist_ok=True)
+    summary = summary_markdown(results, evaluation, meta, verdict=verdict, reasons=reasons)
+    data = report_data(results, evaluation, generator, meta, verdict=verdict, reasons=reasons)
+    files = {
+        "report.json": json.dumps(data, indent=2, allow_nan=False) + "\n",
+        "junit.xml": junit_xml(results, evaluation),
+        "summary.md": summary,
+        "timeseries.csv": timeseries_csv(results),
+    }
+    written = []
+    for name, text in files.items():
+        path = report_dir / name
+        _write_atomic(path, text)
+        written.append(path)
+    step_summary = (environ or {}).get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(summary + "\n")
+    return written
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- report.json ------------------------------------------------------------------------
+
+
+def report_data(
+    results: Results,
+    evaluation: Evaluation,
+    generator: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    *,
+    verdict: Verdict | None = None,
+    reasons: Sequence[str] = (),
+) -> dict[str, Any]:
+    """report.json as a dict, keys in documented order."""
+    return {
+        "version": REPORT_VERSION,
+        "verdict": verdict or evaluation.verdict,
+        "reasons": list(reasons),
+        "meta": _meta(results, meta),
+        "slos": [_slo(s) for s in evaluation.results],
+        "endpoints": [_endpoint(e) for e in results.endpoints],
+        "total": _endpoint(results.total),
+        "generator": _generator(results, generator),
+        "errors": [
+            {"message": message, "count": count}
+            for message, count in sorted(results.total.errors.items(), key=lambda i: (-i[1], i[0]))[
+                :TOP_ERRORS
+            ]
+        ],
+        "timeseries": [
+            {
+                "t": w.t,
+                "users": w.users,
+                "requests": w.requests,
+                "failures": w.failures,
+                "rps": float(w.requests),
+                **_percentiles(w.latency),
+            }
+            for w in results.windows
+        ],
+    }
+
+
+def _meta(results: Results, meta: Mapping[str, Any]) -> dict[str, Any]:
+    out = {key: meta.get(key) for key in META_KEYS}
+    out["started_at"] = _iso(results.started_at)
+    out["ended_at"] = _iso(results.ended_at)
+    out["duration_s"] = round(results.duration, 3)
+    out.update({k: meta[k] for k in sorted(meta) if k not in out})
+    return out
+
+
+def _generator(results: Results, generator: Mapping[str, Any]) -> dict[str, Any]:
+    """processes, requested_rps, achieved_rps first; then the runner's own keys, sorted."""
+    out = {
+        "processes": generator.get("processes"),
+        "requested_rps": generator.get("requested_rps"),
+        "achieved_rps": generator.get("achieved_rps", round(results.total.rps, 3)),
+    }
+    out.update({k: generator[k] for k in sorted(generator) if k not in out})
+    return out
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _slo(s: SloResult) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "scope": s.scope,
+        "kind": s.kind,
+        "metric": s.metric,
+        "comparator": s.comparator,
+        "threshold": s.threshold,
+        "observed": s.observed,
+        "passed": s.passed,
+        "status": s.status,
+        "detail": s.detail,
+    }
+
+
+def _endpoint(e: Endpoint) -> dict[str, Any]:
+    return {
+        "key": e.key,
+        "name": e.name,
+        "method": e.method,
+        "requests": e.requests,
+        "failures": e.failures,
+        "error_rate": round(e.error_rate, 6),
+        **_percentiles(e.latency, full=True),
+        "rps": round(e.rps, 3),
+    }
+
+
+def _percentiles(latency: Latency, *, full: bool = False) -> dict[str, float | None]:
+    names = ("p50", "p90", "p95", "p99", "max", "mean") if full else ("p50", "p95", "p99")
+    return {f"{n}_ms": latency.get(n) for n in names}
+
+
+# --- junit.xml --------------------------------------------------------------------------
+
+
+def junit_xml(results: Results, evaluation: Evaluation) -> str:
+    """One testcase per SLO: a breach is a <failure>, an inconclusive SLO is <skipped>."""
+    slos = evaluation.results
+    suites = ET.Element("testsuites", name="scalectl loadtest")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="scalectl loadtest",
+        tests=str(len(slos)),
+        failures=str(sum(s.status == "fail" for s in slos)),
+        errors="0",
+        skipped=str(sum(s.status == "inconclusive" for s in slos)),
+        time=f"{results.duration:.3f}",
+        timestamp=_iso(results.started_at),
+    )
+    for s in slos:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"scalectl.loadtest.{s.scope}", name=s.name, time="0"
+        )
+        numbers = f"threshold {s.comparator} {s.threshold_text}, observed {s.observed_text}"
+        if s.status == "fail":
+            failure = ET.SubElement(case, "failure", message=numbers, type="SLOBreach")
+            failure.text = f"{s.name}: {numbers}" + (f" ({s.detail})" if s.detail else "")
+        elif s.status == "inconclusive":
+            ET.SubElement(case, "skipped", message=f"inconclusive: {s.detail}; {numbers}")
+    ET.indent(suites)
+    body = ET.tostring(suites, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
+
+
+# --- summary.md -------------------------------------------------------------------------
+
+_VERDICT = {"pass": "✅ PASS", "fail": "❌ FAIL", "inconclusive": "⚠️ INCONCLUSIVE"}
+_STATUS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
+
+
+def summary_markdown(
+    results: Results,
+    evaluation: Evaluation,
+    meta: Mapping[str, Any],
+    *,
+    verdict: Verdict | None = None,
+    reasons: Sequence[str] = (),
+) -> str:
+    total = results.total
+    parts = [f"{k} {meta[k]}" for k in META_KEYS if meta.get(k) is not None]
+    lines = [f"## scalectl loadtest: {_VERDICT[verdict or evaluation.verdict]}", ""]
+    lines += [f"- {reason}" for reason in reasons]
+    lines += [""] if reasons else []
+    lines += [
+        f"{total.requests} requests, {total.failures} failed ({total.error_rate * 100:.2f}%),"
+        f" {total.rps:.1f}/s over {results.duration:.0f}s"
+        + (f"; {', '.join(parts)}" if parts else ""),
+        "",
+        "| SLO | Threshold | Observed | Result |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for s in evaluation.results:
+        result = _STATUS[s.status] + (f" ({s.detail})" if s.detail else "")
+        lines.append(
+            f"| {_cell(s.name)} | {s.comparator} {s.threshold_text} | {s.observed_text}"
+            f" | {_cell(result)} |"
+        )
+    lines += [
+        "",
+        "| Endpoint | Requests | Failures | Error rate | p50 ms | p95 ms | p99 ms | max ms | RPS |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for e in [*results.endpoints, total]:
+        lat = e.latency
+        lines.append(
+            f"| {_cell(e.key)} | {e.requests} | {e.failures} | {e.error_rate * 100:.2f}%"
+            f" | {_ms(lat.p50_ms)} | {_ms(lat.p95_ms)} | {_ms(lat.p99_ms)} | {_ms(lat.max_ms)}"
+            f" | {e.rps:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+# --- timeseries.csv ---------------------------------------------------------------------
+
+
+def timeseries_csv(results: Results) -> str:
+    """Long format: per second, an 'Aggregated' row then one row per endpoint with requests."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for w in results.windows:
+        rows = [(AGGREGATED, w.requests, w.failures, w.latency)]
+        rows += [(key, *w.endpoints[key]) for key in sorted(w.endpoints)]
+        for name, requests, failures, latency in rows:
+            writer.writerow(
+                [
+                    w.t,
+                    name,
+                    w.users,
+                    requests,
+                    failures,
+                    requests,  # one-second windows: requests are requests/s
+                    *("" if v is None else v for v in _percentiles(latency).values()),
+                ]
+            )
+    return buffer.getvalue()

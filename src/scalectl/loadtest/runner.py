@@ -1,0 +1,272 @@
+"""Run Locust in child processes and watch it: CPU of every Locust process, live progress,
+abort criteria, a hard time bound, Ctrl-C. scalectl's own process never imports locust."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+from scalectl import resources
+from scalectl.errors import InputError
+from scalectl.loadtest.results import Results, from_raw, load_raw
+
+SATURATED_CPU = 90.0  # percent of one core: the median after start-up, any Locust process
+WARMUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the verdict
+GRACE_SECONDS = 60  # beyond --run-time before the run is stopped by force
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    locustfile: Path
+    host: str
+    users: int
+    spawn_rate: float
+    run_time_seconds: int
+    processes: int
+    tags: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GeneratorStats:
+    processes: int
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # per process, % of a core/s
+
+    def steady(self, label: str) -> list[float]:
+        samples = self.cpu[label]
+        return samples[WARMUP_SAMPLES:] or samples
+
+    @property
+    def cpu_median(self) -> dict[str, float]:
+        return {
+            label: statistics.median(self.steady(label)) for label in self.cpu if self.cpu[label]
+        }
+
+    @property
+    def saturated(self) -> bool:
+        return any(v >= SATURATED_CPU for v in self.cpu_median.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "processes": self.processes,
+            "cpu_percent_median": {k: round(v, 1) for k, v in self.cpu_median.items()},
+            "cpu_percent_max": {k: round(max(v), 1) for k, v in self.cpu.items() if v},
+            "saturated": self.saturated,
+            "saturation_threshold_percent": SATURATED_CPU,
+        }
+
+
+@dataclass
+class Outcome:
+    results: Results
+    generator: GeneratorStats
+    aborted: str | None  # why the run was stopped early, if it was
+    interrupted: bool
+    returncode: int
+
+
+Progress = Callable[[dict[str, Any]], None]
+AbortCheck = Callable[[Results], str | None]
+
+
+def resolve_locustfile(name: str) -> Path:
+    """A path to a locustfile, or the name of one of our scenarios."""
+    path = Path(name)
+    if path.suffix == ".py" or path.exists():
+        if not path.is_file():
+            raise InputError(f"{name}: no such locustfile")
+        return path.resolve()
+    scenarios = resources.root().joinpath("scenarios")
+    candidate = scenarios.joinpath(f"{name}.py")
+    if candidate.is_file():
+        return Path(str(candidate))
+    available = sorted(
+        p.name.removesuffix(".py")
+        for p in scenarios.iterdir()
+        if p.name.endswith(".py") and p.name not in ("common.py", "shapes.py")
+    )
+    listed = ", ".join(available)
+    raise InputError(f"no scenario or locustfile named '{name}' (scenarios: {listed})")
+
+
+LOOPBACK = ("127.", "::1", "localhost", "[::1]")
+
+
+def check_host(host: str, allowed: tuple[str, ...]) -> tuple[str, int]:
+    """Only loopback, or a host the user named with --allow-host; and it must answer."""
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"--host {host}: expected a URL such as http://127.0.0.1:8080")
+    name = parts.hostname
+    if not (name.startswith(LOOPBACK) or name in allowed):
+        raise InputError(
+            f"--host {host}: {name} is not a loopback address; load tests send traffic only "
+            f"where you allow it: add --allow-host {name}"
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((name, port), timeout=2):
+            pass
+    except OSError as exc:
+        raise InputError(f"--host {host}: cannot connect ({exc.strerror or exc})") from None
+    return name, port
+
+
+def run(
+    config: RunConfig,
+    *,
+    progress: Progress = lambda _: None,
+    abort_check: AbortCheck | None = None,
+) -> Outcome:
+    plugin = Path(__file__).resolve().parent / "child" / "plugin.py"
+    with tempfile.TemporaryDirectory(prefix="scalectl-loadtest-") as tmp:
+        raw_path, live_path = Path(tmp) / "raw.json", Path(tmp) / "live.json"
+        argv = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            f"{config.locustfile},{plugin}",
+            "--headless",
+            "-u",
+            str(config.users),
+            "-r",
+            f"{config.spawn_rate:g}",
+            "-t",
+            f"{config.run_time_seconds}s",
+            "-H",
+            config.host,
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "10",
+            "--exit-code-on-error",
+            "0",
+        ]
+        if config.processes > 1:
+            argv += ["--processes", str(config.processes)]
+        if config.tags:
+            argv += ["--tags", *config.tags]
+        env = {
+            **os.environ,
+            **config.env,
+            "SCALECTL_RAW_OUT": str(raw_path),
+            "SCALECTL_LIVE_OUT": str(live_path),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log_path = Path(tmp) / "locust.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                cwd=config.locustfile.parent,
+            )
+        stats = GeneratorStats(processes=config.processes)
+        aborted: str | None = None
+        interrupted = False
+        try:
+            aborted = _watch(proc, config, stats, live_path, progress, abort_check)
+        except KeyboardInterrupt:
+            interrupted = True
+            _signal_group(proc, signal.SIGINT)  # Locust stops and still writes its results
+        returncode = _finish(proc)
+        if not raw_path.exists():
+            raise InputError(
+                f"{config.locustfile}: Locust exited ({returncode}) without results:",
+                lines=_tail(log_path),
+            )
+        results = load_raw(raw_path)
+        return Outcome(results, stats, aborted, interrupted, returncode)
+
+
+def _watch(
+    proc: subprocess.Popen[bytes],
+    config: RunConfig,
+    stats: GeneratorStats,
+    live_path: Path,
+    progress: Progress,
+    abort_check: AbortCheck | None,
+) -> str | None:
+    deadline = time.monotonic() + config.run_time_seconds + GRACE_SECONDS
+    tracked: dict[int, psutil.Process] = {}
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            _signal_group(proc, signal.SIGTERM)
+            return f"did not stop within --run-time + {GRACE_SECONDS}s"
+        try:
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            family = []
+        for member in family:
+            if member.pid not in tracked:
+                tracked[member.pid] = member
+                member.cpu_percent(None)  # first call primes the counter
+        time.sleep(1.0)
+        for index, (pid, member) in enumerate(sorted(tracked.items())):
+            label = "master" if pid == proc.pid else f"worker-{index}"
+            try:
+                cpu = member.cpu_percent(None)
+            except psutil.Error:
+                continue
+            stats.cpu.setdefault(label, []).append(cpu)
+        live = _read_live(live_path)
+        if live is None:
+            continue
+        progress(live)
+        if abort_check is not None and live.get("windows"):
+            reason = abort_check(from_raw(live))
+            if reason:
+                _signal_group(proc, signal.SIGTERM)
+                return reason
+    return None
+
+
+def _read_live(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("started_at") else None
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _finish(proc: subprocess.Popen[bytes]) -> int:
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        return proc.wait(timeout=10)
+    finally:
+        # No orphans: whatever is left of the group goes.
+        _signal_group(proc, signal.SIGKILL)
+
+
+def _tail(path: Path, lines: int = 15) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []

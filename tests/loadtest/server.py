@@ -1,0 +1,67 @@
+"""A test HTTP server whose truth is known: latency cycles through fixed values and every
+tenth request to /flaky fails, so measured percentiles and error rates can be checked."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# /known sleeps 10, 20, ..., 100 ms in turn: p50 is 50-60 ms, p90 90-100 ms, max 100 ms.
+KNOWN_MS = [10 * i for i in range(1, 11)]
+FLAKY_EVERY = 10  # every 10th /flaky request answers 500: a 10% error rate
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body in one segment, sent at once: otherwise Nagle plus the client's
+    # delayed ACK add ~40 ms to every response and the "truth" is no longer known.
+    wbufsize = 1 << 16
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    known = itertools.cycle(KNOWN_MS)
+    flaky = itertools.count(1)
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        status = 200
+        if self.path.startswith("/known"):
+            with self.lock:
+                delay = next(self.known)
+            time.sleep(delay / 1000)
+        elif self.path.startswith("/flaky"):
+            with self.lock:
+                n = next(self.flaky)
+            status = 500 if n % FLAKY_EVERY == 0 else 200
+        body = b"ok\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops SYNs when users connect together
+
+
+@contextmanager
+def serve() -> Iterator[str]:
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
