@@ -11,9 +11,6 @@ Request names: GET /api/submissions/{id}, GET /api/submissions/{id} [no-cache],
 GET /api/users/{id}/submissions, GET /api/stats, POST /api/submissions (seeding only).
 """
 
-# (`mypy` reaches this file through the src/scalectl/scenarios link, as module
-# scalectl.scenarios.*, where the sibling imports Locust resolves do not exist; common.py,
-# which has no sibling or Locust import, stays checked.)
 from __future__ import annotations
 
 import sys

@@ -6,9 +6,6 @@ can be changed with SCALECTL_MIX_BROWSE, SCALECTL_MIX_SUBMIT, SCALECTL_MIX_PIPEL
 Request names: the union of browse.py, submit.py and pipeline.py.
 """
 
-# (`mypy` reaches this file through the src/scalectl/scenarios link, as module
-# scalectl.scenarios.*, where the sibling imports Locust resolves do not exist; common.py,
-# which has no sibling or Locust import, stays checked.)
 from __future__ import annotations
 
 import sys

@@ -10,9 +10,6 @@ the last poll is a failure. `failed` is not terminal: the app shows it between r
 Request names: POST /api/submissions, GET /api/jobs/{id}, JOB analyse end-to-end.
 """
 
-# (`mypy` reaches this file through the src/scalectl/scenarios link, as module
-# scalectl.scenarios.*, where the sibling imports Locust resolves do not exist; common.py,
-# which has no sibling or Locust import, stays checked.)
 from __future__ import annotations
 
 import sys

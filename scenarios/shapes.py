@@ -12,9 +12,6 @@ Parameters come from the environment, read when Locust instantiates the shape:
   until SCALECTL_SHAPE_DURATION (3600 s). Finds leaks, pool exhaustion, cache/queue growth.
 """
 
-# (`mypy` reaches this file through the src/scalectl/scenarios link, as module
-# scalectl.scenarios.*, where the sibling imports Locust resolves do not exist; common.py,
-# which has no sibling or Locust import, stays checked.)
 from __future__ import annotations
 
 import sys

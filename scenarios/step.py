@@ -3,9 +3,6 @@
 Run without -u/-r/-t; see shapes.py and README.md for the SCALECTL_SHAPE_* knobs.
 """
 
-# (`mypy` reaches this file through the src/scalectl/scenarios link, as module
-# scalectl.scenarios.*, where the sibling imports Locust resolves do not exist; common.py,
-# which has no sibling or Locust import, stays checked.)
 from __future__ import annotations
 
 import sys

@@ -9,9 +9,6 @@ Request names: POST /api/submissions, PATCH /api/submissions/{id},
 DELETE /api/submissions/{id}.
 """
 
-# (`mypy` reaches this file through the src/scalectl/scenarios link, as module
-# scalectl.scenarios.*, where the sibling imports Locust resolves do not exist; common.py,
-# which has no sibling or Locust import, stays checked.)
 from __future__ import annotations
 
 import sys
