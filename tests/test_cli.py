@@ -38,6 +38,7 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "BAD_INPUT": 2,
         "INTERNAL": 3,
         "INCONCLUSIVE": 4,
+        "REGRESSED": 5,
         "INTERRUPTED": 130,
     }
     readme = (ROOT / "README.md").read_text()

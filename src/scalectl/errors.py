@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # bad input or usage
     INTERNAL = 3  # a bug: short message plus the path of a log with the traceback
     INCONCLUSIVE = 4  # the measurement cannot support a verdict (used by loadtest)
+    REGRESSED = 5  # `loadtest compare`: NEW is worse than BASE beyond the tolerance
     INTERRUPTED = 130
 
 

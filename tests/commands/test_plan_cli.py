@@ -31,6 +31,7 @@ def test_render_writes_every_config(cli: Cli, tmp_path: Path) -> None:
         "kubernetes/admin.yaml",
         "kubernetes/analysis.yaml",
         "kubernetes/namespace.yaml",
+        "kubernetes/loadtest.yaml",
         "prometheus/alerts.rules.yml",
         "prometheus/slo.rules.yml",
         "prometheus/rules.test.yml",

@@ -254,3 +254,88 @@ def _print(
     for reason in reasons:
         output.warn(reason)
     output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")
+
+
+@app.command("compare")
+def compare_command(
+    ctx: typer.Context,
+    base: str = typer.Argument(
+        ...,
+        metavar="BASE",
+        help="report.json or report dir; several repeat runs comma-separated or a glob.",
+    ),
+    new: str = typer.Argument(..., metavar="NEW", help="The same for the run(s) to judge."),
+    tolerance: str = typer.Option(
+        "10%",
+        "--tolerance",
+        metavar="PCT",
+        help="Relative change allowed beyond BASE's range: 10% or 0.1.",
+    ),
+    min_delta_ms: float = typer.Option(
+        2.0, "--min-delta-ms", min=0, help="A latency must also move by more than this (ms)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+) -> None:
+    """Compare two load-test reports per endpoint: p50/p95/p99, error rate and rps.
+
+    Exit 0 no regression, 5 regressed, 2 bad input. With repeat runs on a side, a metric
+    regressed only when NEW's median is worse than BASE's worst run by the tolerance.
+
+    Example: scalectl loadtest compare main-report 'pr-report-*' --tolerance 10%
+    """
+    from scalectl.loadtest import compare as compare_mod
+
+    output = output_of(ctx, json_out)
+    fraction = compare_mod.parse_tolerance(tolerance)
+    sides = [
+        [compare_mod.load_report(p) for p in compare_mod.report_paths(spec)] for spec in (base, new)
+    ]
+    result = compare_mod.compare(sides[0], sides[1], tolerance=fraction, min_delta_ms=min_delta_ms)
+    if output.json_mode:
+        output.emit_json(result.to_json())
+    else:
+        _print_comparison(output, result)
+    regressed = result.regressed
+    if regressed:
+        raise compare_mod.Regressed(
+            f"{len(regressed)} metric{'s' if len(regressed) != 1 else ''} regressed: "
+            + ", ".join(f"{r.endpoint} {r.metric}" for r in regressed)
+        )
+
+
+def _print_comparison(output: Output, result: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    def value(v: float | None, metric: str) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.2%}" if metric == "error_rate" else f"{v:.1f}"
+
+    runs = f"{len(result.base)} vs {len(result.new)} run(s)"
+    table = Table(title=f"Compare: {runs}", title_justify="left")
+    for col in ("endpoint", "metric", "base", "new", "change", "status"):
+        table.add_column(col, justify="right" if col in ("base", "new", "change") else "left")
+    styles = {"ok": "green", "improved": "green", "regressed": "red", "insufficient": "yellow"}
+    for r in result.rows:
+        base = value(r.base, r.metric)
+        if r.base_min != r.base_max:
+            base += f" ({value(r.base_min, r.metric)}–{value(r.base_max, r.metric)})"
+        status = r.status + (f" ({r.detail})" if r.detail else "")
+        table.add_row(
+            Text(r.endpoint),
+            r.metric,
+            base,
+            value(r.new, r.metric),
+            "-" if r.change is None else f"{r.change:+.1%}",
+            Text(status, style=styles[r.status]),
+        )
+    output.console.print(table)
+    for key in result.added:
+        output.info(f"added (only in NEW): {key}")
+    for key in result.removed:
+        output.info(f"removed (only in BASE): {key}")
+    verdict = f"{len(result.regressed)} regressed" if result.regressed else "no regression"
+    output.info(
+        f"{verdict} (tolerance {result.tolerance:.0%}, min delta {result.min_delta_ms:g} ms)"
+    )

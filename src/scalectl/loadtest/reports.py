@@ -1,4 +1,5 @@
-"""Report files of one load-test run: report.json, junit.xml, summary.md, timeseries.csv.
+"""Report files of one load-test run: report.json, junit.xml, summary.md, timeseries.csv,
+report.html.
 
 Formats are documented field by field in docs/loadtest.md; keep the two in step. Every
 file is written to a temporary sibling and moved into place, so a reader never sees half.
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
 from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
 
@@ -48,7 +50,7 @@ def write_reports(
     reasons: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write the four reports into `report_dir` (created if needed) and return their paths.
+    """Write the five reports into `report_dir` (created if needed) and return their paths.
 
     `verdict` overrides `evaluation.verdict` when the run itself decides (a saturated
     generator, an abort), with `reasons` saying why. When `environ` has
@@ -63,6 +65,7 @@ def write_reports(
         "junit.xml": junit_xml(results, evaluation),
         "summary.md": summary,
         "timeseries.csv": timeseries_csv(results),
+        "report.html": report_html(data),
     }
     written = []
     for name, text in files.items():

@@ -31,6 +31,7 @@ TARGETS: tuple[Target, ...] = (
     Target("kubernetes/namespace.yaml.j2", "kubernetes/namespace.yaml"),
     Target("kubernetes/service.yaml.j2", "kubernetes/{name}.yaml", each="service"),
     Target("kubernetes/worker.yaml.j2", "kubernetes/{name}.yaml", each="worker"),
+    Target("kubernetes/locust.yaml.j2", "kubernetes/loadtest.yaml"),
     Target("prometheus/prometheus.yml.j2", "prometheus/prometheus.yml"),
     Target("prometheus/alerts.rules.yml.j2", "prometheus/alerts.rules.yml"),
     Target("prometheus/slo.rules.yml.j2", "prometheus/slo.rules.yml"),

@@ -14,7 +14,14 @@ def check(plan: Plan, profile: Profile) -> list[PathMsg]:
     return list(_check(plan, profile))
 
 
+RESERVED_NAMES = ("namespace", "loadtest")  # kubernetes/<name>.yaml files of their own
+
+
 def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
+    for section in ("services", "workers"):
+        for name in getattr(plan, section):
+            if name in RESERVED_NAMES:
+                yield ((section, name), f"'{name}' is reserved for a rendered manifest")
     routes: dict[str, str] = {}
     for name, svc in plan.services.items():
         if svc.route in routes:

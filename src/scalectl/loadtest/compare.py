@@ -1,0 +1,268 @@
+"""Compare the report.json of two load-test sides, BASE and NEW, per endpoint (issue 4).
+
+Each side is one run or several repeat runs. A metric regressed when NEW's median is worse
+than the worst BASE run by more than the tolerance (relative) and the floor (absolute):
+with repeats, BASE's spread is its run-to-run noise; with one run per side this is a plain
+relative-plus-absolute tolerance. Percentiles with too few samples in any run are
+"insufficient", never a regression. Formats and rules: docs/loadtest.md "Comparing runs".
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from scalectl.errors import ExitCode, InputError, ScalectlError
+from scalectl.loadtest.results import MIN_SAMPLES
+
+Status = Literal["ok", "improved", "regressed", "insufficient"]
+TOTAL = "Aggregated"
+# metric -> (fewest requests per run for it to mean anything, True when higher is worse)
+METRICS: dict[str, tuple[int, bool]] = {
+    "p50_ms": (MIN_SAMPLES[50.0], True),
+    "p95_ms": (MIN_SAMPLES[95.0], True),
+    "p99_ms": (MIN_SAMPLES[99.0], True),
+    "error_rate": (20, True),  # as the error_rate SLO (docs/loadtest.md "Verdict")
+    "rps": (1, False),
+}
+# An error rate must also rise by this much (0.1 point): 0 -> 1 failure in 10k is noise.
+MIN_DELTA_ERROR_RATE = 0.001
+
+
+class Regressed(ScalectlError):
+    """NEW is worse than BASE beyond the tolerance (exit 5)."""
+
+    exit_code = ExitCode.REGRESSED
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One endpoint (or the total) of one run."""
+
+    requests: int
+    values: Mapping[str, float | None]
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path
+    endpoints: Mapping[str, Stats]  # by "METHOD name"
+    total: Stats
+
+
+@dataclass(frozen=True)
+class Row:
+    endpoint: str
+    metric: str
+    base: float | None  # median over the side's runs
+    base_min: float | None
+    base_max: float | None
+    new: float | None
+    change: float | None  # (new - base) / base; None when base is 0 or missing
+    status: Status
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base: tuple[Path, ...]
+    new: tuple[Path, ...]
+    tolerance: float
+    min_delta_ms: float
+    rows: tuple[Row, ...]
+    added: tuple[str, ...]  # endpoints only in NEW
+    removed: tuple[str, ...]  # endpoints only in BASE
+
+    @property
+    def regressed(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "regressed"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": not self.regressed,
+            "base": [str(p) for p in self.base],
+            "new": [str(p) for p in self.new],
+            "tolerance": self.tolerance,
+            "min_delta_ms": self.min_delta_ms,
+            "regressed": len(self.regressed),
+            "rows": [r.to_json() for r in self.rows],
+            "added": list(self.added),
+            "removed": list(self.removed),
+        }
+
+
+# --- input ------------------------------------------------------------------------------
+
+
+def parse_tolerance(text: str) -> float:
+    """`10%` or a fraction `0.1`."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10 or (not raw.endswith("%") and value >= 1):
+        raise InputError(f"--tolerance {text}: expected a percentage such as 10% (or 0.1)")
+    return value
+
+
+def report_paths(spec: str) -> list[Path]:
+    """A side: comma-separated report.json files, report dirs, or globs of either."""
+    paths: list[Path] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            raise InputError(f"{spec!r}: empty entry in a comma-separated list of reports")
+        if glob.has_magic(part):
+            matches = sorted(glob.glob(part))
+            if not matches:
+                raise InputError(f"{part}: matches no report")
+            candidates = [Path(m) for m in matches]
+        else:
+            candidates = [Path(part)]
+        for path in candidates:
+            if path.is_dir():
+                path = path / "report.json"
+                if not path.is_file():
+                    raise InputError(f"{path.parent}: no report.json in this directory")
+            elif not path.exists():
+                raise InputError(f"{path}: no such file or directory")
+            paths.append(path)
+    return paths
+
+
+def load_report(path: Path) -> Report:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from None
+    bad = f"{path}: not a scalectl report.json"
+    if not isinstance(data, dict):
+        raise InputError(f"{bad}: expected an object")
+    if data.get("version") != 1:
+        raise InputError(f"{bad}: version {data.get('version')!r}, expected 1")
+    endpoints = data.get("endpoints")
+    if not isinstance(endpoints, list):
+        raise InputError(f"{bad}: endpoints must be a list")
+    found: dict[str, Stats] = {}
+    for i, item in enumerate(endpoints):
+        where = f"endpoints[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"{bad}: {where} must be an object")
+        method, name = item.get("method"), item.get("name")
+        if not isinstance(method, str) or not isinstance(name, str):
+            raise InputError(f"{bad}: {where} needs string method and name")
+        found[f"{method} {name}"] = _stats(item, bad, where)
+    total = data.get("total")
+    if not isinstance(total, dict):
+        raise InputError(f"{bad}: total must be an object")
+    return Report(path, found, _stats(total, bad, "total"))
+
+
+def _stats(item: Mapping[str, Any], bad: str, where: str) -> Stats:
+    requests = item.get("requests")
+    if not isinstance(requests, int) or isinstance(requests, bool) or requests < 0:
+        raise InputError(f"{bad}: {where}.requests must be a whole number >= 0")
+    values: dict[str, float | None] = {}
+    for metric in METRICS:
+        value = item.get(metric)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise InputError(f"{bad}: {where}.{metric} must be a number or null")
+        values[metric] = None if value is None else float(value)
+    return Stats(requests, values)
+
+
+# --- comparison -------------------------------------------------------------------------
+
+
+def compare(
+    base: Sequence[Report], new: Sequence[Report], *, tolerance: float, min_delta_ms: float
+) -> Comparison:
+    """Rows per common endpoint (sorted) then the total; endpoints on one side are listed."""
+    base_keys = set.intersection(*(set(r.endpoints) for r in base))
+    new_keys = set.intersection(*(set(r.endpoints) for r in new))
+    common = sorted(base_keys & new_keys)
+    if not common:
+        raise InputError(
+            "BASE and NEW have no endpoint in common (in every run): nothing to compare"
+        )
+    rows: list[Row] = []
+    targets = [(k, [r.endpoints[k] for r in base], [r.endpoints[k] for r in new]) for k in common]
+    targets.append((TOTAL, [r.total for r in base], [r.total for r in new]))
+    for key, b, n in targets:
+        for metric in METRICS:
+            rows.append(_compare_metric(key, metric, b, n, tolerance, min_delta_ms))
+    all_base = set().union(*(r.endpoints for r in base))
+    all_new = set().union(*(r.endpoints for r in new))
+    return Comparison(
+        base=tuple(r.path for r in base),
+        new=tuple(r.path for r in new),
+        tolerance=tolerance,
+        min_delta_ms=min_delta_ms,
+        rows=tuple(rows),
+        added=tuple(sorted(all_new - base_keys)),
+        removed=tuple(sorted(all_base - new_keys)),
+    )
+
+
+def _compare_metric(
+    key: str,
+    metric: str,
+    base: Sequence[Stats],
+    new: Sequence[Stats],
+    tolerance: float,
+    min_delta_ms: float,
+) -> Row:
+    need, higher_is_worse = METRICS[metric]
+    b = [s.values[metric] for s in base]
+    n = [s.values[metric] for s in new]
+    b_known = [v for v in b if v is not None]
+    n_known = [v for v in n if v is not None]
+    b_med = statistics.median(b_known) if b_known else None
+    n_med = statistics.median(n_known) if n_known else None
+    change = (n_med - b_med) / b_med if b_med and n_med is not None else None
+
+    def row(status: Status, detail: str = "") -> Row:
+        return Row(
+            key,
+            metric,
+            b_med,
+            min(b_known) if b_known else None,
+            max(b_known) if b_known else None,
+            n_med,
+            change,
+            status,
+            detail,
+        )
+
+    fewest = min(s.requests for s in [*base, *new])
+    if fewest < need:
+        return row("insufficient", f"{fewest} samples, need {need}")
+    if b_med is None or n_med is None or len(b_known) < len(b) or len(n_known) < len(n):
+        return row("insufficient", "no value in some run")
+    floor = (
+        min_delta_ms
+        if metric.endswith("_ms")
+        else MIN_DELTA_ERROR_RATE
+        if metric == "error_rate"
+        else 0.0
+    )
+    # BASE's range is its noise: worse only beyond its worst run, better beyond its best.
+    worst, best = (max(b_known), min(b_known)) if higher_is_worse else (min(b_known), max(b_known))
+    sign = 1 if higher_is_worse else -1
+    if sign * (n_med - worst) > max(abs(worst) * tolerance, floor):
+        return row("regressed")
+    if sign * (best - n_med) > max(abs(best) * tolerance, floor):
+        return row("improved")
+    return row("ok")

@@ -1,0 +1,186 @@
+"""report.html of one load-test run: one self-contained file, no external resources.
+
+Charts are inline SVG drawn here from report.json's data (report_data()), so the page
+needs no JavaScript and no network; the same data is embedded as a JSON blob
+(`<script type="application/json" id="report-data">`) for anyone who wants to script it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+WIDTH, HEIGHT = 720, 240
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 28, 36
+Y_TICKS = 4
+X_TICKS = 6
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    color: str
+    segments: list[str]  # SVG polyline "points", one per run of windows with a value
+    count: int  # points drawn
+
+
+@dataclass(frozen=True)
+class Tick:
+    pos: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    unit: str
+    series: list[Series]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    empty: bool
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom: int = HEIGHT - BOTTOM
+
+    @property
+    def aria_label(self) -> str:
+        names = ", ".join(s.name for s in self.series)
+        return f"{self.title} ({self.unit}) over time in seconds: {names}"
+
+
+def report_html(data: Mapping[str, Any]) -> str:
+    """report.html from report_data()'s dict."""
+    from markupsafe import Markup
+
+    from scalectl.plan.render import environment
+
+    template = environment().get_template("loadtest/report.html.j2")
+    text: str = template.render(
+        report=data,
+        charts=charts(data.get("timeseries", [])),
+        data_json=Markup(_script_json(data)),
+        fmt=fmt,
+        pct=pct,
+    )
+    return text
+
+
+def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
+    return [
+        chart(
+            "chart-throughput",
+            "Throughput",
+            "requests/s",
+            timeseries,
+            [("rps", "#2563eb", "rps"), ("users", "#9ca3af", "users")],
+        ),
+        chart(
+            "chart-latency",
+            "Latency percentiles",
+            "ms",
+            timeseries,
+            [
+                ("p50", "#16a34a", "p50_ms"),
+                ("p95", "#d97706", "p95_ms"),
+                ("p99", "#dc2626", "p99_ms"),
+            ],
+        ),
+        chart(
+            "chart-errors",
+            "Errors",
+            "failures/s",
+            timeseries,
+            [("failures", "#dc2626", "failures")],
+        ),
+    ]
+
+
+def chart(
+    chart_id: str,
+    title: str,
+    unit: str,
+    timeseries: Sequence[Mapping[str, Any]],
+    lines: Sequence[tuple[str, str, str]],
+) -> Chart:
+    """A line chart of `lines` (name, colour, key) against each window's `t`."""
+    ts = [float(w["t"]) for w in timeseries]
+    values = [_number(w.get(key)) for w in timeseries for _, _, key in lines]
+    top_value = _nice(max((v for v in values if v is not None), default=0.0))
+    t0 = min(ts, default=0.0)
+    span = max(max(ts, default=0.0) - t0, 1.0)
+    x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP
+
+    def x(t: float) -> float:
+        return x0 + (t - t0) / span * (x1 - x0)
+
+    def y(v: float) -> float:
+        return y0 - v / top_value * (y0 - y1)
+
+    series = []
+    for name, color, key in lines:
+        segments: list[list[str]] = [[]]
+        count = 0
+        for t, w in zip(ts, timeseries, strict=True):
+            v = _number(w.get(key))
+            if v is None:
+                segments.append([])
+                continue
+            segments[-1].append(f"{x(t):.1f},{y(v):.1f}")
+            count += 1
+        series.append(Series(name, color, [" ".join(s) for s in segments if s], count))
+    step = _nice(span / X_TICKS) if span > X_TICKS else 1.0
+    x_ticks = [
+        Tick(round(x(t0 + i * step), 1), f"{t0 + i * step:g}") for i in range(int(span / step) + 1)
+    ]
+    y_ticks = [
+        Tick(round(y(top_value * i / Y_TICKS), 1), f"{top_value * i / Y_TICKS:g}")
+        for i in range(Y_TICKS + 1)
+    ]
+    return Chart(chart_id, title, unit, series, x_ticks, y_ticks, empty=not ts)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _nice(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (1 for none)."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if value <= m * power * (1 + 1e-9):
+            return m * power
+    return 10.0 * power  # pragma: no cover - the loop always returns
+
+
+def _script_json(data: Mapping[str, Any]) -> str:
+    """JSON safe inside <script>: no `</script>` or `<!--` can end or confuse the element."""
+    text = json.dumps(data, indent=1, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """A number for a table cell; n/a for none."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def pct(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value) * 100:.2f}%"
