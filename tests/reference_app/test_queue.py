@@ -226,6 +226,7 @@ def test_enqueue_routes_by_tier_and_snapshot_reports_depth_and_age(
     empty = queue_stats.snapshot(broker_url)
     assert set(empty) == {"analyse-high", "analyse", "analyse-low", "render", "cleanup"}
     assert all(v == 0 for q in empty.values() for v in q.values())
+    before = time.time()
     with global_broker(broker_url):
         for priority in ("high", "default", "low", "low"):
             tasks.enqueue(str(uuid.uuid4()), str(uuid.uuid4()), "analyse", priority)
@@ -236,10 +237,12 @@ def test_enqueue_routes_by_tier_and_snapshot_reports_depth_and_age(
             tasks.enqueue(str(uuid.uuid4()), str(uuid.uuid4()), "cleanup", "default")
     time.sleep(0.3)
     stats = queue_stats.snapshot(broker_url)
+    since_first_enqueue = time.time() - before  # the oldest message cannot be older
     depths = {q: s["depth"] for q, s in stats.items()}
     assert depths == {"analyse-high": 1, "analyse": 1, "analyse-low": 2, "render": 1, "cleanup": 0}
     for queue in ("analyse-high", "analyse", "analyse-low", "render"):
-        assert 0.3 <= stats[queue]["oldest_age_seconds"] < 30
+        # The oldest waiting message was enqueued after `before` and at least 0.3 s ago.
+        assert 0.3 <= stats[queue]["oldest_age_seconds"] <= since_first_enqueue
         assert stats[queue]["in_flight"] == stats[queue]["dead_letters"] == 0
     assert stats["cleanup"]["oldest_age_seconds"] == 0
 
