@@ -170,3 +170,31 @@ def test_malformed_slo_file_exit_2(cli: Cli, tmp_path: Path, server: str) -> Non
     result = cli("loadtest", KNOWN, "-H", server, "-t", "3s", "--slo", slo)
     assert result.code == ExitCode.BAD_INPUT
     assert f"{slo}:2:" in result.stderr
+
+
+def test_ctrl_c_stops_the_children_and_still_writes_the_reports(
+    tmp_path: Path, server: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exe = Path(sys.executable).parent / "scalectl"
+    argv = [str(exe), "loadtest", str(KNOWN), "-H", server, "-u", "5", "-r", "5", "-t", "60s"]
+    argv += ["--processes", "2", "--report-dir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(7)  # Locust starts (~2 s) and sends requests for a few seconds
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "interrupted" in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["total"]["requests"] > 0
+    assert report["verdict"] == "inconclusive"  # an interrupted run cannot pass
+    assert {p.name for p in tmp_path.iterdir()} >= {"report.json", "junit.xml", "report.html"}
+    assert no_locust_left()
