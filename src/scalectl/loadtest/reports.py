@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from typing import Any
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
 from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
+from scalectl.plan.write import write_file
 
 REPORT_VERSION = 1
 TOP_ERRORS = 10
@@ -70,24 +69,13 @@ def write_reports(
     written = []
     for name, text in files.items():
         path = report_dir / name
-        _write_atomic(path, text)
+        write_file(path, text.encode("utf-8"))
         written.append(path)
     step_summary = (environ or {}).get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(summary + "\n")
     return written
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- report.json ------------------------------------------------------------------------

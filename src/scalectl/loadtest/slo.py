@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scalectl.errors import ExitCode, InputError
 from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, Window
-from scalectl.plan.load import Problem, _did_you_mean, _fields_at, _message, _raise
+from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
 from scalectl.plan.model import Plan
 from scalectl.plan.yamlsource import Located, load
 
@@ -119,7 +119,7 @@ def load_slo_file(path: Path) -> SloSpec:
         )
     problems = _problems(data, located)
     if problems:
-        _raise(located.file, problems)
+        raise_problems(located.file, problems)
     spec = SloSpec.model_validate(data)
     if not (spec.global_.items() or spec.endpoints or spec.windows):
         raise InputError(
@@ -130,27 +130,9 @@ def load_slo_file(path: Path) -> SloSpec:
 
 
 def _problems(data: dict[str, Any], located: Located) -> list[Problem]:
+    # `version` has a default in code (SloSpec() means "no SLOs") but a file must say it.
     out = [] if "version" in data else [Problem(located.mark(()), ("version",), "required")]
-    try:
-        SloSpec.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            if err["type"] == "extra_forbidden":
-                allowed = _keys_at(loc[:-1])
-                hint = _did_you_mean(str(loc[-1]), allowed)
-                out.append(Problem(located.mark(loc, key=True), loc, f"unknown key{hint}"))
-            elif err["type"] == "missing":
-                out.append(Problem(located.mark(loc[:-1]), loc, "required"))
-            else:
-                out.append(Problem(located.mark(loc), loc, _message(err)))
-    return out
-
-
-def _keys_at(loc: tuple[str | int, ...]) -> list[str]:
-    if not loc:  # the top level spells 'global' through an alias
-        return [f.alias or name for name, f in SloSpec.model_fields.items()]
-    return _fields_at(SloSpec, loc)
+    return out + schema_problems(SloSpec, data, located)
 
 
 def from_plan(plan: Plan) -> SloSpec:
@@ -265,7 +247,7 @@ def _resolve_all(spec: SloSpec, results: Results) -> dict[str, Endpoint]:
         if len(ambiguous) > 1:
             lines.append(f"{where} '{key}': ambiguous, matches {', '.join(ambiguous)}")
         else:
-            lines.append(f"{where} '{key}': no such endpoint{_did_you_mean(key, seen)}")
+            lines.append(f"{where} '{key}': no such endpoint{did_you_mean(key, seen)}")
     if lines:
         noun = "name" if len(lines) == 1 else "names"
         lines.append(f"endpoints seen: {', '.join(seen) if seen else '(none)'}")

@@ -52,22 +52,22 @@ def validate(located: Located, profile_name: str, source: Path) -> LoadedPlan:
     if not isinstance(data, dict):
         raise InputError(f"{located.file}:1:1: a plan is a YAML mapping starting with 'version: 1'")
 
-    problems = _schema_problems(Plan, data, located)
+    problems = schema_problems(Plan, data, located)
     profiles = {**DEFAULT_PROFILES, **(data.get("profiles") or {})}
     if profile_name not in profiles:
-        hint = _did_you_mean(profile_name, profiles)
+        hint = did_you_mean(profile_name, profiles)
         raise InputError(f"{located.file}: no profile named '{profile_name}'{hint}")
     if problems:
-        _raise(located.file, problems)
+        raise_problems(located.file, problems)
 
     plan = Plan.model_validate(data)
     profile = Profile.model_validate(profiles[profile_name])
     origin = _identity
     if profile.overrides:
         merged, origin = _merge(data, profile.overrides, profile_name)
-        problems = _schema_problems(Plan, merged, located, origin)
+        problems = schema_problems(Plan, merged, located, origin)
         if problems:
-            _raise(located.file, problems)
+            raise_problems(located.file, problems)
         plan = Plan.model_validate(merged)
 
     semantic = []
@@ -75,7 +75,7 @@ def validate(located: Located, profile_name: str, source: Path) -> LoadedPlan:
         where = origin(path)
         semantic.append(Problem(located.mark(where), where, message))
     if semantic:
-        _raise(located.file, semantic)
+        raise_problems(located.file, semantic)
     return LoadedPlan(plan, profile_name, profile, source)
 
 
@@ -83,7 +83,7 @@ def _identity(path: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return path
 
 
-def _raise(file: str, problems: list[Problem]) -> None:
+def raise_problems(file: str, problems: list[Problem]) -> None:
     ordered = sorted(set(problems), key=lambda p: (p.mark.line, p.mark.col, str(p.path)))
     noun = "problem" if len(ordered) == 1 else "problems"
     raise InputError(f"{file}: {len(ordered)} {noun}", lines=[str(p) for p in ordered])
@@ -117,7 +117,7 @@ def _merge(
     return merged, origin
 
 
-def _schema_problems(
+def schema_problems(
     model: type[BaseModel],
     data: Any,
     located: Located,
@@ -132,7 +132,7 @@ def _schema_problems(
             kind = err["type"]
             if kind == "extra_forbidden":
                 allowed = _fields_at(model, loc[:-1])
-                hint = _did_you_mean(str(loc[-1]), allowed)
+                hint = did_you_mean(str(loc[-1]), allowed)
                 where = origin(loc)
                 out.append(Problem(located.mark(where, key=True), where, f"unknown key{hint}"))
             elif kind == "missing":
@@ -153,7 +153,7 @@ def _message(err: Any) -> str:
     return msg[0].lower() + msg[1:] if msg else msg
 
 
-def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -164,7 +164,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
+            field = _field(annotation, str(part))
             if field is None:
                 return []
             annotation = field.annotation
@@ -179,8 +179,17 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
             return []
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
+        # The names the YAML spells: an alias where there is one (SLO files' `global`).
+        return [f.alias or name for name, f in annotation.model_fields.items()]
     return []
+
+
+def _field(model: type[BaseModel], key: str) -> Any:
+    """A model's field by its YAML key, which is the alias where there is one."""
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == key:
+            return field
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -35,10 +35,14 @@ class _Missing(Exception):
     pass
 
 
-def find(tool: str, environ: Mapping[str, str]) -> str:
+def which(tool: str, environ: Mapping[str, str]) -> str | None:
     """A tool from PATH, Debian's sbin directories, or the venv scalectl runs in."""
     path = os.pathsep.join([environ.get("PATH", ""), _EXTRA_PATH, str(Path(sys.executable).parent)])
-    found = shutil.which(tool, path=path)
+    return shutil.which(tool, path=path)
+
+
+def find(tool: str, environ: Mapping[str, str]) -> str:
+    found = which(tool, environ)
     if not found:
         raise _Missing(tool)
     return found

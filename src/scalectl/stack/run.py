@@ -17,6 +17,7 @@ from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.plan import Prepared, prepare, render_files
 from scalectl.plan.context import ServiceView, app_env, build
+from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
 from scalectl.stack import servers
 from scalectl.stack.process import free_port, port_in_use, same_process, spawn, stop, tail, wait_for
@@ -78,7 +79,7 @@ def up(
     listen = prepared.loaded.profile.listen
     listen_port = int(listen.rsplit(":", 1)[1])
     env = dict(os.environ if environ is None else environ)
-    nginx = _nginx_binary(env) if balancer else None
+    nginx = which("nginx", env) if balancer else None
     _check_ports(services, listen_port if nginx else None, len(prepared.loaded.plan.workers))
 
     rendered = state_dir / "rendered"
@@ -322,11 +323,6 @@ def _start_nginx(
         )
     )
     state.urls["app"] = base
-
-
-def _nginx_binary(env: Mapping[str, str]) -> str | None:
-    # Debian installs nginx in /usr/sbin, outside an ordinary user's PATH.
-    return shutil.which("nginx", path=env.get("PATH", "") + ":/usr/sbin:/usr/local/sbin")
 
 
 def _start_prometheus(

@@ -4,13 +4,12 @@ every change so a killed `scalectl` leaves enough behind to clean up."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scalectl.errors import InputError
+from scalectl.plan.write import write_file
 
 STATE_FILE = "state.json"
 
@@ -45,10 +44,7 @@ class StackState:
     def save(self) -> None:
         directory = Path(self.state_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(asdict(self), handle, indent=2)
-        os.replace(tmp, directory / STATE_FILE)
+        write_file(directory / STATE_FILE, json.dumps(asdict(self), indent=2).encode())
 
 
 def load(state_dir: Path) -> StackState | None:
