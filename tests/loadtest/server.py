@@ -1,5 +1,8 @@
 """A test HTTP server whose truth is known: latency cycles through fixed values and every
-tenth request to /flaky fails, so measured percentiles and error rates can be checked."""
+tenth request to /flaky fails, so measured percentiles and error rates can be checked.
+/stall answers at once except in the first STALL_SECONDS of every STALL_PERIOD seconds,
+when the server "freezes": requests arriving then wait until the stall ends (the
+coordinated-omission test). /slow always takes SLOW_MS."""
 
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # /known sleeps 10, 20, ..., 100 ms in turn: p50 is 50-60 ms, p90 90-100 ms, max 100 ms.
 KNOWN_MS = [10 * i for i in range(1, 11)]
 FLAKY_EVERY = 10  # every 10th /flaky request answers 500: a 10% error rate
+STALL_PERIOD = 4.0
+STALL_SECONDS = 1.0
+SLOW_MS = 100
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -40,6 +46,12 @@ class _Handler(BaseHTTPRequestHandler):
             with self.lock:
                 n = next(self.flaky)
             status = 500 if n % FLAKY_EVERY == 0 else 200
+        elif self.path.startswith("/stall"):
+            into = time.time() % STALL_PERIOD
+            if into < STALL_SECONDS:
+                time.sleep(STALL_SECONDS - into)
+        elif self.path.startswith("/slow"):
+            time.sleep(SLOW_MS / 1000)
         body = b"ok\n"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))

@@ -76,9 +76,12 @@ def test_report_json_schema(tmp_path: Path, results: Results, evaluation: Evalua
         "endpoints",
         "total",
         "generator",
+        "load_model",
         "errors",
         "timeseries",
     ]
+    assert report["load_model"] == {"type": "closed", "latency": "raw"}
+    assert "raw" not in report["total"]  # only the open model has two latencies
     assert (report["version"], report["verdict"], report["reasons"]) == (1, "fail", [])
     assert report["meta"] == {
         **META,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 
 
@@ -45,8 +46,21 @@ def run_command(
     host: str | None = typer.Option(
         None, "--host", "-H", help="Target URL (default: the running `scalectl stack`)."
     ),
-    users: int = typer.Option(10, "--users", "-u", min=1, help="Peak concurrent users."),
-    spawn_rate: float = typer.Option(10, "--spawn-rate", "-r", min=0.1, help="Users started/s."),
+    users: int | None = typer.Option(
+        None,
+        "--users",
+        "-u",
+        min=1,
+        help="Peak concurrent users (default 10; with --rate: the rate, at least 10, at most "
+        "1000).",
+    ),
+    spawn_rate: float | None = typer.Option(
+        None,
+        "--spawn-rate",
+        "-r",
+        min=0.1,
+        help="Users started/s (default 10; with --rate: all users within a second).",
+    ),
     run_time: str | None = typer.Option(
         None, "--run-time", "-t", help="How long: 30s, 5m, 1h30m (required without a TTY)."
     ),
@@ -64,14 +78,44 @@ def run_command(
     allow_host: list[str] = typer.Option(
         [], "--allow-host", help="A non-loopback host you allow load to be sent to."
     ),
+    rate: float | None = typer.Option(
+        None,
+        "--rate",
+        min=0.1,
+        help="Open model: start this many tasks per second in total, whatever the response "
+        "times; latency counts from each task's intended start (coordinated omission).",
+    ),
+    master: bool = typer.Option(
+        False, "--master", help="Be a Locust master for workers on other machines (or shells)."
+    ),
+    expect_workers: int = typer.Option(
+        1, "--expect-workers", min=1, help="--master: start once this many workers connected."
+    ),
+    master_bind_host: str = typer.Option(
+        "*", "--master-bind-host", help="--master: the address workers connect to (* for all)."
+    ),
+    master_bind_port: int = typer.Option(
+        5557, "--master-bind-port", min=1, max=65535, help="--master: the port workers use."
+    ),
+    worker: bool = typer.Option(
+        False, "--worker", help="Be a Locust worker of a `scalectl loadtest --master`."
+    ),
+    master_host: str = typer.Option(
+        "127.0.0.1", "--master-host", help="--worker: where the master listens."
+    ),
+    master_port: int = typer.Option(
+        5557, "--master-port", min=1, max=65535, help="--worker: the master's port."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print report.json on stdout."),
 ) -> None:
     """Run a load test in Locust child processes and gate the result on SLOs.
 
-    Exit 0 pass, 1 an SLO breached, 4 inconclusive (saturated generator, too few samples).
+    Exit 0 pass, 1 an SLO breached, 4 inconclusive (saturated generator, too few samples,
+    a --rate missed by more than 10%).
 
     Example: scalectl loadtest browse -u 20 -t 30s --plan examples/reference-app.yaml
     """
+    from scalectl.commands.loadtest_progress import progress_for
     from scalectl.loadtest import runner
     from scalectl.loadtest import slo as slo_mod
     from scalectl.loadtest.reports import write_reports
@@ -79,10 +123,8 @@ def run_command(
     output = output_of(ctx, json_out)
     if slo and plan:
         raise InputError("give --slo or --plan, not both")
-    spec = _spec(slo, plan)
-    path = runner.resolve_locustfile(locustfile)
-    target = host or _stack_url()
-    runner.check_host(target, tuple(allow_host))
+    if master and worker:
+        raise InputError("give --master or --worker, not both")
     if run_time is None:
         if not output.interactive:
             raise InputError("--run-time is required when not at a terminal (CI must end)")
@@ -90,6 +132,17 @@ def run_command(
     else:
         seconds = parse_duration(run_time)
     count = _processes(processes)
+    path = runner.resolve_locustfile(locustfile)
+    if worker:
+        _worker(output, path, master_host, master_port, count, seconds, ctx)
+        return
+    spec = _spec(slo, plan)
+    target = host or _stack_url()
+    runner.check_host(target, tuple(allow_host))
+    if users is None:
+        users = 10 if rate is None else min(max(10, math.ceil(rate)), 1000)
+    if spawn_rate is None:
+        spawn_rate = 10.0 if rate is None else float(users)
 
     config = runner.RunConfig(
         locustfile=path,
@@ -99,13 +152,25 @@ def run_command(
         run_time_seconds=seconds,
         processes=count,
         tags=tuple(tags),
+        env=dict(output.environ),  # the environment the command was given, for the scenario
+        rate=rate,
+        master=runner.Distributed(expect_workers, master_bind_host, master_bind_port)
+        if master
+        else None,
+    )
+    model = f"open model at {rate:g}/s over " if rate else ""
+    generators = (
+        f"a master for {expect_workers} worker(s) on {master_bind_host}:{master_bind_port}"
+        if master
+        else f"{count} Locust process(es)"
     )
     output.info(
-        f"loadtest {path.name} -> {target}: {users} users, {spawn_rate:g}/s, "
-        f"{seconds}s, {count} Locust process(es)"
+        f"loadtest {path.name} -> {target}: {model}{users} users, {spawn_rate:g}/s, "
+        f"{seconds}s, {generators}"
     )
     abort = (lambda r: slo_mod.abort_breached(spec, r.windows)) if spec is not None else None
-    outcome = runner.run(config, progress=_progress(output), abort_check=abort)
+    with progress_for(output, seconds) as progress:
+        outcome = runner.run(config, progress=progress, abort_check=abort)
     results = outcome.results
 
     evaluation = slo_mod.evaluate(spec or slo_mod.SloSpec(), results)
@@ -126,6 +191,18 @@ def run_command(
     if results.total.requests == 0:
         verdict = "inconclusive"
         reasons.append("no requests were recorded")
+    generator = outcome.generator.to_json()
+    if rate is not None:
+        achieved = results.open.achieved_rate(rate) if results.open else 0.0
+        generator["requested_rps"] = rate
+        generator["achieved_rps"] = round(achieved, 3)
+        if abs(achieved - rate) > RATE_TOLERANCE * rate and not outcome.interrupted:
+            verdict = "inconclusive" if verdict != "fail" else verdict
+            reasons.append(
+                f"the generator started {achieved:.1f} tasks/s of the {rate:g}/s asked "
+                f"(more than {RATE_TOLERANCE:.0%} off): users stuck behind slow responses "
+                "fall behind their schedule; raise --users"
+            )
 
     meta = {
         "scenario": str(path),
@@ -134,12 +211,13 @@ def run_command(
         "spawn_rate": spawn_rate,
         "run_time": f"{seconds}s",
         "processes": count,
+        "rate": rate,
     }
     written = write_reports(
         report_dir,
         results,
         evaluation,
-        outcome.generator.to_json(),
+        generator,
         meta,
         verdict=verdict,
         reasons=reasons,
@@ -155,6 +233,46 @@ def run_command(
         raise CheckFailed("SLO breached" + (f" ({'; '.join(reasons)})" if reasons else ""))
     if verdict == "inconclusive":
         raise Inconclusive("inconclusive: " + ("; ".join(reasons) or "too few samples"))
+
+
+def _worker(
+    output: Output,
+    path: Path,
+    master_host: str,
+    master_port: int,
+    processes: int,
+    seconds: int,
+    ctx: typer.Context,
+) -> None:
+    """`--worker`: the master decides host, users, rate and run time, and writes the reports;
+    options that would be ignored here are refused rather than silently dropped."""
+    from scalectl.loadtest import runner
+
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("host", "users", "spawn_rate", "slo", "plan", "rate", "tags")
+        if ctx.params.get(name) not in (None, [], ())
+    ]
+    if given:
+        raise InputError(
+            f"--worker takes {', '.join(given)} from its master: give them to "
+            "`scalectl loadtest --master` instead"
+        )
+    output.info(
+        f"loadtest worker {path.name}: {processes} Locust process(es) for the master at "
+        f"{master_host}:{master_port} (at most {seconds}s)"
+    )
+    # The master's time bound plus its wait for workers, then this worker stops by itself.
+    code = runner.run_worker(
+        path,
+        master_host,
+        master_port,
+        processes,
+        seconds + runner.WORKER_WAIT_SECONDS + runner.GRACE_SECONDS,
+    )
+    output.info(f"loadtest worker: Locust exited with {code}")
+    if code != 0:
+        raise CheckFailed(f"the Locust worker exited with {code}")
 
 
 def _spec(slo: Path | None, plan: Path | None) -> Any:
@@ -184,32 +302,6 @@ def _processes(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise InputError(f"--processes {value}: expected a number >= 1 or auto")
     return int(value)
-
-
-def _progress(output: Output) -> Any:
-    from scalectl.loadtest.results import from_raw
-
-    last = [0.0]
-
-    def show(live: dict[str, Any]) -> None:
-        # A line every 5 s: readable in CI logs, no spinners (TTY and non-TTY alike for now).
-        now = time.monotonic()
-        if now - last[0] < 5:
-            return
-        last[0] = now
-        results = from_raw(live)
-        recent = results.windows[-5:]
-        requests = sum(w.requests for w in recent)
-        failures = sum(w.failures for w in recent)
-        p95 = results.total.latency.p95_ms
-        output.info(
-            f"t={int(time.time() - results.started_at)}s "
-            f"users={live.get('users_now', 0)} rps={requests / max(len(recent), 1):.0f} "
-            f"errors={failures} p95={p95 if p95 is not None else '-'}ms "
-            f"requests={results.total.requests}"
-        )
-
-    return show
 
 
 def _print(

@@ -10,7 +10,12 @@ raw.json (written by the plugin, read only here):
      "endpoints": {"<METHOD> <name>": {"method", "name", "requests", "failures",
                                        "errors": {message: count}, "hist": base64}},
      "windows": {"<unix second>": {"<METHOD> <name>": [requests, failures, base64]}},
-     "users": {"<unix second>": int}}
+     "users": {"<unix second>": int},
+     "open": {"user_rate", "arrivals": {"<unix second>": int}, "late", "dropped",
+              "max_lag_us", "raw": {<endpoints as above>}}}   # open model (--rate) only
+
+In the open model the main histograms hold latency corrected for coordinated omission
+(from each arrival's intended start) and `open.raw` the uncorrected latency.
 """
 
 from __future__ import annotations
@@ -105,12 +110,39 @@ class Window:
 
 
 @dataclass(frozen=True)
+class OpenStats:
+    """What the open model (`--rate`) did: arrivals per second as actually started, late and
+    dropped arrivals, and the uncorrected latency beside the corrected one."""
+
+    user_rate: float
+    arrivals: dict[int, int]  # seconds since the start -> arrivals started in that second
+    late: int
+    dropped: int
+    max_lag_ms: float
+    raw: dict[str, Latency]  # per endpoint key, and "Aggregated"
+
+    @property
+    def total_arrivals(self) -> int:
+        return sum(self.arrivals.values())
+
+    def achieved_rate(self, requested: float) -> float:
+        """The requested rate scaled by the share of due arrivals actually sent. Late ones
+        that were caught up count as sent (and as late); ones never sent count against."""
+        due = self.total_arrivals + self.dropped
+        return requested * self.total_arrivals / due if due else 0.0
+
+
+@dataclass(frozen=True)
 class Results:
     started_at: float
     ended_at: float
     endpoints: list[Endpoint]
     total: Endpoint  # every request, as an endpoint named "Aggregated"
     windows: list[Window]
+    open: OpenStats | None = None
+    users: dict[int, int] = field(default_factory=dict)  # seconds since start -> users
+    # `--master`: each remote worker's CPU (% of a core) as its heartbeats reported it
+    worker_cpu: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -196,4 +228,33 @@ def from_raw(raw: dict[str, Any]) -> Results:
                 endpoints=parts,
             )
         )
-    return Results(started, ended, endpoints, total, windows)
+    users_since = {second - start_second: count for second, count in users.items()}
+    worker_cpu = {
+        str(label): [float(v) for v in samples]
+        for label, samples in raw.get("worker_cpu", {}).items()
+    }
+    return Results(
+        started, ended, endpoints, total, windows, _open(raw, start_second), users_since, worker_cpu
+    )
+
+
+def _open(raw: dict[str, Any], start_second: int) -> OpenStats | None:
+    data = raw.get("open")
+    if not data:
+        return None
+    raw_total = _hist(None)
+    latencies: dict[str, Latency] = {}
+    for key, item in sorted(data.get("raw", {}).items()):
+        hist = _hist(item.get("hist"))
+        latencies[key] = Latency.of(hist)
+        if str(item["method"]).upper() in HTTP_METHODS:
+            raw_total.add(hist)
+    latencies["Aggregated"] = Latency.of(raw_total)
+    return OpenStats(
+        user_rate=float(data["user_rate"]),
+        arrivals={int(k) - start_second: int(v) for k, v in data.get("arrivals", {}).items()},
+        late=int(data.get("late", 0)),
+        dropped=int(data.get("dropped", 0)),
+        max_lag_ms=round(int(data.get("max_lag_us", 0)) / 1000, 3),
+        raw=latencies,
+    )

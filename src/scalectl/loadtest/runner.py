@@ -30,6 +30,19 @@ WARMUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the ve
 GRACE_SECONDS = 60  # beyond --run-time before the run is stopped by force
 
 
+WORKER_WAIT_SECONDS = 120  # how long a `--master` waits for its workers to connect
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Locust's own distributed mode: this run is the master and the workers connect to it
+    from elsewhere (other machines, other shells)."""
+
+    expect_workers: int
+    bind_host: str = "*"
+    bind_port: int = 5557
+
+
 @dataclass(frozen=True)
 class RunConfig:
     locustfile: Path
@@ -40,6 +53,12 @@ class RunConfig:
     processes: int
     tags: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    rate: float | None = None  # the open model: arrivals/s over all users; None is closed
+    master: Distributed | None = None
+
+    @property
+    def user_rate(self) -> float:
+        return self.rate / self.users if self.rate else 0.0
 
 
 @dataclass
@@ -159,10 +178,24 @@ def run(
             "--exit-code-on-error",
             "0",
         ]
-        if config.processes > 1:
+        if config.master is not None:
+            argv += [
+                "--master",
+                "--master-bind-host",
+                config.master.bind_host,
+                "--master-bind-port",
+                str(config.master.bind_port),
+                "--expect-workers",
+                str(config.master.expect_workers),
+                "--expect-workers-max-wait",
+                str(WORKER_WAIT_SECONDS),
+            ]
+        elif config.processes > 1:
             argv += ["--processes", str(config.processes)]
         if config.tags:
             argv += ["--tags", *config.tags]
+        if config.rate:
+            argv += ["--scalectl-user-rate", repr(config.user_rate)]
         env = {
             **os.environ,
             **config.env,
@@ -196,7 +229,53 @@ def run(
                 lines=_tail(log_path),
             )
         results = load_raw(raw_path)
+        if config.master is not None:
+            # The local process is only the master; the load came from the workers.
+            stats.cpu.update(results.worker_cpu)
+            stats.processes = len(results.worker_cpu)
         return Outcome(results, stats, aborted, interrupted, returncode)
+
+
+def run_worker(
+    locustfile: Path, master_host: str, master_port: int, processes: int, max_seconds: int
+) -> int:
+    """Locust worker process(es) for a `--master` elsewhere: the master sends the host, the
+    users and the run time, and collects the measurements. Returns Locust's exit code."""
+    plugin = Path(__file__).resolve().parent / "child" / "plugin.py"
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        f"{locustfile},{plugin}",
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+        "--loglevel",
+        "WARNING",
+    ]
+    if processes > 1:
+        argv += ["--processes", str(processes)]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+        cwd=locustfile.parent,
+    )
+    try:
+        return proc.wait(timeout=max_seconds)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGTERM)
+        return _finish(proc)
+    except KeyboardInterrupt:
+        _signal_group(proc, signal.SIGINT)
+        _finish(proc)
+        raise
+    finally:
+        _signal_group(proc, signal.SIGKILL)
 
 
 def _watch(
@@ -208,6 +287,8 @@ def _watch(
     abort_check: AbortCheck | None,
 ) -> str | None:
     deadline = time.monotonic() + config.run_time_seconds + GRACE_SECONDS
+    if config.master is not None:
+        deadline += WORKER_WAIT_SECONDS
     tracked: dict[int, psutil.Process] = {}
     while proc.poll() is None:
         if time.monotonic() > deadline:

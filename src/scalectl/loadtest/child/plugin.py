@@ -8,23 +8,35 @@ wall-clock second. Workers ship what they recorded since their last report to th
 (`report_to_master`), the master merges (`worker_report`), and at the end the master (or the
 single local process) writes raw.json for scalectl to read (scalectl.loadtest.results).
 Locust's own statistics round response times to about two significant digits; these do not.
+
+Open model (`scalectl loadtest --rate R`): every user sends on its own fixed schedule of
+R/users arrivals per second, whatever the response times (wrk2's model, per user instead of
+per connection). A task is one arrival. The first request of an arrival is measured from
+its *intended* start, so time spent waiting behind a slow response is counted (the
+coordinated-omission correction); that corrected latency goes to the main histograms and
+the uncorrected one to `raw`. Arrivals that start more than LATE_SECONDS after their
+intended time are late; arrivals due before the run ended but never sent are dropped.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import time
 from collections import Counter
 from typing import Any
 
 import gevent
+import psutil
 from hdrh.histogram import HdrHistogram
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 HIGHEST_US = 3_600_000_000  # one hour
 LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
+LATE_SECONDS = 0.010  # an open-model arrival starting later than this is counted late
 
 
 def _new() -> HdrHistogram:
@@ -70,10 +82,12 @@ class Recorder:
                 total[5].record_value(value, count)
                 window[2].record_value(value, count)
 
-    def export(self, since: int | None = None) -> dict[str, Any]:
+    def export(self, since: int | None = None, *, windows: bool = True) -> dict[str, Any]:
         """Everything recorded (windows from `since` on), histograms encoded: what a worker
         sends, what raw.json holds, what the live file shows."""
         self._flush()
+        if not windows:
+            since = 2**62
         return {
             "endpoints": {
                 key: {
@@ -117,8 +131,143 @@ class Recorder:
                 window[2].add(HdrHistogram.decode(encoded.encode("ascii")))
 
 
+class OpenModel:
+    """The open model's bookkeeping in one process: per-user schedules and what happened to
+    the arrivals (shipped to the master as deltas, like the histograms)."""
+
+    def __init__(self) -> None:
+        self.user_rate = 0.0  # arrivals per second per user; 0 is the closed model
+        self.schedules: list[list[float]] = []  # [t0, sent] per user
+        self.intended: dict[int, float] = {}  # greenlet id -> intended start of its arrival
+        self.reset()
+
+    def reset(self) -> None:
+        self.arrivals: Counter[int] = Counter()  # second of actual start -> arrivals
+        self.late = 0
+        self.dropped = 0
+        self.max_lag_us = 0
+
+    def export(self) -> dict[str, Any]:
+        data = {
+            "user_rate": self.user_rate,
+            "arrivals": {str(k): v for k, v in self.arrivals.items()},
+            "late": self.late,
+            "dropped": self.dropped,
+            "max_lag_us": self.max_lag_us,
+        }
+        self.reset()
+        return data
+
+    def merge(self, data: dict[str, Any]) -> None:
+        self.user_rate = max(self.user_rate, float(data.get("user_rate", 0.0)))
+        self.arrivals.update({int(k): int(v) for k, v in data.get("arrivals", {}).items()})
+        self.late += int(data.get("late", 0))
+        self.dropped += int(data.get("dropped", 0))
+        self.max_lag_us = max(self.max_lag_us, int(data.get("max_lag_us", 0)))
+
+    def count_dropped(self, now: float) -> None:
+        """Arrivals due by `now` that were never sent (their user was stuck behind slow
+        responses and the run ended before it caught up)."""
+        for t0, sent in self.schedules:
+            if self.user_rate > 0 and now >= t0:
+                due = math.floor((now - t0) * self.user_rate) + 1
+                self.dropped += max(0, due - int(sent))
+        self.schedules = []
+
+
 recorder = Recorder()
-run_state: dict[str, Any] = {"started_at": None, "ended_at": None, "users": {}}
+raw_recorder = Recorder()  # open model only: latency from the actual start, uncorrected
+open_model = OpenModel()
+run_state: dict[str, Any] = {
+    "started_at": None,
+    "ended_at": None,
+    "users": {},
+    "worker_cpu": {},
+    "reports": 0,
+}
+_process = psutil.Process()
+_environment: Any = None
+
+
+@events.init_command_line_parser.add_listener
+def _on_parser(parser: Any) -> None:
+    # A custom argument travels from the master to its workers with each spawn message,
+    # so distributed workers on other machines learn the rate without being told.
+    parser.add_argument(
+        "--scalectl-user-rate",
+        type=float,
+        default=0.0,
+        help="scalectl open model: arrivals per second per user (0: closed model)",
+    )
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    global _environment
+    _environment = environment
+    rate = _user_rate(environment)
+    if rate > 0 and environment.shape_class is not None:
+        raise SystemExit(
+            "scalectl: --rate cannot be combined with a load shape (LoadTestShape) "
+            "in the locustfile: the shape sets the users, --rate sets the arrivals"
+        )
+    for user_class in environment.user_classes:
+        _pace(user_class)
+
+
+def _user_rate(environment: Any) -> float:
+    options = environment.parsed_options
+    return float(getattr(options, "scalectl_user_rate", 0.0) or 0.0) if options else 0.0
+
+
+def _pace(user_class: Any) -> None:
+    """Wrap the class's wait_time and on_start: in the open model the user waits for its
+    next scheduled arrival (before its first task too); otherwise they behave as written."""
+    if getattr(user_class, "_scalectl_paced", False):
+        return
+    wait_time, on_start = user_class.wait_time, user_class.on_start
+
+    def paced_wait(self: Any) -> float:
+        rate = _user_rate(self.environment)
+        if rate <= 0:
+            return float(wait_time(self))
+        _next_arrival(self, rate)
+        return 0.0
+
+    def paced_start(self: Any) -> None:
+        on_start(self)
+        rate = _user_rate(self.environment)
+        if rate > 0:
+            _next_arrival(self, rate)
+
+    user_class.wait_time = paced_wait
+    user_class.on_start = paced_start
+    user_class._scalectl_paced = True
+
+
+def _next_arrival(user: Any, rate: float) -> None:
+    """Sleep until this user's next intended start, then count the arrival."""
+    open_model.user_rate = rate
+    schedule = getattr(user, "_scalectl_schedule", None)
+    if schedule is None:
+        # A random phase, so users spawned together do not send in lockstep.
+        schedule = [time.time() + random.uniform(0, 1 / rate), 0.0]
+        user._scalectl_schedule = schedule
+        open_model.schedules.append(schedule)
+    intended = schedule[0] + schedule[1] / rate
+    schedule[1] += 1
+    delay = intended - time.time()
+    if delay > 0:
+        gevent.sleep(delay)
+    if user._state == "stopping":
+        return
+    started = time.time()
+    lag = started - intended
+    open_model.arrivals[int(started)] += 1
+    if lag > LATE_SECONDS:
+        open_model.late += 1
+        open_model.max_lag_us = max(open_model.max_lag_us, int(lag * 1_000_000))
+    open_model.intended[id(gevent.getcurrent())] = intended
 
 
 @events.request.add_listener
@@ -127,24 +276,53 @@ def _on_request(
     name: str,
     response_time: float,
     exception: BaseException | None = None,
+    start_time: float | None = None,
     **_: Any,
 ) -> None:
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:200]
-    recorder.record(request_type, name, int(response_time * 1000), error)
+    micros = int(response_time * 1000)
+    if open_model.user_rate <= 0:
+        recorder.record(request_type, name, micros, error)
+        return
+    # The first request of an arrival counts from the arrival's intended start.
+    intended = open_model.intended.pop(id(gevent.getcurrent()), None)
+    corrected = micros
+    if intended is not None and start_time is not None and start_time > intended:
+        corrected += int((start_time - intended) * 1_000_000)
+    recorder.record(request_type, name, corrected, error)
+    raw_recorder.record(request_type, name, micros, error)
 
 
 @events.report_to_master.add_listener
 def _on_report(client_id: str, data: dict[str, Any]) -> None:
     # Ship what was recorded since the last report, then start afresh (deltas merge exactly).
-    global recorder
+    global recorder, raw_recorder
+    # This worker's CPU since its last report (% of a core): the master's only view of a
+    # worker on another machine (`scalectl loadtest --master`). The first reading is empty.
+    cpu = _process.cpu_percent(None)
+    if run_state["reports"]:
+        data["scalectl_cpu"] = cpu
+    run_state["reports"] += 1
     data["scalectl"] = recorder.export()
     recorder = Recorder()
+    if open_model.user_rate > 0:
+        data["scalectl_open"] = {
+            "raw": raw_recorder.export(windows=False),
+            **open_model.export(),
+        }
+        raw_recorder = Recorder()
 
 
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if "scalectl" in data:
         recorder.merge(data["scalectl"])
+    if "scalectl_cpu" in data and _environment is not None:
+        index = _environment.runner.get_worker_index(client_id)
+        run_state["worker_cpu"].setdefault(f"worker-{index}", []).append(data["scalectl_cpu"])
+    if "scalectl_open" in data:
+        raw_recorder.merge(data["scalectl_open"]["raw"])
+        open_model.merge(data["scalectl_open"])
 
 
 @events.test_start.add_listener
@@ -157,6 +335,7 @@ def _on_start(environment: Any, **_: Any) -> None:
 
 @events.test_stop.add_listener
 def _on_stop(environment: Any, **_: Any) -> None:
+    open_model.count_dropped(time.time())
     if not isinstance(environment.runner, WorkerRunner):
         run_state["ended_at"] = time.time()
 
@@ -207,5 +386,11 @@ def _on_quit(environment: Any, **_: Any) -> None:
         "users": run_state["users"],
         **recorder.export(),
         "master": isinstance(environment.runner, MasterRunner),
+        "worker_cpu": run_state["worker_cpu"],
     }
+    if open_model.user_rate > 0:
+        payload["open"] = {
+            "raw": raw_recorder.export(windows=False)["endpoints"],
+            **open_model.export(),
+        }
     _write_atomically(out, payload)

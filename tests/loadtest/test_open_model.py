@@ -1,0 +1,134 @@
+"""The open model (`--rate`): a held arrival rate, coordinated-omission correction, late
+and dropped arrivals, and a missed rate that makes the run inconclusive."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from scalectl.errors import ExitCode
+from tests.conftest import Result, fixture_path
+from tests.loadtest.server import SLOW_MS, STALL_PERIOD, STALL_SECONDS, serve
+from tests.loadtest.test_loadtest_cli import no_locust_left, slo_file
+
+Cli = Callable[..., Result]
+STALL = fixture_path("locust", "stall.py")
+KNOWN = fixture_path("locust", "known.py")
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with serve() as url:
+        yield url
+
+
+def run(
+    cli: Cli, report_dir: Path, *args: str | Path, env: dict[str, str] | None = None
+) -> tuple[Result, dict]:
+    result = cli("loadtest", *args, "--report-dir", report_dir, env=env)
+    path = report_dir / "report.json"
+    return result, json.loads(path.read_text()) if path.exists() else {}
+
+
+def test_corrected_latency_shows_the_stall_that_raw_latency_hides(
+    cli: Cli, tmp_path: Path, server: str
+) -> None:
+    # The server freezes for 1 s in every 4 s. Two users must hold 100 arrivals/s: during a
+    # stall each is stuck in one request while ~100 arrivals fall due. Raw latency (send to
+    # receive) sees only the 2 stuck requests per cycle (0.5%, below p99); latency from the
+    # intended start sees every arrival that waited, about a quarter of them.
+    slo = slo_file(tmp_path, "version: 1\nglobal: {p99_ms: 200}\n")
+    result, report = run(
+        cli,
+        tmp_path / "r",
+        STALL,
+        "-H",
+        server,
+        "--rate",
+        "100",
+        "-u",
+        "2",
+        "-t",
+        "10s",
+        "--processes",
+        "1",
+        "--slo",
+        slo,
+    )
+    total = report["total"]
+    assert total["raw"]["p99_ms"] < 50, total
+    assert total["p99_ms"] >= 0.6 * STALL_SECONDS * 1000, total
+    assert total["raw"]["max_ms"] >= 0.5 * STALL_SECONDS * 1000  # the max cannot hide it
+    assert total["p50_ms"] < 50  # outside the stalls arrivals are on time
+    model = report["load_model"]
+    assert model["type"] == "open" and model["latency"] == "corrected"
+    stalls = 10 // STALL_PERIOD
+    assert model["late"] >= stalls * 50, model  # ~100 arrivals fall due in each stall
+    assert model["max_lag_ms"] >= 500
+    # A run that ends inside a stall leaves that stall's backlog unsent: dropped.
+    assert model["dropped"] <= STALL_SECONDS * 100 + 5
+    assert report["generator"]["requested_rps"] == 100
+    assert report["generator"]["achieved_rps"] == pytest.approx(100, rel=0.1)
+    # The SLO gates on what users saw, the corrected p99.
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    assert report["verdict"] == "fail"
+    assert "coordinated omission corrected" in (tmp_path / "r" / "summary.md").read_text()
+    assert no_locust_left()
+
+
+def test_rate_is_held_across_processes(cli: Cli, tmp_path: Path, server: str) -> None:
+    # 40 arrivals/s over 40 users (1/s each), spread over 2 Locust processes, against a
+    # server taking 10-100 ms: every arrival on time, nothing late or dropped.
+    result, report = run(
+        cli, tmp_path, KNOWN, "-H", server, "--rate", "40", "-t", "6s", "--processes", "2"
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    model = report["load_model"]
+    assert model["rate_per_user"] == pytest.approx(1.0)
+    assert model["dropped"] == 0
+    assert model["late"] <= 0.05 * model["arrivals"], model
+    # Whole seconds once every user runs: about 40 arrivals each.
+    steady = [w["requests"] for w in report["timeseries"]][2:-1]
+    assert steady and all(30 <= n <= 50 for n in steady), steady
+    known = {e["name"]: e for e in report["endpoints"]}["/known"]
+    # On time, corrected and raw latency agree (within the scheduler's few milliseconds).
+    assert known["p50_ms"] == pytest.approx(known["raw"]["p50_ms"], abs=5)
+    assert 50 <= known["p50_ms"] <= 70
+
+
+def test_missed_rate_is_inconclusive_with_drops(cli: Cli, tmp_path: Path, server: str) -> None:
+    # Two users against a 100 ms endpoint can start at most 20 tasks/s, not 200.
+    result, report = run(
+        cli,
+        tmp_path,
+        STALL,
+        "-H",
+        server,
+        "--rate",
+        "200",
+        "-u",
+        "2",
+        "-t",
+        "5s",
+        "--processes",
+        "1",
+        env={"STALL_PATH": "/slow"},
+    )
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    assert report["verdict"] == "inconclusive"
+    assert "tasks/s of the 200/s asked" in result.stderr
+    model = report["load_model"]
+    limit = 2 * 1000 / SLOW_MS
+    assert report["generator"]["achieved_rps"] <= 1.5 * limit
+    assert model["dropped"] > model["arrivals"]
+
+
+def test_rate_with_a_load_shape_is_bad_input(cli: Cli, tmp_path: Path, server: str) -> None:
+    result, _ = run(cli, tmp_path, "step", "-H", server, "--rate", "10", "-t", "3s")
+    assert result.code == ExitCode.BAD_INPUT
+    assert "--rate cannot be combined with a load shape" in result.stderr
+    assert no_locust_left()
