@@ -77,6 +77,8 @@ def test_corrected_latency_shows_the_stall_that_raw_latency_hides(
     assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
     assert report["verdict"] == "fail"
     assert "coordinated omission corrected" in (tmp_path / "r" / "summary.md").read_text()
+    assert 'id="raw-latency-table"' in (tmp_path / "r" / "report.html").read_text()
+    assert "open model:" in result.stdout and "uncorrected p50/p95/p99" in result.stdout
     assert no_locust_left()
 
 

@@ -330,6 +330,15 @@ def _print(
             ),
         )
     output.console.print(endpoints)
+    stats = results.open
+    if stats is not None:
+        raw = stats.raw["Aggregated"]
+        output.info(
+            f"open model: {stats.total_arrivals} tasks, {stats.late} late (worst "
+            f"{stats.max_lag_ms:.0f} ms), {stats.dropped} dropped; latency above counts from "
+            f"each task's intended start; uncorrected p50/p95/p99 {raw.p50_ms}/{raw.p95_ms}/"
+            f"{raw.p99_ms} ms"
+        )
     if evaluation.results:
         slos = Table(title="SLOs", title_justify="left")
         for col in ("SLO", "threshold", "observed", "result"):
