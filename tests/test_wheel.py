@@ -72,6 +72,18 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
         check=False,
     )
     assert init.returncode == 0, init.stderr
+    # The checklists ship too.
+    listed = subprocess.run(
+        [str(venv / "bin" / "scalectl"), "checklist", "list", "--json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    names = [c["name"] for c in json.loads(listed.stdout)["checklists"]]
+    assert names == ["pre", "deploy", "post"]
     # The reference app and the stack's default plan ship too.
     probe = subprocess.run(
         [

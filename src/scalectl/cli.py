@@ -14,6 +14,9 @@ from typing import IO
 import typer
 
 from scalectl import __version__
+from scalectl.commands import checklist as checklist_command
+from scalectl.commands import drill as drill_command
+from scalectl.commands import health as health_command
 from scalectl.commands import loadtest as loadtest_command
 from scalectl.commands import plan as plan_command
 from scalectl.commands import stack as stack_command
@@ -32,6 +35,9 @@ app = typer.Typer(
 app.add_typer(plan_command.app, name="plan")
 app.add_typer(stack_command.app, name="stack")
 app.add_typer(loadtest_command.app, name="loadtest")
+app.add_typer(health_command.app, name="health")
+app.add_typer(checklist_command.app, name="checklist")
+app.add_typer(drill_command.app, name="drill")
 
 
 def _version(ctx: typer.Context, value: bool) -> None:

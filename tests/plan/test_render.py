@@ -83,7 +83,7 @@ def test_nginx_uses_the_chosen_algorithm_and_retries() -> None:
     multi = rendered(EXAMPLES / "multi-tier.yaml", "production")["nginx/nginx.conf"].decode()
     assert "least_conn;" not in small and "ip_hash;" not in small  # round_robin: the default
     assert "least_conn;" in multi
-    assert "proxy_next_upstream error timeout http_502 http_503;" in multi
+    assert "proxy_next_upstream error timeout http_502 http_504;" in multi
     assert "server_tokens off;" in multi
     assert "limit_req_zone $tier_premium_key zone=tier_premium:10m rate=200r/s;" in multi
     assert "location /admin/ {" in multi

@@ -165,3 +165,16 @@ def test_high_utilization_and_at_max_warn() -> None:
     # 1200 / 170 = 7.06 -> 8 = max
     assert any("target_utilization 0.85" in w for w in sizing.warnings)
     assert any("needs all 8 replicas" in w for w in sizing.warnings)
+
+
+def test_retrying_on_503_warns_that_shedding_ejects_every_instance() -> None:
+    assert not any("retries.on" in w for w in size(plan()).warnings)  # the default is safe
+    sizing = size(plan(load_balancer={"retries": {"on": ["error", "http_503"]}}))
+    [warning] = [w for w in sizing.warnings if "retries.on" in w]
+    assert "lists http_503" in warning and "max_fails (3)" in warning
+    assert not any(
+        "retries.on" in w
+        for w in size(
+            plan(load_balancer={"max_fails": 0, "retries": {"on": ["http_503"]}})
+        ).warnings
+    )

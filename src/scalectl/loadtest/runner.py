@@ -101,6 +101,7 @@ class Outcome:
 
 Progress = Callable[[dict[str, Any]], None]
 AbortCheck = Callable[[Results], str | None]
+StopCheck = Callable[[], bool]  # True: the caller is done, stop Locust now (not an abort)
 
 
 def resolve_locustfile(name: str) -> Path:
@@ -151,6 +152,7 @@ def run(
     *,
     progress: Progress = lambda _: None,
     abort_check: AbortCheck | None = None,
+    should_stop: StopCheck | None = None,
 ) -> Outcome:
     plugin = Path(__file__).resolve().parent / "child" / "plugin.py"
     with tempfile.TemporaryDirectory(prefix="scalectl-loadtest-") as tmp:
@@ -218,7 +220,7 @@ def run(
         aborted: str | None = None
         interrupted = False
         try:
-            aborted = _watch(proc, config, stats, live_path, progress, abort_check)
+            aborted = _watch(proc, config, stats, live_path, progress, abort_check, should_stop)
         except KeyboardInterrupt:
             interrupted = True
             _signal_group(proc, signal.SIGINT)  # Locust stops and still writes its results
@@ -285,6 +287,7 @@ def _watch(
     live_path: Path,
     progress: Progress,
     abort_check: AbortCheck | None,
+    should_stop: StopCheck | None = None,
 ) -> str | None:
     deadline = time.monotonic() + config.run_time_seconds + GRACE_SECONDS
     if config.master is not None:
@@ -310,6 +313,9 @@ def _watch(
             except psutil.Error:
                 continue
             stats.cpu.setdefault(label, []).append(cpu)
+        if should_stop is not None and should_stop():
+            _signal_group(proc, signal.SIGTERM)  # Locust quits and still writes its results
+            return None
         live = _read_live(live_path)
         if live is None:
             continue

@@ -96,6 +96,9 @@ class QueueView:
     size: QueueSize
 
 
+WORKER_METRICS_PORT = 9191  # dramatiq's Prometheus exporter in containers
+
+
 @dataclass(frozen=True)
 class WorkerView:
     name: str
@@ -103,6 +106,9 @@ class WorkerView:
     size: WorkerSize
     queues: list[QueueView]
     termination_grace_seconds: int
+    # Dramatiq's Prometheus exporter. In a container 9191; on loopback each worker gets a
+    # port in the block after the services', so two local stacks never collide.
+    metrics_port: int = WORKER_METRICS_PORT
 
 
 # Distributed Locust run (templates/kubernetes/locust.yaml.j2).
@@ -128,12 +134,15 @@ class LoadtestView:
     scenarios_sha256: str
 
 
+LOCAL_ONLY_SCENARIOS = frozenset({"drill.py"})  # fault drills run against the local stack
+
+
 def scenario_files() -> list[tuple[str, str]]:
     folder = resources.root().joinpath("scenarios")
     return sorted(
         (entry.name, entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()
-        if entry.name.endswith(".py") and entry.is_file()
+        if entry.name.endswith(".py") and entry.is_file() and entry.name not in LOCAL_ONLY_SCENARIOS
     )
 
 
@@ -199,7 +208,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
             )
         )
     workers = []
-    for name, worker in plan.workers.items():
+    for index, (name, worker) in enumerate(plan.workers.items()):
         queue_views = [
             QueueView(q, next(s for s in sizing.queues if s.worker == name and s.queue == q.name))
             for q in worker.queues
@@ -211,6 +220,9 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 size=sizing.worker(name),
                 queues=queue_views,
                 termination_grace_seconds=worker.graceful_shutdown_seconds + 10,
+                metrics_port=profile.base_port + 100 * len(plan.services) + index
+                if profile.upstreams == "loopback"
+                else WORKER_METRICS_PORT,
             )
         )
     slo = plan.slo

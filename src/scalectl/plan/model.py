@@ -284,7 +284,10 @@ class RateLimits(Strict):
 
 
 RetryCondition = Literal["error", "timeout", "http_500", "http_502", "http_503", "http_504"]
-_DEFAULT_RETRY_ON: tuple[RetryCondition, ...] = ("error", "timeout", "http_502", "http_503")
+# Not http_503: nginx counts every status it retries on as a server failure (max_fails),
+# so an app answering 503 to shed load or to fail fast while a dependency is down would be
+# taken out of rotation, every instance at once (`scalectl drill postgres-outage` found it).
+_DEFAULT_RETRY_ON: tuple[RetryCondition, ...] = ("error", "timeout", "http_502", "http_504")
 
 
 class Retries(Strict):

@@ -133,6 +133,15 @@ def size(plan: Plan, profile: str = "production") -> Sizing:
     pool_max = plan.database.pool.max if plan.database else 0
     for name, svc in plan.services.items():
         result.services.append(_service(name, svc, pool_min, pool_max, result))
+    lb = plan.load_balancer
+    if lb.max_fails > 0 and {"http_500", "http_503"} & set(lb.retries.on):
+        listed = " and ".join(c for c in ("http_500", "http_503") if c in lb.retries.on)
+        result.warnings.append(
+            f"load_balancer.retries.on lists {listed}: nginx then counts each such answer "
+            f"as a server failure, and after max_fails ({lb.max_fails}) takes the server out "
+            "for fail_timeout; a 503 for shedding or a failing dependency would eject every "
+            "instance at once"
+        )
     for name, worker in plan.workers.items():
         result.workers.append(_worker(name, worker, result))
     if plan.database is not None:

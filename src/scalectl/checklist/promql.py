@@ -1,0 +1,151 @@
+"""Just enough PromQL and Prometheus text exposition for the checklist: the metric names an
+expression selects, and the samples a `/metrics` page exposes."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
+_NAME_MATCHER = re.compile(r'__name__\s*=\s*"((?:\\.|[^"\\])*)"')
+_BRACES = re.compile(r"\{[^{}]*\}")
+_BRACKETS = re.compile(r"\[[^\[\]]*\]")
+_GROUPING = re.compile(
+    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", re.IGNORECASE
+)
+_IDENT = re.compile(r"(?<![\w:.])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w:])")
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+    "atan2",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names selected by a PromQL expression: `rate(x_total{a="b"}[5m]) / y` gives
+    {x_total, y}. Functions, keywords, label names and numbers are not names."""
+    names = set(_NAME_MATCHER.findall(expr))
+    text = "\n".join(line.split("#", 1)[0] for line in _STRING.sub('""', expr).splitlines())
+    text = _BRACES.sub(" ", text)
+    text = _BRACKETS.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    for match in _IDENT.finditer(text):
+        word = match.group(1)
+        rest = text[match.end() :].lstrip()
+        if word.lower() in _KEYWORDS or rest.startswith("("):
+            continue
+        names.add(word)
+    return names
+
+
+# Series Prometheus makes itself, never found on a target's /metrics page.
+SYNTHETIC = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+SYNTHETIC_PREFIXES = ("scrape_",)
+
+
+def synthetic(name: str) -> bool:
+    return name in SYNTHETIC or name.startswith(SYNTHETIC_PREFIXES)
+
+
+# --- text exposition -------------------------------------------------------------------
+
+_SAMPLE = re.compile(
+    r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\S+)?$"
+)
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:\\.|[^"\\])*)"\s*,?')
+_SUFFIXES = {
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("_count", "_sum", "_created", ""),
+    "counter": ("_total", "_created", ""),
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Exposition:
+    samples: tuple[Sample, ...]
+    declared: frozenset[str]  # names a # TYPE line declares (with a histogram's suffixes)
+
+    @property
+    def names(self) -> set[str]:
+        return {s.name for s in self.samples} | set(self.declared)
+
+    def select(self, name: str, **labels: str) -> list[Sample]:
+        return [
+            s
+            for s in self.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+
+
+def parse_exposition(text: str) -> Exposition:
+    """Prometheus text format 0.0.4. Malformed lines are skipped: this reads, not lints."""
+    samples: list[Sample] = []
+    declared: set[str] = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            parts = line.split()
+            if len(parts) >= 4 and parts[1] == "TYPE":
+                name, kind = parts[2], parts[3]
+                declared.add(name)
+                declared.update(name + suffix for suffix in _SUFFIXES.get(kind, ()))
+            continue
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        try:
+            value = float(match.group("value"))
+        except ValueError:
+            continue
+        labels = {k: _unescape(v) for k, v in _LABEL.findall(match.group("labels") or "")}
+        samples.append(Sample(match.group("name"), labels, value))
+    return Exposition(tuple(samples), frozenset(declared))
+
+
+def _unescape(value: str) -> str:
+    return value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+
+
+def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
+    """histogram_quantile over cumulative (upper bound, count) pairs, as Prometheus does it:
+    linear interpolation inside the bucket holding the rank; the highest finite bound when
+    the rank falls in +Inf. None without observations."""
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    total = ordered[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                count - lower_count
+            )
+        lower_bound, lower_count = bound, count
+    return lower_bound

@@ -1,0 +1,99 @@
+"""What every verifier gets (a Context), gives back (an Outcome), and declares (its kind
+and a pydantic model of its parameters, so a checklist file is validated up front)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from scalectl.checklist.model import Outcome
+from scalectl.errors import CheckFailed
+from scalectl.stack.state import Member, StackState
+
+
+class Params(BaseModel):
+    """A verifier's parameters: unknown keys are errors, as everywhere in scalectl."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=Params)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The run's environment, passed in rather than read from globals (STYLE.md §6)."""
+
+    plan: Path | None = None  # --plan; None: the running stack's plan, else the reference app's
+    state_dir: Path = Path(".scalectl/stack")
+    report_dir: Path = Path("loadtest-report")
+    root: Path = field(default_factory=Path.cwd)  # relative paths in parameters start here
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    now: Callable[[], float] = time.time
+    progress: Callable[[str], None] = lambda _: None
+
+    def path(self, text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() else self.root / path
+
+    def stack(self) -> StackState:
+        """The running stack's state, or CheckFailed (the item fails, naming the fix)."""
+        from scalectl.stack.state import load
+
+        state = load(self.state_dir.absolute())
+        if state is None:
+            raise CheckFailed(
+                f"no stack is running in {self.state_dir} (start one: scalectl stack up)"
+            )
+        return state
+
+    def plan_path(self, given: str | None = None) -> Path:
+        """A parameter's plan, else --plan, else the running stack's, else the reference app's."""
+        if given:
+            return self.path(given)
+        if self.plan is not None:
+            return self.plan
+        from scalectl.stack.state import load
+
+        state = load(self.state_dir.absolute())
+        if state is not None:
+            return Path(state.plan)
+        from scalectl.stack.run import default_plan
+
+        return default_plan()
+
+
+@dataclass(frozen=True)
+class Verifier(Generic[P]):
+    kind: str
+    params: type[P]
+    check: Callable[[P, Context], Outcome]
+    about: str  # one line for `scalectl checklist list` and docs/checklist.md
+
+
+def require_loopback(url: str) -> str:
+    """Checklists send traffic only to this machine (docs/checklist.md, "Safety")."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return url
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return url
+    except ValueError:
+        pass
+    raise CheckFailed(f"{url}: not a loopback address; checklists only probe this machine")
+
+
+def app_members(state: StackState) -> list[Member]:
+    members = [m for m in state.members if m.kind == "app" and m.url]
+    if not members:
+        raise CheckFailed(f"the stack in {state.state_dir} has no app instance")
+    return members

@@ -1,0 +1,35 @@
+"""`health`: every health endpoint of the running stack passes (`scalectl health`'s probes:
+each app instance directly, the balancer, the data stores behind them)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.verifiers.base import Context, Params, Verifier
+from scalectl.errors import InputError
+
+
+class HealthParams(Params):
+    strict: bool = False  # warn counts as a failure
+    timeout: float = Field(5.0, gt=0, le=120)  # seconds per probe
+
+
+def check_health(params: HealthParams, ctx: Context) -> Outcome:
+    from scalectl.health import probe_stack
+
+    try:
+        summary = probe_stack(ctx.state_dir, timeout=params.timeout, strict=params.strict)
+    except InputError as exc:
+        return failed(exc.message, *exc.lines)
+    lines = summary.lines()
+    return passed(*lines) if summary.healthy else failed(*lines)
+
+
+HEALTH = Verifier(
+    "health",
+    HealthParams,
+    check_health,
+    "`scalectl health` against the running stack: every instance directly and through the "
+    "balancer, with each health+json component (warn fails only with strict)",
+)

@@ -1,0 +1,175 @@
+"""`scalectl drill`: fault drills against the local stack, with figures and a verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from scalectl.commands.common import default_group, output_of
+from scalectl.errors import CheckFailed, InputError
+from scalectl.output import Output
+
+app = typer.Typer(
+    cls=default_group("run"),
+    help="Inject one fault at a time into the local stack under load and measure what users "
+    "saw (run is the default).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(..., metavar="DRILL...", help="Drill names, or all."),
+    state_dir: Path = typer.Option(
+        Path(".scalectl/stack"), "--state-dir", help="The stack to drill (from `stack up`)."
+    ),
+    report_dir: Path = typer.Option(
+        Path("drill-report"), "--report-dir", help="Where drill.json, junit.xml, report.html go."
+    ),
+    instance: str | None = typer.Option(
+        None, "--instance", help="The app instance to fault (default: the first)."
+    ),
+    direct: bool = typer.Option(
+        False, "--direct", help="worker-kill: send the load to the instance, not through nginx."
+    ),
+    max_unavailable: int = typer.Option(
+        1, "--max-unavailable", min=1, help="rolling-restart: instances restarted at once."
+    ),
+    settle: float | None = typer.Option(
+        None,
+        "--settle",
+        min=0,
+        help="rolling-restart: seconds between instances (default: the plan's "
+        "load_balancer.fail_timeout_seconds).",
+    ),
+    outage: float = typer.Option(
+        8.0, "--outage", min=1, max=300, help="Seconds Redis or PostgreSQL stay down."
+    ),
+    max_failed: int = typer.Option(0, "--max-failed", min=0, help="Failed requests allowed."),
+    min_availability: float = typer.Option(
+        0.99, "--min-availability", min=0, max=1, help="Share answered during an outage."
+    ),
+    max_recovery: float = typer.Option(
+        10.0, "--max-recovery", min=0, help="Seconds after a fault until no failures for 3 s."
+    ),
+    max_replacement: float = typer.Option(
+        10.0, "--max-replacement", min=0, help="worker-kill: seconds until a new worker."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print drill.json on stdout."),
+) -> None:
+    """Run fault drills against the running `scalectl stack` and gate on their figures.
+
+    Exit 0 every drill passed, 1 a drill failed, 4 inconclusive, 2 bad input.
+
+    Example: scalectl drill worker-kill redis-outage --report-dir drill-report
+    """
+    from scalectl.drill import catalog, engine
+    from scalectl.drill.reports import write_reports
+    from scalectl.stack.run import require_state
+
+    output = output_of(ctx, json_out)
+    chosen = list(catalog.DRILLS) if names == ["all"] else names
+    unknown = [n for n in chosen if n not in catalog.DRILLS]
+    if unknown:
+        from scalectl.plan.load import did_you_mean
+
+        raise InputError(
+            f"unknown drill {unknown[0]}{did_you_mean(unknown[0], list(catalog.DRILLS))} "
+            f"(drills: {', '.join(catalog.DRILLS)}, or all)"
+        )
+    state = require_state(state_dir)
+    thresholds = catalog.Thresholds(
+        max_failed=max_failed,
+        max_replacement_s=max_replacement,
+        min_availability=min_availability,
+        max_recovery_s=max_recovery,
+        outage_s=outage,
+    )
+    specs = []
+    for name in chosen:
+        options: dict[str, Any] = {}
+        if name in ("worker-kill", "graceful-shutdown") and instance:
+            options["instance"] = instance
+        if name == "worker-kill" and direct:
+            options["direct"] = True
+        if name == "rolling-restart":
+            options["max_unavailable"] = max_unavailable
+            options["settle_seconds"] = settle
+        specs.append(catalog.DRILLS[name](thresholds, **options))
+    results = []
+    for spec in specs:
+        output.info(f"drill {spec.name}: {spec.description}")
+        result = engine.run(
+            spec, state_dir.absolute(), state, environ=output.environ, progress=output.info
+        )
+        results.append(result)
+        output.info(f"drill {spec.name}: {result.verdict}")
+        if result.interrupted:
+            break
+    data, written = write_reports(report_dir, results)
+    if output.json_mode:
+        output.emit_json(data)
+    else:
+        _print(output, data, written)
+    if any(r.interrupted for r in results):
+        raise typer.Exit(130)
+    if data["verdict"] == "fail":
+        failed = [d["name"] for d in data["drills"] if d["verdict"] == "fail"]
+        raise CheckFailed(f"drill failed: {', '.join(failed)}")
+    if data["verdict"] == "inconclusive":
+        from scalectl.errors import Inconclusive
+
+        raise Inconclusive("a drill was inconclusive (see its reasons)")
+
+
+def _print(output: Output, data: dict[str, Any], written: list[Path]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    styles = {"pass": "green", "fail": "red", "inconclusive": "yellow", "info": ""}
+    table = Table(title="Drills", title_justify="left")
+    for col in ("drill", "figure", "value", "threshold", "result", "detail"):
+        table.add_column(col, justify="right" if col == "value" else "left")
+    for d in data["drills"]:
+        for f in d["figures"]:
+            value = "-" if f["value"] is None else f"{f['value']:g} {f['unit']}"
+            threshold = f"{f['comparator']} {f['threshold']:g}" if f["comparator"] else ""
+            table.add_row(
+                Text(d["name"]),
+                f["name"],
+                value,
+                threshold,
+                Text(f["status"], style=styles[f["status"]]),
+                Text(f["detail"]),
+            )
+    output.console.print(table)
+    for d in data["drills"]:
+        for reason in d["reasons"]:
+            output.warn(f"{d['name']}: {reason}")
+    output.info(f"verdict: {data['verdict']}; reports in {', '.join(str(p) for p in written)}")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the drills as JSON."),
+) -> None:
+    """List the drills and what each does.
+
+    Example: scalectl drill list
+    """
+    from scalectl.drill import catalog
+
+    output = output_of(ctx, json_out)
+    described = {
+        name: make(catalog.Thresholds()).description for name, make in catalog.DRILLS.items()
+    }
+    if output.json_mode:
+        output.emit_json(described)
+        return
+    for name, text in described.items():
+        output.console.print(f"{name:<18} {text}", markup=False)

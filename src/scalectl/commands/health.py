@@ -1,0 +1,448 @@
+"""`scalectl health`: probe instances, the balancer or URLs; gate a deployment on them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from scalectl.commands.common import DefaultCommandGroup, output_of
+from scalectl.errors import CheckFailed, InputError
+from scalectl.output import Output
+
+if TYPE_CHECKING:
+    from scalectl.health.checks import Check
+    from scalectl.health.config import HealthConfig
+    from scalectl.health.probe import HealthSummary, ProbeOptions
+    from scalectl.health.watch import Tracker
+
+
+class _HealthGroup(DefaultCommandGroup):
+    """`scalectl health [URL]...` is `scalectl health probe [URL]...`, even with no
+    arguments at all (probe the running stack)."""
+
+    default = "probe"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, args or [self.default])
+
+
+app = typer.Typer(
+    cls=_HealthGroup,
+    help="Probe health endpoints and /metrics of instances, the balancer or URLs "
+    "(probe is the default).",
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+
+_T = TypeVar("_T")
+DEFAULT_CHECK_TIMEOUT = 5.0
+DEFAULT_INTERVAL = 2.0
+DEFAULT_WAIT = 120.0
+WATCH_AT_TERMINAL = 24 * 3600.0  # Ctrl-C ends a watch at a terminal; this bounds it anyway
+
+
+@app.command("probe")
+def probe_command(
+    ctx: typer.Context,
+    urls: list[str] | None = typer.Argument(
+        None,
+        metavar="URL",
+        help="URLs to probe (default: the running `scalectl stack`). A URL without a path "
+        "gets /health/ready and /metrics; with a path, exactly that.",
+        show_default=False,
+    ),
+    plan: Path | None = typer.Option(
+        None, "--plan", help="Probe the instances and balancer this plan's profile names."
+    ),
+    profile: str = typer.Option("local", "--profile", "-p", help="The plan's profile."),
+    state_dir: Path = typer.Option(
+        Path(".scalectl/stack"), "--state-dir", help="The running stack to probe."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="A health config (YAML): endpoints and conditions."
+    ),
+    conditions: list[str] = typer.Option(
+        [],
+        "--condition",
+        "-C",
+        help="A condition such as '[STATUS] == 200'; replaces the defaults of every check.",
+    ),
+    check_timeout: str | None = typer.Option(
+        None, "--check-timeout", help="Per-check time limit: 5s, 500ms (default 5s)."
+    ),
+    headers: list[str] = typer.Option([], "--header", "-H", help="Extra header 'Name: value'."),
+    token_env: str | None = typer.Option(
+        None, "--token-env", metavar="NAME", help="Send 'Authorization: Bearer $NAME'."
+    ),
+    insecure: bool = typer.Option(False, "--insecure", help="Do not verify TLS certificates."),
+    ca_cert: Path | None = typer.Option(
+        None, "--ca-cert", help="Verify TLS against this CA bundle (PEM)."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Count warn as unhealthy."),
+    watch: bool = typer.Option(False, "--watch", help="Re-probe every --interval; a live table."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Block until healthy (exit 0) or --timeout (exit 1): a CI gate."
+    ),
+    timeout: str | None = typer.Option(
+        None, "--timeout", help="Bound --watch/--wait: 120s, 5m (--wait default 120s)."
+    ),
+    interval: str | None = typer.Option(
+        None, "--interval", help="Time between rounds of --watch/--wait (default 2s)."
+    ),
+    failure_threshold: int | None = typer.Option(
+        None, "--failure-threshold", min=1, help="Failing rounds in a row to turn unhealthy (3)."
+    ),
+    success_threshold: int | None = typer.Option(
+        None, "--success-threshold", min=1, help="Passing rounds in a row to turn healthy (2)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Probe health endpoints and /metrics; exit 0 healthy, 1 unhealthy, 2 bad input.
+
+    With no URL, --plan or --config: every instance of the running stack directly
+    (readiness and /metrics) and through the balancer. Warn is healthy unless --strict.
+    Conditions and the config format: docs/health.md.
+
+    Example: scalectl health --wait --timeout 120s
+    """
+    output = output_of(ctx, json_out)
+    run = _prepare(
+        output,
+        urls=urls or [],
+        plan=plan,
+        profile=profile,
+        state_dir=state_dir,
+        config_path=config,
+        condition_texts=conditions,
+        check_timeout=check_timeout,
+        header_texts=headers,
+        token_env=token_env,
+        insecure=insecure,
+        ca_cert=ca_cert,
+        watch=watch,
+        wait=wait,
+        timeout=timeout,
+        interval=interval,
+        failure_threshold=failure_threshold,
+        success_threshold=success_threshold,
+    )
+    for note in run.notes:
+        output.info(f"note: {note}")
+    if wait or watch:
+        _rounds(output, run, strict=strict, wait=wait)
+        return
+    from scalectl.health.probe import probe
+
+    summary = probe(run.checks, run.options, strict=strict, notes=run.notes)
+    if output.json_mode:
+        output.emit_json(summary.to_json())
+    else:
+        output.console.print(_table(summary))
+    if not summary.healthy:
+        raise CheckFailed(_unhealthy(summary))
+    output.info(_healthy(summary))
+
+
+@dataclass(frozen=True)
+class _Run:
+    checks: list[Check]
+    options: ProbeOptions
+    notes: list[str]
+    timeout: float | None
+    interval: float
+    failure_threshold: int
+    success_threshold: int
+
+
+def _prepare(
+    output: Output,
+    *,
+    urls: list[str],
+    plan: Path | None,
+    profile: str,
+    state_dir: Path,
+    config_path: Path | None,
+    condition_texts: list[str],
+    check_timeout: str | None,
+    header_texts: list[str],
+    token_env: str | None,
+    insecure: bool,
+    ca_cert: Path | None,
+    watch: bool,
+    wait: bool,
+    timeout: str | None,
+    interval: str | None,
+    failure_threshold: int | None,
+    success_threshold: int | None,
+) -> _Run:
+    """Every flag and the config checked up front; all problems reported together."""
+    from scalectl.health import checks as checks_mod
+    from scalectl.health import probe as probe_mod
+    from scalectl.health import targets as targets_mod
+    from scalectl.health.conditions import Condition, ConditionError, parse_condition
+    from scalectl.health.duration import parse_duration
+    from scalectl.health.watch import FAILURE_THRESHOLD, SUCCESS_THRESHOLD
+
+    problems: list[str] = []
+
+    def attempt(fn: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return fn(*args)
+        except InputError as exc:
+            problems.extend(exc.lines or [exc.message])
+            return None
+
+    def duration(flag: str, text: str | None) -> float | None:
+        if text is None:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            problems.append(f"{flag} {text}: {exc}")
+            return None
+
+    if watch and wait:
+        problems.append("give --watch or --wait, not both")
+    if timeout is not None and not (watch or wait):
+        problems.append("--timeout bounds --watch or --wait; for one probe use --check-timeout")
+    if urls and plan is not None:
+        problems.append("give URLs or --plan, not both")
+    seconds = {
+        "check": duration("--check-timeout", check_timeout),
+        "timeout": duration("--timeout", timeout),
+        "interval": duration("--interval", interval),
+    }
+    parsed: list[Condition] = []
+    for text in condition_texts:
+        try:
+            parsed.append(parse_condition(text))
+        except ConditionError as exc:
+            problems.append(f"--condition {exc.message}")
+    url_targets = [t for t in (attempt(targets_mod.from_url, u) for u in urls) if t]
+    extra = [h for h in (attempt(probe_mod.parse_header, h) for h in header_texts) if h]
+    config = attempt(_load_config, config_path) if config_path else None
+    defaults = config.defaults if config is not None else None
+    env_name = token_env or (defaults.token_env if defaults else None)
+    if env_name:
+        token = attempt(probe_mod.bearer, env_name, output.environ)
+        if token:
+            extra.append(token)
+    cert = ca_cert
+    if cert is None and config is not None and config.defaults.ca_cert:
+        cert = Path(config.source).parent / config.defaults.ca_cert  # relative to the file
+    insecure = insecure or bool(defaults and defaults.insecure)
+    verify = attempt(probe_mod.tls, insecure, cert)
+    if watch and seconds["timeout"] is None and not output.interactive:
+        problems.append("--watch needs --timeout when not at a terminal (CI must end)")
+    if problems:
+        _raise(problems)
+
+    notes: list[str] = []
+    facts = targets_mod.PlanFacts()
+    if url_targets:
+        found = url_targets
+    elif plan is not None:
+        found, facts = targets_mod.from_plan(plan, profile)
+    elif config is not None and not config.needs_targets:
+        found = []
+    else:
+        found, facts, notes = targets_mod.from_state(state_dir)
+    if config is not None:
+        from scalectl.health.config import config_checks
+
+        checks = config_checks(config, found, facts, parsed)
+    else:
+        checks = checks_mod.default_checks(found, facts, parsed)
+    if not checks:
+        raise InputError("nothing to probe: no endpoint of the config matches a target")
+
+    header_pairs = [*(defaults.headers.items() if defaults else ()), *extra]
+    check_seconds = seconds["check"] or (defaults.timeout if defaults else None)
+    timeout_seconds = seconds["timeout"]
+    if timeout_seconds is None and wait:
+        timeout_seconds = DEFAULT_WAIT
+    if timeout_seconds is None and watch:
+        timeout_seconds = WATCH_AT_TERMINAL
+    return _Run(
+        checks=checks,
+        options=probe_mod.ProbeOptions(
+            timeout=check_seconds or DEFAULT_CHECK_TIMEOUT,
+            headers=tuple(header_pairs),
+            verify=verify if verify is not None else True,
+        ),
+        notes=notes,
+        timeout=timeout_seconds,
+        interval=seconds["interval"]
+        or (defaults.interval if defaults and defaults.interval else DEFAULT_INTERVAL),
+        failure_threshold=failure_threshold
+        or (defaults.failure_threshold if defaults else None)
+        or FAILURE_THRESHOLD,
+        success_threshold=success_threshold
+        or (defaults.success_threshold if defaults else None)
+        or SUCCESS_THRESHOLD,
+    )
+
+
+def _load_config(path: Path) -> HealthConfig:
+    from scalectl.health.config import load_config
+
+    return load_config(path)
+
+
+def _raise(problems: list[str]) -> None:
+    if len(problems) == 1:
+        raise InputError(problems[0])
+    raise InputError(f"{len(problems)} problems in the input", lines=problems)
+
+
+def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
+    from scalectl.health.probe import probe
+    from scalectl.health.watch import Outcome, Tracker, run_rounds
+
+    assert run.timeout is not None
+    tracker = Tracker(run.failure_threshold, run.success_threshold)
+    live = _live(output) if output.interactive else None
+    last_line = [""]
+    done_rounds = [0]
+
+    def on_round(summary: HealthSummary, changes: list[Any]) -> None:
+        done_rounds[0] += 1
+        if live is not None:
+            live.update(_table(summary, tracker), refresh=True)
+            return
+        for change in changes:
+            output.info(change.line())
+        line = _progress(tracker, summary)
+        if line != last_line[0]:
+            output.info(line)
+            last_line[0] = line
+
+    def one(left: float | None) -> HealthSummary:
+        return probe(run.checks, run.options, strict=strict, notes=run.notes, timeout_cap=left)
+
+    stop = Tracker.all_healthy if wait else None
+    started = time.monotonic()
+    interrupted = False
+    if live is not None:
+        live.start()
+    try:
+        outcome = run_rounds(
+            one,
+            tracker,
+            interval=run.interval,
+            timeout=run.timeout,
+            on_round=on_round,
+            stop_when=stop,
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C is how a watch at a terminal ends: show where things stood, then exit 130.
+        interrupted = True
+        outcome = Outcome(done_rounds[0], time.monotonic() - started, False)
+    finally:
+        if live is not None:
+            live.stop()
+    summary = tracker.last
+    if summary is None:  # interrupted before the first round ended
+        raise KeyboardInterrupt
+    if output.json_mode:
+        output.emit_json(
+            {
+                **summary.to_json(),
+                "mode": "wait" if wait else "watch",
+                "rounds": outcome.rounds,
+                "elapsed_seconds": round(outcome.elapsed_seconds, 2),
+                "checks": [
+                    {
+                        "target": s.key[0],
+                        "url": s.key[1],
+                        "state": s.state,
+                        "consecutive_successes": s.successes,
+                        "consecutive_failures": s.failures,
+                    }
+                    for s in tracker.checks.values()
+                ],
+            }
+        )
+    elif live is None:
+        output.console.print(_table(summary, tracker))
+    took = f"{outcome.rounds} round(s), {outcome.elapsed_seconds:.1f}s"
+    if interrupted:
+        raise KeyboardInterrupt
+    if wait:
+        if outcome.done:
+            output.info(f"healthy after {took}")
+            return
+        raise CheckFailed(
+            f"not healthy within {run.timeout:g}s ({took}); failing now:",
+            lines=[r.line() for r in summary.failing()] or ["(flapping: no check stayed healthy)"],
+        )
+    bad = tracker.unhealthy()
+    if bad:
+        raise CheckFailed(
+            f"{len(bad)} check(s) unhealthy after {took}",
+            lines=[f"{s.key[0]} {s.key[1]}: {s.failures} failures in a row" for s in bad],
+        )
+    output.info(f"no check unhealthy after {took}")
+
+
+def _live(output: Output) -> Any:
+    from rich.live import Live
+
+    return Live(console=output.console, auto_refresh=False, transient=False)
+
+
+def _progress(tracker: Tracker, summary: HealthSummary) -> str:
+    states = [s.state for s in tracker.checks.values()]
+    counts = ", ".join(f"{states.count(s)} {s}" for s in ("healthy", "pending", "unhealthy"))
+    failing = summary.failing()
+    first = f"; failing: {failing[0].line()}" if failing else ""
+    more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
+    return f"checks: {counts}{first}{more}"
+
+
+def _table(summary: HealthSummary, tracker: Tracker | None = None) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    styles = {"pass": "green", "warn": "yellow", "fail": "red"}
+    table = Table(title="Health", title_justify="left")
+    columns = ["target", "component", "status", "latency", "detail"]
+    if tracker is not None:
+        columns.insert(3, "state")
+    for col in columns:
+        table.add_column(col, justify="right" if col == "latency" else "left")
+    for row in summary.rows:
+        # Text(): details quote conditions such as [STATUS], which rich would read as markup.
+        cells = [
+            Text(row.target if row.component is None else ""),
+            Text(row.check if row.component is None else f"  {row.component}"),
+            Text(row.status, style=styles[row.status]),
+            Text("-" if row.latency_ms is None else f"{row.latency_ms:.0f} ms"),
+            Text(row.detail),
+        ]
+        if tracker is not None:
+            state = tracker.state_of(row.key) if row.component is None else None
+            cells.insert(3, Text(state.state if state else ""))
+        table.add_row(*cells)
+    return table
+
+
+def _unhealthy(summary: HealthSummary) -> str:
+    failing = summary.failing()
+    why = (
+        " (--strict: warn counts)"
+        if summary.strict and any(r.status == "warn" for r in failing)
+        else ""
+    )
+    return f"unhealthy: {len(failing)} of {len(summary.rows)} rows failing{why}"
+
+
+def _healthy(summary: HealthSummary) -> str:
+    counts = summary.counts()
+    warn = f", {counts['warn']} warn" if counts["warn"] else ""
+    return f"healthy: {counts['pass']} pass{warn} ({len(summary.rows)} rows)"

@@ -1,0 +1,1 @@
+"""Fault drills against the local stack: bounded load, one fault, restored, measured."""

@@ -1,0 +1,261 @@
+"""Run one drill: steady load in Locust children (the open model, so the rate holds through
+the fault), the fault in a thread of its own, health probes in another, and the restore in
+a `finally` that runs whatever happens (failure, Ctrl-C, a bug in the drill).
+
+The load is `scenarios/drill.py`; its per-second HDR windows become the drill's timeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalectl.drill.model import DrillResult, Figure, Sample, Second, Timeline
+from scalectl.drill.probe import Prober
+from scalectl.errors import ScalectlError
+from scalectl.stack.state import StackState
+
+SETTLE_SECONDS = 60  # longest wait for a fault thread to finish once the load stopped
+
+
+@dataclass(frozen=True)
+class Load:
+    """The drill's traffic: `rate` tasks/s (open model) of reads and writes."""
+
+    rate: float = 40.0
+    users: int = 40
+    reads: int = 9
+    writes: int = 1
+    free_share: float = 0.0
+    pool: int = 20  # hot documents the reads pick from (Zipf)
+
+
+@dataclass
+class Context:
+    """What a drill's fault and checks may use. Everything it acts on comes from `state`."""
+
+    state_dir: Path
+    state: StackState
+    timeline: Timeline
+    environ: Mapping[str, str]
+    work_dir: Path  # temporary, for acknowledgements and the like
+    url: str  # where the load goes
+    stopping: threading.Event = field(default_factory=threading.Event)
+    figures: list[Figure] = field(default_factory=list)  # measured by the fault itself
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def acks_file(self) -> Path:
+        return self.work_dir / "acks.txt"
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep, but wake when the drill is being stopped; True when stopped."""
+        return self.stopping.wait(max(0.0, seconds))
+
+
+Fault = Callable[[Context], None]
+Measure = Callable[[Context, "Measured"], list[Figure]]
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    inject: Fault  # marks fault_start and fault_end on ctx.timeline; may block
+    restore: Fault  # idempotent: puts the stack back as it was
+    measure: Measure
+    load: Load = Load()
+    before_seconds: float = 5.0
+    after_seconds: float = 10.0
+    max_seconds: int = 300  # the load stops by itself after this, whatever happens
+    probe_urls: Callable[[Context], list[str]] = lambda ctx: [ctx.url + "/health/ready"]
+    url: Callable[[StackState], str] = lambda state: state.urls["app"]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The load's view of the drill, per second and in total."""
+
+    seconds: list[Second]
+    samples: list[Sample]
+    errors: dict[str, int]
+    endpoints: dict[str, tuple[int, int]]  # key -> requests, failures
+    started_at: float
+    fault_start: float | None
+    fault_end: float | None
+
+
+def run(
+    spec: Spec,
+    state_dir: Path,
+    state: StackState,
+    *,
+    environ: Mapping[str, str],
+    progress: Callable[[str], None] = lambda _: None,
+) -> DrillResult:
+    from scalectl.loadtest import runner
+
+    timeline = Timeline()
+    with tempfile.TemporaryDirectory(prefix=f"scalectl-drill-{spec.name}-") as tmp:
+        ctx = Context(state_dir, state, timeline, environ, Path(tmp), spec.url(state))
+        fault = _FaultThread(spec, ctx, progress)
+        config = runner.RunConfig(
+            locustfile=_locustfile(),
+            host=ctx.url,
+            users=spec.load.users,
+            spawn_rate=float(spec.load.users),
+            run_time_seconds=spec.max_seconds,
+            processes=1,
+            env={
+                **environ,
+                "SCALECTL_DRILL_READS": str(spec.load.reads),
+                "SCALECTL_DRILL_WRITES": str(spec.load.writes),
+                "SCALECTL_DRILL_FREE_SHARE": str(spec.load.free_share),
+                "SCALECTL_DRILL_POOL": str(spec.load.pool),
+                "SCALECTL_DRILL_ACKS": str(ctx.acks_file),
+            },
+            rate=spec.load.rate,
+        )
+        started = [0.0]
+
+        def on_live(live: dict[str, Any]) -> None:
+            started[0] = float(live["started_at"])
+            if not fault.started and time.time() - started[0] >= spec.before_seconds:
+                fault.start()
+
+        def should_stop() -> bool:
+            end = timeline.marks.get("fault_end")
+            if fault.error is not None:
+                return True
+            return end is not None and not fault.alive and time.time() >= end + spec.after_seconds
+
+        progress(f"{spec.name}: load {spec.load.rate:g}/s on {ctx.url}")
+        outcome = None
+        with _probing(spec.probe_urls(ctx), spec.max_seconds + SETTLE_SECONDS) as prober:
+            try:
+                outcome = runner.run(config, progress=on_live, should_stop=should_stop)
+            finally:
+                ctx.stopping.set()
+                fault.join(SETTLE_SECONDS)
+                progress(f"{spec.name}: restoring")
+                spec.restore(ctx)
+        if fault.error is not None:
+            raise ScalectlError(
+                f"drill {spec.name}: the fault failed: {fault.error} (the stack was restored)"
+            )
+        results = outcome.results
+        measured = _measured(results, prober.samples, timeline)
+        figures = [*ctx.figures, *spec.measure(ctx, measured)]
+        reasons = []
+        if "fault_start" not in timeline.marks:
+            reasons.append("the fault never started (the load ended first)")
+        if outcome.generator.saturated:
+            reasons.append("the load generator was saturated: figures are not trustworthy")
+        return DrillResult(
+            name=spec.name,
+            description=spec.description,
+            started_at=results.started_at,
+            ended_at=results.ended_at,
+            fault_start=timeline.marks.get("fault_start"),
+            fault_end=timeline.marks.get("fault_end"),
+            figures=figures,
+            events=list(timeline.events),
+            seconds=measured.seconds,
+            samples=measured.samples,
+            errors=dict(results.total.errors),
+            reasons=reasons,
+            interrupted=outcome.interrupted,
+        )
+
+
+def _locustfile() -> Path:
+    from scalectl import resources
+
+    return Path(str(resources.root().joinpath("scenarios", "drill.py")))
+
+
+class _FaultThread:
+    def __init__(self, spec: Spec, ctx: Context, progress: Callable[[str], None]) -> None:
+        self.spec, self.ctx, self.progress = spec, ctx, progress
+        self.error: str | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.thread is not None
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"drill-{self.spec.name}")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.progress(f"{self.spec.name}: injecting the fault")
+            self.spec.inject(self.ctx)
+        except Exception as exc:  # reported after the restore, in the main thread
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.ctx.timeline.note(f"fault failed: {self.error}")
+        finally:
+            self.ctx.timeline.mark("fault_end", "fault over")
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+@contextlib.contextmanager
+def _probing(urls: list[str], max_seconds: float) -> Iterator[Prober]:
+    prober = Prober(urls, max_seconds)
+    prober.start()
+    try:
+        yield prober
+    finally:
+        prober.stop()
+
+
+def _measured(results: Any, samples: list[Sample], timeline: Timeline) -> Measured:
+    start = timeline.marks.get("fault_start")
+    end = timeline.marks.get("fault_end")
+    base = math.floor(results.started_at)
+    seconds = []
+    for w in results.windows:
+        at = base + w.t
+        if start is None or at + 1 <= start:
+            phase = "before"
+        elif end is None or at < end:
+            phase = "during"
+        else:
+            phase = "after"
+        seconds.append(
+            Second(
+                t=w.t,
+                phase=phase,
+                requests=w.requests,
+                failures=w.failures,
+                p95_ms=w.latency.p95_ms,
+                endpoints={
+                    k: (req, fail, lat.p95_ms) for k, (req, fail, lat) in w.endpoints.items()
+                },
+            )
+        )
+    return Measured(
+        seconds=seconds,
+        samples=samples,
+        errors=dict(results.total.errors),
+        endpoints={e.key: (e.requests, e.failures) for e in results.endpoints},
+        started_at=results.started_at,
+        fault_start=start,
+        fault_end=end,
+    )

@@ -1,0 +1,109 @@
+"""Faults acted on the local stack's own processes, found through its state directory.
+
+Every process is looked up by the pid *and* start time `scalectl stack` recorded, so a drill
+can never signal a process that merely reuses a pid; anything not in the state is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+
+import psutil
+
+from scalectl.drill.engine import Context
+from scalectl.errors import InputError
+from scalectl.stack.process import same_process
+from scalectl.stack.state import Member, load
+
+
+def member(ctx: Context, name: str) -> Member:
+    state = load(ctx.state_dir) or ctx.state
+    found = state.member(name)
+    if found is None:
+        names = ", ".join(m.name for m in state.members)
+        raise InputError(f"no member '{name}' in the stack at {ctx.state_dir} (members: {names})")
+    return found
+
+
+def process(ctx: Context, name: str) -> psutil.Process:
+    """The running process of a stack member; refuses anything else."""
+    m = member(ctx, name)
+    proc = same_process(m.pid, m.create_time)
+    if proc is None:
+        raise InputError(f"{name} (pid {m.pid}) is not running as the stack started it")
+    return proc
+
+
+def alive(ctx: Context, name: str) -> bool:
+    m = member(ctx, name)
+    return same_process(m.pid, m.create_time) is not None
+
+
+def members_of_kind(ctx: Context, kind: str) -> list[Member]:
+    state = load(ctx.state_dir) or ctx.state
+    return [m for m in state.members if m.kind == kind]
+
+
+def children(proc: psutil.Process) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        return [c for c in proc.children() if c.status() != psutil.STATUS_ZOMBIE]
+    return []
+
+
+def busiest_child(proc: psutil.Process, port: int | None) -> psutil.Process:
+    """The child (a gunicorn worker) holding the most established client connections on
+    `port`: killing it is sure to cut requests in flight."""
+    workers = children(proc)
+    if not workers:
+        raise InputError(f"pid {proc.pid} has no worker processes to kill")
+
+    def load(p: psutil.Process) -> int:
+        try:
+            conns = p.net_connections(kind="tcp")
+        except psutil.Error:
+            return 0
+        return sum(
+            1
+            for c in conns
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+        )
+
+    return max(workers, key=load)
+
+
+def kill(proc: psutil.Process, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.send_signal(sig)
+
+
+def stop_group(proc: psutil.Process, sig: int, timeout: float) -> float:
+    """Signal a process (and, on timeout, kill its group); seconds until it exited."""
+    started = time.monotonic()
+    group = children(proc)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.send_signal(sig)
+    _, alive_ = psutil.wait_procs([proc], timeout=timeout)
+    for leftover in [*alive_, *group]:
+        with contextlib.suppress(psutil.Error):
+            if leftover.is_running():
+                leftover.kill()
+    psutil.wait_procs(group, timeout=5)
+    with contextlib.suppress(ChildProcessError, OSError):
+        import os
+
+        os.waitpid(proc.pid, os.WNOHANG)
+    return round(time.monotonic() - started, 2)
+
+
+def wait_children(proc: psutil.Process, count: int, gone: int, timeout: float) -> float | None:
+    """Seconds until `proc` again has `count` live children, none of them `gone`."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        pids = [c.pid for c in children(proc)]
+        if len(pids) >= count and gone not in pids:
+            return round(time.monotonic() - started, 2)
+        time.sleep(0.05)
+    return None

@@ -1,0 +1,88 @@
+"""Numbers drills have in common, computed from the per-second load and the probes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from scalectl.drill.engine import Measured
+from scalectl.drill.model import Sample, Second
+
+RECOVERED_AFTER = 3  # consecutive seconds without a failure count as recovered
+
+KeyFilter = Callable[[str], bool]
+
+
+def _all(_: str) -> bool:
+    return True
+
+
+def _in(seconds: Iterable[Second], phases: tuple[str, ...]) -> list[Second]:
+    return [s for s in seconds if s.phase in phases]
+
+
+def counts(
+    m: Measured, phases: tuple[str, ...] = ("during", "after"), keys: KeyFilter = _all
+) -> tuple[int, int]:
+    """(requests, failures) in the phases, over the endpoints `keys` accepts."""
+    requests = failures = 0
+    for s in _in(m.seconds, phases):
+        for key, (req, fail, _) in s.endpoints.items():
+            if keys(key) and key.split(" ", 1)[0] != "JOB":
+                requests += req
+                failures += fail
+    return requests, failures
+
+
+def availability(m: Measured, phase: str = "during", keys: KeyFilter = _all) -> float | None:
+    """Share of requests answered as expected in the phase; None without requests."""
+    requests, failures = counts(m, (phase,), keys)
+    return None if requests == 0 else round(1 - failures / requests, 4)
+
+
+def recovery_seconds(m: Measured) -> float | None:
+    """Seconds from the fault's end to the start of the first run of RECOVERED_AFTER
+    seconds without failures (0 when nothing failed after it); None if it never recovered."""
+    if m.fault_end is None:
+        return None
+    base = math.floor(m.started_at)
+    after = [s for s in m.seconds if base + s.t + 1 > m.fault_end]
+    for i in range(len(after)):
+        run = after[i : i + RECOVERED_AFTER]
+        if len(run) == RECOVERED_AFTER and all(s.failures == 0 for s in run):
+            return round(max(0.0, base + run[0].t - m.fault_end), 1)
+    return None
+
+
+def worst_p95(m: Measured, phase: str, keys: KeyFilter) -> float | None:
+    """The highest per-second p95 (ms) of the endpoints in the phase."""
+    values = [
+        p95
+        for s in _in(m.seconds, (phase,))
+        for key, (req, _, p95) in s.endpoints.items()
+        if keys(key) and req and p95 is not None
+    ]
+    return max(values) if values else None
+
+
+def probes_during(m: Measured) -> list[Sample]:
+    if m.fault_start is None:
+        return []
+    end = m.fault_end if m.fault_end is not None else math.inf
+    return [s for s in m.samples if m.fault_start <= s.at <= end]
+
+
+def answered(samples: list[Sample]) -> float | None:
+    """Share of health probes that got an HTTP answer in time (any status)."""
+    return (
+        None if not samples else round(sum(s.status is not None for s in samples) / len(samples), 4)
+    )
+
+
+def health_seen(samples: list[Sample]) -> str:
+    """The health statuses seen, most frequent first: 'warn 18, pass 2'."""
+    tally: dict[str, int] = {}
+    for s in samples:
+        label = s.health or (f"HTTP {s.status}" if s.status is not None else s.error or "no answer")
+        tally[label] = tally.get(label, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(tally.items(), key=lambda i: (-i[1], i[0])))

@@ -1,0 +1,130 @@
+"""What a drill produces: a timeline of events, figures with thresholds, a verdict."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured number and, when it gates the drill, its threshold."""
+
+    name: str  # failed_requests, replacement_seconds, availability_during, ...
+    value: float | None
+    unit: str  # requests, s, ratio, ms, jobs
+    comparator: Literal["<=", ">=", ""] = ""
+    threshold: float | None = None
+    detail: str = ""
+
+    @property
+    def gated(self) -> bool:
+        return self.comparator != "" and self.threshold is not None
+
+    @property
+    def status(self) -> Verdict | Literal["info"]:
+        if not self.gated:
+            return "info"
+        if self.value is None:
+            return "inconclusive"
+        assert self.threshold is not None
+        ok = (
+            self.value <= self.threshold
+            if self.comparator == "<="
+            else self.value >= self.threshold
+        )
+        return "pass" if ok else "fail"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "comparator": self.comparator or None,
+            "threshold": self.threshold,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float  # unix time
+    text: str
+
+
+class Timeline:
+    """Events as they happen, from the fault thread and the drill alike (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[Event] = []
+        self.marks: dict[str, float] = {}  # fault_start, fault_end, ...
+
+    def note(self, text: str) -> float:
+        now = time.time()
+        with self._lock:
+            self.events.append(Event(now, text))
+        return now
+
+    def mark(self, name: str, text: str) -> float:
+        now = self.note(text)
+        with self._lock:
+            self.marks.setdefault(name, now)
+        return now
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One health probe during the drill."""
+
+    at: float
+    url: str
+    status: int | None  # HTTP status, None when no answer
+    health: str | None  # pass | warn | fail from application/health+json
+    millis: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Second:
+    """One second of the drill's load, as measured by the Locust plugin."""
+
+    t: int  # seconds since the load started
+    phase: str  # before | during | after
+    requests: int
+    failures: int
+    p95_ms: float | None
+    endpoints: dict[str, tuple[int, int, float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class DrillResult:
+    name: str
+    description: str
+    started_at: float
+    ended_at: float
+    fault_start: float | None
+    fault_end: float | None
+    figures: list[Figure]
+    events: list[Event]
+    seconds: list[Second]
+    samples: list[Sample]
+    errors: dict[str, int]
+    reasons: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.interrupted:
+            return "inconclusive"
+        statuses = {f.status for f in self.figures}
+        if "fail" in statuses:
+            return "fail"
+        if "inconclusive" in statuses or self.reasons:
+            return "inconclusive"
+        return "pass"

@@ -1,0 +1,56 @@
+"""Health probes during a drill: what an orchestrator or a balancer would have seen."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from scalectl.drill.model import Sample
+
+INTERVAL = 0.5  # seconds between rounds
+TIMEOUT = 1.0  # per probe: a health check slower than this counts as no answer
+
+
+class Prober:
+    """Polls each URL every INTERVAL in a daemon thread until stopped."""
+
+    def __init__(self, urls: list[str], max_seconds: float = 3600) -> None:
+        self.urls = urls
+        self.deadline = time.monotonic() + max_seconds
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="drill-probe", daemon=True)
+
+    def start(self) -> None:
+        if self.urls:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(TIMEOUT * len(self.urls) + INTERVAL + 1)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=TIMEOUT) as client:
+            while not self._stop.is_set() and time.monotonic() < self.deadline:
+                for url in self.urls:
+                    self.samples.append(probe(client, url))
+                self._stop.wait(INTERVAL)
+
+
+def probe(client: httpx.Client, url: str) -> Sample:
+    started = time.time()
+    try:
+        response = client.get(url, headers={"Accept": "application/health+json"})
+    except httpx.HTTPError as exc:
+        return Sample(started, url, None, None, (time.time() - started) * 1000, type(exc).__name__)
+    health = None
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("status"), str):
+            health = body["status"]
+    except ValueError:
+        pass
+    return Sample(started, url, response.status_code, health, (time.time() - started) * 1000)

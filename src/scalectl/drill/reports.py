@@ -1,0 +1,152 @@
+"""drill.json, junit.xml and report.html of a `scalectl drill` run (docs/drills.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scalectl.drill.model import DrillResult
+from scalectl.plan.write import write_file
+
+REPORT_VERSION = 1
+
+
+def _iso(ts: float | None) -> str | None:
+    return (
+        None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    )
+
+
+def drill_data(result: DrillResult) -> dict[str, Any]:
+    base = math.floor(result.started_at)
+
+    def rel(ts: float | None) -> float | None:
+        return None if ts is None else round(ts - result.started_at, 2)
+
+    return {
+        "name": result.name,
+        "description": result.description,
+        "verdict": result.verdict,
+        "reasons": result.reasons,
+        "started_at": _iso(result.started_at),
+        "ended_at": _iso(result.ended_at),
+        "fault_start_s": rel(result.fault_start),
+        "fault_end_s": rel(result.fault_end),
+        "figures": [f.to_json() for f in result.figures],
+        "events": [{"t": rel(e.at), "text": e.text} for e in result.events],
+        "timeline": [
+            {
+                "t": s.t,
+                "phase": s.phase,
+                "requests": s.requests,
+                "failures": s.failures,
+                "rps": float(s.requests),
+                "p95_ms": s.p95_ms,
+            }
+            for s in result.seconds
+        ],
+        "probes": [
+            {
+                "t": round(p.at - base, 2),
+                "url": p.url,
+                "status": p.status,
+                "health": p.health,
+                "ms": round(p.millis, 1),
+                "error": p.error,
+            }
+            for p in result.samples
+        ],
+        "errors": [
+            {"message": k, "count": v}
+            for k, v in sorted(result.errors.items(), key=lambda i: (-i[1], i[0]))[:10]
+        ],
+    }
+
+
+def report_data(results: list[DrillResult]) -> dict[str, Any]:
+    verdicts = [r.verdict for r in results]
+    overall = (
+        "fail" if "fail" in verdicts else "inconclusive" if "inconclusive" in verdicts else "pass"
+    )
+    return {
+        "version": REPORT_VERSION,
+        "verdict": overall,
+        "drills": [drill_data(r) for r in results],
+    }
+
+
+def junit_xml(data: dict[str, Any]) -> str:
+    suites = ET.Element("testsuites", name="scalectl drill")
+    for drill in data["drills"]:
+        gated = [f for f in drill["figures"] if f["status"] != "info"]
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"drill {drill['name']}",
+            tests=str(len(gated) or 1),
+            failures=str(sum(f["status"] == "fail" for f in gated)),
+            errors="0",
+            skipped=str(sum(f["status"] == "inconclusive" for f in gated)),
+            timestamp=drill["started_at"] or "",
+        )
+        for f in gated:
+            case = ET.SubElement(
+                suite, "testcase", classname=f"scalectl.drill.{drill['name']}", name=f["name"]
+            )
+            numbers = f"{f['value']} {f['unit']}, threshold {f['comparator']} {f['threshold']}"
+            if f["status"] == "fail":
+                failure = ET.SubElement(case, "failure", message=numbers, type="DrillFailed")
+                failure.text = f"{f['name']}: {numbers} ({f['detail']})"
+            elif f["status"] == "inconclusive":
+                ET.SubElement(case, "skipped", message=f"inconclusive: {numbers}")
+        if not gated:
+            ET.SubElement(
+                suite, "testcase", classname=f"scalectl.drill.{drill['name']}", name="ran"
+            )
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
+
+
+def report_html(data: dict[str, Any]) -> str:
+    from markupsafe import Markup
+
+    from scalectl.loadtest.html import _script_json, chart, fmt
+    from scalectl.plan.render import environment
+
+    charts = {
+        d["name"]: [
+            chart(f"chart-{d['name']}-throughput", "Requests", "per second", d["timeline"],
+                  [("requests", "#2563eb", "rps"), ("failures", "#dc2626", "failures")]),
+            chart(f"chart-{d['name']}-latency", "Latency p95", "ms", d["timeline"],
+                  [("p95", "#d97706", "p95_ms")]),
+        ]
+        for d in data["drills"]
+    }  # fmt: skip
+    template = environment().get_template("drill/report.html.j2")
+    text: str = template.render(
+        report=data, charts=charts, data_json=Markup(_script_json(data)), fmt=fmt
+    )
+    return text
+
+
+def write_reports(
+    report_dir: Path, results: list[DrillResult]
+) -> tuple[dict[str, Any], list[Path]]:
+    data = report_data(results)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "drill.json": json.dumps(data, indent=2, allow_nan=False) + "\n",
+        "junit.xml": junit_xml(data),
+        "report.html": report_html(data),
+    }
+    written = []
+    for name, text in files.items():
+        write_file(report_dir / name, text.encode("utf-8"))
+        written.append(report_dir / name)
+    return data, written

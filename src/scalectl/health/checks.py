@@ -1,0 +1,75 @@
+"""Checks: one HTTP GET against one target, judged by its conditions; and the defaults.
+
+Defaults (docs/health.md "Defaults"): every app instance gets its readiness path and
+/metrics, the balancer its readiness path (through nginx to some instance), a bare URL
+the reference app's pair, and a URL with a path exactly that path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scalectl.health.conditions import Condition, parse_condition
+from scalectl.health.targets import PlanFacts, Target
+
+METRICS_PATH = "/metrics"
+# Health and scrape traffic is not what the error-rate SLO is about; the startup polls of
+# /health/ready (503 until the schema is migrated) would otherwise count as errors.
+_NOT_PROBES = 'route!~"/health.*|/metrics"'
+
+
+@dataclass(frozen=True)
+class Check:
+    target: Target
+    name: str  # the path for default checks, the endpoint's name from a config
+    url: str
+    conditions: tuple[Condition, ...]
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None  # None: the run's --check-timeout
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.target.name, self.url)
+
+
+def health_conditions() -> tuple[Condition, ...]:
+    return (parse_condition("[STATUS] == 200"),)
+
+
+def metrics_conditions(error_rate: float) -> tuple[Condition, ...]:
+    """200, and the share of 5xx among the app's requests since the process started at or
+    below the plan's error-rate SLO (counters only grow; see docs/health.md)."""
+    ratio = (
+        f'[METRIC].http_requests_total{{status=~"5..",{_NOT_PROBES}}} / '
+        f"[METRIC].http_requests_total{{{_NOT_PROBES}}} <= {error_rate:g}"
+    )
+    return (parse_condition("[STATUS] == 200"), parse_condition(ratio))
+
+
+def default_conditions(path: str, facts: PlanFacts) -> tuple[Condition, ...]:
+    if path.split("?", 1)[0].rstrip("/").endswith(METRICS_PATH):
+        return metrics_conditions(facts.error_rate)
+    return health_conditions()
+
+
+def default_paths(target: Target) -> list[str]:
+    if target.kind == "balancer":
+        return [target.readiness_path]
+    if target.kind == "url" and target.path:
+        return [target.path]
+    return [target.readiness_path, METRICS_PATH]
+
+
+def default_checks(
+    targets: Sequence[Target],
+    facts: PlanFacts,
+    conditions: Sequence[Condition] = (),
+) -> list[Check]:
+    """The default checks of each target; `conditions`, when given, replace the defaults."""
+    checks = []
+    for target in targets:
+        for path in default_paths(target):
+            chosen = tuple(conditions) or default_conditions(path, facts)
+            checks.append(Check(target, path, target.base_url + path, chosen))
+    return checks

@@ -1,0 +1,298 @@
+"""Run checks concurrently (httpx async), judge each response, and summarise as rows.
+
+One row per check (the endpoint itself) plus one per component of an
+application/health+json body. Healthy means no row fails (and, with strict, none warns).
+Synchronous entry points run their own event loop, so plain code can call them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scalectl.errors import InputError
+from scalectl.health import healthjson
+from scalectl.health.checks import Check, default_checks
+from scalectl.health.conditions import ConditionResult, Observation, evaluate
+from scalectl.health.healthjson import HealthDoc, HealthJsonError, Status
+from scalectl.health.targets import from_state
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
+DEFAULT_STATE_DIR = Path(".scalectl/stack")
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    timeout: float = 5.0  # per check without its own, the whole exchange (connect ... body)
+    headers: tuple[tuple[str, str], ...] = ()
+    verify: bool | ssl.SSLContext = True
+    cap: float | None = None  # no check may take longer (the time left before a deadline)
+
+
+@dataclass(frozen=True)
+class Row:
+    target: str  # api-1, nginx, 127.0.0.1:8080
+    url: str
+    check: str  # the check's name: its path, or the endpoint's name from a config
+    component: str | None  # None for the endpoint itself; else a health+json component
+    status: Status
+    latency_ms: float | None
+    detail: str
+    release_id: str | None = None
+    conditions: tuple[ConditionResult, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.target, self.url)
+
+    def line(self) -> str:
+        """One line of evidence: `api-1 http://127.0.0.1:18001/health/ready: pass 12 ms`."""
+        where = f"{self.target} {self.url}" + (f" {self.component}" if self.component else "")
+        latency = f" {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
+        return f"{where}: {self.status}{latency}" + (f"; {self.detail}" if self.detail else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "url": self.url,
+            "check": self.check,
+            "component": self.component,
+            "status": self.status,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "detail": self.detail,
+            "release_id": self.release_id,
+            "conditions": [
+                {"condition": c.condition, "ok": c.ok, "detail": c.detail} for c in self.conditions
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class HealthSummary:
+    healthy: bool
+    rows: list[Row]
+    strict: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [row.line() for row in self.rows]
+
+    def failing(self) -> list[Row]:
+        """The rows that make the summary unhealthy."""
+        return [r for r in self.rows if not _ok(r.status, self.strict)]
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(r.status == s for r in self.rows) for s in ("pass", "warn", "fail")}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "strict": self.strict,
+            "counts": self.counts(),
+            "rows": [r.to_json() for r in self.rows],
+            "notes": list(self.notes),
+        }
+
+
+def _ok(status: Status, strict: bool) -> bool:
+    return status == "pass" or (status == "warn" and not strict)
+
+
+def summarize(rows: Sequence[Row], *, strict: bool, notes: Sequence[str] = ()) -> HealthSummary:
+    healthy = all(_ok(r.status, strict) for r in rows)
+    return HealthSummary(healthy, list(rows), strict, list(notes))
+
+
+def judge(check: Check, obs: Observation) -> list[Row]:
+    """The rows for one check: the endpoint's, then one per health+json component."""
+    results = tuple(evaluate(c, obs) for c in check.conditions)
+    failed = [r for r in results if not r.ok]
+    doc: HealthDoc | None = None
+    problem = ""
+    if obs.connected:
+        try:
+            doc = healthjson.parse(obs.content_type, obs.body)
+        except HealthJsonError as exc:
+            problem = f"invalid {healthjson.MEDIA_TYPE}: {exc}"
+    statuses: list[Status] = ["fail" if failed or problem else "pass"]
+    if doc is not None:
+        statuses.append(doc.status)
+    status = healthjson.worst(statuses)
+    if not obs.connected:
+        detail = obs.error
+        if not failed:
+            detail += " (as the conditions expect)"
+    elif failed:
+        detail = "; ".join(r.detail for r in failed)
+    elif problem:
+        detail = problem
+    elif doc is not None and doc.status != "pass":
+        detail = f"HTTP {obs.status}, body status {doc.status}"
+        if doc.output:
+            detail += f": {doc.output}"
+    else:
+        detail = f"HTTP {obs.status}"
+    release = doc.release_id if doc is not None else None
+    if release:
+        detail += f", release {release}"
+    rows = [
+        Row(
+            check.target.name,
+            check.url,
+            check.name,
+            None,
+            status,
+            obs.elapsed_ms,
+            detail,
+            release,
+            results,
+        )
+    ]
+    for component in doc.components if doc is not None else ():
+        text = ", ".join(t for t in (component.observed, component.output) if t)
+        rows.append(
+            Row(
+                check.target.name,
+                check.url,
+                check.name,
+                component.name,
+                component.status,
+                None,
+                text,
+                release,
+            )
+        )
+    return rows
+
+
+async def _observe(client: httpx.AsyncClient, check: Check, options: ProbeOptions) -> Observation:
+    timeout = check.timeout or options.timeout
+    if options.cap is not None:
+        timeout = max(min(timeout, options.cap), 0.05)
+    headers = dict(options.headers)
+    headers.update(check.headers)
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        # asyncio.timeout bounds the whole exchange; httpx's only each network step.
+        async with asyncio.timeout(timeout):
+            response = await client.get(check.url, headers=headers, timeout=timeout)
+    except (TimeoutError, httpx.TimeoutException):
+        return Observation(
+            connected=False, elapsed_ms=elapsed(), error=f"no response within {timeout:g}s"
+        )
+    except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+        return Observation(connected=False, elapsed_ms=elapsed(), error=describe(exc))
+    return Observation(
+        connected=True,
+        status=response.status_code,
+        elapsed_ms=elapsed(),
+        body=response.content,
+        content_type=response.headers.get("content-type", ""),
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a failed exchange: what a person needs to act on."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 10:  # httpx -> httpcore -> anyio -> OSError
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    text = str(exc) or type(exc).__name__
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "certificate" in text.lower():
+        tls_error = next((e for e in chain if isinstance(e, ssl.SSLError)), exc)
+        return f"TLS: {getattr(tls_error, 'reason', None) or tls_error}"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return f"unknown host ({text})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection closed without a response ({text})"
+    return f"{type(exc).__name__}: {text}"
+
+
+async def probe_async(checks: Sequence[Check], options: ProbeOptions) -> list[Row]:
+    # trust_env=False: proxies from the environment would measure the proxy, not the target.
+    async with httpx.AsyncClient(
+        verify=options.verify, trust_env=False, follow_redirects=False
+    ) as client:
+        observations = await asyncio.gather(*(_observe(client, c, options) for c in checks))
+    rows: list[Row] = []
+    for check, obs in zip(checks, observations, strict=True):
+        rows.extend(judge(check, obs))
+    return rows
+
+
+def probe(
+    checks: Sequence[Check],
+    options: ProbeOptions = ProbeOptions(),
+    *,
+    strict: bool = False,
+    notes: Sequence[str] = (),
+    timeout_cap: float | None = None,
+) -> HealthSummary:
+    """Probe every check once, concurrently; `timeout_cap` shortens the per-check timeout
+    (a --wait deadline that is near)."""
+    if timeout_cap is not None:
+        options = replace(options, cap=timeout_cap)
+    rows = asyncio.run(probe_async(checks, options))
+    return summarize(rows, strict=strict, notes=notes)
+
+
+def probe_stack(
+    state_dir: Path = DEFAULT_STATE_DIR, *, timeout: float = 5.0, strict: bool = False
+) -> HealthSummary:
+    """The local stack's default checks: each app instance directly (readiness and
+    /metrics) and the balancer. InputError when no stack runs in `state_dir`."""
+    targets, facts, notes = from_state(state_dir)
+    return probe(
+        default_checks(targets, facts), ProbeOptions(timeout=timeout), strict=strict, notes=notes
+    )
+
+
+# --- request options from flags ------------------------------------------------------
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """`Name: value` from -H; InputError otherwise."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not _TOKEN.match(name):
+        raise InputError(f"-H '{text}': expected 'Name: value'")
+    return name, value.strip()
+
+
+def bearer(token_env: str, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The Authorization header from a variable's value; the value is never printed."""
+    token = environ.get(token_env, "").strip()
+    if not token:
+        raise InputError(f"--token-env {token_env}: the variable is not set or empty")
+    return "Authorization", f"Bearer {token}"
+
+
+def tls(insecure: bool, ca_cert: Path | None) -> bool | ssl.SSLContext:
+    if insecure and ca_cert is not None:
+        raise InputError("give --insecure or --ca-cert, not both")
+    if insecure:
+        return False
+    if ca_cert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_cert))
+    except FileNotFoundError:
+        raise InputError(f"--ca-cert {ca_cert}: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError(f"--ca-cert {ca_cert}: not a PEM certificate bundle ({exc})") from None

@@ -1,0 +1,125 @@
+"""What to probe: app instances and the balancer (from a running stack or a plan), or URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from scalectl.errors import InputError
+
+Kind = Literal["instance", "balancer", "url"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # api-1, nginx, 127.0.0.1:8080
+    base_url: str  # scheme://host:port, no trailing slash
+    kind: Kind
+    path: str = ""  # a URL argument's own path ("" or "/" means none was given)
+    readiness_path: str = "/health/ready"  # the plan's services.<name>.health.readiness
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the plan says about health: each service's readiness path, the error-rate SLO."""
+
+    readiness: tuple[tuple[str, str], ...] = ()  # (service, path), in plan order
+    error_rate: float = 0.01  # the default without a plan: 1% of requests may fail
+
+    def readiness_of(self, service: str | None) -> str:
+        paths = dict(self.readiness)
+        if service in paths:
+            return paths[service]
+        return self.readiness[0][1] if self.readiness else "/health/ready"
+
+
+def check_url(text: str) -> str | None:
+    """Why `text` is not a URL health can probe, or None when it is."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return f"bad URL '{text}': {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"bad URL '{text}': expected http:// or https:// and a host"
+    return None
+
+
+def from_url(text: str) -> Target:
+    problem = check_url(text)
+    if problem:
+        raise InputError(problem)
+    parts = urlsplit(text)
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.netloc, base, "url", path if path not in ("", "/") else "")
+
+
+def from_state(state_dir: Path) -> tuple[list[Target], PlanFacts, list[str]]:
+    """The running stack's app instances and balancer, the facts of the plan it was
+    started with, and notes. InputError when no stack runs there."""
+    from scalectl.stack.state import load
+
+    state = load(state_dir.absolute())
+    if state is None:
+        raise InputError(f"{state_dir}: no stack is running here (run `scalectl stack up`)")
+    plan, notes = plan_facts(state.plan, state.profile)
+    targets = []
+    for member in state.members:
+        if member.kind == "app" and member.url:
+            service = member.name.rsplit("-", 1)[0]  # stack names instances <service>-<n>
+            path = plan.readiness_of(service)
+            targets.append(Target(member.name, member.url.rstrip("/"), "instance", "", path))
+    for member in state.members:
+        if member.kind == "nginx" and member.url:
+            path = plan.readiness_of(None)
+            targets.append(Target(member.name, member.url.rstrip("/"), "balancer", "", path))
+    if not targets:
+        raise InputError(f"{state_dir}: the stack has no app instances to probe")
+    return targets, plan, notes
+
+
+def from_plan(path: Path, profile: str) -> tuple[list[Target], PlanFacts]:
+    """Every instance of every service in the profile, and the balancer."""
+    from scalectl.plan import prepare
+    from scalectl.plan.context import build
+
+    prepared = prepare(path, profile)
+    plan = facts(prepared.loaded.plan)
+    ctx = build(prepared.loaded, prepared.sizing)
+    targets = []
+    for svc in ctx["services"]:
+        for index, server in enumerate(svc.upstream_servers, start=1):
+            url = f"http://{server}"
+            targets.append(
+                Target(f"{svc.name}-{index}", url, "instance", "", plan.readiness_of(svc.name))
+            )
+    host, port = prepared.loaded.profile.listen.rsplit(":", 1)
+    # A balancer listening on every address is reached on loopback from here.
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
+    url = f"http://{host}:{port}"
+    targets.append(Target("balancer", url, "balancer", "", plan.readiness_of(None)))
+    return targets, plan
+
+
+def plan_facts(path: str | None, profile: str = "local") -> tuple[PlanFacts, list[str]]:
+    """The facts of the plan a stack was started with; defaults (and why) if unreadable."""
+    if not path:
+        return PlanFacts(), []
+    from scalectl.plan.load import load_plan
+
+    try:
+        loaded = load_plan(Path(path), profile)
+    except InputError as exc:
+        return PlanFacts(), [f"default health settings: the stack's plan is unusable ({exc})"]
+    return facts(loaded.plan), []
+
+
+def facts(plan: object) -> PlanFacts:
+    from scalectl.plan.model import Plan
+
+    assert isinstance(plan, Plan)
+    readiness = tuple((name, svc.health.readiness) for name, svc in plan.services.items())
+    return PlanFacts(readiness, plan.slo.error_rate)

@@ -1,0 +1,392 @@
+"""`scalectl health` against real HTTP servers on loopback that answer crafted bodies."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from scalectl.errors import ExitCode
+from scalectl.stack.process import free_port
+from tests.conftest import Result, fixture_path
+from tests.health.server import METRICS, Routes, component, serve
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def app() -> Iterator[Routes]:
+    """A reference-app look-alike: /health/ready warns about Redis, /metrics is healthy."""
+    with serve() as routes:
+        routes.health(
+            "/health/ready",
+            "warn",
+            **{
+                "postgresql:responseTime": component("pass", 1.5, "ms"),
+                "redis:responseTime": component("warn", 1000.2, "ms", output="TimeoutError()"),
+            },
+        )
+        routes.text("/metrics", METRICS)
+        yield routes
+
+
+def test_a_bare_url_gets_readiness_and_metrics_with_each_component(cli: Cli, app: Routes) -> None:
+    result = cli("health", app.base)
+    assert result.code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    host = app.base.removeprefix("http://")
+    assert any(f"│ {host} │ /health/ready " in line and "│ warn " in line for line in lines)
+    assert any(
+        "│   redis:responseTime " in line and "1000.2 ms, TimeoutError()" in line for line in lines
+    )
+    assert any("│   postgresql:responseTime " in line and "│ pass " in line for line in lines)
+    assert any("│ /metrics " in line and "│ HTTP 200 " in line for line in lines)
+    assert "HTTP 200, body status warn, release r-42" in result.stdout
+    assert result.stdout.rstrip().endswith("healthy: 2 pass, 2 warn (4 rows)")
+
+
+def test_json_has_rows_conditions_and_counts(cli: Cli, app: Routes) -> None:
+    result = cli("health", app.base, "--json")
+    assert result.code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["healthy"] is True and payload["counts"] == {"pass": 2, "warn": 2, "fail": 0}
+    rows = {(r["check"], r["component"]): r for r in payload["rows"]}
+    ready = rows[("/health/ready", None)]
+    assert (ready["status"], ready["release_id"]) == ("warn", "r-42")
+    assert ready["conditions"] == [
+        {"condition": "[STATUS] == 200", "ok": True, "detail": "[STATUS] (200) == 200"}
+    ]
+    ratio = rows[("/metrics", None)]["conditions"][1]
+    assert ratio["ok"] is True and ratio["detail"].endswith("(0.01) <= 0.01")
+    assert rows[("/health/ready", "redis:responseTime")]["status"] == "warn"
+
+
+def test_strict_makes_warn_unhealthy(cli: Cli, app: Routes) -> None:
+    result = cli("health", app.base, "--strict")
+    assert result.code == ExitCode.CHECK_FAILED
+    assert result.stderr == "error: unhealthy: 2 of 4 rows failing (--strict: warn counts)\n"
+
+
+def test_failing_body_and_5xx_share_fail(cli: Cli, app: Routes) -> None:
+    app.health("/health/ready", "fail", http=503, **{"postgresql:responseTime": component("fail")})
+    app.text("/metrics", METRICS.replace('status="503"} 1.0', 'status="503"} 9.0'))
+    result = cli("health", app.base, "--json")
+    assert result.code == ExitCode.CHECK_FAILED
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["check"], r["component"], r["status"]) for r in rows] == [
+        ("/health/ready", None, "fail"),
+        ("/health/ready", "postgresql:responseTime", "fail"),
+        ("/metrics", None, "fail"),
+    ]
+    assert rows[0]["detail"] == "[STATUS] (503) == 200, release r-42"
+    assert rows[2]["detail"].endswith("(0.08333) <= 0.01")
+
+
+def test_conditions_from_the_command_line(cli: Cli, app: Routes) -> None:
+    url = app.base + "/metrics"
+    ok = cli(
+        "health",
+        url,
+        "-C",
+        '[METRIC].queue_depth{queue="analyse"} < 100',
+        "-C",
+        "[RESPONSE_TIME] < 5000",
+    )
+    assert ok.code == 0, ok.stdout + ok.stderr
+    bad = cli("health", url, "-C", '[METRIC].queue_depth{queue="analyse"} < 5', "--json")
+    assert bad.code == ExitCode.CHECK_FAILED
+    (row,) = json.loads(bad.stdout)["rows"]
+    assert row["detail"] == '[METRIC].queue_depth{queue="analyse"} (7) < 5'
+
+
+def test_invalid_health_json_fails_the_row(cli: Cli, app: Routes) -> None:
+    app.text("/health", "{not json", content_type="application/health+json")
+    result = cli("health", app.base + "/health", "--json")
+    assert result.code == ExitCode.CHECK_FAILED
+    (row,) = json.loads(result.stdout)["rows"]
+    assert row["detail"].startswith("invalid application/health+json: not JSON")
+
+
+def test_a_malformed_condition_is_bad_input(cli: Cli, app: Routes) -> None:
+    result = cli("health", app.base, "-C", "[STATUS] = 200")
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr == (
+        "error: --condition \"[STATUS] = 200\", column 10: unknown operator '='; "
+        "use == to compare\n"
+    )
+    assert result.stdout == "" and not app.seen  # nothing was probed
+
+
+def test_every_input_problem_is_reported_at_once(cli: Cli, tmp_path: Path) -> None:
+    result = cli(
+        "health",
+        "localhost:8080",
+        "-H",
+        "no colon",
+        "-C",
+        "len([BODY] > 1",
+        "--token-env",
+        "SCALECTL_TEST_NO_SUCH_TOKEN",
+        "--check-timeout",
+        "soon",
+        "--timeout",
+        "5s",
+        "--ca-cert",
+        tmp_path / "missing.pem",
+        env={"SCALECTL_TEST_NO_SUCH_TOKEN": ""},
+    )
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr.splitlines() == [
+        "error: 7 problems in the input",
+        "--timeout bounds --watch or --wait; for one probe use --check-timeout",
+        "--check-timeout soon: expected a duration such as 5s, 500ms or 2m, got 'soon'",
+        "--condition \"len([BODY] > 1\", column 12: missing ')' to close len(",
+        "bad URL 'localhost:8080': expected http:// or https:// and a host",
+        "-H 'no colon': expected 'Name: value'",
+        "--token-env SCALECTL_TEST_NO_SUCH_TOKEN: the variable is not set or empty",
+        f"--ca-cert {tmp_path / 'missing.pem'}: no such file",
+    ]
+
+
+def test_a_bad_config_is_bad_input_with_its_place(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "health.yaml"
+    config.write_text("version: 1\nendpoints:\n  - url: http://127.0.0.1:9/\n    conditons: []\n")
+    result = cli("health", "--config", config)
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {config}:4:5 endpoints[0].conditons: unknown key; did you mean 'conditions'?"
+    ]
+
+
+def test_a_config_file_with_url_endpoints(cli: Cli, app: Routes, tmp_path: Path) -> None:
+    config = tmp_path / "health.yaml"
+    config.write_text(
+        "version: 1\n"
+        "defaults: {headers: {X-Probe: scalectl}}\n"
+        "endpoints:\n"
+        f"  - name: ready\n    url: {app.base}/health/ready\n"
+        "    conditions: ['[BODY].status == pat(*)', 'len([BODY].checks) == 2']\n"
+        f"  - name: queues\n    url: {app.base}/metrics\n"
+        "    conditions: ['[METRIC].queue_depth{queue=\"render\"} == 0']\n"
+    )
+    result = cli("health", "-c", config, "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["target"], r["check"]) for r in rows if r["component"] is None] == [
+        (app.base.removeprefix("http://"), "ready"),
+        (app.base.removeprefix("http://"), "queues"),
+    ]
+    assert all(seen["x-probe"] == "scalectl" for seen in app.seen)
+
+
+def test_example_config_paths_run_on_url_targets(cli: Cli, app: Routes) -> None:
+    # The fixture's `ready` endpoint wants [BODY].status == pass: the warn body fails it.
+    result = cli("health", app.base, "-c", fixture_path("health", "health.yaml"), "--json")
+    assert result.code == ExitCode.CHECK_FAILED
+    rows = [r for r in json.loads(result.stdout)["rows"] if r["component"] is None]
+    assert [(r["check"], r["status"]) for r in rows] == [("ready", "fail"), ("queues", "pass")]
+    assert rows[0]["detail"] == "[BODY].status (warn) == pass, release r-42"
+
+
+def test_headers_and_a_bearer_token_from_the_environment(cli: Cli, app: Routes) -> None:
+    result = cli(
+        "health",
+        app.base + "/health/ready",
+        "-H",
+        "X-Trace: abc",
+        "--token-env",
+        "PROBE_TOKEN",
+        "--json",
+        env={"PROBE_TOKEN": "s3cret-value"},
+    )
+    assert result.code == 0, result.stderr
+    (seen,) = app.seen
+    assert seen["authorization"] == "Bearer s3cret-value" and seen["x-trace"] == "abc"
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_a_slow_target_times_out_per_check(cli: Cli, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/health"
+        started = time.monotonic()
+        result = cli("health", url, "--check-timeout", "300ms", "--json")
+        # An endpoint's own timeout wins over --check-timeout.
+        config = tmp_path / "health.yaml"
+        config.write_text(f"version: 1\nendpoints:\n  - url: {url}\n    timeout: 200ms\n")
+        own = cli("health", "-c", config, "--check-timeout", "30s", "--json")
+    assert time.monotonic() - started < 3
+    assert result.code == ExitCode.CHECK_FAILED
+    assert json.loads(result.stdout)["rows"][0]["detail"] == "no response within 0.3s"
+    assert json.loads(own.stdout)["rows"][0]["detail"] == "no response within 0.2s"
+
+
+def test_wait_returns_quickly_when_healthy(cli: Cli, app: Routes) -> None:
+    started = time.monotonic()
+    result = cli("health", app.base, "--wait", "--interval", "200ms", "--timeout", "20s")
+    assert result.code == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 5
+    assert "healthy after 2 round(s)" in result.stdout  # two passes in a row
+    as_json = cli("health", app.base, "--wait", "--interval", "100ms", "--json")
+    payload = json.loads(as_json.stdout)
+    assert (payload["mode"], payload["rounds"], payload["healthy"]) == ("wait", 2, True)
+    assert [(c["state"], c["consecutive_successes"]) for c in payload["checks"]] == [
+        ("healthy", 2),
+        ("healthy", 2),
+    ]
+
+
+def test_wait_times_out_on_a_dead_url_with_the_failing_rows(cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}/health/ready"
+    started = time.monotonic()
+    result = cli("health", url, "--wait", "--timeout", "1s", "--interval", "250ms")
+    elapsed = time.monotonic() - started
+    assert result.code == ExitCode.CHECK_FAILED
+    assert elapsed < 4
+    error = result.stderr.splitlines()
+    assert error[0].startswith("error: not healthy within 1s (")
+    assert error[1].startswith(f"127.0.0.1:{url.split(':')[2].split('/')[0]} {url}: fail ")
+    assert error[1].endswith("; connection refused")
+    assert "checks: 0 healthy, 1 pending, 0 unhealthy; failing:" in result.stdout
+
+
+def test_watch_prints_plain_lines_and_transitions_off_a_terminal(cli: Cli, app: Routes) -> None:
+    url = app.base + "/health/ready"
+    result = cli(
+        "health",
+        url,
+        "--watch",
+        "--timeout",
+        "1s",
+        "--interval",
+        "200ms",
+        "--failure-threshold",
+        "1",
+        "--success-threshold",
+        "1",
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        f"{app.base.removeprefix('http://')} {url}: pending -> healthy (HTTP 200, body "
+        "status warn, release r-42)" in lines
+    )
+    assert "checks: 1 healthy, 0 pending, 0 unhealthy" in lines
+    assert lines[-1].startswith("no check unhealthy after ")
+    assert "│ healthy │" in result.stdout  # the final table shows each check's state
+
+
+def test_watch_needs_a_timeout_off_a_terminal(cli: Cli, app: Routes) -> None:
+    result = cli("health", app.base, "--watch")
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr == "error: --watch needs --timeout when not at a terminal (CI must end)\n"
+
+
+def test_without_a_stack_or_url_it_says_so(cli: Cli, tmp_path: Path) -> None:
+    result = cli("health", "--state-dir", tmp_path)
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr == (
+        f"error: {tmp_path}: no stack is running here (run `scalectl stack up`)\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_verification_insecure_and_a_ca_bundle(
+    cli: Cli, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with serve(tls=context) as routes:
+        routes.health("/health", "pass")
+        url = routes.base + "/health"
+        untrusted = cli("health", url, "--json")
+        assert untrusted.code == ExitCode.CHECK_FAILED
+        detail = json.loads(untrusted.stdout)["rows"][0]["detail"]
+        assert detail.startswith("TLS: ") and "CERTIFICATE_VERIFY_FAILED" in detail
+        assert cli("health", url, "--insecure").code == 0
+        assert cli("health", url, "--ca-cert", cert).code == 0
+        config = cert.parent / "health.yaml"  # a config's ca_cert is relative to the file
+        config.write_text(
+            f"version: 1\ndefaults: {{ca_cert: cert.pem}}\nendpoints: [{{url: {url}}}]\n"
+        )
+        assert cli("health", "-c", config).code == 0
+        both = cli("health", url, "--ca-cert", cert, "--insecure")
+        assert both.stderr == "error: give --insecure or --ca-cert, not both\n"
+
+
+def test_ctrl_c_ends_a_watch_with_the_last_table_and_130(app: Routes) -> None:
+    # The installed entry point as a subprocess: a real SIGINT, as at a terminal.
+    import os
+    import signal
+    import sys
+
+    exe = Path(sys.executable).parent / "scalectl"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "health",
+            app.base + "/health/ready",
+            "--watch",
+            "--timeout",
+            "60s",
+            "--interval",
+            "200ms",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the first round has been printed
+        assert "pending" in first or "checks:" in first, first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED
+    assert "│ /health/ready " in out and err.strip() == "interrupted"
