@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from scalectl.stack.process import free_port, port_in_use
@@ -23,3 +27,25 @@ def local_plan(directory: Path) -> Path:
     path = directory / "plan.yaml"
     path.write_text(text)
     return path
+
+
+@contextmanager
+def running_stack(prefix: str) -> Iterator[tuple[Path, Path]]:
+    """A real `scalectl stack` on free ports for a test module: (plan, state_dir).
+
+    Not under pytest's basetemp: every pytest session starting on this machine chmods
+    /tmp/pytest-of-<user> to 0700, which locks PostgreSQL's unprivileged account out of a
+    data directory below it (docs/stack.md: it needs o+x on each parent)."""
+    from scalectl.cli import run
+
+    root = Path(tempfile.mkdtemp(prefix=f"scalectl-{prefix}-"))
+    plan, state_dir = local_plan(root), root / "state"
+    try:
+        code = run(
+            ["stack", "up", "--plan", str(plan), "--state-dir", str(state_dir), "--timeout", "90"]
+        )
+        assert code == 0, "stack up failed; see the output above"
+        yield plan, state_dir
+    finally:
+        run(["stack", "down", "--state-dir", str(state_dir)])
+        shutil.rmtree(root, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,18 @@ def run_command(
     outage: float = typer.Option(
         8.0, "--outage", min=1, max=300, help="Seconds Redis or PostgreSQL stay down."
     ),
+    surge_users: int = typer.Option(
+        200, "--surge", min=1, help="overload: users without think time in the surge."
+    ),
+    before: float | None = typer.Option(
+        None, "--before", min=1, max=600, help="Seconds of load before the fault (per drill)."
+    ),
+    after: float | None = typer.Option(
+        None, "--after", min=1, max=600, help="Seconds of load after the fault (per drill)."
+    ),
+    job_wait: float = typer.Option(
+        90.0, "--job-wait", min=1, max=900, help="queue-worker-kill: wait for jobs to finish."
+    ),
     max_failed: int = typer.Option(0, "--max-failed", min=0, help="Failed requests allowed."),
     min_availability: float = typer.Option(
         0.99, "--min-availability", min=0, max=1, help="Share answered during an outage."
@@ -88,6 +101,7 @@ def run_command(
         min_availability=min_availability,
         max_recovery_s=max_recovery,
         outage_s=outage,
+        job_wait_s=job_wait,
     )
     specs = []
     for name in chosen:
@@ -96,10 +110,17 @@ def run_command(
             options["instance"] = instance
         if name == "worker-kill" and direct:
             options["direct"] = True
+        if name == "overload":
+            options["surge_users"] = surge_users
         if name == "rolling-restart":
             options["max_unavailable"] = max_unavailable
             options["settle_seconds"] = settle
-        specs.append(catalog.DRILLS[name](thresholds, **options))
+        spec = catalog.DRILLS[name](thresholds, **options)
+        if before is not None:
+            spec = dataclasses.replace(spec, before_seconds=before)
+        if after is not None:
+            spec = dataclasses.replace(spec, after_seconds=after)
+        specs.append(spec)
     results = []
     for spec in specs:
         output.info(f"drill {spec.name}: {spec.description}")

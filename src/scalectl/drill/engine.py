@@ -146,10 +146,12 @@ def run(
                 fault.join(SETTLE_SECONDS)
                 progress(f"{spec.name}: restoring")
                 spec.restore(ctx)
-        if fault.error is not None:
-            raise ScalectlError(
-                f"drill {spec.name}: the fault failed: {fault.error} (the stack was restored)"
-            )
+        if fault.exception is not None:
+            message = f"drill {spec.name}: {fault.error} (the stack was restored)"
+            if isinstance(fault.exception, ScalectlError):
+                fault.exception.message = message
+                raise fault.exception
+            raise ScalectlError(message)
         results = outcome.results
         measured = _measured(results, prober.samples, timeline)
         figures = [*ctx.figures, *spec.measure(ctx, measured)]
@@ -185,6 +187,7 @@ class _FaultThread:
     def __init__(self, spec: Spec, ctx: Context, progress: Callable[[str], None]) -> None:
         self.spec, self.ctx, self.progress = spec, ctx, progress
         self.error: str | None = None
+        self.exception: BaseException | None = None
         self.thread: threading.Thread | None = None
 
     @property
@@ -205,7 +208,10 @@ class _FaultThread:
             self.progress(f"{self.spec.name}: injecting the fault")
             self.spec.inject(self.ctx)
         except Exception as exc:  # reported after the restore, in the main thread
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.exception = exc
+            self.error = (
+                exc.message if isinstance(exc, ScalectlError) else f"{type(exc).__name__}: {exc}"
+            )
             self.ctx.timeline.note(f"fault failed: {self.error}")
         finally:
             self.ctx.timeline.mark("fault_end", "fault over")

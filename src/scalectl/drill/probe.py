@@ -10,7 +10,9 @@ import httpx
 from scalectl.drill.model import Sample
 
 INTERVAL = 0.5  # seconds between rounds
-TIMEOUT = 1.0  # per probe: a health check slower than this counts as no answer
+# Per probe: slower counts as no answer. The readiness probe scalectl renders for
+# Kubernetes has timeoutSeconds 2 (templates/kubernetes/service.yaml.j2).
+TIMEOUT = 2.0
 
 
 class Prober:
@@ -33,7 +35,8 @@ class Prober:
             self._thread.join(TIMEOUT * len(self.urls) + INTERVAL + 1)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=TIMEOUT) as client:
+        # trust_env=False: loopback probes must never go through an HTTP_PROXY.
+        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
             while not self._stop.is_set() and time.monotonic() < self.deadline:
                 for url in self.urls:
                     self.samples.append(probe(client, url))

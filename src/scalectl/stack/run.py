@@ -262,6 +262,11 @@ def _base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> 
         "PYTHONUNBUFFERED": "1",
         # /api/debug/sleep: fault drills hold requests in flight with it (docs/drills.md).
         "REFAPP_DEBUG": "1",
+        # A worker killed between committing a job row and enqueueing it leaves the row
+        # 'queued' until cleanup sweeps it (default: after 300 s, every 60 s). Locally,
+        # sweep within a minute so `scalectl drill queue-worker-kill` sees it recovered.
+        "CLEANUP_STUCK_QUEUED_SECONDS": "30",
+        "CLEANUP_INTERVAL_SECONDS": "10",
     }
 
 
@@ -438,7 +443,7 @@ def _wait_healthy(state: StackState, timeout: float) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2.0) as client:
+    with httpx.Client(timeout=2.0, trust_env=False) as client:  # loopback, never a proxy
         for member in state.members:
             if member.health_url is None:
                 continue

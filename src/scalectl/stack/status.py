@@ -26,7 +26,7 @@ def status(state: StackState, *, timeout: float = 2.0) -> list[MemberStatus]:
 
     out = []
     now = time.time()
-    with httpx.Client(timeout=timeout) as client:
+    with httpx.Client(timeout=timeout, trust_env=False) as client:  # loopback, never a proxy
         for m in state.members:
             proc = same_process(m.pid, m.create_time)
             if proc is None:

@@ -1,0 +1,99 @@
+"""`drill`: a fault drill as evidence (`scalectl drill`, docs/drills.md): run it now against
+the local stack, or read the latest drill.json and require it passed recently.
+
+The shipped deploy checklist uses the graceful-shutdown and rolling-restart drills: they
+measure what users saw through the balancer, not only that one instance drained."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.verifiers.base import Context, Params, Verifier
+
+DrillName = Literal[
+    "worker-kill",
+    "rolling-restart",
+    "graceful-shutdown",
+    "redis-outage",
+    "postgres-outage",
+    "queue-worker-kill",
+    "overload",
+]
+
+
+class DrillParams(Params):
+    name: DrillName
+    run: bool = True  # run it now; false: the latest drill.json in report_dir is the evidence
+    report_dir: str = "drill-report"
+    max_age: Duration = 7 * 86400.0  # run: false only
+    before: float = Field(3.0, gt=0, le=600)  # seconds of load around the fault (run: true)
+    after: float = Field(3.0, gt=0, le=600)
+
+
+def _figure_lines(drill: dict[str, Any]) -> list[str]:
+    lines = []
+    for f in drill.get("figures", []):
+        limit = f" ({f['comparator']} {f['threshold']:g})" if f.get("comparator") else ""
+        lines.append(f"  {f['status']}: {f['name']} {f['value']} {f['unit']}{limit} {f['detail']}")
+    return lines
+
+
+def check_drill(params: DrillParams, ctx: Context) -> Outcome:
+    directory = ctx.path(params.report_dir)
+    if params.run:
+        return _run(params, ctx)
+    path = directory / "drill.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return failed(f"{path}: no drill report (run: scalectl drill {params.name})")
+    except (OSError, ValueError) as exc:
+        return failed(f"{path}: unreadable drill report ({exc})")
+    found = [d for d in data.get("drills", []) if d.get("name") == params.name]
+    if not found:
+        return failed(f"{path}: has no {params.name} drill (run: scalectl drill {params.name})")
+    drill = found[-1]
+    lines = [f"{path}: {params.name} {drill.get('verdict')}", *_figure_lines(drill)]
+    started = datetime.datetime.fromisoformat(str(drill.get("started_at"))).timestamp()
+    age = ctx.now() - started
+    lines.append(f"ran {format_duration(age)} ago (max age {format_duration(params.max_age)})")
+    if drill.get("verdict") != "pass":
+        return failed(*lines, f"the drill's verdict is {drill.get('verdict')}, not pass")
+    if age > params.max_age:
+        return failed(*lines, f"the drill report is stale: {format_duration(age)} old")
+    return passed(*lines)
+
+
+def _run(params: DrillParams, ctx: Context) -> Outcome:
+    try:
+        from scalectl.drill import catalog, engine
+        from scalectl.drill.reports import write_reports
+    except ImportError as exc:  # the drills need the loadtest extra (Locust)
+        return failed(f"cannot run the {params.name} drill: {exc} (pip install scalectl[loadtest])")
+    state = ctx.stack()
+    spec = catalog.DRILLS[params.name](catalog.Thresholds())
+    spec = dataclasses.replace(spec, before_seconds=params.before, after_seconds=params.after)
+    ctx.progress(f"running the {params.name} drill against {ctx.state_dir}")
+    result = engine.run(
+        spec, ctx.state_dir.absolute(), state, environ=ctx.environ, progress=ctx.progress
+    )
+    data, written = write_reports(ctx.path(params.report_dir), [result])
+    drill = data["drills"][0]
+    lines = [f"{params.name}: {drill['verdict']} (report {written[0]})", *_figure_lines(drill)]
+    lines += [f"  reason: {r}" for r in drill["reasons"]]
+    return passed(*lines) if drill["verdict"] == "pass" else failed(*lines)
+
+
+DRILL = Verifier(
+    "drill",
+    DrillParams,
+    check_drill,
+    "a `scalectl drill` passed: run now against the local stack (run: true), or read from "
+    "the latest drill.json in report_dir no older than max_age",
+)

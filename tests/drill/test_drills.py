@@ -1,0 +1,269 @@
+"""Every drill against a real local stack: each passes on the reference app, and a
+deliberately broken configuration makes the matching drill fail (so the drill can fail).
+
+Durations are short (`--before`/`--after`); docs/drills.md has the full-length figures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from scalectl.errors import ExitCode
+from scalectl.stack.process import same_process
+from scalectl.stack.run import restart_member
+from scalectl.stack.state import load
+from tests.conftest import Result
+from tests.stack.conftest import running_stack
+
+Cli = Callable[..., Result]
+pytestmark = pytest.mark.stack
+SHORT = ("--before", "3", "--after", "3")
+
+
+@pytest.fixture(scope="module")
+def state_dir() -> Iterator[Path]:
+    with running_stack("drill-stack") as (_, state):
+        yield state
+
+
+def drill(
+    cli: Cli, state: Path, report: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[Result, dict]:
+    result = cli("drill", *args, "--state-dir", state, "--report-dir", report, env=env)
+    path = report / "drill.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return result, data
+
+
+def figures(data: dict, name: str) -> dict[str, dict]:
+    [found] = [d for d in data["drills"] if d["name"] == name]
+    return {f["name"]: f for f in found["figures"]}
+
+
+def all_running(state: Path) -> bool:
+    current = load(state)
+    assert current is not None
+    return all(same_process(m.pid, m.create_time) for m in current.members)
+
+
+def test_worker_kill_through_nginx_loses_nothing(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
+    result, data = drill(cli, state_dir, tmp_path, "worker-kill", *SHORT)
+    assert result.code == 0, result.stdout + result.stderr
+    f = figures(data, "worker-kill")
+    assert f["in_flight_failed"]["value"] == 0
+    assert f["failed_requests"]["value"] == 0
+    assert 0 < f["replacement_seconds"]["value"] <= 10
+    assert data["drills"][0]["fault_start_s"] is not None
+    for name in ("drill.json", "junit.xml", "report.html"):
+        assert (tmp_path / name).is_file()
+    assert all_running(state_dir)
+
+
+def test_worker_kill_without_a_retrying_balancer_fails(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    # The broken configuration: clients talk to one instance directly, no nginx to retry.
+    result, data = drill(cli, state_dir, tmp_path, "worker-kill", "--direct", *SHORT)
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    failed = figures(data, "worker-kill")["in_flight_failed"]
+    assert failed["value"] > 0 and failed["status"] == "fail"
+    assert 'type="DrillFailed"' in (tmp_path / "junit.xml").read_text()
+
+
+def test_graceful_shutdown_completes_requests_in_flight(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    result, data = drill(cli, state_dir, tmp_path, "graceful-shutdown", *SHORT)
+    assert result.code == 0, result.stdout + result.stderr
+    f = figures(data, "graceful-shutdown")
+    assert f["in_flight_completed"]["value"] == f["in_flight_completed"]["threshold"] >= 2
+    assert f["failed_requests"]["value"] == 0
+    assert all_running(state_dir)
+
+
+def test_graceful_shutdown_fails_when_the_app_does_not_drain(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    # The broken configuration: gunicorn kills its workers at once on SIGTERM.
+    restart_member(state_dir, "api-1", overrides={"GRACEFUL_TIMEOUT": "0"})
+    result, data = drill(
+        cli, state_dir, tmp_path, "graceful-shutdown", "--instance", "api-1", *SHORT
+    )
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    completed = figures(data, "graceful-shutdown")["in_flight_completed"]
+    assert completed["value"] < completed["threshold"]
+    # The drill restarted api-1 as the plan has it (draining again).
+    assert all_running(state_dir)
+
+
+def test_rolling_restart_waits_for_the_balancer_and_loses_nothing(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    result, data = drill(cli, state_dir, tmp_path, "rolling-restart", *SHORT)
+    assert result.code == 0, result.stdout + result.stderr
+    assert figures(data, "rolling-restart")["failed_requests"]["value"] == 0
+    events = " ".join(e["text"] for e in data["drills"][0]["events"])
+    assert "10 s to rejoin the balancer" in events  # the plan's fail_timeout_seconds
+
+
+def test_rolling_restart_without_waiting_fails(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
+    # The broken rollout: the next instance goes down while nginx still counts the first
+    # one as failed, so no upstream is left.
+    result, data = drill(cli, state_dir, tmp_path, "rolling-restart", "--settle", "0", *SHORT)
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    assert figures(data, "rolling-restart")["failed_requests"]["value"] > 0
+    assert all_running(state_dir)
+
+
+def test_redis_outage_is_survived(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
+    result, data = drill(
+        cli, state_dir, tmp_path, "redis-outage", "--outage", "4", "--before", "3", "--after", "6"
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    f = figures(data, "redis-outage")
+    assert f["availability_during"]["value"] >= 0.99
+    assert f["health_answered"]["value"] == 1
+    assert "warn" in f["health_answered"]["detail"]  # readiness degraded, not failed
+    assert f["recovery_seconds"]["value"] <= 10
+    assert all_running(state_dir)
+
+
+def test_postgres_outage_keeps_cached_reads_and_every_acknowledged_write(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    result, data = drill(
+        cli, state_dir, tmp_path, "postgres-outage", "--outage", "4", "--after", "6"
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    f = figures(data, "postgres-outage")
+    assert f["cached_read_availability"]["value"] >= 0.99
+    assert f["write_fail_p95_ms"]["value"] <= 1000
+    assert f["lost_acknowledged_writes"]["value"] == 0
+    assert "answered 202" in f["lost_acknowledged_writes"]["detail"]
+    assert all_running(state_dir)
+
+
+def test_postgres_outage_fails_without_a_cache(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
+    # The broken configuration: cached documents expire after a second.
+    apps = [m.name for m in load(state_dir).members if m.kind == "app"]  # type: ignore[union-attr]
+    for name in apps:
+        restart_member(
+            state_dir, name, overrides={"CACHE_TTL_SUBMISSION": "1", "CACHE_L1_TTL": "0.5"}
+        )
+    try:
+        result, data = drill(
+            cli,
+            state_dir,
+            tmp_path,
+            "postgres-outage",
+            "--outage",
+            "4",
+            "--before",
+            "8",
+            "--after",
+            "3",
+        )
+    finally:
+        for name in apps:
+            restart_member(state_dir, name)
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    assert figures(data, "postgres-outage")["cached_read_availability"]["value"] < 0.9
+
+
+def test_queue_worker_kill_completes_every_job_exactly_once(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    result, data = drill(cli, state_dir, tmp_path, "queue-worker-kill", *SHORT)
+    assert result.code == 0, result.stdout + result.stderr
+    f = figures(data, "queue-worker-kill")
+    assert f["jobs_unfinished"]["value"] == 0
+    assert f["jobs_completed_twice"]["value"] == 0
+    assert f["dead_letters"]["value"] == 0
+    assert "acknowledged submissions" in f["jobs_unfinished"]["detail"]
+    assert all_running(state_dir)
+
+
+def test_queue_worker_kill_fails_without_redelivery(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    # The broken configuration: the broker never requeues the messages of a dead worker.
+    # Dramatiq runs that maintenance on any broker call, the web tier's enqueues included,
+    # so every app instance and the worker get it, and so does the drill's environment,
+    # which the worker it restarts inherits.
+    broken = {"BROKER_MAINTENANCE_CHANCE": "0"}
+    current = load(state_dir)
+    assert current is not None
+    names = [m.name for m in current.members if m.kind in ("app", "worker")]
+    for name in names:
+        restart_member(state_dir, name, overrides=broken)
+    try:
+        result, data = drill(
+            cli, state_dir, tmp_path, "queue-worker-kill", "--job-wait", "15", *SHORT, env=broken
+        )
+    finally:
+        for name in names:
+            restart_member(state_dir, name)
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    assert figures(data, "queue-worker-kill")["jobs_unfinished"]["value"] > 0
+
+
+def test_overload_sheds_the_free_tier_first_and_recovers(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    result, data = drill(cli, state_dir, tmp_path, "overload", "--before", "3", "--after", "6")
+    f = figures(data, "overload")
+    assert f["health_answered"]["value"] == 1
+    assert f["recovery_seconds"]["value"] is not None and f["recovery_seconds"]["value"] <= 10
+    if f["free_refused"]["value"] > 0:  # something was shed: premium must fare better
+        assert result.code == 0, result.stdout + result.stderr
+        assert f["priority_margin"]["value"] >= 0
+    else:  # on a fast machine the surge may shed nothing: that proves nothing, inconclusive
+        assert result.code == ExitCode.INCONCLUSIVE
+
+
+def test_unknown_drill_and_missing_stack_are_bad_input(cli: Cli, tmp_path: Path) -> None:
+    unknown = cli("drill", "worker-kil", "--state-dir", tmp_path)
+    assert unknown.code == ExitCode.BAD_INPUT
+    assert "did you mean 'worker-kill'" in unknown.stderr
+    missing = cli("drill", "worker-kill", "--state-dir", tmp_path)
+    assert missing.code == ExitCode.BAD_INPUT
+    assert "no stack is running here" in missing.stderr
+    assert not (tmp_path / "drill-report").exists()
+
+
+def test_drills_refuse_processes_the_stack_did_not_start(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    # A copy of the state whose redis pid is some other process (pid 1): refused, and the
+    # restore starts nothing, since the drill touched nothing.
+    state = json.loads((state_dir / "state.json").read_text())
+    for m in state["members"]:
+        if m["name"] == "redis":
+            m["pid"] = 1
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "state.json").write_text(json.dumps(state))
+    result, _ = drill(cli, fake, tmp_path / "r", "redis-outage", *SHORT)
+    assert result.code == ExitCode.BAD_INPUT, result.stdout + result.stderr
+    assert "redis (pid 1) is not running as the stack started it" in result.stderr
+    assert json.loads((fake / "state.json").read_text())["members"] == state["members"]
+    assert all_running(state_dir)
+
+
+def test_checklist_runs_a_drill_as_evidence(state_dir: Path, tmp_path: Path) -> None:
+    from scalectl.checklist.verifiers.base import Context
+    from scalectl.checklist.verifiers.drill import DrillParams, check_drill
+
+    ctx = Context(state_dir=state_dir, root=tmp_path)
+    outcome = check_drill(DrillParams(name="graceful-shutdown"), ctx)
+    assert outcome.passed, outcome.evidence
+    assert outcome.evidence[0].startswith("graceful-shutdown: pass (report ")
+    assert any(line.startswith("  pass: in_flight_completed") for line in outcome.evidence)
+    # The report it wrote is evidence for a later run that does not drill again.
+    reread = check_drill(DrillParams(name="graceful-shutdown", run=False), ctx)
+    assert reread.passed, reread.evidence
+    assert reread.evidence[0].endswith("drill.json: graceful-shutdown pass")
+    assert all_running(state_dir)
