@@ -1,4 +1,4 @@
-"""Metric names from PromQL, samples from the text exposition, histogram quantiles."""
+"""Metric names from PromQL and histogram quantiles (the exposition: tests/health)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scalectl.checklist.promql import metric_names, parse_exposition, quantile, synthetic
+from scalectl.checklist.promql import metric_names, quantile, synthetic
 from tests.conftest import ROOT
 
 
@@ -50,23 +50,6 @@ def test_metric_names_of_the_rendered_rules() -> None:
         "queue_depth",
         "queue_oldest_job_age_seconds",
     }
-
-
-def test_exposition() -> None:
-    text = (
-        "# HELP http_requests_total HTTP requests answered\n"
-        "# TYPE http_requests_total counter\n"
-        'http_requests_total{route="/a",method="GET",status="200"} 7.0\n'
-        'http_requests_total{route="/a \\"q\\"",method="GET",status="500"} 1\n'
-        "# TYPE lat_seconds histogram\n"
-        "up_time 3 1700000000000\n"
-        "garbage line\n"
-    )
-    expo = parse_exposition(text)
-    assert [s.value for s in expo.select("http_requests_total", method="GET")] == [7.0, 1.0]
-    assert expo.select("http_requests_total", status="500")[0].labels["route"] == '/a "q"'
-    assert {"lat_seconds_bucket", "lat_seconds_count", "up_time"} <= expo.names
-    assert "garbage" not in expo.names
 
 
 def test_quantile_like_histogram_quantile() -> None:

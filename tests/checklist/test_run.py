@@ -179,3 +179,49 @@ def test_markdown_export_for_a_pull_request(cli: Cli, custom: Path, workdir: Pat
         "| ⚠️ | **Optional extra** (`nice-to-have`) | no rollback document: looked for EXTRA.md"
     )
     assert f"wrote {workdir / 'pr.md'}" in result.stdout
+
+
+def test_a_missing_plan_is_bad_input_before_anything_runs(
+    cli: Cli, custom: Path, workdir: Path
+) -> None:
+    result = cli("checklist", custom, "--plan", workdir / "nope.yaml")
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: --plan {workdir / 'nope.yaml'}: no such file\n"
+    assert result.stdout == ""
+    assert not (workdir / ".scalectl").exists()  # no item ran, no progress was saved
+
+
+def test_output_paths_are_checked_before_anything_runs(
+    cli: Cli, custom: Path, workdir: Path
+) -> None:
+    (workdir / "a-file").write_text("")
+    result = cli(
+        "checklist", custom, "--progress-dir", "/proc/scalectl-nope",
+        "--markdown", workdir / "missing" / "pr.md",
+    )  # fmt: skip
+    assert result.code == ExitCode.BAD_INPUT
+    assert result.stderr.splitlines() == [
+        "error: 2 problems in the input",
+        "--progress-dir /proc/scalectl-nope: cannot write in /proc (No such file or directory)",
+        f"--markdown {workdir / 'missing' / 'pr.md'}: no such directory {workdir / 'missing'}",
+    ]
+    assert result.stdout == ""
+    as_file = cli("checklist", custom, "--progress-dir", workdir / "a-file")
+    assert as_file.stderr == f"error: --progress-dir {workdir / 'a-file'}: not a directory\n"
+    as_dir = cli("checklist", custom, "--markdown", workdir)
+    assert as_dir.stderr == f"error: --markdown {workdir}: is a directory, expected a file path\n"
+    assert not (workdir / ".scalectl").exists()
+
+
+def test_help_of_the_group_shows_the_run_options(
+    cli: Cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = cli("checklist", "--help")
+    assert result.code == 0
+    result.stdout = capsys.readouterr().out  # click writes help to the process's stdout
+    assert "Without a command, scalectl checklist means scalectl checklist run" in " ".join(
+        result.stdout.split()
+    )
+    for option in ("--answers", "--plan", "--progress-dir", "--markdown", "--recheck"):
+        assert f"  {option} " in result.stdout, option
+    assert "  list " in result.stdout  # the other command is still listed

@@ -16,6 +16,7 @@ from scalectl.stack.process import same_process
 from scalectl.stack.run import restart_member
 from scalectl.stack.state import load
 from tests.conftest import Result
+from tests.loadtest.test_html import open_in_chromium, parse
 from tests.stack.conftest import running_stack
 
 Cli = Callable[..., Result]
@@ -59,6 +60,13 @@ def test_worker_kill_through_nginx_loses_nothing(cli: Cli, state_dir: Path, tmp_
     assert data["drills"][0]["fault_start_s"] is not None
     for name in ("drill.json", "junit.xml", "report.html"):
         assert (tmp_path / name).is_file()
+    # The HTML report renders in a real browser with its charts and no console errors.
+    dom, console = open_in_chromium(tmp_path / "report.html", tmp_path)
+    assert console == []
+    page = parse(dom)
+    for chart in ("chart-worker-kill-throughput", "chart-worker-kill-latency"):
+        assert chart in page.ids and page.polylines[chart]
+    assert json.loads(page.scripts["report-data"]) == data
     assert all_running(state_dir)
 
 

@@ -13,6 +13,7 @@ from scalectl.health.conditions import (
     evaluate,
     parse_condition,
     selectors,
+    uses_rates,
 )
 
 HEALTH = {
@@ -246,3 +247,129 @@ def test_malformed_conditions_say_what_and_where(text: str, column: int, reason:
     assert info.value.message == f'"{text}", column {column}: {reason}'
     assert (info.value.column, info.value.reason) == (column, reason)
     assert info.value.exit_code == ExitCode.BAD_INPUT
+
+
+LATER = b"""# TYPE http_requests_total counter
+http_requests_total{route="/api",status="200"} 140
+http_requests_total{route="/api",status="503"} 15
+http_requests_total{route="/api",status="500"} 2
+http_requests_total{route="/health/ready",status="503"} 50
+# TYPE queue_depth gauge
+queue_depth{queue="analyse"} 7
+"""
+
+
+def scrapes(first: bytes, second: bytes, seconds: float = 5.0) -> Observation:
+    earlier = Observation(connected=True, status=200, body=first, taken_at=100.0)
+    return Observation(
+        connected=True, status=200, body=second, taken_at=100.0 + seconds, previous=earlier
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "ok", "detail"),
+    [
+        (
+            '[METRIC].http_requests_total{status=~"5.."} == 67',
+            True,
+            '[METRIC].http_requests_total{status=~"5.."} (67) == 67',
+        ),
+        (
+            'increase([METRIC].http_requests_total{status=~"5..",route="/api"}) == 7',
+            True,
+            'increase([METRIC].http_requests_total{status=~"5..",route="/api"}) (7) == 7 '
+            "(over 5.0s)",
+        ),
+        (
+            'rate([METRIC].http_requests_total{route="/api"}) < 12',
+            True,
+            'rate([METRIC].http_requests_total{route="/api"}) (11.4) < 12 (over 5.0s)',
+        ),
+        (
+            'rate([METRIC].http_requests_total{status=~"5..",route!~"/health.*"}) / '
+            'rate([METRIC].http_requests_total{route!~"/health.*"}) <= 0.1',
+            False,
+            'rate([METRIC].http_requests_total{status=~"5..",route!~"/health.*"}) / '
+            'rate([METRIC].http_requests_total{route!~"/health.*"}) (0.1228) <= 0.1 '
+            "(over 5.0s)",
+        ),
+        ("increase([METRIC].nothing_total) == 0", True, None),  # a counter not used yet
+        ('increase([METRIC].queue_depth{queue="analyse"}) == 0', True, None),
+    ],
+)
+def test_rate_and_increase_over_two_scrapes(condition: str, ok: bool, detail: str | None) -> None:
+    # A plain [METRIC] reads the second scrape alone (the totals since the process
+    # started); rate() and increase() compare the two, and a series new in the second
+    # (status 500) counts from zero.
+    got_ok, got_detail = check(condition, scrapes(METRICS, LATER))
+    assert got_ok is ok, got_detail
+    if detail is not None:
+        assert got_detail == detail
+
+
+def test_a_counter_reset_between_scrapes_counts_from_zero() -> None:
+    restarted = b'# TYPE x_total counter\nx_total{a="1"} 3\n'
+    before = b'# TYPE x_total counter\nx_total{a="1"} 100\n'
+    assert check("increase([METRIC].x_total) == 3", scrapes(before, restarted)) == (
+        True,
+        "increase([METRIC].x_total) (3) == 3 (over 5.0s)",
+    )
+
+
+def test_rates_without_two_scrapes_fail_with_a_reason() -> None:
+    one = Observation(connected=True, status=200, body=METRICS, taken_at=1.0)
+    assert check("rate([METRIC].http_requests_total) < 1", one) == (
+        False,
+        "rate([METRIC].http_requests_total) < 1: rate() needs two scrapes of this URL; "
+        "there was one",
+    )
+    dead = Observation(connected=False, error="connection refused", taken_at=1.0)
+    after = Observation(connected=True, status=200, body=METRICS, taken_at=6.0, previous=dead)
+    assert check("increase([METRIC].http_requests_total) < 1", after) == (
+        False,
+        "increase([METRIC].http_requests_total) < 1: the earlier scrape got no response "
+        "(connection refused)",
+    )
+    gauge = scrapes(METRICS, b"# TYPE queue_depth gauge\n")
+    assert check('rate([METRIC].queue_depth{queue="x"}) < 1', gauge) == (
+        False,
+        'rate([METRIC].queue_depth{queue="x"}) < 1: no series matches queue_depth{queue="x"}',
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "reason"),
+    [
+        (
+            "rate([BODY].x) < 1",
+            1,
+            "rate() takes a metric such as rate([METRIC].http_requests_total)",
+        ),
+        (
+            "increase(3) < 1",
+            1,
+            "increase() takes a metric such as increase([METRIC].http_requests_total)",
+        ),
+        ("rate([METRIC].a, [METRIC].b) < 1", 1, "rate() takes exactly one argument"),
+        ("rat([METRIC].a) < 1", 1, "unknown function 'rat'; did you mean rate()?"),
+        (
+            "rates([METRIC].a) > 1",
+            1,
+            "unknown function 'rates'; did you mean rate()?",
+        ),
+        (
+            "foo([METRIC].a) > 1",
+            1,
+            "unknown function 'foo'; expected len, has, pat, any, rate or increase",
+        ),
+    ],
+)
+def test_malformed_rates(text: str, column: int, reason: str) -> None:
+    with pytest.raises(ConditionError) as info:
+        parse_condition(text)
+    assert (info.value.column, info.value.reason) == (column, reason)
+
+
+def test_uses_rates() -> None:
+    assert uses_rates(parse_condition("rate([METRIC].a) / 2 > 1"))
+    assert not uses_rates(parse_condition("[METRIC].a > 1"))

@@ -71,11 +71,17 @@ def test_every_problem_is_reported_with_its_place(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError) as info:
         load_config(path)
-    assert info.value.message == f"{path}: 5 problems"
+    # Schema problems do not hide the others: the URL and the condition are in the list.
+    assert info.value.message == f"{path}: 7 problems"
     assert list(info.value.lines) == [
         f"{path}:3:3 defaults.timout: unknown key; did you mean 'timeout'?",
-        f"{path}:4:13 defaults.interval: expected a duration such as 5s, 500ms or 2m, got 'soon'",
+        f"{path}:4:13 defaults.interval: expected a duration such as 500ms, 5s, 2m, 1h30m or "
+        "7d, got 'soon'",
         f"{path}:6:5 endpoints[0]: set exactly one of 'url' or 'path'",
+        f"{path}:9:10 endpoints[1].url: bad URL 'ftp://x/': expected http:// or https:// and "
+        "a host",
+        f'{path}:10:18 endpoints[1].conditions[0]: "[STATUS] = 200", column 10: unknown '
+        "operator '='; use == to compare",
         f"{path}:11:11 endpoints[2].path: must match pattern '^/'",
         f"{path}:12:14 endpoints[2].targets: must be 'all', 'instances' or 'balancer'",
     ]
@@ -118,12 +124,37 @@ def test_default_checks_per_target_kind() -> None:
     url = Target("h:1", "http://h:1", "url")
     exact = Target("h:2", "http://h:2", "url", "/healthz")
     checks = default_checks([INSTANCE, BALANCER, url, exact], PlanFacts())
+    # The reference app's /health* endpoints and /metrics (docs/health.md "Defaults").
     assert [c.url for c in checks] == [
+        "http://127.0.0.1:18000/health",
         "http://127.0.0.1:18000/health/ready",
+        "http://127.0.0.1:18000/health/comprehensive",
         "http://127.0.0.1:18000/metrics",
         "http://127.0.0.1:8080/health/ready",
+        "http://h:1/health",
         "http://h:1/health/ready",
+        "http://h:1/health/comprehensive",
         "http://h:1/metrics",
         "http://h:2/healthz",
     ]
     assert [c.text for c in checks[0].conditions] == ["[STATUS] == 200"]
+    assert [c.text for c in checks[2].conditions] == ["[STATUS] == 200"]
+
+
+def test_headers_that_cannot_be_sent_are_bad_input_with_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "h.yaml"
+    path.write_text(
+        "version: 1\n"
+        'defaults: {headers: {"bad name": x, X-Ok: fine}}\n'
+        "endpoints:\n"
+        "  - url: http://127.0.0.1:9/health\n"
+        '    headers: {X-Multi: "a\\nb"}\n'
+    )
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert list(info.value.lines) == [
+        f"{path}:2:22 defaults.headers.bad name: 'bad name' is not a header name (letters, "
+        "digits and !#$%&'*+.^_`|~- only)",
+        f"{path}:5:24 endpoints[0].headers.X-Multi: the value of X-Multi holds '\\n': a "
+        "header value cannot hold line breaks or control characters",
+    ]

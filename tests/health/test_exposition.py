@@ -71,3 +71,21 @@ def test_selectors_match_like_promql() -> None:
     assert [s.name for s in exp.select(absent)] == ["up"]
     single, _ = parse_selector("queue_depth{queue='analyse'}")  # single quotes, as in PromQL
     assert [s.value for s in exp.select(single)] == [7]
+
+
+def test_names_include_a_histograms_series_before_it_has_observations() -> None:
+    # A labelled family has no samples until first used; the checklist's metrics-exposed
+    # item still has to find the series its alert rules select.
+    exp = parse(
+        "# HELP lat_seconds Latency\n"
+        "# TYPE lat_seconds histogram\n"
+        "# TYPE jobs_total counter\n"
+        'http_requests_total{route="/a \\"q\\"",status="500"} 1\n'
+        "up_time 3 1700000000000\n"
+    )
+    assert {"lat_seconds_bucket", "lat_seconds_count", "lat_seconds_sum", "up_time"} <= exp.names
+    assert exp.exposes("lat_seconds_bucket") and not exp.exposes("lat_seconds_total")
+    assert exp.is_counter("jobs_total") and exp.is_counter("x_total")
+    assert not exp.is_counter("up_time")
+    (sample,) = exp.series("http_requests_total")
+    assert sample.label_map == {"route": '/a "q"', "status": "500"}

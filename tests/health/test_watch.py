@@ -88,3 +88,37 @@ def test_rounds_are_bounded_by_the_timeout_and_probes_get_the_time_left() -> Non
     )
     assert (outcome.rounds, outcome.done, outcome.elapsed_seconds) == (4, False, 7.0)
     assert lefts == [7, 5, 3, 1]
+
+
+def test_the_wait_gate_needs_a_clean_last_round() -> None:
+    # t1 turns healthy in rounds 1-2; in round 3 it fails once (still healthy: one failure
+    # is below the threshold of 3) just as t0 turns healthy. A gate that opened then would
+    # pass a deployment while one of its checks was failing.
+    tracker = Tracker()
+    gate = []
+    for round_ in [("fail", "pass"), ("pass", "pass"), ("pass", "fail"), ("pass", "pass")]:
+        tracker.update(summary(*round_))
+        gate.append(tracker.all_healthy())
+    assert [s.state for s in tracker.checks.values()] == ["healthy", "healthy"]
+    assert gate == [False, False, False, False]  # t1 has 1 pass in a row since its failure
+    tracker.update(summary("pass", "pass"))
+    assert tracker.all_healthy()
+
+
+def test_wait_does_not_stop_on_a_round_with_a_failure() -> None:
+    clock = FakeClock()
+    answers = iter(
+        [summary("fail", "pass"), summary("pass", "pass"), summary("pass", "fail")]
+        + [summary("pass", "pass")] * 3
+    )
+    outcome = run_rounds(
+        lambda left: next(answers),
+        Tracker(),
+        interval=1,
+        timeout=60,
+        on_round=lambda s, c: None,
+        stop_when=Tracker.all_healthy,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert (outcome.rounds, outcome.done) == (5, True)

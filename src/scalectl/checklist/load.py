@@ -3,6 +3,7 @@ every problem at once with its file:line:col, as the plan loader does (STYLE.md 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_pro
 from scalectl.plan.yamlsource import Located, load, parse
 
 SHIPPED = ("pre", "deploy", "post")
+DEFAULT_VALID_FOR = 86400.0  # a pass of a file-based or manual item is reused for 24 hours
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,19 @@ class Item:
     spec: ItemSpec
     verifier: Verifier[Any] | None  # None for a manual item
     params: Params | None
+
+    @property
+    def live(self) -> bool:
+        """Verified against the running stack (health, drills, backups, ...)."""
+        return self.verifier is not None and self.verifier.live
+
+    @property
+    def valid_for(self) -> float:
+        """Seconds a pass is reused by a later run: the item's own `valid_for`, else 0 for
+        live checks (the stack may have broken since) and 24 hours for the rest."""
+        if self.spec.valid_for is not None:
+            return self.spec.valid_for
+        return 0.0 if self.live else DEFAULT_VALID_FOR
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ def validate(located: Located, source: str) -> Checklist:
         raise InputError(
             f"{located.file}:1:1: a checklist is a YAML mapping starting with 'version: 1'"
         )
-    problems = schema_problems(ChecklistSpec, data, located)
+    problems = plain(schema_problems(ChecklistSpec, data, located))
     items = data.get("items")
     seen: dict[str, int] = {}
     for i, item in enumerate(items if isinstance(items, list) else []):
@@ -114,7 +129,37 @@ def _verify_problems(
     def origin(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
         return (*prefix, *loc)
 
-    return schema_problems(REGISTRY[kind].params, params, located, origin)
+    return plain(schema_problems(REGISTRY[kind].params, params, located, origin))
+
+
+# pydantic's wording, as schema_problems passes it on, and what a person reads instead.
+_PLAIN = (
+    (re.compile(r"must be a valid dictionary( or instance of \w+)?"), "must be a mapping"),
+    (re.compile(r"must be a valid boolean.*"), "must be yes or no (true or false)"),
+    (re.compile(r"must be a valid list"), "must be a list"),
+    (re.compile(r"must be a valid string"), "must be text"),
+    (re.compile(r"must be a valid integer.*"), "must be a whole number"),
+    (re.compile(r"must be a valid number.*"), "must be a number"),
+    (
+        re.compile(r"must match pattern '\^\[a-z0-9\]\[a-z0-9-\].*"),
+        "must be lowercase letters, digits and dashes, starting with a letter or digit",
+    ),
+    (
+        re.compile(r"must match pattern '\^\[a-z0-9\]\[a-z0-9_-\].*"),
+        "must be lowercase letters, digits, '_' and '-', starting with a letter or digit",
+    ),
+)
+
+
+def plain(problems: list[Problem]) -> list[Problem]:
+    """The problems with pydantic's type vocabulary reworded for people."""
+    out = []
+    for problem in problems:
+        message = problem.message
+        for pattern, text in _PLAIN:
+            message = pattern.sub(text, message)
+        out.append(Problem(problem.mark, problem.path, message))
+    return out
 
 
 def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
@@ -153,12 +198,21 @@ def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
                 )
             )
             continue
+        if not isinstance(value, bool | dict):
+            problems.append(
+                Problem(
+                    located.mark(where),
+                    where,
+                    f"expected yes, no or {{answer: yes|no, by: NAME, note: TEXT}}, got {value!r}",
+                )
+            )
+            continue
         values[key] = {"answer": value} if isinstance(value, bool) else value
 
         def origin(loc: tuple[str | int, ...], key: str = key) -> tuple[str | int, ...]:
             return (key, *loc)
 
-        problems.extend(schema_problems(AnswerSpec, values[key], located, origin))
+        problems.extend(plain(schema_problems(AnswerSpec, values[key], located, origin)))
     if problems:
         raise_problems(located.file, problems)
     return {key: AnswerSpec.model_validate(value) for key, value in values.items()}

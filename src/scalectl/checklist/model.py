@@ -2,43 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Re-exported: verifiers take Duration and format_duration from here.
+from scalectl.health.duration import format_duration as format_duration
+from scalectl.health.duration import parse_duration
 
 
-def parse_duration(value: Any) -> Any:
-    """`90s`, `30m`, `24h`, `7d`, `2w`, or a number of seconds -> seconds (float)."""
+def _duration(value: Any) -> Any:
+    """`500ms`, `90s`, `30m`, `1h30m`, `24h`, `7d`, or a number of seconds -> seconds: the
+    one grammar health uses too (scalectl.health.duration). Zero is allowed here."""
     if isinstance(value, bool):
         return value  # let pydantic reject it
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"'{value}' is not a duration such as 90s, 30m, 24h or 7d")
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+        return parse_duration(value, allow_zero=True)
     return value
 
 
 # A non-negative number of seconds, written as `24h` and the like in YAML.
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-
-
-def format_duration(seconds: float) -> str:
-    """A short human form: 4.5s, 12m, 5h, 3.5d."""
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size or unit == "s":
-            value = seconds / size
-            text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
-            return text + unit
-    raise AssertionError("unreachable")
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
 class Strict(BaseModel):
@@ -55,8 +42,10 @@ class ItemSpec(Strict):
     title: str = Field(min_length=1)
     description: str | None = None
     required: bool = Field(True, description="A failing required item fails the checklist.")
-    valid_for: Duration = Field(
-        86400.0, description="How long a pass is trusted when a run resumes (default 24h)."
+    valid_for: Duration | None = Field(
+        None,
+        description="How long a pass is reused by a later run (default 24h; 0 for checks of "
+        "the live stack, which run every time).",
     )
     verify: dict[str, Any] | None = Field(
         None, description="{kind: <verifier>, <parameter>: <value>, ...}"

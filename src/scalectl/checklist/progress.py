@@ -15,7 +15,7 @@ from typing import Any
 from scalectl.checklist.load import Checklist, Item
 from scalectl.checklist.model import Answer, ItemResult
 from scalectl.checklist.verifiers import Context
-from scalectl.errors import InputError
+from scalectl.errors import InputError, ScalectlError
 from scalectl.plan.write import write_file
 
 VERSION = 1
@@ -33,8 +33,10 @@ def progress_file(directory: Path, name: str) -> Path:
 
 
 def fingerprint(item: Item, ctx: Context) -> str:
-    """Changes when the item's definition changes, or (for verified items) the inputs it
-    reads: the plan, the stack and the report directory."""
+    """Changes when anything a saved pass depended on changes: the item's definition, and
+    for verified items the run's inputs (paths), the plan's content, and for checks of the
+    live stack which processes make up the stack (a restarted or replaced member is a
+    different stack, even when every setting is the same)."""
     basis: dict[str, Any] = {"item": item.spec.model_dump(mode="json")}
     if not item.spec.manual:
         basis["inputs"] = {
@@ -43,8 +45,34 @@ def fingerprint(item: Item, ctx: Context) -> str:
             "report_dir": str(ctx.report_dir.absolute()),
             "root": str(ctx.root.absolute()),
         }
+        basis["plan_content"] = _plan_digest(item, ctx)
+    if item.live:
+        basis["stack"] = _stack_members(ctx)
     text = json.dumps(basis, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plan_digest(item: Item, ctx: Context) -> str | None:
+    """The content of the plan the item would read (its own `plan`, --plan or the stack's)."""
+    given = getattr(item.params, "plan", None)
+    try:
+        path = ctx.plan_path(given if isinstance(given, str) else None)
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except (ScalectlError, OSError):
+        return None
+
+
+def _stack_members(ctx: Context) -> list[list[Any]] | None:
+    """Each member of the running stack as (name, pid, start time); None without a stack."""
+    from scalectl.stack.state import load
+
+    try:
+        state = load(ctx.state_dir.absolute())
+    except ScalectlError:
+        return None
+    if state is None:
+        return None
+    return sorted([m.name, m.pid, round(m.create_time, 2)] for m in state.members)
 
 
 def load_progress(path: Path) -> dict[str, Saved]:
@@ -110,5 +138,8 @@ def save_progress(path: Path, checklist: Checklist, saved: dict[str, Saved]) -> 
         "source": checklist.source,
         "items": items,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_file(path, (json.dumps(payload, indent=2) + "\n").encode())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(path, (json.dumps(payload, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot save progress ({exc.strerror or exc})") from None

@@ -1,12 +1,11 @@
-"""Just enough PromQL and Prometheus text exposition for the checklist: the metric names an
-expression selects, and the samples a `/metrics` page exposes."""
+"""Just enough PromQL for the checklist: the metric names an expression selects, and
+histogram_quantile. The text exposition itself is read by scalectl.health.exposition."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`')
 _NAME_MATCHER = re.compile(r'__name__\s*=\s*"((?:\\.|[^"\\])*)"')
@@ -58,74 +57,6 @@ SYNTHETIC_PREFIXES = ("scrape_",)
 
 def synthetic(name: str) -> bool:
     return name in SYNTHETIC or name.startswith(SYNTHETIC_PREFIXES)
-
-
-# --- text exposition -------------------------------------------------------------------
-
-_SAMPLE = re.compile(
-    r"^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\S+)?$"
-)
-_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:\\.|[^"\\])*)"\s*,?')
-_SUFFIXES = {
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "summary": ("_count", "_sum", "_created", ""),
-    "counter": ("_total", "_created", ""),
-}
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    labels: Mapping[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class Exposition:
-    samples: tuple[Sample, ...]
-    declared: frozenset[str]  # names a # TYPE line declares (with a histogram's suffixes)
-
-    @property
-    def names(self) -> set[str]:
-        return {s.name for s in self.samples} | set(self.declared)
-
-    def select(self, name: str, **labels: str) -> list[Sample]:
-        return [
-            s
-            for s in self.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        ]
-
-
-def parse_exposition(text: str) -> Exposition:
-    """Prometheus text format 0.0.4. Malformed lines are skipped: this reads, not lints."""
-    samples: list[Sample] = []
-    declared: set[str] = set()
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            parts = line.split()
-            if len(parts) >= 4 and parts[1] == "TYPE":
-                name, kind = parts[2], parts[3]
-                declared.add(name)
-                declared.update(name + suffix for suffix in _SUFFIXES.get(kind, ()))
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        try:
-            value = float(match.group("value"))
-        except ValueError:
-            continue
-        labels = {k: _unescape(v) for k, v in _LABEL.findall(match.group("labels") or "")}
-        samples.append(Sample(match.group("name"), labels, value))
-    return Exposition(tuple(samples), frozenset(declared))
-
-
-def _unescape(value: str) -> str:
-    return value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
 
 
 def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:

@@ -67,7 +67,8 @@ def run_checklist(
             and not recheck
             and prior.result.status == "pass"
             and prior.fingerprint == mark
-            and 0 <= ctx.now() - prior.result.checked_at <= spec.valid_for
+            and item.valid_for > 0
+            and 0 <= ctx.now() - prior.result.checked_at <= item.valid_for
         )
         if spec.manual:
             result = _manual(item, ctx, answers or {}, prior, fresh, ask, who)

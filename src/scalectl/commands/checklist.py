@@ -10,16 +10,23 @@ from typing import IO, TYPE_CHECKING
 
 import typer
 
-from scalectl.commands.common import default_group, output_of
-from scalectl.errors import CheckFailed
+from scalectl.commands.common import DefaultHelpGroup, output_of
+from scalectl.errors import CheckFailed, InputError
 from scalectl.output import Output
 
 if TYPE_CHECKING:
-    from scalectl.checklist import Ask
-    from scalectl.checklist.model import ChecklistResult, ItemResult
+    from scalectl.checklist import Ask, Checklist
+    from scalectl.checklist.model import AnswerSpec, ChecklistResult, ItemResult
+
+
+class _ChecklistGroup(DefaultHelpGroup):
+    """`scalectl checklist pre` is `scalectl checklist run pre`."""
+
+    default = "run"
+
 
 app = typer.Typer(
-    cls=default_group("run"),
+    cls=_ChecklistGroup,
     help="Deployment checklists (pre, deploy, post, or your own) that verify themselves.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -35,7 +42,8 @@ def run_command(
     plan: Path | None = typer.Option(
         None,
         "--plan",
-        help="Capacity plan (default: the running stack's, else the reference app's).",
+        help="Capacity plan (default: the running stack's; without either, items that "
+        "need a plan fail).",
     ),
     state_dir: Path = typer.Option(
         Path(".scalectl/stack"), "--state-dir", help="The local stack to verify against."
@@ -70,15 +78,14 @@ def run_command(
 
     Example: scalectl checklist pre --plan examples/reference-app.yaml --answers answers.yaml
     """
-    from scalectl.checklist import load_answers, load_checklist, run_checklist
+    from scalectl.checklist import run_checklist
     from scalectl.checklist.export import to_json, to_markdown
     from scalectl.checklist.progress import progress_file
     from scalectl.checklist.verifiers import Context
     from scalectl.plan.write import write_file
 
     output = output_of(ctx, json_out)
-    loaded = load_checklist(checklist)
-    given = load_answers(answers, loaded) if answers else None
+    loaded, given = _inputs(checklist, answers, plan, progress_dir, markdown)
     person = who or output.environ.get("USER") or output.environ.get("LOGNAME") or "unknown"
     stdin = sys.stdin
     interactive = (
@@ -120,6 +127,50 @@ def run_command(
             f"checklist {result.name} is incomplete: {count} required "
             f"item{'s' if count != 1 else ''} not passed ({ids})"
         )
+
+
+def _inputs(
+    checklist: str,
+    answers: Path | None,
+    plan: Path | None,
+    progress_dir: Path,
+    markdown: Path | None,
+) -> tuple[Checklist, dict[str, AnswerSpec] | None]:
+    """Everything the run reads or writes, checked before any item runs; every problem
+    reported at once (exit 2), nothing verified, nothing written."""
+    from scalectl.checklist import load_answers, load_checklist
+    from scalectl.checklist.outputs import directory_problem, file_problem
+
+    errors: list[InputError] = []
+    loaded = None
+    try:
+        loaded = load_checklist(checklist)
+    except InputError as exc:
+        errors.append(exc)
+    given = None
+    if answers is not None and loaded is not None:
+        try:
+            given = load_answers(answers, loaded)
+        except InputError as exc:
+            errors.append(exc)
+    if plan is not None:
+        from scalectl.plan.load import load_plan
+
+        try:
+            load_plan(plan)
+        except InputError as exc:
+            errors.append(InputError(f"--plan {exc.message}", lines=exc.lines))
+    problems = [directory_problem("--progress-dir", progress_dir)]
+    if markdown is not None:
+        problems.append(file_problem("--markdown", markdown))
+    errors += [InputError(p) for p in problems if p]
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        lines = [line for e in errors for line in (e.message, *e.lines)]
+        raise InputError(f"{len(errors)} problems in the input", lines=lines)
+    assert loaded is not None
+    return loaded, given
 
 
 def _isatty(stream: IO[str]) -> bool:

@@ -22,8 +22,28 @@ class DefaultCommandGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-def default_group(name: str) -> type[DefaultCommandGroup]:
-    return type(f"Default{name.title()}Group", (DefaultCommandGroup,), {"default": name})
+class DefaultHelpGroup(DefaultCommandGroup):
+    """A group with a default command whose `--help` also shows that command's arguments
+    and options: `scalectl health --help` is what people type, not `health probe --help`.
+    Every command group with a default command uses it."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        command = self.get_command(ctx, self.default)
+        if command is None:
+            return
+        sub = type(ctx)(command, info_name=self.default, parent=ctx)
+        formatter.write_paragraph()
+        usage = " ".join([ctx.command_path, *command.collect_usage_pieces(sub)])
+        formatter.write_text(
+            f"Without a command, {ctx.command_path} means {ctx.command_path} "
+            f"{self.default} (usage: {usage}); its arguments and options:"
+        )
+        command.format_options(sub, formatter)
+
+
+def default_group(name: str) -> type[DefaultHelpGroup]:
+    return type(f"Default{name.title()}Group", (DefaultHelpGroup,), {"default": name})
 
 
 def output_of(ctx: typer.Context, json_mode: bool) -> Output:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from scalectl.commands.common import DefaultCommandGroup, output_of
+from scalectl.commands.common import DefaultHelpGroup, output_of
 from scalectl.errors import CheckFailed, InputError
 from scalectl.output import Output
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from scalectl.health.watch import Tracker
 
 
-class _HealthGroup(DefaultCommandGroup):
+class _HealthGroup(DefaultHelpGroup):
     """`scalectl health [URL]...` is `scalectl health probe [URL]...`, even with no
     arguments at all (probe the running stack)."""
 
@@ -53,7 +53,8 @@ def probe_command(
         None,
         metavar="URL",
         help="URLs to probe (default: the running `scalectl stack`). A URL without a path "
-        "gets /health/ready and /metrics; with a path, exactly that.",
+        "gets /health, /health/ready, /health/comprehensive and /metrics; with a path, "
+        "exactly that.",
         show_default=False,
     ),
     plan: Path | None = typer.Option(
@@ -74,6 +75,13 @@ def probe_command(
     ),
     check_timeout: str | None = typer.Option(
         None, "--check-timeout", help="Per-check time limit: 5s, 500ms (default 5s)."
+    ),
+    rate_window: str | None = typer.Option(
+        None,
+        "--rate-window",
+        help="At least this long between the two scrapes rate() and increase() compare "
+        "(default 5s; with --watch/--wait the --interval, the previous round's scrape "
+        "being the first).",
     ),
     headers: list[str] = typer.Option([], "--header", "-H", help="Extra header 'Name: value'."),
     token_env: str | None = typer.Option(
@@ -105,8 +113,9 @@ def probe_command(
     """Probe health endpoints and /metrics; exit 0 healthy, 1 unhealthy, 2 bad input.
 
     With no URL, --plan or --config: every instance of the running stack directly
-    (readiness and /metrics) and through the balancer. Warn is healthy unless --strict.
-    Conditions and the config format: docs/health.md.
+    (/health, /health/ready, /health/comprehensive with its components, /metrics) and
+    the balancer. Warn is healthy unless --strict. Conditions (rate(), increase() too)
+    and the config format: docs/health.md.
 
     Example: scalectl health --wait --timeout 120s
     """
@@ -120,6 +129,7 @@ def probe_command(
         config_path=config,
         condition_texts=conditions,
         check_timeout=check_timeout,
+        rate_window=rate_window,
         header_texts=headers,
         token_env=token_env,
         insecure=insecure,
@@ -169,6 +179,7 @@ def _prepare(
     config_path: Path | None,
     condition_texts: list[str],
     check_timeout: str | None,
+    rate_window: str | None,
     header_texts: list[str],
     token_env: str | None,
     insecure: bool,
@@ -182,6 +193,7 @@ def _prepare(
 ) -> _Run:
     """Every flag and the config checked up front; all problems reported together."""
     from scalectl.health import checks as checks_mod
+    from scalectl.health import headers as headers_mod
     from scalectl.health import probe as probe_mod
     from scalectl.health import targets as targets_mod
     from scalectl.health.conditions import Condition, ConditionError, parse_condition
@@ -216,6 +228,7 @@ def _prepare(
         "check": duration("--check-timeout", check_timeout),
         "timeout": duration("--timeout", timeout),
         "interval": duration("--interval", interval),
+        "rate_window": duration("--rate-window", rate_window),
     }
     parsed: list[Condition] = []
     for text in condition_texts:
@@ -224,12 +237,12 @@ def _prepare(
         except ConditionError as exc:
             problems.append(f"--condition {exc.message}")
     url_targets = [t for t in (attempt(targets_mod.from_url, u) for u in urls) if t]
-    extra = [h for h in (attempt(probe_mod.parse_header, h) for h in header_texts) if h]
+    extra = [h for h in (attempt(headers_mod.parse_header, h) for h in header_texts) if h]
     config = attempt(_load_config, config_path) if config_path else None
     defaults = config.defaults if config is not None else None
     env_name = token_env or (defaults.token_env if defaults else None)
     if env_name:
-        token = attempt(probe_mod.bearer, env_name, output.environ)
+        token = attempt(headers_mod.bearer, env_name, output.environ)
         if token:
             extra.append(token)
     cert = ca_cert
@@ -268,17 +281,26 @@ def _prepare(
         timeout_seconds = DEFAULT_WAIT
     if timeout_seconds is None and watch:
         timeout_seconds = WATCH_AT_TERMINAL
+    interval_seconds = seconds["interval"] or (
+        defaults.interval if defaults and defaults.interval else DEFAULT_INTERVAL
+    )
+    # Rounds are the natural window: each round's scrape is the next one's first.
+    window = (
+        seconds["rate_window"]
+        or (defaults.rate_window if defaults else None)
+        or (interval_seconds if wait or watch else probe_mod.RATE_WINDOW)
+    )
     return _Run(
         checks=checks,
         options=probe_mod.ProbeOptions(
             timeout=check_seconds or DEFAULT_CHECK_TIMEOUT,
             headers=tuple(header_pairs),
             verify=verify if verify is not None else True,
+            rate_window=window,
         ),
         notes=notes,
         timeout=timeout_seconds,
-        interval=seconds["interval"]
-        or (defaults.interval if defaults and defaults.interval else DEFAULT_INTERVAL),
+        interval=interval_seconds,
         failure_threshold=failure_threshold
         or (defaults.failure_threshold if defaults else None)
         or FAILURE_THRESHOLD,
@@ -301,10 +323,11 @@ def _raise(problems: list[str]) -> None:
 
 
 def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
-    from scalectl.health.probe import probe
+    from scalectl.health.probe import Prober
     from scalectl.health.watch import Outcome, Tracker, run_rounds
 
     assert run.timeout is not None
+    prober = Prober(run.checks, run.options, strict=strict, notes=run.notes)
     tracker = Tracker(run.failure_threshold, run.success_threshold)
     live = _live(output) if output.interactive else None
     last_line = [""]
@@ -323,7 +346,7 @@ def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
             last_line[0] = line
 
     def one(left: float | None) -> HealthSummary:
-        return probe(run.checks, run.options, strict=strict, notes=run.notes, timeout_cap=left)
+        return prober.round(left)
 
     stop = Tracker.all_healthy if wait else None
     started = time.monotonic()

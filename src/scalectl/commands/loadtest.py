@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,17 @@ app = typer.Typer(
 )
 
 RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 
 
 def parse_duration(text: str) -> int:
-    """Locust's spelling: 90, 90s, 5m, 1h30m."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise InputError(f"--run-time {text}: expected a duration such as 30s, 5m or 1h30m")
-    h, m, s = (int(g) if g else 0 for g in match.groups())
-    seconds = h * 3600 + m * 60 + s
-    if seconds <= 0:
-        raise InputError(f"--run-time {text}: must be longer than 0 seconds")
-    return seconds
+    """Whole seconds for Locust's --run-time, in scalectl's one duration grammar (30s, 5m,
+    1h30m, ...; scalectl.health.duration), rounded up."""
+    from scalectl.health.duration import parse_duration as seconds_of
+
+    try:
+        return max(1, math.ceil(seconds_of(text)))
+    except ValueError as exc:
+        raise InputError(f"--run-time {text}: {exc}") from None
 
 
 @app.command("run")

@@ -1,8 +1,10 @@
 """Checks: one HTTP GET against one target, judged by its conditions; and the defaults.
 
-Defaults (docs/health.md "Defaults"): every app instance gets its readiness path and
-/metrics, the balancer its readiness path (through nginx to some instance), a bare URL
-the reference app's pair, and a URL with a path exactly that path.
+Defaults (docs/health.md "Defaults"), the reference app's /health* endpoints and /metrics:
+every app instance gets its liveness path (/health), its readiness path (/health/ready),
+/health/comprehensive (every dependency and the host, as components) and /metrics; the
+balancer its readiness path (through nginx to some instance); a bare URL the same four as
+an instance; a URL with a path exactly that path.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scalectl.health.conditions import Condition, parse_condition
+from scalectl.health.conditions import Condition, parse_condition, uses_rates
 from scalectl.health.targets import PlanFacts, Target
 
 METRICS_PATH = "/metrics"
+COMPREHENSIVE_PATH = "/health/comprehensive"
 # Health and scrape traffic is not what the error-rate SLO is about; the startup polls of
 # /health/ready (503 until the schema is migrated) would otherwise count as errors.
 _NOT_PROBES = 'route!~"/health.*|/metrics"'
@@ -27,13 +30,22 @@ class Check:
     conditions: tuple[Condition, ...]
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float | None = None  # None: the run's --check-timeout
+    rate_window: float | None = None  # None: the run's --rate-window
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.target.name, self.url)
 
+    @property
+    def needs_two_scrapes(self) -> bool:
+        """rate() or increase() in a condition: the URL is scraped twice, a window apart."""
+        return any(uses_rates(c) for c in self.conditions)
+
 
 def health_conditions() -> tuple[Condition, ...]:
+    # A 200 is enough: a health+json body's own status (warn, fail) is judged as well, and
+    # warn is healthy unless --strict, so host pressure in /health/comprehensive (CPU,
+    # event-loop lag, memory: warn only) cannot fail a default run on a busy machine.
     return (parse_condition("[STATUS] == 200"),)
 
 
@@ -58,7 +70,8 @@ def default_paths(target: Target) -> list[str]:
         return [target.readiness_path]
     if target.kind == "url" and target.path:
         return [target.path]
-    return [target.readiness_path, METRICS_PATH]
+    paths = [target.liveness_path, target.readiness_path, COMPREHENSIVE_PATH, METRICS_PATH]
+    return list(dict.fromkeys(paths))  # a plan may point two probes at one path
 
 
 def default_checks(

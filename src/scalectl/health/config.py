@@ -1,8 +1,9 @@
 """The health config file (Gatus-like): endpoints, their conditions, and defaults.
 
 Validated like a plan: every problem at once, as file:line:col, unknown keys with a
-suggestion (scalectl.plan.load helpers); conditions are parsed here, so a malformed one is
-bad input before anything is probed. Format and example: docs/health.md.
+suggestion (scalectl.plan.load helpers); conditions, URLs and headers are checked here too,
+in the same pass as the schema, so a malformed one is bad input before anything is probed
+and one run of `scalectl health` lists every problem. Format and example: docs/health.md.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from scalectl.errors import InputError
 from scalectl.health.checks import Check, default_conditions
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
 from scalectl.health.duration import parse_duration
+from scalectl.health.headers import name_problem, value_problem
 from scalectl.health.targets import PlanFacts, Target, check_url, from_url
 from scalectl.plan.load import Problem, raise_problems, schema_problems
-from scalectl.plan.yamlsource import load
+from scalectl.plan.yamlsource import Located, load
 
 TargetFilter = Literal["all", "instances", "balancer"]
 
@@ -58,6 +60,9 @@ class Endpoint(_Strict):
     )
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration | None = None
+    rate_window: Duration | None = Field(
+        None, description="Between the two scrapes rate() and increase() compare."
+    )
 
     @model_validator(mode="after")
     def _url_or_path(self) -> Endpoint:
@@ -69,6 +74,9 @@ class Endpoint(_Strict):
 class Defaults(_Strict):
     timeout: Duration | None = Field(None, description="Per-check timeout (default 5s).")
     interval: Duration | None = Field(None, description="--watch/--wait round interval.")
+    rate_window: Duration | None = Field(
+        None, description="Between the two scrapes of rate()/increase() (default 5s)."
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     token_env: str | None = Field(
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Bearer token variable."
@@ -94,6 +102,7 @@ class EndpointSpec:
     conditions: tuple[Condition, ...] | None
     headers: tuple[tuple[str, str], ...]
     timeout: float | None
+    rate_window: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,38 +124,68 @@ def load_config(path: Path) -> HealthConfig:
             f"{located.file}:1:1: a health config is a YAML mapping starting with 'version: 1'"
         )
     problems = schema_problems(ConfigFile, data, located)
+    problems += _content_problems(data, located)
     if problems:
         raise_problems(located.file, problems)
     model = ConfigFile.model_validate(data)
-    endpoints = []
-    for i, endpoint in enumerate(model.endpoints):
-        here: tuple[str | int, ...] = ("endpoints", i)
-        if endpoint.url is not None and (why := check_url(endpoint.url)):
-            problems.append(Problem(located.mark((*here, "url")), (*here, "url"), why))
-        parsed: list[Condition] = []
-        for j, text in enumerate(endpoint.conditions or []):
-            where = (*here, "conditions", j)
-            try:
-                parsed.append(parse_condition(text))
-            except ConditionError as exc:
-                problems.append(Problem(located.mark(where), where, str(exc)))
-        if endpoint.conditions is not None and not endpoint.conditions:
-            where = (*here, "conditions")
-            problems.append(Problem(located.mark(where), where, "must list at least one"))
-        endpoints.append(
-            EndpointSpec(
-                name=endpoint.name or endpoint.url or endpoint.path or "",
-                url=endpoint.url,
-                path=endpoint.path,
-                targets=endpoint.targets,
-                conditions=tuple(parsed) if endpoint.conditions else None,
-                headers=tuple(endpoint.headers.items()),
-                timeout=endpoint.timeout,
-            )
+    endpoints = [
+        EndpointSpec(
+            name=endpoint.name or endpoint.url or endpoint.path or "",
+            url=endpoint.url,
+            path=endpoint.path,
+            targets=endpoint.targets,
+            conditions=tuple(parse_condition(c) for c in endpoint.conditions)
+            if endpoint.conditions
+            else None,
+            headers=tuple(endpoint.headers.items()),
+            timeout=endpoint.timeout,
+            rate_window=endpoint.rate_window,
         )
-    if problems:
-        raise_problems(located.file, problems)
+        for endpoint in model.endpoints
+    ]
     return HealthConfig(located.file, model.defaults, tuple(endpoints))
+
+
+def _content_problems(data: dict[str, Any], located: Located) -> list[Problem]:
+    """What the schema cannot see: malformed conditions, URLs health cannot probe, headers
+    that cannot be sent. Read from the raw document, so they are found even when the schema
+    has problems elsewhere."""
+    problems: list[Problem] = []
+
+    def add(where: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
+        problems.append(Problem(located.mark(where, key=key), where, message))
+
+    def headers(value: Any, here: tuple[str | int, ...]) -> None:
+        for name, text in value.items() if isinstance(value, dict) else ():
+            where = (*here, str(name))
+            if why := name_problem(str(name)):
+                add(where, why, key=True)
+            elif isinstance(text, str) and (why := value_problem(str(name), text)):
+                add(where, why)
+
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        headers(defaults.get("headers"), ("defaults", "headers"))
+    endpoints = data.get("endpoints")
+    for i, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
+        if not isinstance(endpoint, dict):
+            continue
+        here: tuple[str | int, ...] = ("endpoints", i)
+        url = endpoint.get("url")
+        if isinstance(url, str) and (why := check_url(url)):
+            add((*here, "url"), why)
+        conditions = endpoint.get("conditions")
+        if isinstance(conditions, list):
+            if not conditions:
+                add((*here, "conditions"), "must list at least one")
+            for j, text in enumerate(conditions):
+                if isinstance(text, str):
+                    try:
+                        parse_condition(text)
+                    except ConditionError as exc:
+                        add((*here, "conditions", j), str(exc))
+        headers(endpoint.get("headers"), (*here, "headers"))
+    return problems
 
 
 def config_checks(
@@ -162,7 +201,17 @@ def config_checks(
         if spec.url is not None:
             target = from_url(spec.url)
             chosen = tuple(conditions) or spec.conditions or default_conditions(spec.url, facts)
-            checks.append(Check(target, spec.name, spec.url, chosen, spec.headers, spec.timeout))
+            checks.append(
+                Check(
+                    target,
+                    spec.name,
+                    spec.url,
+                    chosen,
+                    spec.headers,
+                    spec.timeout,
+                    spec.rate_window,
+                )
+            )
             continue
         assert spec.path is not None
         for target in targets:
@@ -170,7 +219,9 @@ def config_checks(
                 continue
             chosen = tuple(conditions) or spec.conditions or default_conditions(spec.path, facts)
             url = target.base_url + spec.path
-            checks.append(Check(target, spec.name, url, chosen, spec.headers, spec.timeout))
+            checks.append(
+                Check(target, spec.name, url, chosen, spec.headers, spec.timeout, spec.rate_window)
+            )
     return checks
 
 

@@ -1,8 +1,10 @@
 """The Prometheus text exposition format (what `/metrics` answers), and series selectors.
 
-A small parser instead of prometheus_client's: health needs only the samples (name,
-labels, value), the core stays free of a dependency the app side already pins, and the
-errors can name the line. Format: https://prometheus.io/docs/instrumenting/exposition_formats/
+The one parser scalectl has for it: `scalectl health` evaluates [METRIC] conditions with it
+and `scalectl checklist` reads the app's series with it. A small parser instead of
+prometheus_client's: only the samples (name, labels, value) and the declared types are
+needed, the core stays free of a dependency the app side already pins, and the errors can
+name the line. Format: https://prometheus.io/docs/instrumenting/exposition_formats/
 (OpenMetrics' `# EOF` and exemplars are accepted and ignored).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -42,17 +45,48 @@ class Sample:
         return dict(self.labels)
 
 
+# The series names a metric family of each type holds besides its own name.
+_SUFFIXES = {
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
+    "summary": ("_count", "_sum", "_created"),
+    "counter": ("_total", "_created"),
+}
+
+
 @dataclass(frozen=True)
 class Exposition:
     samples: tuple[Sample, ...]
-    declared: frozenset[str] = frozenset()  # names from # TYPE / # HELP lines
+    declared: frozenset[str] = frozenset()  # names from # TYPE / # HELP / # UNIT lines
+    types: tuple[tuple[str, str], ...] = ()  # (family, type) from # TYPE lines
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """Every series name the page exposes or declares, a histogram's `_bucket`, `_sum`
+        and `_count` included even before it has observations (labelled families have no
+        samples until first used)."""
+        out = {s.name for s in self.samples} | set(self.declared)
+        for family, kind in self.types:
+            out.update(family + suffix for suffix in _SUFFIXES.get(kind, ()))
+        return frozenset(out)
 
     def exposes(self, name: str) -> bool:
         """Whether the metric exists at all (even with no series yet)."""
-        return name in self.declared or any(s.name == name for s in self.samples)
+        return name in self.names
+
+    def is_counter(self, name: str) -> bool:
+        """Declared a counter (the family or its `_total` series), or named `*_total`."""
+        counters = {f for f, kind in self.types if kind == "counter"}
+        return (
+            name.endswith("_total") or name in counters or name.removesuffix("_total") in counters
+        )
 
     def select(self, selector: Selector) -> list[Sample]:
         return [s for s in self.samples if selector.matches(s)]
+
+    def series(self, name: str) -> list[Sample]:
+        """Every sample of one series name, whatever its labels."""
+        return [s for s in self.samples if s.name == name]
 
 
 @dataclass(frozen=True)
@@ -96,8 +130,10 @@ class Selector:
 
 
 def parse(text: str) -> Exposition:
+    """Every sample of a text exposition; ExpositionError names the first bad line."""
     samples: list[Sample] = []
     declared: set[str] = set()
+    types: list[tuple[str, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -106,12 +142,14 @@ def parse(text: str) -> Exposition:
             parts = line.split(None, 3)
             if len(parts) >= 3 and parts[1] in ("TYPE", "HELP", "UNIT"):
                 declared.add(parts[2])
+                if parts[1] == "TYPE" and len(parts) == 4:
+                    types.append((parts[2], parts[3].strip().lower()))
             continue
         try:
             samples.append(_sample(line))
         except ValueError as exc:
             raise ExpositionError(f"line {number}: {exc}") from None
-    return Exposition(tuple(samples), frozenset(declared))
+    return Exposition(tuple(samples), frozenset(declared), tuple(types))
 
 
 def _sample(line: str) -> Sample:

@@ -3,16 +3,19 @@
 One row per check (the endpoint itself) plus one per component of an
 application/health+json body. Healthy means no row fails (and, with strict, none warns).
 Synchronous entry points run their own event loop, so plain code can call them.
+
+A check with rate() or increase() in its conditions scrapes its URL twice, `rate_window`
+apart; a Prober that probes in rounds (--watch, --wait) reuses the previous round's scrape
+instead, so only its first round waits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,8 @@ from scalectl.health.conditions import ConditionResult, Observation, evaluate
 from scalectl.health.healthjson import HealthDoc, HealthJsonError, Status
 from scalectl.health.targets import from_state
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110)
 DEFAULT_STATE_DIR = Path(".scalectl/stack")
+RATE_WINDOW = 5.0  # seconds between the two scrapes rate() and increase() compare
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class ProbeOptions:
     headers: tuple[tuple[str, str], ...] = ()
     verify: bool | ssl.SSLContext = True
     cap: float | None = None  # no check may take longer (the time left before a deadline)
+    rate_window: float = RATE_WINDOW  # per check without its own
 
 
 @dataclass(frozen=True)
@@ -174,12 +178,14 @@ def judge(check: Check, obs: Observation) -> list[Row]:
     return rows
 
 
-async def _observe(client: httpx.AsyncClient, check: Check, options: ProbeOptions) -> Observation:
-    timeout = check.timeout or options.timeout
-    if options.cap is not None:
-        timeout = max(min(timeout, options.cap), 0.05)
+async def _observe(
+    client: httpx.AsyncClient, check: Check, options: ProbeOptions, limit: float
+) -> Observation:
+    """One GET; `limit` bounds the whole exchange (connect, TLS, headers, body)."""
+    timeout = max(limit, 0.05)
     headers = dict(options.headers)
     headers.update(check.headers)
+    taken_at = time.monotonic()
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -191,17 +197,57 @@ async def _observe(client: httpx.AsyncClient, check: Check, options: ProbeOption
             response = await client.get(check.url, headers=headers, timeout=timeout)
     except (TimeoutError, httpx.TimeoutException):
         return Observation(
-            connected=False, elapsed_ms=elapsed(), error=f"no response within {timeout:g}s"
+            connected=False,
+            elapsed_ms=elapsed(),
+            error=f"no response within {timeout:g}s",
+            taken_at=taken_at,
         )
     except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-        return Observation(connected=False, elapsed_ms=elapsed(), error=describe(exc))
+        return Observation(
+            connected=False, elapsed_ms=elapsed(), error=describe(exc), taken_at=taken_at
+        )
     return Observation(
         connected=True,
         status=response.status_code,
         elapsed_ms=elapsed(),
         body=response.content,
         content_type=response.headers.get("content-type", ""),
+        taken_at=taken_at,
     )
+
+
+async def _check(
+    client: httpx.AsyncClient,
+    check: Check,
+    options: ProbeOptions,
+    previous: Observation | None,
+) -> Observation:
+    """The observation the check's conditions are judged on. With rate() or increase(): a
+    scrape at least `rate_window` after an earlier one (`previous`, an earlier round's, when
+    there is one; else a first scrape now), with the earlier attached as its `previous`.
+    Everything fits in `options.cap`."""
+    started = time.monotonic()
+    timeout = check.timeout or options.timeout
+    cap = options.cap
+
+    def left() -> float:
+        return timeout if cap is None else min(timeout, cap - (time.monotonic() - started))
+
+    if not check.needs_two_scrapes:
+        return await _observe(client, check, options, left())
+    first = previous
+    if first is None or not first.connected:
+        first = await _observe(client, check, options, left())
+        if not first.connected:
+            return first
+    due = first.taken_at + (check.rate_window or options.rate_window)
+    if cap is not None:  # near a deadline: half of what is left, the rest to answer
+        now = time.monotonic()
+        due = min(due, now + max(0.0, cap - (now - started)) / 2)
+    await asyncio.sleep(max(0.0, due - time.monotonic()))
+    second = await _observe(client, check, options, left())
+    second.previous = first
+    return second
 
 
 def describe(exc: BaseException) -> str:
@@ -224,16 +270,54 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-async def probe_async(checks: Sequence[Check], options: ProbeOptions) -> list[Row]:
+async def observe_all(
+    checks: Sequence[Check],
+    options: ProbeOptions,
+    previous: dict[tuple[str, str], Observation] | None = None,
+) -> list[Observation]:
+    """Every check once, concurrently."""
+    earlier = previous or {}
     # trust_env=False: proxies from the environment would measure the proxy, not the target.
     async with httpx.AsyncClient(
         verify=options.verify, trust_env=False, follow_redirects=False
     ) as client:
-        observations = await asyncio.gather(*(_observe(client, c, options) for c in checks))
-    rows: list[Row] = []
-    for check, obs in zip(checks, observations, strict=True):
-        rows.extend(judge(check, obs))
-    return rows
+        return list(
+            await asyncio.gather(*(_check(client, c, options, earlier.get(c.key)) for c in checks))
+        )
+
+
+class Prober:
+    """Probes the same checks round after round, keeping each check's last observation so
+    that rate() and increase() compare with the previous round instead of waiting."""
+
+    def __init__(
+        self,
+        checks: Sequence[Check],
+        options: ProbeOptions = ProbeOptions(),
+        *,
+        strict: bool = False,
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.checks = list(checks)
+        self.options = options
+        self.strict = strict
+        self.notes = list(notes)
+        self.previous: dict[tuple[str, str], Observation] = {}
+
+    def round(self, timeout_cap: float | None = None) -> HealthSummary:
+        """Probe every check once; `timeout_cap` shortens the per-check time (a --wait
+        deadline that is near)."""
+        options = self.options if timeout_cap is None else replace(self.options, cap=timeout_cap)
+        observations = asyncio.run(observe_all(self.checks, options, self.previous))
+        rows: list[Row] = []
+        for check, obs in zip(self.checks, observations, strict=True):
+            rows.extend(judge(check, obs))
+            obs.previous = None  # keep one scrape per check, not a chain of every round
+            if obs.connected:
+                self.previous[check.key] = obs
+            else:
+                self.previous.pop(check.key, None)
+        return summarize(rows, strict=self.strict, notes=self.notes)
 
 
 def probe(
@@ -246,41 +330,22 @@ def probe(
 ) -> HealthSummary:
     """Probe every check once, concurrently; `timeout_cap` shortens the per-check timeout
     (a --wait deadline that is near)."""
-    if timeout_cap is not None:
-        options = replace(options, cap=timeout_cap)
-    rows = asyncio.run(probe_async(checks, options))
-    return summarize(rows, strict=strict, notes=notes)
+    return Prober(checks, options, strict=strict, notes=notes).round(timeout_cap)
 
 
 def probe_stack(
     state_dir: Path = DEFAULT_STATE_DIR, *, timeout: float = 5.0, strict: bool = False
 ) -> HealthSummary:
-    """The local stack's default checks: each app instance directly (readiness and
-    /metrics) and the balancer. InputError when no stack runs in `state_dir`."""
+    """The local stack's default checks: each app instance directly (liveness, readiness,
+    /health/comprehensive and /metrics) and the balancer. InputError when no stack runs in
+    `state_dir`."""
     targets, facts, notes = from_state(state_dir)
     return probe(
         default_checks(targets, facts), ProbeOptions(timeout=timeout), strict=strict, notes=notes
     )
 
 
-# --- request options from flags ------------------------------------------------------
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    """`Name: value` from -H; InputError otherwise."""
-    name, sep, value = text.partition(":")
-    name = name.strip()
-    if not sep or not _TOKEN.match(name):
-        raise InputError(f"-H '{text}': expected 'Name: value'")
-    return name, value.strip()
-
-
-def bearer(token_env: str, environ: Mapping[str, str]) -> tuple[str, str]:
-    """The Authorization header from a variable's value; the value is never printed."""
-    token = environ.get(token_env, "").strip()
-    if not token:
-        raise InputError(f"--token-env {token_env}: the variable is not set or empty")
-    return "Authorization", f"Bearer {token}"
+# --- TLS options from flags ----------------------------------------------------------
 
 
 def tls(insecure: bool, ca_cert: Path | None) -> bool | ssl.SSLContext:

@@ -19,20 +19,33 @@ class Target:
     kind: Kind
     path: str = ""  # a URL argument's own path ("" or "/" means none was given)
     readiness_path: str = "/health/ready"  # the plan's services.<name>.health.readiness
+    liveness_path: str = "/health"  # the plan's services.<name>.health.liveness
 
 
 @dataclass(frozen=True)
 class PlanFacts:
-    """What the plan says about health: each service's readiness path, the error-rate SLO."""
+    """What the plan says about health: each service's probe paths, the error-rate SLO."""
 
     readiness: tuple[tuple[str, str], ...] = ()  # (service, path), in plan order
     error_rate: float = 0.01  # the default without a plan: 1% of requests may fail
+    liveness: tuple[tuple[str, str], ...] = ()  # (service, path), in plan order
 
     def readiness_of(self, service: str | None) -> str:
-        paths = dict(self.readiness)
-        if service in paths:
-            return paths[service]
-        return self.readiness[0][1] if self.readiness else "/health/ready"
+        return _path_of(self.readiness, service, "/health/ready")
+
+    def liveness_of(self, service: str | None) -> str:
+        return _path_of(self.liveness, service, "/health")
+
+    def target(self, name: str, url: str, kind: Kind, service: str | None) -> Target:
+        """A target of an instance of `service` (None: the balancer) with its paths."""
+        return Target(name, url, kind, "", self.readiness_of(service), self.liveness_of(service))
+
+
+def _path_of(paths: tuple[tuple[str, str], ...], service: str | None, default: str) -> str:
+    found = dict(paths)
+    if service in found:
+        return found[service]
+    return paths[0][1] if paths else default
 
 
 def check_url(text: str) -> str | None:
@@ -70,12 +83,10 @@ def from_state(state_dir: Path) -> tuple[list[Target], PlanFacts, list[str]]:
     for member in state.members:
         if member.kind == "app" and member.url:
             service = member.name.rsplit("-", 1)[0]  # stack names instances <service>-<n>
-            path = plan.readiness_of(service)
-            targets.append(Target(member.name, member.url.rstrip("/"), "instance", "", path))
+            targets.append(plan.target(member.name, member.url.rstrip("/"), "instance", service))
     for member in state.members:
         if member.kind == "nginx" and member.url:
-            path = plan.readiness_of(None)
-            targets.append(Target(member.name, member.url.rstrip("/"), "balancer", "", path))
+            targets.append(plan.target(member.name, member.url.rstrip("/"), "balancer", None))
     if not targets:
         raise InputError(f"{state_dir}: the stack has no app instances to probe")
     return targets, plan, notes
@@ -93,14 +104,12 @@ def from_plan(path: Path, profile: str) -> tuple[list[Target], PlanFacts]:
     for svc in ctx["services"]:
         for index, server in enumerate(svc.upstream_servers, start=1):
             url = f"http://{server}"
-            targets.append(
-                Target(f"{svc.name}-{index}", url, "instance", "", plan.readiness_of(svc.name))
-            )
+            targets.append(plan.target(f"{svc.name}-{index}", url, "instance", svc.name))
     host, port = prepared.loaded.profile.listen.rsplit(":", 1)
     # A balancer listening on every address is reached on loopback from here.
     host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)
     url = f"http://{host}:{port}"
-    targets.append(Target("balancer", url, "balancer", "", plan.readiness_of(None)))
+    targets.append(plan.target("balancer", url, "balancer", None))
     return targets, plan
 
 
@@ -122,4 +131,5 @@ def facts(plan: object) -> PlanFacts:
 
     assert isinstance(plan, Plan)
     readiness = tuple((name, svc.health.readiness) for name, svc in plan.services.items())
-    return PlanFacts(readiness, plan.slo.error_rate)
+    liveness = tuple((name, svc.health.liveness) for name, svc in plan.services.items())
+    return PlanFacts(readiness, plan.slo.error_rate, liveness)

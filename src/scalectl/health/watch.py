@@ -72,7 +72,14 @@ class Tracker:
         return changes
 
     def all_healthy(self) -> bool:
-        return bool(self.checks) and all(s.state == "healthy" for s in self.checks.values())
+        """The --wait gate: every check passed its last `success_threshold` rounds in a row.
+        Being in the healthy state is not enough: a healthy check keeps that state through
+        fewer than `failure_threshold` failures, and a gate must not open on a round in
+        which a check failed."""
+        return bool(self.checks) and all(
+            s.state == "healthy" and s.successes >= self.success_threshold
+            for s in self.checks.values()
+        )
 
     def unhealthy(self) -> list[CheckState]:
         return [s for s in self.checks.values() if s.state == "unhealthy"]

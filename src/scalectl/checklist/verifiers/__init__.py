@@ -8,6 +8,7 @@ from scalectl.checklist.verifiers.alerting import ALERT_RULES
 from scalectl.checklist.verifiers.backup import BACKUP_RESTORE
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.checklist.verifiers.docs import ROLLBACK_DOC
+from scalectl.checklist.verifiers.drill import DRILL
 from scalectl.checklist.verifiers.health import HEALTH
 from scalectl.checklist.verifiers.kubernetes import HPA, ROLLOUT
 from scalectl.checklist.verifiers.loadtest import LOADTEST_REPORT
@@ -30,6 +31,7 @@ REGISTRY: dict[str, Verifier[Any]] = {
         SLO_LIVE,
         BACKUP_RESTORE,
         GRACEFUL_SHUTDOWN,
+        DRILL,
         ROLLBACK_DOC,
     )
 }

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import Duration, Outcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
 from scalectl.stack.process import RunAs, same_process
@@ -40,7 +40,7 @@ ORDER BY 1
 class BackupParams(Params):
     database: str | None = None  # default: the stack's application database
     min_tables: int = Field(1, ge=0)  # a dump of an empty schema proves little
-    timeout: float = Field(300.0, gt=0, le=3600)  # seconds, for pg_dump and for pg_restore
+    timeout: Duration = Field(300.0, gt=0, le=3600)  # seconds, for pg_dump and for pg_restore
 
 
 def _run(argv: list[str], run_as: RunAs | None, timeout: float, cwd: Path) -> str:
@@ -118,6 +118,8 @@ def check_backup(params: BackupParams, ctx: Context) -> Outcome:
         version = _run([str(tools.path / "pg_dump"), "--version"], target.account, 30, work)
         lines.append(f"{version.strip()} from {tools.path} ({tools.source})")
         return _dump_and_restore(target, work, params.min_tables, lines)
+    except CheckFailed as exc:  # a tool failed: keep what was done before it as evidence
+        return failed(*lines, exc.message, *exc.lines)
     except psycopg.Error as exc:
         detail = " ".join(str(exc).split())
         return failed(*lines, f"PostgreSQL: {detail}")
@@ -171,8 +173,8 @@ def _dump_and_restore(target: _Target, work: Path, min_tables: int, lines: list[
             admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
     after = {}
     for line in out.splitlines():
-        if "\t" in line:
-            table, count = line.rsplit("\t", 1)
+        table, _, count = line.rpartition("\t")
+        if table and count.strip().isdigit():
             after[table] = int(count)
     lines.append(
         f"pg_restore into scratch database {scratch} in {restored:.1f}s (dropped afterwards)"
@@ -196,4 +198,5 @@ BACKUP_RESTORE = Verifier(
     check_backup,
     "pg_dump of the stack's database, pg_restore into a scratch database, row counts "
     "compared table by table (then the scratch database is dropped)",
+    live=True,
 )

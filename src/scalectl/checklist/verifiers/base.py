@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict
 from scalectl.checklist.model import Outcome
 from scalectl.errors import CheckFailed
 from scalectl.stack.state import Member, StackState
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class Params(BaseModel):
@@ -32,7 +35,7 @@ P = TypeVar("P", bound=Params)
 class Context:
     """The run's environment, passed in rather than read from globals (STYLE.md §6)."""
 
-    plan: Path | None = None  # --plan; None: the running stack's plan, else the reference app's
+    plan: Path | None = None  # --plan; None: the running stack's plan
     state_dir: Path = Path(".scalectl/stack")
     report_dir: Path = Path("loadtest-report")
     root: Path = field(default_factory=Path.cwd)  # relative paths in parameters start here
@@ -56,7 +59,9 @@ class Context:
         return state
 
     def plan_path(self, given: str | None = None) -> Path:
-        """A parameter's plan, else --plan, else the running stack's, else the reference app's."""
+        """A parameter's plan, else --plan, else the running stack's plan. With none of
+        them the item fails and says so: checking some bundled example instead would pass
+        for a plan that is not yours."""
         if given:
             return self.path(given)
         if self.plan is not None:
@@ -66,9 +71,10 @@ class Context:
         state = load(self.state_dir.absolute())
         if state is not None:
             return Path(state.plan)
-        from scalectl.stack.run import default_plan
-
-        return default_plan()
+        raise CheckFailed(
+            f"no plan to check: give --plan PLAN (no stack is running in {self.state_dir} "
+            "to take its plan from)"
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class Verifier(Generic[P]):
     params: type[P]
     check: Callable[[P, Context], Outcome]
     about: str  # one line for `scalectl checklist list` and docs/checklist.md
+    # Checks the live stack: a pass says how it was at that moment, so by default it is
+    # never reused by a later run (valid_for 0; docs/checklist.md "Progress and resuming").
+    live: bool = False
 
 
 def require_loopback(url: str) -> str:
@@ -90,6 +99,14 @@ def require_loopback(url: str) -> str:
     except ValueError:
         pass
     raise CheckFailed(f"{url}: not a loopback address; checklists only probe this machine")
+
+
+def loopback_client(timeout: float, **options: Any) -> httpx.Client:
+    """An HTTP client for the stack's loopback addresses. trust_env=False: an HTTP_PROXY
+    meant for the internet must not carry (or refuse) requests to 127.0.0.1."""
+    import httpx
+
+    return httpx.Client(timeout=timeout, trust_env=False, **options)
 
 
 def app_members(state: StackState) -> list[Member]:

@@ -96,4 +96,5 @@ DRILL = Verifier(
     check_drill,
     "a `scalectl drill` passed: run now against the local stack (run: true), or read from "
     "the latest drill.json in report_dir no older than max_age",
+    live=True,  # it acts on the running stack: a pass is not reused unless valid_for says so
 )

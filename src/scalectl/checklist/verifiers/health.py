@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import Duration, Outcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import InputError
 
 
 class HealthParams(Params):
     strict: bool = False  # warn counts as a failure
-    timeout: float = Field(5.0, gt=0, le=120)  # seconds per probe
+    timeout: Duration = Field(5.0, gt=0, le=120)  # seconds per probe
 
 
 def check_health(params: HealthParams, ctx: Context) -> Outcome:
@@ -32,4 +32,5 @@ HEALTH = Verifier(
     check_health,
     "`scalectl health` against the running stack: every instance directly and through the "
     "balancer, with each health+json component (warn fails only with strict)",
+    live=True,
 )

@@ -30,6 +30,10 @@ def _timestamp(text: Any) -> float | None:
     return moment.timestamp()
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _percent(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, int | float) else "?"
 
@@ -51,13 +55,13 @@ def check_loadtest(params: LoadtestParams, ctx: Context) -> Outcome:
     verdict = data.get("verdict")
     meta: dict[str, Any] = data["meta"] if isinstance(data.get("meta"), dict) else {}
     total: dict[str, Any] = data["total"] if isinstance(data.get("total"), dict) else {}
-    slos = [s for s in data.get("slos") or [] if isinstance(s, dict)]
+    slos = [s for s in _list(data.get("slos")) if isinstance(s, dict)]
     good = sum(s.get("status") == "pass" for s in slos)
     lines = [f"{path}: verdict {verdict}, {good} of {len(slos)} SLOs pass"]
     for s in slos:
         if s.get("status") != "pass":
             lines.append(f"  {s.get('status')}: {s.get('name')} (observed {s.get('observed')})")
-    lines.extend(f"  reason: {reason}" for reason in data.get("reasons") or [])
+    lines.extend(f"  reason: {reason}" for reason in _list(data.get("reasons")))
     lines.append(
         f"scenario {meta.get('scenario')}, {total.get('requests', '?')} requests, "
         f"p95 {total.get('p95_ms', '?')} ms, error rate {_percent(total.get('error_rate'))}"

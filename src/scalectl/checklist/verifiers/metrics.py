@@ -12,52 +12,49 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
-from scalectl.checklist.promql import (
-    Exposition,
-    metric_names,
-    parse_exposition,
-    quantile,
-    synthetic,
-)
+from scalectl.checklist.promql import metric_names, quantile, synthetic
 from scalectl.checklist.verifiers.alerting import rules_in
 from scalectl.checklist.verifiers.base import (
     Context,
     Params,
     Verifier,
     app_members,
+    loopback_client,
     require_loopback,
 )
 from scalectl.errors import CheckFailed
+from scalectl.health.exposition import Exposition, ExpositionError, parse
 from scalectl.stack.state import Member
 
 if TYPE_CHECKING:
     import httpx
 
 
-def scrape(client: httpx.Client, member: Member) -> Exposition:
+def scrape(http: httpx.Client, member: Member) -> Exposition:
     """One instance's /metrics (a worker's metrics URL is its health URL)."""
     import httpx
 
     url = f"{member.url}/metrics" if member.kind == "app" else str(member.health_url)
     require_loopback(url)
     try:
-        response = client.get(url)
+        response = http.get(url)
     except httpx.HTTPError as exc:
-        raise CheckFailed(f"{member.name}: {url}: {type(exc).__name__}") from None
+        raise CheckFailed(f"{member.name}: {url}: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:
         raise CheckFailed(f"{member.name}: {url} -> {response.status_code}")
-    return parse_exposition(response.text)
+    try:
+        return parse(response.text)
+    except ExpositionError as exc:
+        raise CheckFailed(f"{member.name}: {url}: not the Prometheus text format ({exc})") from None
 
 
 class MetricsExposedParams(Params):
     rules: list[str] | None = None  # rule files; default: the stack's rendered *.rules.yml
     ignore: list[str] = Field(default_factory=list)  # names not to look for
-    timeout: float = Field(5.0, gt=0, le=60)
+    timeout: Duration = Field(5.0, gt=0, le=60)
 
 
 def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> Outcome:
-    import httpx
-
     state = ctx.stack()
     if params.rules is not None:
         files = [ctx.path(p) for p in params.rules]
@@ -84,10 +81,10 @@ def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> Outcome
     workers = [m for m in state.members if m.kind == "worker" and m.health_url]
     exposed: dict[str, set[str]] = {}
     problems: list[str] = []
-    with httpx.Client(timeout=params.timeout) as client:
+    with loopback_client(params.timeout) as http:
         for member in [*apps, *workers]:
             try:
-                exposed[member.name] = scrape(client, member).names
+                exposed[member.name] = set(scrape(http, member).names)
             except CheckFailed as exc:
                 problems.append(exc.message)
     lines = [f"{len(wanted)} series names used by {len(files)} rule file(s): {', '.join(wanted)}"]
@@ -112,6 +109,7 @@ METRICS_EXPOSED = Verifier(
     check_metrics_exposed,
     "every metric the alert rules select is on each app instance's /metrics (or a "
     "worker's, for worker-only series)",
+    live=True,
 )
 
 
@@ -126,7 +124,7 @@ class SloLiveParams(Params):
     p99_ms: float | None = Field(None, gt=0)  # default: the plan's slo.latency.p99_ms
     error_rate: float | None = Field(None, ge=0, lt=1)  # default: the plan's slo.error_rate
     exclude_routes: list[str] = Field(default_factory=lambda: ["/metrics", "/health", "/health/*"])
-    timeout: float = Field(5.0, gt=0, le=60)
+    timeout: Duration = Field(5.0, gt=0, le=60)
 
 
 Key = tuple[str, ...]
@@ -139,14 +137,16 @@ def _http_series(expo: Exposition, exclude: list[str]) -> tuple[dict[Key, float]
         return not any(fnmatch.fnmatchcase(route, pattern) for pattern in exclude)
 
     requests: dict[Key, float] = defaultdict(float)
-    for s in expo.select("http_requests_total"):
-        route = s.labels.get("route", "")
+    for s in expo.series("http_requests_total"):
+        labels = s.label_map
+        route = labels.get("route", "")
         if kept(route):
-            requests[(route, s.labels.get("method", ""), s.labels.get("status", ""))] += s.value
+            requests[(route, labels.get("method", ""), labels.get("status", ""))] += s.value
     buckets: dict[Key, float] = defaultdict(float)
-    for s in expo.select("http_request_duration_seconds_bucket"):
-        if kept(s.labels.get("route", "")):
-            buckets[(s.labels.get("le", "+Inf"),)] += s.value
+    for s in expo.series("http_request_duration_seconds_bucket"):
+        labels = s.label_map
+        if kept(labels.get("route", "")):
+            buckets[(labels.get("le", "+Inf"),)] += s.value
     return requests, buckets
 
 
@@ -164,8 +164,6 @@ def _sum(parts: list[dict[Key, float]]) -> dict[Key, float]:
 
 
 def check_slo_live(params: SloLiveParams, ctx: Context) -> Outcome:
-    import httpx
-
     from scalectl.plan.load import load_plan
 
     state = ctx.stack()
@@ -177,10 +175,10 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> Outcome:
     }
     max_errors = params.error_rate if params.error_rate is not None else slo.error_rate
     apps = app_members(state)
-    with httpx.Client(timeout=params.timeout) as client:
-        first = [_http_series(scrape(client, m), params.exclude_routes) for m in apps]
+    with loopback_client(params.timeout) as http:
+        first = [_http_series(scrape(http, m), params.exclude_routes) for m in apps]
         time.sleep(params.window)
-        second = [_http_series(scrape(client, m), params.exclude_routes) for m in apps]
+        second = [_http_series(scrape(http, m), params.exclude_routes) for m in apps]
     requests = _sum([_delta(b[0], a[0]) for a, b in zip(first, second, strict=True)])
     buckets = _sum([_delta(b[1], a[1]) for a, b in zip(first, second, strict=True)])
     scope = f"over the last {format_duration(params.window)}"
@@ -207,9 +205,12 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> Outcome:
     lines.append(f"error rate {rate:.2%} ({errors:.0f} 5xx) vs SLO {max_errors:.2%}: {verdict}")
     if rate > max_errors:
         problems.append(f"error rate {rate:.2%} exceeds {max_errors:.2%}")
-    pairs = [
-        (float("inf") if le == "+Inf" else float(le), count) for (le,), count in buckets.items()
-    ]
+    pairs = []
+    for (le,), count in buckets.items():
+        try:
+            pairs.append((float(le), count))  # float() reads "+Inf" too
+        except ValueError:
+            return failed(*lines, f'http_request_duration_seconds_bucket: le="{le}" is not a bound')
     for metric, q in (("p95_ms", 0.95), ("p99_ms", 0.99)):
         limit = limits[metric]
         if limit is None:
@@ -234,4 +235,5 @@ SLO_LIVE = Verifier(
     check_slo_live,
     "error rate and p95/p99 latency from the app instances' /metrics (two scrapes `window` "
     "apart, else totals since start) are within the plan's SLOs",
+    live=True,
 )

@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import Duration, Outcome, failed, passed
 from scalectl.checklist.verifiers.alerting import rules_in
-from scalectl.checklist.verifiers.base import Context, Params, Verifier, require_loopback
+from scalectl.checklist.verifiers.base import (
+    Context,
+    Params,
+    Verifier,
+    loopback_client,
+    require_loopback,
+)
 from scalectl.errors import CheckFailed
 
 if TYPE_CHECKING:
@@ -21,18 +27,41 @@ if TYPE_CHECKING:
 
 class PrometheusParams(Params):
     url: str | None = None  # default: the running stack's Prometheus
-    wait: float = Field(30.0, ge=0, le=600)  # seconds for targets not (yet) up to be scraped up
-    timeout: float = Field(5.0, gt=0, le=60)  # seconds per request
+    wait: Duration = Field(30.0, ge=0, le=600)  # seconds for targets not (yet) up to be scraped up
+    timeout: Duration = Field(5.0, gt=0, le=60)  # seconds per request
 
 
-def _get(client: httpx.Client, url: str) -> Any:
+_POLL = 1.0  # seconds between looks at the targets while some are not up
+
+
+def _get(client: httpx.Client, url: str, key: str) -> list[dict[str, Any]]:
+    """`data[key]` of a Prometheus API answer: a list of objects. Anything else (an HTML page
+    from something that is not Prometheus, an error status, a changed API) is CheckFailed
+    with one clear line, never an exception from deep inside."""
     response = client.get(url)
     if response.status_code != 200:
-        raise CheckFailed(f"{url} -> {response.status_code}")
-    body = response.json()
-    if not isinstance(body, dict) or body.get("status") != "success":
-        raise CheckFailed(f"{url}: unexpected answer")
-    return body["data"]
+        raise CheckFailed(f"{url} -> {response.status_code}: not the Prometheus API")
+    try:
+        body = response.json()
+    except ValueError:
+        kind = response.headers.get("content-type", "no content type")
+        raise CheckFailed(f"{url}: not a Prometheus API answer (not JSON: {kind})") from None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or body.get("status") != "success" or not isinstance(data, dict):
+        raise CheckFailed(f"{url}: not a Prometheus API answer (no status: success and data)")
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise CheckFailed(f"{url}: not a Prometheus API answer (data.{key} is not a list)")
+    return items
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _labels(target: dict[str, Any]) -> dict[str, Any]:
+    labels = target.get("labels")
+    return labels if isinstance(labels, dict) else {}
 
 
 def check_prometheus(params: PrometheusParams, ctx: Context) -> Outcome:
@@ -52,25 +81,27 @@ def check_prometheus(params: PrometheusParams, ctx: Context) -> Outcome:
     require_loopback(base)
     lines: list[str] = []
     problems: list[str] = []
+    targets_url = f"{base}/api/v1/targets?state=active"
     try:
-        with httpx.Client(timeout=params.timeout) as client:
+        with loopback_client(params.timeout) as client:
             ready = client.get(f"{base}/-/ready")
             if ready.status_code != 200:
                 return failed(f"{base}/-/ready -> {ready.status_code}: Prometheus is not ready")
             lines.append(f"Prometheus {base} ready")
             # A target not scraped yet is "unknown", and one that was restarted stays "down"
-            # until its next scrape: give both up to `wait` seconds (bounded).
+            # until its next scrape: give both up to `wait` seconds, bounded in time and in
+            # the number of polls.
             deadline = time.monotonic() + params.wait
-            while True:
-                targets = _get(client, f"{base}/api/v1/targets?state=active")["activeTargets"]
+            for _ in range(int(params.wait / _POLL) + 1):
+                targets = _get(client, targets_url, "activeTargets")
                 pending = [t for t in targets if t.get("health") != "up"]
                 if not pending or time.monotonic() >= deadline:
                     break
-                time.sleep(1.0)
-            rules = _get(client, f"{base}/api/v1/rules")["groups"]
+                time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
+            rules = _get(client, f"{base}/api/v1/rules", "groups")
     except httpx.HTTPError as exc:
         return failed(f"{base}: {type(exc).__name__}: {exc}")
-    jobs = Counter(t.get("labels", {}).get("job", "?") for t in targets)
+    jobs = Counter(str(_labels(t).get("job", "?")) for t in targets)
     up = [t for t in targets if t.get("health") == "up"]
     lines.append(
         f"targets: {len(up)} of {len(targets)} up ("
@@ -82,11 +113,14 @@ def check_prometheus(params: PrometheusParams, ctx: Context) -> Outcome:
     for t in targets:
         if t.get("health") != "up":
             problems.append(
-                f"{t.get('labels', {}).get('job')} {t.get('scrapeUrl')}: {t.get('health')}"
+                f"{_labels(t).get('job')} {t.get('scrapeUrl')}: {t.get('health')}"
                 + (f" ({t['lastError']})" if t.get("lastError") else "")
             )
     loaded = {
-        r.get("name") for g in rules for r in g.get("rules", []) if r.get("type") == "alerting"
+        str(r.get("name"))
+        for g in rules
+        for r in _list(g.get("rules"))
+        if isinstance(r, dict) and r.get("type") == "alerting"
     }
     lines.append(f"rules: {len(rules)} groups, {len(loaded)} distinct alerts loaded")
     if rendered_rules:
@@ -107,4 +141,5 @@ PROMETHEUS = Verifier(
     check_prometheus,
     "the stack's Prometheus is ready, every scrape target is up, and the rendered alerts "
     "are loaded",
+    live=True,
 )

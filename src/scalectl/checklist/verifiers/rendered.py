@@ -32,7 +32,7 @@ ToolName = Literal[
 
 class RenderedParams(Params):
     source: Literal["plan", "stack"] = "plan"
-    plan: str | None = None  # default: --plan, else the running stack's, else the reference app's
+    plan: str | None = None  # default: --plan, else the running stack's plan
     profile: str = "production"
     dir: str | None = None  # an existing `scalectl plan --out` directory, checked as it is
 

@@ -9,6 +9,7 @@ Each request uses its own connection, so a keep-alive race cannot pass for a fai
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from scalectl.checklist.verifiers.base import (
     Params,
     Verifier,
     app_members,
+    loopback_client,
     require_loopback,
 )
 from scalectl.errors import ScalectlError
@@ -50,10 +52,12 @@ class _Request:
 
 
 class _Load:
-    """`clients` threads pacing requests to one URL at `rps` in total (bounded by `stop`)."""
+    """`clients` threads pacing requests to one URL at `rps` in total, until `stop` or for at
+    most `seconds` worth of requests (bounded in count as well as time)."""
 
-    def __init__(self, url: str, rps: float, clients: int, timeout: float) -> None:
+    def __init__(self, url: str, rps: float, clients: int, timeout: float, seconds: float) -> None:
         self.url, self.rps, self.clients, self.timeout = url, rps, clients, timeout
+        self.max_requests = math.ceil(seconds * rps / clients) + 1  # per client
         self.stop = threading.Event()
         self.records: list[_Request] = []
         self.in_flight = 0
@@ -78,8 +82,10 @@ class _Load:
         next_at = time.monotonic() + index * interval / self.clients
         # No keep-alive: one connection per request.
         limits = httpx.Limits(max_keepalive_connections=0)
-        with httpx.Client(timeout=self.timeout, limits=limits) as client:
-            while not self.stop.wait(max(0.0, next_at - time.monotonic())):
+        with loopback_client(self.timeout, limits=limits) as client:
+            for _ in range(self.max_requests):
+                if self.stop.wait(max(0.0, next_at - time.monotonic())):
+                    break
                 next_at += interval
                 with self._lock:
                     self.in_flight += 1
@@ -119,13 +125,18 @@ def check_shutdown(params: ShutdownParams, ctx: Context) -> Outcome:
     limit = params.max_stop_seconds or drain + 5.0
     url = require_loopback(f"{member.url}{params.path}")
 
-    load = _Load(url, params.rps, params.clients, timeout=limit + 5)
+    # The load runs through the warm-up, the wait for a request in flight and the stop.
+    load = _Load(
+        url, params.rps, params.clients, timeout=limit + 5, seconds=params.warmup + 3.0 + limit
+    )
     load.start()
     try:
         load.stop.wait(params.warmup)
         # Signal while a request is in flight (bounded wait), so the drain has work to do.
         deadline = time.monotonic() + 3.0
-        while load.in_flight == 0 and time.monotonic() < deadline:
+        for _ in range(6000):  # 3 s of 0.5 ms naps at most
+            if load.in_flight or time.monotonic() >= deadline:
+                break
             time.sleep(0.0005)
         in_flight = load.in_flight
         signalled = time.monotonic()
@@ -187,4 +198,5 @@ GRACEFUL_SHUTDOWN = Verifier(
     check_shutdown,
     "SIGTERM to one app instance under light load sent straight to it: zero failed "
     "requests and a stop within the drain time; then the instance is restarted",
+    live=True,
 )

@@ -1,0 +1,55 @@
+"""What one HTTP probe saw, as conditions read it."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+from scalectl.health import exposition
+
+
+class Observation:
+    """One response (or the lack of one). Bodies are parsed (JSON, exposition) once, on
+    first use. `previous` is an earlier scrape of the same URL, for rate() and increase();
+    `taken_at` (time.monotonic() when the request was sent) measures the window."""
+
+    def __init__(
+        self,
+        *,
+        connected: bool,
+        status: int = 0,
+        elapsed_ms: float = 0.0,
+        body: bytes = b"",
+        content_type: str = "",
+        error: str = "",
+        taken_at: float = 0.0,
+        previous: Observation | None = None,
+    ) -> None:
+        self.connected = connected
+        self.status = status
+        self.elapsed_ms = elapsed_ms
+        self.body = body
+        self.content_type = content_type
+        self.error = error
+        self.taken_at = taken_at
+        self.previous = previous
+
+    @cached_property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    @cached_property
+    def json(self) -> tuple[bool, Any]:
+        try:
+            return True, json.loads(self.body)
+        except ValueError:
+            return False, None
+
+    @cached_property
+    def metrics(self) -> exposition.Exposition | str:
+        """The parsed exposition, or why the body is not one."""
+        try:
+            return exposition.parse(self.text)
+        except exposition.ExpositionError as exc:
+            return f"the body is not the Prometheus text format ({exc})"

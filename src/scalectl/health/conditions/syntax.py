@@ -1,0 +1,108 @@
+"""The syntax tree of a condition, its vocabulary, and the error a malformed one raises.
+
+Grammar (docs/health.md "Conditions"):
+
+    condition := expr COMPARE expr            COMPARE: == != < <= > >=
+    expr      := term (("+" | "-") term)*     arithmetic operators need spaces around them
+    term      := atom (("*" | "/") atom)*
+    atom      := NUMBER | WORD | "quoted" | PLACEHOLDER | NAME "(" args ")" | "(" expr ")"
+    PLACEHOLDER := [STATUS] | [RESPONSE_TIME] | [CONNECTED] | [BODY](.key | [index])*
+                 | [METRIC].selector          selector: name{label op "value", ...}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from scalectl.errors import InputError
+from scalectl.health.exposition import Selector
+
+PLACEHOLDERS = ("STATUS", "RESPONSE_TIME", "CONNECTED", "BODY", "METRIC")
+FUNCTIONS = ("len", "has", "pat", "any", "rate", "increase")
+RATE_FUNCTIONS = ("rate", "increase")  # over two scrapes a window apart
+COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
+ORDERING = ("<", "<=", ">", ">=")
+ARITHMETIC = ("+", "-", "*", "/")
+NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+class ConditionError(InputError):
+    """A malformed condition. `reason` and `column` (1-based) say what and where."""
+
+    def __init__(self, text: str, reason: str, offset: int) -> None:
+        self.text = text
+        self.reason = reason
+        self.column = offset + 1
+        super().__init__(f'"{text}", column {self.column}: {reason}')
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: float | str | bool | None
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    name: str
+    path: tuple[str | int, ...]
+    selector: Selector | None
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple[Node, ...]
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str
+    left: Node
+    right: Node
+    text: str
+    pos: int
+
+
+Node = Literal | Placeholder | Call | BinOp
+
+
+@dataclass(frozen=True)
+class Condition:
+    text: str
+    left: Node
+    op: str
+    right: Node
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _nodes(cond: Condition) -> list[Node]:
+    """Every node of a condition, depth first."""
+    out: list[Node] = []
+    stack: list[Node] = [cond.right, cond.left]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, Call):
+            stack.extend(reversed(node.args))
+        elif isinstance(node, BinOp):
+            stack.extend((node.right, node.left))
+    return out
+
+
+def selectors(cond: Condition) -> list[Selector]:
+    """The metric selectors a condition reads (for docs and JSON output)."""
+    return [n.selector for n in _nodes(cond) if isinstance(n, Placeholder) and n.selector]
+
+
+def uses_rates(cond: Condition) -> bool:
+    """Whether the condition needs two scrapes: rate() or increase()."""
+    return any(isinstance(n, Call) and n.func in RATE_FUNCTIONS for n in _nodes(cond))
