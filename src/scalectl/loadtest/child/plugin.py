@@ -211,8 +211,6 @@ def _on_init(environment: Any, **_: Any) -> None:
             "scalectl: --rate cannot be combined with a load shape (LoadTestShape) "
             "in the locustfile: the shape sets the users, --rate sets the arrivals"
         )
-    for user_class in environment.user_classes:
-        _pace(user_class)
 
 
 def _user_rate(environment: Any) -> float:
@@ -221,8 +219,8 @@ def _user_rate(environment: Any) -> float:
 
 
 def _pace(user_class: Any) -> None:
-    """Wrap the class's wait_time and on_start: in the open model the user waits for its
-    next scheduled arrival (before its first task too); otherwise they behave as written."""
+    """Wrap the class's wait_time and on_start: the user waits for its next scheduled
+    arrival (before its first task too)."""
     if getattr(user_class, "_scalectl_paced", False):
         return
     wait_time, on_start = user_class.wait_time, user_class.on_start
@@ -327,6 +325,12 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
 
 @events.test_start.add_listener
 def _on_start(environment: Any, **_: Any) -> None:
+    # Pace only in the open model, so the closed model's hot path stays as Locust wrote it
+    # (bench/loadtest_bench.py). A worker knows the rate here: the master's custom
+    # arguments arrive with the spawn message, before test_start.
+    if _user_rate(environment) > 0:
+        for user_class in environment.user_classes:
+            _pace(user_class)
     if isinstance(environment.runner, WorkerRunner):
         return
     run_state["started_at"] = time.time()
