@@ -275,3 +275,29 @@ def test_checklist_runs_a_drill_as_evidence(state_dir: Path, tmp_path: Path) -> 
     assert reread.passed, reread.evidence
     assert reread.evidence[0].endswith("drill.json: graceful-shutdown pass")
     assert all_running(state_dir)
+
+
+def test_ctrl_c_during_an_outage_restores_it(state_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exe = Path(sys.executable).parent / "scalectl"
+    argv = [str(exe), "drill", "redis-outage", "--outage", "60", "--before", "2"]
+    argv += ["--state-dir", str(state_dir), "--report-dir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and all_running(state_dir):
+            time.sleep(0.2)  # until the drill has stopped Redis
+        assert not all_running(state_dir), "the drill never stopped Redis"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert all_running(state_dir)  # Redis is back, as the stack started it
+    report = json.loads((tmp_path / "drill.json").read_text())
+    assert report["drills"][0]["verdict"] == "inconclusive"

@@ -63,8 +63,13 @@ def run_command(
         90.0, "--job-wait", min=1, max=900, help="queue-worker-kill: wait for jobs to finish."
     ),
     max_failed: int = typer.Option(0, "--max-failed", min=0, help="Failed requests allowed."),
-    min_availability: float = typer.Option(
-        0.99, "--min-availability", min=0, max=1, help="Share answered during an outage."
+    min_availability: float | None = typer.Option(
+        None,
+        "--min-availability",
+        min=0,
+        max=1,
+        help="Share answered during an outage (default: the stack plan's "
+        "slo.availability.target).",
     ),
     max_recovery: float = typer.Option(
         10.0, "--max-recovery", min=0, help="Seconds after a fault until no failures for 3 s."
@@ -95,6 +100,8 @@ def run_command(
             f"(drills: {', '.join(catalog.DRILLS)}, or all)"
         )
     state = require_state(state_dir)
+    if min_availability is None:
+        min_availability = _plan_availability(Path(state.plan), state.profile)
     thresholds = catalog.Thresholds(
         max_failed=max_failed,
         max_replacement_s=max_replacement,
@@ -145,6 +152,17 @@ def run_command(
         from scalectl.errors import Inconclusive
 
         raise Inconclusive("a drill was inconclusive (see its reasons)")
+
+
+def _plan_availability(plan: Path, profile: str) -> float:
+    """The SLO's availability target is what users must see, during a fault too."""
+    from scalectl.drill.catalog import Thresholds
+    from scalectl.plan.load import load_plan
+
+    try:
+        return float(load_plan(plan, profile).plan.slo.availability.target)
+    except InputError:
+        return Thresholds().min_availability
 
 
 def _print(output: Output, data: dict[str, Any], written: list[Path]) -> None:
