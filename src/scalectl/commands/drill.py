@@ -68,8 +68,7 @@ def run_command(
         "--min-availability",
         min=0,
         max=1,
-        help="Share answered during an outage (default: the stack plan's "
-        "slo.availability.target).",
+        help="Share answered during an outage (default: the stack plan's slo.availability.target).",
     ),
     max_recovery: float = typer.Option(
         10.0, "--max-recovery", min=0, help="Seconds after a fault until no failures for 3 s."
