@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ def _iso(ts: float | None) -> str | None:
 
 
 def drill_data(result: DrillResult) -> dict[str, Any]:
-    base = math.floor(result.started_at)
 
     def rel(ts: float | None) -> float | None:
         return None if ts is None else round(ts - result.started_at, 2)
@@ -51,7 +49,7 @@ def drill_data(result: DrillResult) -> dict[str, Any]:
         ],
         "probes": [
             {
-                "t": round(p.at - base, 2),
+                "t": rel(p.at),
                 "url": p.url,
                 "status": p.status,
                 "health": p.health,
