@@ -117,15 +117,6 @@ def test_rolling_restart_waits_for_the_balancer_and_loses_nothing(
     assert "10 s to rejoin the balancer" in events  # the plan's fail_timeout_seconds
 
 
-def test_rolling_restart_without_waiting_fails(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
-    # The broken rollout: the next instance goes down while nginx still counts the first
-    # one as failed, so no upstream is left.
-    result, data = drill(cli, state_dir, tmp_path, "rolling-restart", "--settle", "0", *SHORT)
-    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
-    assert figures(data, "rolling-restart")["failed_requests"]["value"] > 0
-    assert all_running(state_dir)
-
-
 def test_redis_outage_is_survived(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
     result, data = drill(
         cli, state_dir, tmp_path, "redis-outage", "--outage", "4", "--before", "3", "--after", "6"
@@ -225,11 +216,25 @@ def test_overload_sheds_the_free_tier_first_and_recovers(
     f = figures(data, "overload")
     assert f["health_answered"]["value"] == 1
     assert f["recovery_seconds"]["value"] is not None and f["recovery_seconds"]["value"] <= 10
-    if f["free_refused"]["value"] > 0:  # something was shed: premium must fare better
+    if f["free_refused"]["value"] or f["premium_refused"]["value"]:
+        # Something was shed: premium at most half as often as free.
         assert result.code == 0, result.stdout + result.stderr
-        assert f["priority_margin"]["value"] >= 0
+        assert f["premium_vs_free_refused"]["value"] <= 0.5
     else:  # on a fast machine the surge may shed nothing: that proves nothing, inconclusive
         assert result.code == ExitCode.INCONCLUSIVE
+
+
+def test_bad_drill_options_are_refused_before_any_load(
+    cli: Cli, state_dir: Path, tmp_path: Path
+) -> None:
+    # Not an app instance: a drill must never SIGKILL PostgreSQL's backends by mistake.
+    result, _ = drill(cli, state_dir, tmp_path, "worker-kill", "--instance", "postgres")
+    assert result.code == ExitCode.BAD_INPUT
+    assert "--instance postgres: not an app instance of this stack" in result.stderr
+    assert "loadtest" not in result.stdout and not (tmp_path / "drill.json").exists()
+    long, _ = drill(cli, state_dir, tmp_path, "redis-outage", "--outage", "200", "--after", "90")
+    assert long.code == ExitCode.BAD_INPUT and "stops by itself after 300 s" in long.stderr
+    assert all_running(state_dir)
 
 
 def test_unknown_drill_and_missing_stack_are_bad_input(cli: Cli, tmp_path: Path) -> None:
@@ -301,3 +306,15 @@ def test_ctrl_c_during_an_outage_restores_it(state_dir: Path, tmp_path: Path) ->
     assert all_running(state_dir)  # Redis is back, as the stack started it
     report = json.loads((tmp_path / "drill.json").read_text())
     assert report["drills"][0]["verdict"] == "inconclusive"
+
+
+# Last in this module on purpose: nginx keeps instances it saw fail out of rotation for a
+# while, so a drill right after this one would start on a stack that is still failing (and
+# be inconclusive: its baseline is not clean).
+def test_rolling_restart_without_waiting_fails(cli: Cli, state_dir: Path, tmp_path: Path) -> None:
+    # The broken rollout: the next instance goes down while nginx still counts the first
+    # one as failed, so no upstream is left.
+    result, data = drill(cli, state_dir, tmp_path, "rolling-restart", "--settle", "0", *SHORT)
+    assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
+    assert figures(data, "rolling-restart")["failed_requests"]["value"] > 0
+    assert all_running(state_dir)

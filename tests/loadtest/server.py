@@ -2,7 +2,7 @@
 tenth request to /flaky fails, so measured percentiles and error rates can be checked.
 /stall answers at once except in the first STALL_SECONDS of every STALL_PERIOD seconds,
 when the server "freezes": requests arriving then wait until the stall ends (the
-coordinated-omission test). /slow always takes SLOW_MS."""
+coordinated-omission test). /slow always takes SLOW_MS, /slower SLOWER_MS."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ FLAKY_EVERY = 10  # every 10th /flaky request answers 500: a 10% error rate
 STALL_PERIOD = 4.0
 STALL_SECONDS = 1.0
 SLOW_MS = 100
+SLOWER_MS = 2000
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,6 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
             into = time.time() % STALL_PERIOD
             if into < STALL_SECONDS:
                 time.sleep(STALL_SECONDS - into)
+        elif self.path.startswith("/slower"):
+            time.sleep(SLOWER_MS / 1000)
         elif self.path.startswith("/slow"):
             time.sleep(SLOW_MS / 1000)
         body = b"ok\n"

@@ -7,12 +7,13 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from scalectl.errors import ExitCode
 from tests.conftest import Result, fixture_path
-from tests.loadtest.server import SLOW_MS, STALL_PERIOD, STALL_SECONDS, serve
-from tests.loadtest.test_loadtest_cli import no_locust_left, slo_file
+from tests.loadtest.server import SLOW_MS, SLOWER_MS, STALL_PERIOD, STALL_SECONDS, serve
+from tests.loadtest.test_loadtest_cli import slo_file
 
 Cli = Callable[..., Result]
 STALL = fixture_path("locust", "stall.py")
@@ -24,6 +25,19 @@ pytestmark = pytest.mark.stack
 def server() -> Iterator[str]:
     with serve() as url:
         yield url
+
+
+def no_locust_left(url: str) -> bool:
+    """No Locust process aimed at this module's server is left (workers of --processes are
+    forks with the master's command line). Other Locust runs on a shared machine, say a
+    colleague's drill, are not ours to count."""
+    return not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "locust" in " ".join(p.info["cmdline"] or [])
+        and url in (p.info["cmdline"] or [])
+        and "pytest" not in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def run(
@@ -72,14 +86,19 @@ def test_corrected_latency_shows_the_stall_that_raw_latency_hides(
     # A run that ends inside a stall leaves that stall's backlog unsent: dropped.
     assert model["dropped"] <= STALL_SECONDS * 100 + 5
     assert report["generator"]["requested_rps"] == 100
-    assert report["generator"]["achieved_rps"] == pytest.approx(100, rel=0.1)
+    # Achieved is measured over the ~8-9 whole seconds once both users run. Arrivals due in
+    # a stall start after it: a stall cut by the span's start adds up to its 100 caught-up
+    # arrivals, one cut by the run's end loses them (dropped). So besides scheduling noise
+    # (5/s) the span's edges move it by up to one stall's arrivals over 8 s.
+    edges = 100 * STALL_SECONDS / 8
+    assert report["generator"]["achieved_rps"] == pytest.approx(100, abs=edges + 5), report
     # The SLO gates on what users saw, the corrected p99.
     assert result.code == ExitCode.CHECK_FAILED, result.stdout + result.stderr
     assert report["verdict"] == "fail"
     assert "coordinated omission corrected" in (tmp_path / "r" / "summary.md").read_text()
     assert 'id="raw-latency-table"' in (tmp_path / "r" / "report.html").read_text()
     assert "open model:" in result.stdout and "uncorrected p50/p95/p99" in result.stdout
-    assert no_locust_left()
+    assert no_locust_left(server)
 
 
 def test_rate_is_held_across_processes(cli: Cli, tmp_path: Path, server: str) -> None:
@@ -92,14 +111,23 @@ def test_rate_is_held_across_processes(cli: Cli, tmp_path: Path, server: str) ->
     model = report["load_model"]
     assert model["rate_per_user"] == pytest.approx(1.0)
     assert model["dropped"] == 0
-    assert model["late"] <= 0.05 * model["arrivals"], model
+    assert report["generator"]["achieved_rps"] == pytest.approx(40, rel=0.1)
+    # No user ever waits behind its own response (1 arrival/s, responses <= 100 ms), so a
+    # late arrival here is only a process not scheduled within 10 ms, which a shared 2-core
+    # machine running 3 Locust processes and the server does now and then. A rate not held
+    # would make most arrivals late, and lags of a response or more.
+    assert model["late"] <= 0.25 * model["arrivals"], model
+    assert model["max_lag_ms"] < 1000, model
     # Whole seconds once every user runs: about 40 arrivals each.
     steady = [w["requests"] for w in report["timeseries"]][2:-1]
     assert steady and all(30 <= n <= 50 for n in steady), steady
     known = {e["name"]: e for e in report["endpoints"]}["/known"]
-    # On time, corrected and raw latency agree (within the scheduler's few milliseconds).
-    assert known["p50_ms"] == pytest.approx(known["raw"]["p50_ms"], abs=5)
-    assert 50 <= known["p50_ms"] <= 70
+    # On time, corrected and raw latency agree: the median arrival is not late (10 ms).
+    assert known["p50_ms"] == pytest.approx(known["raw"]["p50_ms"], abs=10)
+    # The server sleeps 50-60 ms at the median: a floor. Above it only overhead and
+    # scheduling delays, which a busy machine stretches to tens of milliseconds.
+    assert 50 <= known["p50_ms"] <= 85
+    assert no_locust_left(server)
 
 
 def test_missed_rate_is_inconclusive_with_drops(cli: Cli, tmp_path: Path, server: str) -> None:
@@ -129,8 +157,69 @@ def test_missed_rate_is_inconclusive_with_drops(cli: Cli, tmp_path: Path, server
     assert model["dropped"] > model["arrivals"]
 
 
+def test_drops_reach_the_master_across_processes(cli: Cli, tmp_path: Path, server: str) -> None:
+    # Two users (one per Locust process) against a 2 s endpoint must start 20 tasks/s for
+    # 5 s: each sends about 3, the other ~95 due arrivals are dropped. The workers' counts
+    # must reach the master although their users take up to 2 s more to stop.
+    result, report = run(
+        cli,
+        tmp_path,
+        STALL,
+        "-H",
+        server,
+        "--rate",
+        "20",
+        "-u",
+        "2",
+        "-t",
+        "5s",
+        "--processes",
+        "2",
+        env={"STALL_PATH": "/slower"},
+    )
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    model = report["load_model"]
+    assert model["arrivals"] <= 2 * (5 * 1000 / SLOWER_MS + 1), model
+    # Due by the run's end, not by when the stuck users were finally stopped (2 s later):
+    # at most 20/s over the 5 s plus each user's first, at least the last 3.5 s (the users
+    # start within the first second, and the first arrival within 1/10 s of that).
+    due = model["arrivals"] + model["dropped"]
+    assert 20 * 3.5 <= due <= 20 * 5 + 2, model
+    assert report["generator"]["achieved_rps"] <= 2
+    assert no_locust_left(server)
+
+
+def test_achieved_rate_counts_only_users_that_ran(cli: Cli, tmp_path: Path, server: str) -> None:
+    # 40 users started at 4/s: after 5 s only 20 run, each on time at 1/s. Nothing is
+    # late or dropped, yet about 9 tasks/s were started, not 40: inconclusive.
+    result, report = run(
+        cli,
+        tmp_path,
+        STALL,
+        "-H",
+        server,
+        "--rate",
+        "40",
+        "-u",
+        "40",
+        "-r",
+        "4",
+        "-t",
+        "5s",
+        "--processes",
+        "1",
+        env={"STALL_PATH": "/fast"},
+    )
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    assert "tasks/s of the 40/s asked" in result.stderr
+    model = report["load_model"]
+    assert model["dropped"] == 0
+    assert 4 <= report["generator"]["achieved_rps"] <= 15, report["generator"]
+    assert no_locust_left(server)
+
+
 def test_rate_with_a_load_shape_is_bad_input(cli: Cli, tmp_path: Path, server: str) -> None:
     result, _ = run(cli, tmp_path, "step", "-H", server, "--rate", "10", "-t", "3s")
     assert result.code == ExitCode.BAD_INPUT
     assert "--rate cannot be combined with a load shape" in result.stderr
-    assert no_locust_left()
+    assert no_locust_left(server)

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from scalectl.commands.common import default_group, output_of
-from scalectl.errors import CheckFailed, InputError
+from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.output import Output
 
 app = typer.Typer(
@@ -99,16 +99,16 @@ def run_command(
             f"(drills: {', '.join(catalog.DRILLS)}, or all)"
         )
     state = require_state(state_dir)
-    if min_availability is None:
-        min_availability = _plan_availability(Path(state.plan), state.profile)
-    thresholds = catalog.Thresholds(
-        max_failed=max_failed,
-        max_replacement_s=max_replacement,
-        min_availability=min_availability,
-        max_recovery_s=max_recovery,
-        outage_s=outage,
-        job_wait_s=job_wait,
-    )
+    given: dict[str, float] = {
+        "max_failed": max_failed,
+        "max_replacement_s": max_replacement,
+        "max_recovery_s": max_recovery,
+        "outage_s": outage,
+        "job_wait_s": job_wait,
+    }
+    if min_availability is not None:
+        given["min_availability"] = min_availability
+    thresholds = catalog.plan_thresholds(state, **given)
     specs = []
     for name in chosen:
         options: dict[str, Any] = {}
@@ -122,21 +122,34 @@ def run_command(
             options["max_unavailable"] = max_unavailable
             options["settle_seconds"] = settle
         spec = catalog.DRILLS[name](thresholds, **options)
+        catalog.preflight(
+            name,
+            state,
+            thresholds,
+            instance=options.get("instance"),
+            before=before if before is not None else spec.before_seconds,
+            after=after if after is not None else spec.after_seconds,
+        )
         if before is not None:
             spec = dataclasses.replace(spec, before_seconds=before)
         if after is not None:
             spec = dataclasses.replace(spec, after_seconds=after)
         specs.append(spec)
     results = []
-    for spec in specs:
-        output.info(f"drill {spec.name}: {spec.description}")
-        result = engine.run(
-            spec, state_dir.absolute(), state, environ=output.environ, progress=output.info
-        )
-        results.append(result)
-        output.info(f"drill {spec.name}: {result.verdict}")
-        if result.interrupted:
-            break
+    try:
+        for spec in specs:
+            output.info(f"drill {spec.name}: {spec.description}")
+            result = engine.run(
+                spec, state_dir.absolute(), state, environ=output.environ, progress=output.info
+            )
+            results.append(result)
+            output.info(f"drill {spec.name}: {result.verdict}")
+            if result.interrupted:
+                break
+    except ScalectlError:
+        if results:  # the drills that ran keep their reports
+            write_reports(report_dir, results)
+        raise
     data, written = write_reports(report_dir, results)
     if output.json_mode:
         output.emit_json(data)
@@ -151,17 +164,6 @@ def run_command(
         from scalectl.errors import Inconclusive
 
         raise Inconclusive("a drill was inconclusive (see its reasons)")
-
-
-def _plan_availability(plan: Path, profile: str) -> float:
-    """The SLO's availability target is what users must see, during a fault too."""
-    from scalectl.drill.catalog import Thresholds
-    from scalectl.plan.load import load_plan
-
-    try:
-        return float(load_plan(plan, profile).plan.slo.availability.target)
-    except InputError:
-        return Thresholds().min_availability
 
 
 def _print(output: Output, data: dict[str, Any], written: list[Path]) -> None:

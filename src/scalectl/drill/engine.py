@@ -22,7 +22,8 @@ from scalectl.drill.probe import Prober
 from scalectl.errors import ScalectlError
 from scalectl.stack.state import StackState
 
-SETTLE_SECONDS = 60  # longest wait for a fault thread to finish once the load stopped
+MAX_LOAD_SECONDS = 300
+SETTLE_SECONDS = 180  # longest wait for a fault thread to finish once the load stopped
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Spec:
     load: Load = Load()
     before_seconds: float = 5.0
     after_seconds: float = 10.0
-    max_seconds: int = 300  # the load stops by itself after this, whatever happens
+    max_seconds: int = MAX_LOAD_SECONDS  # the load stops by itself after this, whatever happens
     probe_urls: Callable[[Context], list[str]] = lambda ctx: [ctx.url + "/health/ready"]
     url: Callable[[StackState], str] = lambda state: state.urls["app"]
 
@@ -103,6 +104,7 @@ def run(
     from scalectl.loadtest import runner
 
     timeline = Timeline()
+    runner.check_host(spec.url(state), ())  # loopback only, whatever state.json says
     with tempfile.TemporaryDirectory(prefix=f"scalectl-drill-{spec.name}-") as tmp:
         ctx = Context(state_dir, state, timeline, environ, Path(tmp), spec.url(state))
         fault = _FaultThread(spec, ctx, progress)
@@ -155,7 +157,24 @@ def run(
         results = outcome.results
         measured = _measured(results, prober.samples, timeline)
         figures = [*ctx.figures, *spec.measure(ctx, measured)]
-        reasons = []
+        if results.open is not None:
+            figures.append(
+                Figure(
+                    "load_dropped",
+                    results.open.dropped,
+                    "arrivals",
+                    detail=f"of {results.open.total_arrivals} sent: arrivals the load could not "
+                    "send on time because its users were stuck behind slow answers",
+                )
+            )
+        reasons = list(ctx.data.get("reasons", []))
+        before_requests = sum(x.requests for x in measured.seconds if x.phase == "before")
+        before_failures = sum(x.failures for x in measured.seconds if x.phase == "before")
+        if before_failures:
+            reasons.append(
+                f"{before_failures} of {before_requests} requests failed before the fault: "
+                "the stack was not healthy to begin with"
+            )
         if "fault_start" not in timeline.marks:
             reasons.append("the fault never started (the load ended first)")
         if outcome.generator.saturated:
@@ -214,7 +233,8 @@ class _FaultThread:
             )
             self.ctx.timeline.note(f"fault failed: {self.error}")
         finally:
-            self.ctx.timeline.mark("fault_end", "fault over")
+            if "fault_end" not in self.ctx.timeline.marks:  # the fault raised before its end
+                self.ctx.timeline.mark("fault_end", "fault over (it ended early)")
 
     def join(self, timeout: float) -> None:
         if self.thread is not None:

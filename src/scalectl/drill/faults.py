@@ -107,3 +107,42 @@ def wait_children(proc: psutil.Process, count: int, gone: int, timeout: float) -
             return round(time.monotonic() - started, 2)
         time.sleep(0.05)
     return None
+
+
+def wait_replaced(
+    proc: psutil.Process, before: set[int], gone: int, url: str | None, timeout: float
+) -> float | None:
+    """Seconds until the master has as many workers as `before` (its workers before the
+    kill) again and one it forked after `gone` died has answered a request (the app's
+    /api/debug/sleep says which pid answered); None if that did not happen within
+    `timeout`. A fork alone is not a replacement: a worker that crashes while booting
+    would pass."""
+    import httpx
+
+    started = time.monotonic()
+    deadline = started + timeout
+    count = len(before)
+    new: set[int] = set()
+    # A premium key of its own: the app rate-limits /api per tier and key (anonymous
+    # callers get the free tier's 10/s, which this poll would exceed). A new connection
+    # per request: a kept-alive one stays with the worker that accepted it.
+    headers = {
+        "X-API-Tier": "premium",
+        "X-API-Key": "scalectl-drill-probe",
+        "Connection": "close",
+    }
+    with httpx.Client(timeout=2.0, trust_env=False, headers=headers) as client:
+        while time.monotonic() < deadline:
+            pids = {c.pid for c in children(proc)}
+            new |= pids - before - {gone}
+            if len(pids) >= count and gone not in pids and new:
+                if url is None:
+                    return round(time.monotonic() - started, 2)
+                try:
+                    answer = client.get(f"{url}/api/debug/sleep", params={"ms": 0}).json()
+                except (httpx.HTTPError, ValueError):
+                    answer = {}
+                if answer.get("pid") in new:
+                    return round(time.monotonic() - started, 2)
+            time.sleep(0.05)
+    return None

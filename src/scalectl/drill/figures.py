@@ -47,11 +47,22 @@ def recovery_seconds(m: Measured) -> float | None:
         return None
     base = math.floor(m.started_at)
     after = [s for s in m.seconds if base + s.t + 1 > m.fault_end]
-    for i in range(len(after)):
-        run = after[i : i + RECOVERED_AFTER]
-        if len(run) == RECOVERED_AFTER and all(s.failures == 0 for s in run):
-            return round(max(0.0, base + run[0].t - m.fault_end), 1)
+    by_t = {s.t: s for s in after}
+    for s in after:
+        # Consecutive wall-clock seconds that each answered requests without a failure: a
+        # second with no window at all served nothing, so it is not a clean one.
+        run = [by_t.get(s.t + k) for k in range(RECOVERED_AFTER)]
+        if all(w is not None and w.requests > 0 and w.failures == 0 for w in run):
+            return round(max(0.0, base + s.t - m.fault_end), 1)
     return None
+
+
+def observed_after(m: Measured) -> float | None:
+    """Seconds of load measured after the fault ended."""
+    if m.fault_end is None or not m.seconds:
+        return None
+    last = math.floor(m.started_at) + max(s.t for s in m.seconds) + 1
+    return round(max(0.0, last - m.fault_end), 1)
 
 
 def worst_p95(m: Measured, phase: str, keys: KeyFilter) -> float | None:

@@ -12,7 +12,12 @@ raw.json (written by the plugin, read only here):
      "windows": {"<unix second>": {"<METHOD> <name>": [requests, failures, base64]}},
      "users": {"<unix second>": int},
      "open": {"user_rate", "arrivals": {"<unix second>": int}, "late", "dropped",
-              "max_lag_us", "raw": {<endpoints as above>}}}   # open model (--rate) only
+              "max_lag_us", "spawned_at": float | null, "ended_at": float,
+              "raw": {<endpoints as above>}}}   # open model (--rate) only
+
+`open.ended_at` is when the run's time was up (Locust's test_stopping), before the users
+were stopped; `open.spawned_at` when every user was running (null if the ramp-up outlasted
+the run).
 
 In the open model the main histograms hold latency corrected for coordinated omission
 (from each arrival's intended start) and `open.raw` the uncorrected latency.
@@ -120,16 +125,26 @@ class OpenStats:
     dropped: int
     max_lag_ms: float
     raw: dict[str, Latency]  # per endpoint key, and "Aggregated"
+    # The whole seconds (since the start, end exclusive) from when every user was running
+    # and past its first arrival to the last whole second of the run; None if there is none.
+    steady: tuple[int, int] | None = None
+    duration: float = 0.0  # seconds from the start to the run's end
 
     @property
     def total_arrivals(self) -> int:
         return sum(self.arrivals.values())
 
-    def achieved_rate(self, requested: float) -> float:
-        """The requested rate scaled by the share of due arrivals actually sent. Late ones
-        that were caught up count as sent (and as late); ones never sent count against."""
-        due = self.total_arrivals + self.dropped
-        return requested * self.total_arrivals / due if due else 0.0
+    def achieved_rate(self) -> float:
+        """Arrivals actually started per second over the steady part of the run: late ones
+        count in the second they started, dropped ones and users that were never spawned do
+        not. Averaged over the whole steady span, so a catch-up after a stall and the
+        stall's empty second balance out. Without a steady span (the ramp-up outlasted the
+        run), over the whole run."""
+        if self.steady is not None:
+            first, last = self.steady
+            started = sum(n for t, n in self.arrivals.items() if first <= t < last)
+            return started / (last - first)
+        return self.total_arrivals / self.duration if self.duration > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -234,14 +249,24 @@ def from_raw(raw: dict[str, Any]) -> Results:
         for label, samples in raw.get("worker_cpu", {}).items()
     }
     return Results(
-        started, ended, endpoints, total, windows, _open(raw, start_second), users_since, worker_cpu
+        started, ended, endpoints, total, windows, _open(raw, started), users_since, worker_cpu
     )
 
 
-def _open(raw: dict[str, Any], start_second: int) -> OpenStats | None:
+def _open(raw: dict[str, Any], started: float) -> OpenStats | None:
     data = raw.get("open")
     if not data:
         return None
+    start_second = math.floor(started)
+    user_rate = float(data["user_rate"])
+    end = float(data.get("ended_at") or raw["ended_at"])
+    steady = None
+    if data.get("spawned_at") is not None and user_rate > 0:
+        # Every user's first arrival falls within 1/user_rate of its start (random phase).
+        first = math.ceil(float(data["spawned_at"]) + 1 / user_rate) - start_second
+        last = math.floor(end) - start_second  # the last, partial second is left out
+        if last > first:
+            steady = (first, last)
     raw_total = _hist(None)
     latencies: dict[str, Latency] = {}
     for key, item in sorted(data.get("raw", {}).items()):
@@ -251,10 +276,12 @@ def _open(raw: dict[str, Any], start_second: int) -> OpenStats | None:
             raw_total.add(hist)
     latencies["Aggregated"] = Latency.of(raw_total)
     return OpenStats(
-        user_rate=float(data["user_rate"]),
+        user_rate=user_rate,
         arrivals={int(k) - start_second: int(v) for k, v in data.get("arrivals", {}).items()},
         late=int(data.get("late", 0)),
         dropped=int(data.get("dropped", 0)),
         max_lag_ms=round(int(data.get("max_lag_us", 0)) / 1000, 3),
         raw=latencies,
+        steady=steady,
+        duration=max(end - started, 0.0),
     )

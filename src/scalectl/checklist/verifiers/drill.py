@@ -48,7 +48,11 @@ def check_drill(params: DrillParams, ctx: Context) -> Outcome:
     directory = ctx.path(params.report_dir)
     if params.run:
         return _run(params, ctx)
-    path = directory / "drill.json"
+    # `scalectl drill ... --report-dir DIR` writes DIR/drill.json; this verifier's own runs
+    # write DIR/<name>/drill.json, so two drills in one checklist keep both reports.
+    path = directory / params.name / "drill.json"
+    if not path.exists():
+        path = directory / "drill.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -77,13 +81,13 @@ def _run(params: DrillParams, ctx: Context) -> Outcome:
     except ImportError as exc:  # the drills need the loadtest extra (Locust)
         return failed(f"cannot run the {params.name} drill: {exc} (pip install scalectl[loadtest])")
     state = ctx.stack()
-    spec = catalog.DRILLS[params.name](catalog.Thresholds())
+    spec = catalog.DRILLS[params.name](catalog.plan_thresholds(state))
     spec = dataclasses.replace(spec, before_seconds=params.before, after_seconds=params.after)
     ctx.progress(f"running the {params.name} drill against {ctx.state_dir}")
     result = engine.run(
         spec, ctx.state_dir.absolute(), state, environ=ctx.environ, progress=ctx.progress
     )
-    data, written = write_reports(ctx.path(params.report_dir), [result])
+    data, written = write_reports(ctx.path(params.report_dir) / params.name, [result])
     drill = data["drills"][0]
     lines = [f"{params.name}: {drill['verdict']} (report {written[0]})", *_figure_lines(drill)]
     lines += [f"  reason: {r}" for r in drill["reasons"]]

@@ -15,7 +15,9 @@ per connection). A task is one arrival. The first request of an arrival is measu
 its *intended* start, so time spent waiting behind a slow response is counted (the
 coordinated-omission correction); that corrected latency goes to the main histograms and
 the uncorrected one to `raw`. Arrivals that start more than LATE_SECONDS after their
-intended time are late; arrivals due before the run ended but never sent are dropped.
+intended time are late; arrivals due before the run ended (test_stopping, not after the
+users were stopped) but never sent are dropped. Each process reports its backlog with every
+report and once more the moment the run ends; the master keeps the latest per worker.
 """
 
 from __future__ import annotations
@@ -133,46 +135,72 @@ class Recorder:
 
 class OpenModel:
     """The open model's bookkeeping in one process: per-user schedules and what happened to
-    the arrivals (shipped to the master as deltas, like the histograms)."""
+    the arrivals. Arrivals, late ones and the worst lag are shipped to the master as deltas,
+    like the histograms. The backlog (arrivals due but not yet sent) is a level, not a
+    delta: every report carries the process's current backlog, frozen at the run's end, and
+    the master keeps the latest one per worker. What is still due at the end is dropped."""
 
     def __init__(self) -> None:
         self.user_rate = 0.0  # arrivals per second per user; 0 is the closed model
-        self.schedules: list[list[float]] = []  # [t0, sent] per user
+        self.schedules: list[list[float]] = []  # [t0, claimed] per user
         self.intended: dict[int, float] = {}  # greenlet id -> intended start of its arrival
+        self.ended_at: float | None = None  # the run's end (test_stopping), once known
+        self.end_backlog = 0  # this process's backlog at ended_at
+        self.backlogs: dict[str, int] = {}  # master: the latest backlog of each worker
         self.reset()
 
     def reset(self) -> None:
         self.arrivals: Counter[int] = Counter()  # second of actual start -> arrivals
         self.late = 0
-        self.dropped = 0
         self.max_lag_us = 0
+
+    def backlog(self, now: float) -> int:
+        """Arrivals due by `now` that were not sent (their user is stuck behind slow
+        responses). A user counts an arrival as claimed before sleeping until it, so a user
+        waiting for its next, not yet due arrival has no backlog."""
+        if self.user_rate <= 0:
+            return 0
+        total = 0
+        for t0, claimed in self.schedules:
+            if now >= t0:
+                due = math.floor((now - t0) * self.user_rate) + 1
+                total += max(0, due - int(claimed))
+        return total
+
+    def end(self, now: float) -> None:
+        """The run ended at `now`: freeze the backlog, which is what gets dropped."""
+        if self.ended_at is None:
+            self.ended_at = now
+            self.end_backlog = self.backlog(now)
+
+    def current_backlog(self) -> int:
+        return self.end_backlog if self.ended_at is not None else self.backlog(time.time())
 
     def export(self) -> dict[str, Any]:
         data = {
             "user_rate": self.user_rate,
             "arrivals": {str(k): v for k, v in self.arrivals.items()},
             "late": self.late,
-            "dropped": self.dropped,
             "max_lag_us": self.max_lag_us,
+            "backlog": self.current_backlog(),
         }
         self.reset()
         return data
 
-    def merge(self, data: dict[str, Any]) -> None:
+    def merge(self, client_id: str, data: dict[str, Any]) -> None:
         self.user_rate = max(self.user_rate, float(data.get("user_rate", 0.0)))
         self.arrivals.update({int(k): int(v) for k, v in data.get("arrivals", {}).items()})
         self.late += int(data.get("late", 0))
-        self.dropped += int(data.get("dropped", 0))
         self.max_lag_us = max(self.max_lag_us, int(data.get("max_lag_us", 0)))
+        # Latest wins: a worker's messages arrive in order over its one connection, and
+        # once the worker saw the end its backlog no longer changes.
+        self.backlogs[client_id] = int(data.get("backlog", 0))
 
-    def count_dropped(self, now: float) -> None:
-        """Arrivals due by `now` that were never sent (their user was stuck behind slow
-        responses and the run ended before it caught up)."""
-        for t0, sent in self.schedules:
-            if self.user_rate > 0 and now >= t0:
-                due = math.floor((now - t0) * self.user_rate) + 1
-                self.dropped += max(0, due - int(sent))
-        self.schedules = []
+    @property
+    def dropped(self) -> int:
+        """Arrivals due before the run ended but never sent: this process's own backlog at
+        the end (a local run) plus the last backlog each worker reported (a master)."""
+        return self.end_backlog + sum(self.backlogs.values())
 
 
 recorder = Recorder()
@@ -180,6 +208,7 @@ raw_recorder = Recorder()  # open model only: latency from the actual start, unc
 open_model = OpenModel()
 run_state: dict[str, Any] = {
     "started_at": None,
+    "spawned_at": None,  # when every user was running (never, if the ramp outlasted the run)
     "ended_at": None,
     "users": {},
     "worker_cpu": {},
@@ -187,6 +216,7 @@ run_state: dict[str, Any] = {
 }
 _process = psutil.Process()
 _environment: Any = None
+END_MESSAGE = "scalectl_end"  # a worker's report at the run's end, sent before its users stop
 
 
 @events.init_command_line_parser.add_listener
@@ -211,6 +241,8 @@ def _on_init(environment: Any, **_: Any) -> None:
             "scalectl: --rate cannot be combined with a load shape (LoadTestShape) "
             "in the locustfile: the shape sets the users, --rate sets the arrivals"
         )
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(END_MESSAGE, _on_end_message)
 
 
 def _user_rate(environment: Any) -> float:
@@ -293,14 +325,18 @@ def _on_request(
 
 @events.report_to_master.add_listener
 def _on_report(client_id: str, data: dict[str, Any]) -> None:
-    # Ship what was recorded since the last report, then start afresh (deltas merge exactly).
-    global recorder, raw_recorder
     # This worker's CPU since its last report (% of a core): the master's only view of a
     # worker on another machine (`scalectl loadtest --master`). The first reading is empty.
     cpu = _process.cpu_percent(None)
     if run_state["reports"]:
         data["scalectl_cpu"] = cpu
     run_state["reports"] += 1
+    _fill_report(data)
+
+
+def _fill_report(data: dict[str, Any]) -> None:
+    # Ship what was recorded since the last report, then start afresh (deltas merge exactly).
+    global recorder, raw_recorder
     data["scalectl"] = recorder.export()
     recorder = Recorder()
     if open_model.user_rate > 0:
@@ -320,7 +356,11 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
         run_state["worker_cpu"].setdefault(f"worker-{index}", []).append(data["scalectl_cpu"])
     if "scalectl_open" in data:
         raw_recorder.merge(data["scalectl_open"]["raw"])
-        open_model.merge(data["scalectl_open"])
+        open_model.merge(client_id, data["scalectl_open"])
+
+
+def _on_end_message(environment: Any, msg: Any, **_: Any) -> None:
+    _on_worker_report(msg.node_id, msg.data)
 
 
 @events.test_start.add_listener
@@ -337,9 +377,30 @@ def _on_start(environment: Any, **_: Any) -> None:
     gevent.spawn(_sample_users, environment)
 
 
+@events.spawning_complete.add_listener
+def _on_spawned(**_: Any) -> None:
+    # Fired on the master (once every worker runs its share) and in a local run.
+    if run_state["spawned_at"] is None:
+        run_state["spawned_at"] = time.time()
+
+
+@events.test_stopping.add_listener
+def _on_stopping(environment: Any, **_: Any) -> None:
+    # The run's end: the planned run time is up (or the run was stopped). Users are stopped
+    # after this, for up to --stop-timeout; arrivals falling due meanwhile are not dropped.
+    # A worker sees this when the master's stop or quit message arrives, a few milliseconds
+    # after the master.
+    open_model.end(time.time())
+    if isinstance(environment.runner, WorkerRunner) and open_model.user_rate > 0:
+        # Ship everything up to the end, the final backlog included, now: the report Locust
+        # sends after the users stopped can come after the master quit (it waits 0.5 s).
+        data: dict[str, Any] = {}
+        _fill_report(data)
+        environment.runner.send_message(END_MESSAGE, data)
+
+
 @events.test_stop.add_listener
 def _on_stop(environment: Any, **_: Any) -> None:
-    open_model.count_dropped(time.time())
     if not isinstance(environment.runner, WorkerRunner):
         run_state["ended_at"] = time.time()
 
@@ -393,8 +454,13 @@ def _on_quit(environment: Any, **_: Any) -> None:
         "worker_cpu": run_state["worker_cpu"],
     }
     if open_model.user_rate > 0:
+        state = open_model.export()
+        del state["backlog"]  # this process's own; dropped below adds the workers'
         payload["open"] = {
             "raw": raw_recorder.export(windows=False)["endpoints"],
-            **open_model.export(),
+            **state,
+            "dropped": open_model.dropped,
+            "spawned_at": run_state["spawned_at"],
+            "ended_at": open_model.ended_at or payload["ended_at"],
         }
     _write_atomically(out, payload)
