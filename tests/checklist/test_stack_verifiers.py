@@ -187,7 +187,7 @@ def test_deploy_checklist_passes_against_the_stack(
         evidence = got[drill]["evidence"]
         assert isinstance(evidence, list)
         assert evidence[0] == (
-            f"{drill}: pass (report {tmp_path / 'drill-report' / 'drill.json'})"
+            f"{drill}: pass (report {tmp_path / 'drill-report' / drill / 'drill.json'})"
         ), evidence
     # strict: every row passes, each instance directly and the balancer.
     health = rows(got["health-checks"]["evidence"])
