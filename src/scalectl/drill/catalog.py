@@ -17,7 +17,14 @@ import httpx
 
 from scalectl.drill import faults
 from scalectl.drill import figures as fig
-from scalectl.drill.engine import MAX_LOAD_SECONDS, Context, Load, Measured, Spec
+from scalectl.drill.engine import (
+    MAX_LOAD_SECONDS,
+    Context,
+    Load,
+    Measured,
+    Spec,
+    drill_locustfile,
+)
 from scalectl.drill.model import Figure
 from scalectl.errors import InputError
 from scalectl.stack.state import StackState
@@ -543,11 +550,10 @@ def overload(t: Thresholds, surge_users: int = 200, surge_seconds: float = 10.0)
     must keep answering, and failures must stop once the surge ends."""
 
     def inject(ctx: Context) -> None:
-        from scalectl import resources
         from scalectl.loadtest import runner
 
         config = runner.RunConfig(
-            locustfile=Path(str(resources.root().joinpath("scenarios", "drill.py"))),
+            locustfile=drill_locustfile(),
             host=ctx.url,
             users=surge_users,
             spawn_rate=float(surge_users),

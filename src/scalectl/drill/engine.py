@@ -109,7 +109,7 @@ def run(
         ctx = Context(state_dir, state, timeline, environ, Path(tmp), spec.url(state))
         fault = _FaultThread(spec, ctx, progress)
         config = runner.RunConfig(
-            locustfile=_locustfile(),
+            locustfile=drill_locustfile(),
             host=ctx.url,
             users=spec.load.users,
             spawn_rate=float(spec.load.users),
@@ -196,7 +196,8 @@ def run(
         )
 
 
-def _locustfile() -> Path:
+def drill_locustfile() -> Path:
+    """scenarios/drill.py, the load of every drill (and of overload's surge)."""
     from scalectl import resources
 
     return Path(str(resources.root().joinpath("scenarios", "drill.py")))

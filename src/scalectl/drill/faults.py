@@ -97,18 +97,6 @@ def stop_group(proc: psutil.Process, sig: int, timeout: float) -> float:
     return round(time.monotonic() - started, 2)
 
 
-def wait_children(proc: psutil.Process, count: int, gone: int, timeout: float) -> float | None:
-    """Seconds until `proc` again has `count` live children, none of them `gone`."""
-    started = time.monotonic()
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        pids = [c.pid for c in children(proc)]
-        if len(pids) >= count and gone not in pids:
-            return round(time.monotonic() - started, 2)
-        time.sleep(0.05)
-    return None
-
-
 def wait_replaced(
     proc: psutil.Process, before: set[int], gone: int, url: str | None, timeout: float
 ) -> float | None:
