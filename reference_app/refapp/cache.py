@@ -296,6 +296,6 @@ class Cache:
             self._subscribed = False
             self.l1.clear()
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             with contextlib.suppress(Exception):
                 await client.aclose()
