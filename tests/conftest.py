@@ -5,11 +5,15 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from scalectl.cli import run
 from scalectl.stack.servers import Server
+
+if TYPE_CHECKING:
+    from tests.packaging import Installed
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -75,3 +79,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_redis(tmp_path_factory.mktemp("redis") / "data")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def installed_scalectl() -> Iterator[Installed]:
+    """scalectl built sdist -> wheel and installed in a fresh venv outside the checkout."""
+    import shutil
+
+    from tests.packaging import build_and_install
+
+    installed = build_and_install()
+    yield installed
+    shutil.rmtree(installed.venv.parent, ignore_errors=True)

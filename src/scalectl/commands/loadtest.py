@@ -355,6 +355,26 @@ def _print(
     output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")
 
 
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the scenarios as JSON."),
+) -> None:
+    """List the scenarios that ship with scalectl and what each sends.
+
+    Example: scalectl loadtest list
+    """
+    from scalectl.loadtest.runner import scenarios
+
+    output = output_of(ctx, json_out)
+    found = scenarios()
+    if output.json_mode:
+        output.emit_json({"scenarios": [{"name": n, "summary": s} for n, s in found.items()]})
+        return
+    for name, summary in found.items():
+        output.console.print(f"{name:<10} {summary}", markup=False)
+
+
 @app.command("compare")
 def compare_command(
     ctx: typer.Context,

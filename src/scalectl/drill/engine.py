@@ -200,7 +200,7 @@ def drill_locustfile() -> Path:
     """scenarios/drill.py, the load of every drill (and of overload's surge)."""
     from scalectl import resources
 
-    return Path(str(resources.root().joinpath("scenarios", "drill.py")))
+    return Path(str(resources.data_dir("scenarios").joinpath("drill.py")))
 
 
 class _FaultThread:

@@ -111,17 +111,29 @@ def resolve_locustfile(name: str) -> Path:
         if not path.is_file():
             raise InputError(f"{name}: no such locustfile")
         return path.resolve()
-    scenarios = resources.root().joinpath("scenarios")
-    candidate = scenarios.joinpath(f"{name}.py")
-    if candidate.is_file():
+    candidate = resources.data_dir("scenarios").joinpath(f"{name}.py")
+    if candidate.is_file() and name in scenarios():
         return Path(str(candidate))
-    available = sorted(
-        p.name.removesuffix(".py")
-        for p in scenarios.iterdir()
-        if p.name.endswith(".py") and p.name not in ("common.py", "shapes.py")
-    )
-    listed = ", ".join(available)
+    listed = ", ".join(scenarios())
     raise InputError(f"no scenario or locustfile named '{name}' (scenarios: {listed})")
+
+
+# Modules the scenarios import, not scenarios themselves.
+_HELPERS = ("common.py", "shapes.py")
+
+
+def scenarios() -> dict[str, str]:
+    """The shipped scenarios by name, each with its docstring's first paragraph (read with
+    ast: importing a locustfile would import locust into this process)."""
+    import ast
+
+    found: dict[str, str] = {}
+    for entry in sorted(resources.data_dir("scenarios").iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".py") or entry.name in _HELPERS:
+            continue
+        doc = ast.get_docstring(ast.parse(entry.read_text(encoding="utf-8"))) or ""
+        found[entry.name.removesuffix(".py")] = " ".join(doc.split("\n\n")[0].split())
+    return found
 
 
 LOOPBACK = ("127.", "::1", "localhost", "[::1]")

@@ -138,7 +138,7 @@ LOCAL_ONLY_SCENARIOS = frozenset({"drill.py"})  # fault drills run against the l
 
 
 def scenario_files() -> list[tuple[str, str]]:
-    folder = resources.root().joinpath("scenarios")
+    folder = resources.data_dir("scenarios")
     return sorted(
         (entry.name, entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()

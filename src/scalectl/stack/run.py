@@ -40,7 +40,7 @@ def default_plan() -> Path:
 
 
 def app_dir() -> Path:
-    return Path(str(resources.root().joinpath("reference_app")))
+    return Path(str(resources.data_dir("reference_app")))
 
 
 def up(
