@@ -15,6 +15,7 @@ import typer
 
 from scalectl import __version__
 from scalectl.commands import checklist as checklist_command
+from scalectl.commands import doctor as doctor_command
 from scalectl.commands import drill as drill_command
 from scalectl.commands import health as health_command
 from scalectl.commands import loadtest as loadtest_command
@@ -38,6 +39,7 @@ app.add_typer(loadtest_command.app, name="loadtest")
 app.add_typer(health_command.app, name="health")
 app.add_typer(checklist_command.app, name="checklist")
 app.add_typer(drill_command.app, name="drill")
+app.command("doctor")(doctor_command.doctor)
 
 
 def _version(ctx: typer.Context, value: bool) -> None:

@@ -48,10 +48,18 @@ def find(tool: str, environ: Mapping[str, str]) -> str:
     return found
 
 
-def _python_tool(module: str) -> list[str]:
+def module_command(module: str) -> list[str] | None:
+    """`python -m module` in the interpreter scalectl runs in, or None when not installed."""
     if importlib.util.find_spec(module) is None:
-        raise _Missing(module.replace("_", "-"))
+        return None
     return [sys.executable, "-m", module]
+
+
+def _python_tool(module: str) -> list[str]:
+    command = module_command(module)
+    if command is None:
+        raise _Missing(module.replace("_", "-"))
+    return command
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> tuple[int, str]:
