@@ -74,6 +74,27 @@ def test_unpinned_image(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "image",  # as written in the YAML
+    [
+        '"registry.example.com/shop:1.2.3\\n"',  # a real newline, after YAML's escapes
+        "registry.example.com/Shop:1.2.3",
+        '"shop:1.2.3 x"',
+        "'shop:1\"2'",
+        "shop@sha256:abc",
+        "registry.example.com//shop:1",
+    ],
+)
+def test_image_names_match_a_strict_pattern(tmp_path: Path, image: str) -> None:
+    # The name reaches Compose and Kubernetes files: only an image reference's grammar passes.
+    text = MINIMAL.replace("registry.example.com/shop:1.2.3", image)
+    [problem] = problems(tmp_path, text)
+    assert problem.endswith(
+        "services.api.image: must be an image reference such as ghcr.io/acme/api:1.4.2 "
+        "(lowercase repository, a tag and/or an @sha256: digest)"
+    )
+
+
 def test_wrong_version_and_type(tmp_path: Path) -> None:
     text = MINIMAL.replace("version: 1", "version: 2").replace("keys: 1000000", "keys: [1, 2]")
     assert problems(tmp_path, text) == [

@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalectl import __version__, resources
+from scalectl.plan.appenv import (
+    DATABASE_USER,
+    METRICS_DIR,
+    WORKER_METRICS_PORT,
+    ContainerEnv,
+    database_name,
+    service_env,
+    worker_env,
+)
+
+# Re-exported: scalectl.stack imports the plan-wide mapping from here.
+from scalectl.plan.appenv import app_env as app_env
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.model import (
     Latency,
-    Plan,
     Queue,
     Service,
     Worker,
@@ -88,15 +99,13 @@ class ServiceView:
     # gunicorn's graceful_timeout; Kubernetes must wait longer than preStop + this.
     prestop_seconds: int
     termination_grace_seconds: int
+    env: ContainerEnv  # what the container is given (scalectl.plan.appenv)
 
 
 @dataclass(frozen=True)
 class QueueView:
     spec: Queue
     size: QueueSize
-
-
-WORKER_METRICS_PORT = 9191  # dramatiq's Prometheus exporter in containers
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class WorkerView:
     size: WorkerSize
     queues: list[QueueView]
     termination_grace_seconds: int
+    env: ContainerEnv
     # Dramatiq's Prometheus exporter. In a container 9191; on loopback each worker gets a
     # port in the block after the services', so two local stacks never collide.
     metrics_port: int = WORKER_METRICS_PORT
@@ -164,22 +174,6 @@ def loadtest(target: ServiceView) -> LoadtestView:
     )
 
 
-def app_env(plan: Plan) -> list[tuple[str, str]]:
-    """Plan-wide settings the reference app reads, named after the plan's fields: one
-    mapping for Kubernetes, Compose and `scalectl stack` alike (refapp/settings.py)."""
-    env: dict[str, str] = {}
-    if plan.cache:
-        for kind, ttl in plan.cache.ttl_seconds.items():
-            env[f"CACHE_TTL_{kind.upper()}"] = str(ttl)
-    limits = plan.load_balancer.rate_limits
-    if limits.per_ip:
-        env["RATE_LIMIT_PER_IP"] = f"{max(1, round(limits.per_ip.rps))}/second"
-    for tier, limit in limits.tiers.items():
-        env[f"RATE_LIMIT_TIER_{tier.upper()}"] = f"{max(1, round(limit.rps))}/second"
-    env["TIER_HEADER"] = limits.tier_header
-    return sorted(env.items())
-
-
 def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
     plan, profile = loaded.plan, loaded.profile
     services = []
@@ -205,6 +199,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 memory_limit_bytes=memory_bytes(spec.resources.limits.memory),
                 prestop_seconds=prestop,
                 termination_grace_seconds=prestop + spec.graceful_shutdown_seconds + 5,
+                env=service_env(plan, name, spec, size),
             )
         )
     workers = []
@@ -220,6 +215,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 size=sizing.worker(name),
                 queues=queue_views,
                 termination_grace_seconds=worker.graceful_shutdown_seconds + 10,
+                env=worker_env(plan, name, worker),
                 metrics_port=profile.base_port + 100 * len(plan.services) + index
                 if profile.upstreams == "loopback"
                 else WORKER_METRICS_PORT,
@@ -242,7 +238,10 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "error_budget": round(1 - slo.availability.target, 10),
         "burn_windows": burn_windows(slo.availability.period_days),
         "alerting": plan.alerting,
-        "app_env": app_env(plan),
+        "database_user": DATABASE_USER,
+        "database_name": database_name(plan),
+        "metrics_dir": METRICS_DIR,
+        "worker_metrics_port": WORKER_METRICS_PORT,
         "loadtest": loadtest(services[0]),
         "locust_image": LOCUST_IMAGE,
         "header": (

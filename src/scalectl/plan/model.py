@@ -49,13 +49,29 @@ def memory_bytes(value: str) -> int:
     return int(float(match.group(1)) * _MEM_FACTORS[match.group(2)])
 
 
+# An image reference as the distribution spec's grammar allows it (reference/regexp.go),
+# minus IPv6 registries: the name reaches Compose and Kubernetes files, so only this shape.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::(?P<tag>\w[\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?",
+    re.ASCII,
+)
+
+
 def _pinned_image(value: str) -> str:
-    if "@sha256:" in value:
+    match = _IMAGE.fullmatch(value)  # not match(): "$" would accept a trailing newline
+    if not match:
+        raise ValueError(
+            "must be an image reference such as ghcr.io/acme/api:1.4.2 (lowercase repository, "
+            "a tag and/or an @sha256: digest)"
+        )
+    if match["digest"]:
         return value
-    name, _, tag = value.rpartition(":")
-    if not name or "/" in tag or not tag:
+    if not match["tag"]:
         raise ValueError("must pin a tag or digest, such as ghcr.io/acme/api:1.4.2")
-    if tag == "latest":
+    if match["tag"] == "latest":
         raise ValueError("must not use the moving tag 'latest'; pin a version or digest")
     return value
 
