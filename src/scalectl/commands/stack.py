@@ -73,7 +73,7 @@ def down_command(
 
     Example: scalectl stack down
     """
-    from scalectl.stack.run import down
+    from scalectl.stack.shutdown import down
 
     output = output_of(ctx, json_out)
     stopped = down(state_dir, progress=output.info)

@@ -21,11 +21,9 @@ from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
 from scalectl.stack import servers
-from scalectl.stack.process import free_port, port_in_use, same_process, spawn, stop, tail, wait_for
+from scalectl.stack.process import free_port, port_in_use, same_process, spawn, tail, wait_for
+from scalectl.stack.shutdown import Progress, down, stop_member, stop_members
 from scalectl.stack.state import Member, StackState, clear, load
-
-Progress = Callable[[str], None]
-STOP_ORDER = ("nginx", "prometheus", "app", "worker", "broker", "redis", "postgres")
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def up(
             f"found stale state from an earlier run ({len(alive)} of "
             f"{len(existing.members)} processes alive): cleaning up"
         )
-        _stop_members(existing, progress=progress)
+        stop_members(existing, progress=progress)
         clear(state_dir)
         cleaned = True
 
@@ -94,7 +92,7 @@ def up(
         _start_all(prepared, state, services, rendered, env, nginx, timeout, progress)
     except BaseException:
         progress("start-up failed: stopping what was started")
-        _stop_members(state, progress=progress)
+        stop_members(state, progress=progress)
         clear(state_dir)
         raise
     return UpResult(state, already_up=False, cleaned_stale=cleaned)
@@ -230,6 +228,7 @@ class Launch:
     health_url: str
     url: str | None = None
     metrics_dir: Path | None = None
+    drain_seconds: float | None = None
 
     def spawn(self) -> psutil.Process:
         if self.metrics_dir is not None:
@@ -248,6 +247,7 @@ class Launch:
             self.port,
             health_url=self.health_url,
             url=self.url,
+            drain_seconds=self.drain_seconds,
         )
 
 
@@ -287,6 +287,8 @@ def app_launch(
         "WEB_CONCURRENCY": str(min(svc.size.processes, cores)),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "RELEASE_ID": f"local-{name}",
+        # This service's own drain window (app_environment has the first service's).
+        "GRACEFUL_TIMEOUT": str(svc.spec.graceful_shutdown_seconds),
     }
     argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "refapp.main:app"]
     return Launch(
@@ -300,6 +302,7 @@ def app_launch(
         health_url=f"http://127.0.0.1:{port}/health/ready",
         url=f"http://127.0.0.1:{port}",
         metrics_dir=metrics_dir,
+        drain_seconds=svc.spec.graceful_shutdown_seconds,
     )
 
 
@@ -332,6 +335,9 @@ def worker_launch(
         "dramatiq_prom_host": "127.0.0.1",
         "dramatiq_prom_port": str(metrics_port),
         "dramatiq_prom_db": str(prom_db),
+        # How often an idle worker thread or consumer wakes up (default 1000 ms); each one
+        # notices a stop only then, so it bounds how long an idle worker takes to stop.
+        "dramatiq_worker_timeout": "500",
     }
     member_name = f"worker-{name}"
     return Launch(
@@ -344,6 +350,7 @@ def worker_launch(
         metrics_port,
         health_url=f"http://127.0.0.1:{metrics_port}/metrics",
         metrics_dir=prom_db,
+        drain_seconds=worker.graceful_shutdown_seconds,
     )
 
 
@@ -387,6 +394,10 @@ def _start_nginx(
             int(port),
             health_url=f"{base}/nginx/health",
             url=base,
+            # Its requests in flight are the apps': it may need as long as the slowest app.
+            drain_seconds=max(
+                (m.drain_seconds or 0.0 for m in state.members if m.kind == "app"), default=0.0
+            ),
         )
     )
     state.urls["app"] = base
@@ -494,50 +505,6 @@ def _connections_needed(prepared: Prepared) -> int:
     return db.client_connections if db else 0
 
 
-@dataclass(frozen=True)
-class Stopped:
-    name: str
-    graceful: bool
-
-
-def down(state_dir: Path, *, progress: Progress = lambda _: None) -> list[Stopped] | None:
-    state_dir = state_dir.absolute()
-    state = load(state_dir)
-    if state is None:
-        return None
-    stopped = _stop_members(state, progress=progress)
-    clear(state_dir)
-    return stopped
-
-
-def _stop_members(state: StackState, *, progress: Progress) -> list[Stopped]:
-    result = []
-    order = {kind: i for i, kind in enumerate(STOP_ORDER)}
-    for member in sorted(state.members, key=lambda m: order.get(m.kind, 99)):
-        proc = same_process(member.pid, member.create_time)
-        if proc is None:
-            result.append(Stopped(member.name, graceful=False))
-            continue
-        progress(f"stopping {member.name}")
-        graceful = _stop_member(member, proc)
-        result.append(Stopped(member.name, graceful))
-    return result
-
-
-def _stop_member(member: Member, proc: psutil.Process) -> bool:
-    import signal
-
-    if member.kind == "postgres":
-        return stop(proc, timeout=15, sig=signal.SIGINT)  # PostgreSQL's fast shutdown
-    if member.kind == "nginx":
-        return stop(proc, timeout=10, sig=signal.SIGQUIT)  # nginx's graceful shutdown
-    if member.kind == "app":
-        return stop(proc, timeout=45)  # gunicorn drains within graceful_timeout
-    if member.kind == "worker":
-        return stop(proc, timeout=70)
-    return stop(proc, timeout=10)
-
-
 def require_state(state_dir: Path) -> StackState:
     state = load(state_dir.absolute())
     if state is None:
@@ -567,10 +534,7 @@ def restart_member(
     if member is None:
         hint = did_you_mean(name, [m.name for m in state.members])
         raise InputError(f"{state_dir}: no member named '{name}' in the stack{hint}")
-    proc = same_process(member.pid, member.create_time)
-    if proc is not None:
-        progress(f"stopping {name}")
-        _stop_member(member, proc)
+    stop_member(member, progress=progress)
     progress(f"starting {name}")
     env = dict(os.environ if environ is None else environ)
     fresh = _relaunch(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from scalectl.errors import InputError
-from scalectl.plan.write import write_file
 
 STATE_FILE = "state.json"
 
@@ -26,6 +25,9 @@ class Member:
     port: int | None = None
     health_url: str | None = None
     url: str | None = None  # how clients reach it (postgresql://, redis://, http://)
+    # How long it may take to finish work in flight when asked to stop (the plan's
+    # graceful_shutdown_seconds); None for members that hold no work of their own.
+    drain_seconds: float | None = None
 
 
 @dataclass
@@ -42,6 +44,9 @@ class StackState:
         return next((m for m in self.members if m.name == name), None)
 
     def save(self) -> None:
+        # Imported here: scalectl.plan is slow to import, and `stack down` never saves.
+        from scalectl.plan.write import write_file
+
         directory = Path(self.state_dir)
         directory.mkdir(parents=True, exist_ok=True)
         write_file(directory / STATE_FILE, json.dumps(asdict(self), indent=2).encode())
