@@ -44,6 +44,7 @@ class Tool:
     debian: str | None = None  # the Debian package that provides it
     pip_extra: str | None = None  # the scalectl extra that provides it
     version_args: tuple[str, ...] = ("--version",)
+    module: str | None = None  # run as `python -m MODULE`, the way the commands run it
     distribution: str | None = None  # a Python tool's PyPI name, for its version
 
 
@@ -72,8 +73,22 @@ TOOLS: tuple[Tool, ...] = (
         debian="redis-server",
         pip_extra="stack",
     ),
-    Tool("gunicorn", "stack up: serves the reference app", True, pip_extra="stack"),
-    Tool("locust", "loadtest and drill: the load generator", True, pip_extra="loadtest"),
+    Tool(
+        "gunicorn",
+        "stack up: serves the reference app",
+        True,
+        pip_extra="stack",
+        module="gunicorn",
+        distribution="gunicorn",
+    ),
+    Tool(
+        "locust",
+        "loadtest and drill: the load generator",
+        True,
+        pip_extra="loadtest",
+        module="locust",
+        distribution="locust",
+    ),
     Tool(
         "gixy",
         "plan --check: nginx config analysis",
@@ -86,6 +101,7 @@ TOOLS: tuple[Tool, ...] = (
         "plan --check: Kubernetes manifests (offline schemas)",
         True,
         pip_extra="validators",
+        module="kubernetes_validate",
         distribution="kubernetes-validate",
     ),
     Tool(
@@ -93,6 +109,7 @@ TOOLS: tuple[Tool, ...] = (
         "plan --check: the compose-spec schema",
         True,
         pip_extra="validators",
+        module="check_jsonschema",
         distribution="check-jsonschema",
     ),
     Tool(
@@ -104,15 +121,6 @@ TOOLS: tuple[Tool, ...] = (
     Tool("chromium", "scalectl's own test that report.html renders (headless)", False, "chromium"),
     Tool("wrk", "bench/: raw HTTP throughput beside Locust", False, "wrk", version_args=("-v",)),
 )
-
-# Python tools run as `python -m MODULE`, the way the commands run them.
-_MODULES = {
-    "gunicorn": "gunicorn",
-    "locust": "locust",
-    "kubernetes-validate": "kubernetes_validate",
-    "check-jsonschema": "check_jsonschema",
-}
-_DISTRIBUTIONS = {"gunicorn": "gunicorn", "locust": "locust"}
 
 
 @dataclass(frozen=True)
@@ -184,9 +192,8 @@ def _inspect(tool: Tool, environ: Mapping[str, str]) -> Finding:
     if located is None:
         return Finding(tool)
     path, source = located
-    distribution = tool.distribution or _DISTRIBUTIONS.get(tool.name)
-    if distribution:
-        version = _distribution_version(distribution)
+    if tool.distribution:
+        version = _distribution_version(tool.distribution)
     else:
         version = _program_version([path, *tool.version_args])
     return Finding(tool, path, version, source)
@@ -206,12 +213,11 @@ def _locate(tool: Tool, environ: Mapping[str, str]) -> tuple[str, str] | None:
             return finders[tool.name]()
         except ServerError:
             return None
-    module = _MODULES.get(tool.name)
-    if module is not None:
-        if module_command(module) is None:
+    if tool.module is not None:
+        if module_command(tool.module) is None:
             return None
-        spec = importlib.util.find_spec(module)
-        origin = spec.origin if spec is not None and spec.origin else module
+        spec = importlib.util.find_spec(tool.module)
+        origin = spec.origin if spec is not None and spec.origin else tool.module
         return str(Path(origin).parent), PYTHON_ENVIRONMENT
     found = which(tool.name, environ)
     if found is None:
