@@ -244,3 +244,12 @@ def test_a_missing_server_points_at_the_stack_extra_not_apt() -> None:
         "(or pip install 'scalectl[loadtest,stack,validators]')"
     )
     assert InstallRefused(plan).exit_code == ExitCode.BAD_INPUT
+
+
+def test_dry_run_without_install_is_a_usage_error(cli: Cli) -> None:
+    result = cli("doctor", "--dry-run")
+    assert result.code == ExitCode.BAD_INPUT
+    assert (
+        result.stderr
+        == "error: --dry-run goes with --install: scalectl doctor --install --dry-run\n"
+    )

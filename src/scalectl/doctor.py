@@ -329,6 +329,7 @@ class Diagnosis:
     plan: InstallPlan  # what is still missing, after any install
     install: bool
     dry_run: bool
+    include_optional: bool = False
     installed: tuple[str, ...] = ()  # Debian packages apt-get installed in this run
 
     @property
@@ -367,7 +368,7 @@ def diagnose(
         installed = plan.packages
         report = check(environ)
         plan = plan_install(report, include_optional=include_optional, environ=environ)
-    return Diagnosis(report, plan, install, dry_run, installed)
+    return Diagnosis(report, plan, install, dry_run, include_optional, installed)
 
 
 class InstallRefused(InputError):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from scalectl.commands.common import output_of
+from scalectl.errors import InputError
 
 if TYPE_CHECKING:
     from scalectl.doctor import Diagnosis, Finding, Report
@@ -46,6 +47,8 @@ def doctor(
     from scalectl.doctor import diagnose
 
     output = output_of(ctx, json_out)
+    if dry_run and not install:
+        raise InputError("--dry-run goes with --install: scalectl doctor --install --dry-run")
     diagnosis = diagnose(
         output.environ,
         install=install,
@@ -87,7 +90,8 @@ def _print_next_steps(output: Output, diagnosis: Diagnosis) -> None:
         if diagnosis.installed:
             output.info(f"still missing after apt-get: {', '.join(plan.packages)}")
         else:
-            lead = "would run" if diagnosis.install else "scalectl doctor --install would run"
+            flags = "--install --optional" if diagnosis.include_optional else "--install"
+            lead = "would run" if diagnosis.install else f"scalectl doctor {flags} would run"
             blocked = f" (as root; here {plan.blocked})" if plan.blocked else ""
             output.info(f"{lead}{blocked}:")
             for argv in plan.commands:
