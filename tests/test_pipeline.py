@@ -22,6 +22,7 @@ from scalectl.stack.process import free_port
 from tests.conftest import ROOT
 from tests.packaging import EXTRAS, Installed, uv
 from tests.stack.conftest import free_block
+from tests.test_action import install_tools_input
 
 # A generous gate on purpose: this test proves the steps work outside the checkout, not the
 # speed of a 2-core machine shared with other tests (tests/loadtest gate on real figures).
@@ -212,7 +213,7 @@ def test_action_installs_the_wheel_with_pipx(installed_scalectl: Installed, work
         env={
             **env,
             "SCALECTL": str(exe),
-            "INSTALL_TOOLS": "true" if os.geteuid() == 0 else "false",
+            "INSTALL_TOOLS": install_tools_input(exe, env),
             "OPTIONAL_TOOLS": "false",
         },
         cwd=workdir,
