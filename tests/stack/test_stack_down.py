@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,19 +34,27 @@ pytestmark = pytest.mark.stack
 IDLE_DOWN_BOUND_SECONDS = 12.0
 
 
-@pytest.fixture
-def stack_dir(cli: Cli) -> Iterator[Path]:
-    """A fresh stack on free ports; the test brings it down (down again here is a no-op).
-    Not under pytest's basetemp, for PostgreSQL's unprivileged account (conftest.py)."""
+@contextmanager
+def fresh_stack(cli: Cli, edit: Callable[[str], str] = str) -> Iterator[tuple[Path, Path]]:
+    """A stack on free ports, its plan text passed through `edit`: (plan, state_dir). The
+    test brings it down (down again here is a no-op). Not under pytest's basetemp, for
+    PostgreSQL's unprivileged account (conftest.py)."""
     root = Path(tempfile.mkdtemp(prefix="scalectl-down-"))
     plan, state_dir = local_plan(root), root / "state"
+    plan.write_text(edit(plan.read_text()))
     try:
         up = cli("stack", "up", "--plan", plan, "--state-dir", state_dir, "--timeout", "90")
         assert up.code == 0, up.stdout + up.stderr
-        yield state_dir
+        yield plan, state_dir
     finally:
         cli("stack", "down", "--state-dir", state_dir)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack_dir(cli: Cli) -> Iterator[Path]:
+    with fresh_stack(cli) as (_, state_dir):
+        yield state_dir
 
 
 def _everything(state: StackState) -> tuple[list[psutil.Process], list[int]]:
@@ -166,3 +175,38 @@ def test_down_after_crashed_members_then_again(cli: Cli, stack_dir: Path) -> Non
     assert again.code == 0
     assert json.loads(again.stdout) == {"ok": True, "stopped": []}
     assert took < 5
+
+
+def _job(client: httpx.Client, job_id: str) -> str:
+    return str(client.get(f"/api/jobs/{job_id}").json()["status"])
+
+
+def test_a_job_cut_off_by_the_drain_window_runs_again_after_up(cli: Cli) -> None:
+    # The worker may drain for 2 s only; its job needs far longer.
+    def short_drain(text: str) -> str:
+        assert text.count("graceful_shutdown_seconds: 30") == 1  # the worker's
+        return text.replace("graceful_shutdown_seconds: 30", "graceful_shutdown_seconds: 2")
+
+    with fresh_stack(cli, short_drain) as (plan, state_dir):
+        restart_member(state_dir, "worker-jobs", overrides={"ANALYSIS_WORK_FACTOR": "60000000"})
+        state = load(state_dir)
+        assert state is not None
+        with httpx.Client(base_url=state.urls["app"], timeout=10) as client:
+            created = client.post(
+                "/api/submissions", json={"user_id": 4, "title": "cut off", "content": "SQL"}
+            )
+            job_id = created.json()["job_id"]
+            assert wait_for(lambda: _job(client, job_id) == "running", timeout=30, interval=0.1)
+        result, _ = _down(cli, state_dir)
+        assert result.code == 0, result.stdout + result.stderr
+
+        # The broker kept the unacknowledged message; the next stack's workers (the plan's
+        # normal work factor) redeliver it once the dead worker's heartbeat is stale.
+        up = cli("stack", "up", "--plan", plan, "--state-dir", state_dir, "--timeout", "90")
+        assert up.code == 0, up.stdout + up.stderr
+        state = load(state_dir)
+        assert state is not None
+        with httpx.Client(base_url=state.urls["app"], timeout=10) as client:
+            done = wait_for(lambda: _job(client, job_id) == "done", timeout=60, interval=0.5)
+            assert done, client.get(f"/api/jobs/{job_id}").json()
+            assert client.get(f"/api/jobs/{job_id}").json()["attempts"] == 2

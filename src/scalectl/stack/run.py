@@ -172,9 +172,11 @@ def _start_all(
             url=cache.url,
         )
     )
-    # Queued jobs must never be evicted: the broker is a separate, noeviction Redis.
+    # Queued jobs must never be evicted: the broker is a separate, noeviction Redis. It keeps
+    # its messages across down / up, so a job cut off by the end of a worker's drain window
+    # is redelivered by the next stack rather than lost (docs/stack.md).
     broker = servers.start_redis(
-        root / "broker" / "data", log=logs / "broker.log", policy="noeviction"
+        root / "broker" / "data", log=logs / "broker.log", policy="noeviction", persist=True
     )
     record(
         Member(
@@ -586,6 +588,7 @@ def _relaunch(
             log=log,
             maxmemory=prepared.sizing.cache.maxmemory if cache and prepared.sizing.cache else None,
             policy=(plan.cache.eviction_policy if plan.cache else None) if cache else "noeviction",
+            persist=not cache,
         )
         return replace(member, pid=server.pid, create_time=server.create_time)
     elif member.kind == "nginx":

@@ -282,9 +282,12 @@ def start_redis(
     log: Path | None = None,
     maxmemory: str | None = None,
     policy: str | None = None,
+    persist: bool = False,
     timeout: float = 30.0,
 ) -> Server:
-    """Start Redis (or Valkey) on 127.0.0.1:port without persistence."""
+    """Start Redis (or Valkey) on 127.0.0.1:port. No persistence, except with `persist`:
+    then it saves its data to `data_dir` when stopped with SIGTERM and loads it on the next
+    start (a queue's messages survive a `stack down` / `up`)."""
     binaries = find_redis()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -309,6 +312,9 @@ def start_redis(
         argv += ["--maxmemory", maxmemory]
     if policy:
         argv += ["--maxmemory-policy", policy]
+    if persist:
+        # No periodic snapshots ("save" stays empty), one on shutdown: Redis 7+ and Valkey.
+        argv += ["--shutdown-on-sigterm", "save"]
     proc = spawn(argv, log=log)
     url = f"redis://127.0.0.1:{port}/0"
     server = Server("redis", port, proc.pid, proc.create_time(), url, log, data_dir, binaries)
