@@ -2,7 +2,9 @@
 tenth request to /flaky fails, so measured percentiles and error rates can be checked.
 /stall answers at once except in the first STALL_SECONDS of every STALL_PERIOD seconds,
 when the server "freezes": requests arriving then wait until the stall ends (the
-coordinated-omission test). /slow always takes SLOW_MS, /slower SLOWER_MS."""
+coordinated-omission test). /slow always takes SLOW_MS, /slower SLOWER_MS. /cold is a cold
+start: for COLD_SECONDS after this server's first /cold request it takes COLD_MS and every
+COLD_FAIL_EVERY-th request answers 503; afterwards it answers at once (the warm-up tests)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ STALL_PERIOD = 4.0
 STALL_SECONDS = 1.0
 SLOW_MS = 100
 SLOWER_MS = 2000
+COLD_SECONDS = 3.0
+COLD_MS = 300
+COLD_FAIL_EVERY = 5
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,6 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             into = time.time() % STALL_PERIOD
             if into < STALL_SECONDS:
                 time.sleep(STALL_SECONDS - into)
+        elif self.path.startswith("/cold"):
+            status = self._cold()
         elif self.path.startswith("/slower"):
             time.sleep(SLOWER_MS / 1000)
         elif self.path.startswith("/slow"):
@@ -61,12 +68,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _cold(self) -> int:
+        server = self.server
+        assert isinstance(server, _Server)
+        with self.lock:
+            if server.cold_since is None:
+                server.cold_since = time.monotonic()
+            cold = time.monotonic() - server.cold_since < COLD_SECONDS
+            n = server.cold_requests = server.cold_requests + cold
+        if not cold:
+            return 200
+        time.sleep(COLD_MS / 1000)
+        return 503 if n % COLD_FAIL_EVERY == 0 else 200
+
     def log_message(self, *args: object) -> None:
         pass
 
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 drops SYNs when users connect together
+    cold_since: float | None = None  # per server: each test's server starts cold
+    cold_requests = 0
 
 
 @contextmanager

@@ -88,6 +88,8 @@ def test_report_json_schema(tmp_path: Path, results: Results, evaluation: Evalua
         "started_at": "2023-11-14T22:13:20.000+00:00",
         "ended_at": "2023-11-14T22:13:24.000+00:00",
         "duration_s": 4.0,
+        "warmup_s": 0.0,  # no warm-up: everything measured from the start
+        "measured_from": "2023-11-14T22:13:20.000+00:00",
     }
     assert report["slos"][2] == {
         "name": "global error_rate <= 0.01",
@@ -143,6 +145,7 @@ def test_report_json_schema(tmp_path: Path, results: Results, evaluation: Evalua
         "p50_ms",
         "p95_ms",
         "p99_ms",
+        "warmup",
     ]
     assert report["timeseries"][3]["t"] == 3
     assert report["timeseries"][3]["requests"] == 30
@@ -232,8 +235,10 @@ def test_timeseries_csv(tmp_path: Path, results: Results, evaluation: Evaluation
             "p50_ms",
             "p95_ms",
             "p99_ms",
+            "warmup",
         )
     )
+    assert {r[-1] for r in rows[1:]} == {"0"}  # no warm-up asked: every second measured
     assert len(rows) == 1 + 4 * 3  # per second: Aggregated + two endpoints
     assert [r[:6] for r in rows[1:4]] == [
         ["0", "Aggregated", "10", "30", "1", "30"],

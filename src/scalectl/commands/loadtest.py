@@ -59,7 +59,16 @@ def run_command(
         help="Users started/s (default 10; with --rate: all users within a second).",
     ),
     run_time: str | None = typer.Option(
-        None, "--run-time", "-t", help="How long: 30s, 5m, 1h30m (required without a TTY)."
+        None,
+        "--run-time",
+        "-t",
+        help="How long, warm-up included: 30s, 5m, 1h30m (required without a TTY).",
+    ),
+    warmup: str | None = typer.Option(
+        None,
+        "--warmup",
+        help="Send load for this long first (10s, 1m) but leave it out of every SLO and "
+        "statistic; part of --run-time. Default: the SLO file's or plan's warmup, else none.",
     ),
     tags: list[str] = typer.Option([], "--tags", help="Only tasks with these Locust tags."),
     slo: Path | None = typer.Option(None, "--slo", help="An SLO file to gate on."),
@@ -116,6 +125,7 @@ def run_command(
     from scalectl.loadtest import runner
     from scalectl.loadtest import slo as slo_mod
     from scalectl.loadtest.reports import write_reports
+    from scalectl.loadtest.warmup import resolve_warmup
 
     output = output_of(ctx, json_out)
     if slo and plan:
@@ -134,6 +144,7 @@ def run_command(
         _worker(output, path, master_host, master_port, count, seconds, ctx)
         return
     spec = _spec(slo, plan)
+    warmup_seconds = resolve_warmup(warmup, spec, str(slo or plan), seconds)
     target = host or _stack_url()
     runner.check_host(target, tuple(allow_host))
     if users is None:
@@ -154,6 +165,7 @@ def run_command(
         master=runner.Distributed(expect_workers, master_bind_host, master_bind_port)
         if master
         else None,
+        warmup_seconds=warmup_seconds,
     )
     model = f"open model at {rate:g}/s over " if rate else ""
     generators = (
@@ -161,12 +173,17 @@ def run_command(
         if master
         else f"{count} Locust process(es)"
     )
+    length = f"{seconds}s" + (f" ({warmup_seconds:g}s warm-up first)" if warmup_seconds else "")
     output.info(
         f"loadtest {path.name} -> {target}: {model}{users} users, {spawn_rate:g}/s, "
-        f"{seconds}s, {generators}"
+        f"{length}, {generators}"
     )
-    abort = (lambda r: slo_mod.abort_breached(spec, r.windows)) if spec is not None else None
-    with progress_for(output, seconds) as progress:
+    abort = (
+        (lambda r: slo_mod.abort_breached(spec, r.windows, measured_t=r.measured_t))
+        if spec is not None
+        else None
+    )
+    with progress_for(output, seconds, warmup_seconds) as progress:
         outcome = runner.run(config, progress=progress, abort_check=abort)
     results = outcome.results
 
@@ -187,7 +204,9 @@ def run_command(
         reasons.append("interrupted before the planned run time")
     if results.total.requests == 0:
         verdict = "inconclusive"
-        reasons.append("no requests were recorded")
+        reasons.append(
+            "no requests were recorded" + (" after the warm-up" if warmup_seconds else "")
+        )
     generator = outcome.generator.to_json()
     if rate is not None:
         # Arrivals actually started per second over the run's steady part (OpenStats).
@@ -248,7 +267,7 @@ def _worker(
 
     given = [
         f"--{name.replace('_', '-')}"
-        for name in ("host", "users", "spawn_rate", "slo", "plan", "rate", "tags")
+        for name in ("host", "users", "spawn_rate", "slo", "plan", "rate", "tags", "warmup")
         if ctx.params.get(name) not in (None, [], ())
     ]
     if given:
@@ -328,6 +347,12 @@ def _print(
             ),
         )
     output.console.print(endpoints)
+    if results.measured_from is not None:
+        output.info(
+            f"warm-up: the first {results.measured_start - results.started_at:.1f}s (warm-up "
+            f"{results.warmup:g}s to the next whole second) are left out of these figures and "
+            "the SLOs; they stay in timeseries.csv and report.html, marked as warm-up"
+        )
     stats = results.open
     if stats is not None:
         raw = stats.raw["Aggregated"]

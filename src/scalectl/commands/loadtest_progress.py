@@ -56,9 +56,9 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
     recent = history[-5:]
     merged = HdrHistogram(1, 3_600_000_000, 3)
     for second in range(current - PERCENTILE_SECONDS, current + 1):
-        for key, (_, _, encoded) in live.get("windows", {}).get(str(second), {}).items():
+        for key, entry in live.get("windows", {}).get(str(second), {}).items():
             if _http(key):
-                merged.add(HdrHistogram.decode(encoded.encode("ascii")))
+                merged.add(HdrHistogram.decode(entry[2].encode("ascii")))
     count = merged.get_total_count()
     endpoints = live.get("endpoints", {}).items()
     return Snapshot(
@@ -90,16 +90,18 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def plain_line(s: Snapshot) -> str:
+def plain_line(s: Snapshot, warmup: float = 0.0) -> str:
+    phase = " (warm-up)" if s.elapsed < warmup else ""
     return (
-        f"t={s.elapsed}s users={s.users} rps={s.rps:.0f} p50={_ms(s.p50_ms)}ms "
+        f"t={s.elapsed}s{phase} users={s.users} rps={s.rps:.0f} p50={_ms(s.p50_ms)}ms "
         f"p95={_ms(s.p95_ms)}ms errors={s.failures} ({s.error_rate:.1%}) requests={s.requests}"
     )
 
 
 @contextmanager
-def progress_for(output: Output, run_seconds: int) -> Iterator[Progress]:
-    """A progress callback for the runner, live or plain depending on the terminal."""
+def progress_for(output: Output, run_seconds: int, warmup: float = 0.0) -> Iterator[Progress]:
+    """A progress callback for the runner, live or plain depending on the terminal; the
+    warm-up's seconds are labelled as such."""
     if not output.interactive:
         last = [0.0]
 
@@ -107,7 +109,7 @@ def progress_for(output: Output, run_seconds: int) -> Iterator[Progress]:
             now = time.monotonic()
             if now - last[0] >= PLAIN_EVERY:
                 last[0] = now
-                output.info(plain_line(snapshot(live)))
+                output.info(plain_line(snapshot(live), warmup))
 
         yield plain
         return
@@ -119,12 +121,12 @@ def progress_for(output: Output, run_seconds: int) -> Iterator[Progress]:
     ) as view:
 
         def show(live: dict[str, Any]) -> None:
-            view.update(_panel(snapshot(live), run_seconds))
+            view.update(_panel(snapshot(live), run_seconds, warmup))
 
         yield show
 
 
-def _panel(s: Snapshot | None, run_seconds: int) -> Any:
+def _panel(s: Snapshot | None, run_seconds: int, warmup: float = 0.0) -> Any:
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -138,8 +140,9 @@ def _panel(s: Snapshot | None, run_seconds: int) -> Any:
         table.add_row("starting Locust…", "", "", "", "", "")
         return Panel(table, title="scalectl loadtest", title_align="left")
     total = "" if run_seconds >= 24 * 3600 else f"/{run_seconds}s"
+    phase = " warm-up" if s.elapsed < warmup else ""
     table.add_row(
-        f"{s.elapsed}s{total}",
+        f"{s.elapsed}s{total}{phase}",
         str(s.users),
         f"{s.rps:.0f}",
         _ms(s.p50_ms),

@@ -42,6 +42,8 @@ class Chart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     empty: bool
+    # x where the measured part starts, when the run had a warm-up (drawn shaded before it)
+    warmup_x: float | None = None
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -72,7 +74,14 @@ def report_html(data: Mapping[str, Any]) -> str:
     return text
 
 
+def warmup_end(timeseries: Sequence[Mapping[str, Any]]) -> float | None:
+    """Where the warm-up ends: the end of the last second marked warm-up; None without."""
+    warm = [float(w["t"]) for w in timeseries if w.get("warmup")]
+    return max(warm) + 1 if warm else None
+
+
 def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
+    warm = warmup_end(timeseries)
     return [
         chart(
             "chart-throughput",
@@ -80,6 +89,7 @@ def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
             "requests/s",
             timeseries,
             [("rps", "#2563eb", "rps"), ("users", "#9ca3af", "users")],
+            warmup_until=warm,
         ),
         chart(
             "chart-latency",
@@ -91,6 +101,7 @@ def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
                 ("p95", "#d97706", "p95_ms"),
                 ("p99", "#dc2626", "p99_ms"),
             ],
+            warmup_until=warm,
         ),
         chart(
             "chart-errors",
@@ -98,6 +109,7 @@ def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
             "failures/s",
             timeseries,
             [("failures", "#dc2626", "failures")],
+            warmup_until=warm,
         ),
     ]
 
@@ -108,8 +120,11 @@ def chart(
     unit: str,
     timeseries: Sequence[Mapping[str, Any]],
     lines: Sequence[tuple[str, str, str]],
+    *,
+    warmup_until: float | None = None,
 ) -> Chart:
-    """A line chart of `lines` (name, colour, key) against each window's `t`."""
+    """A line chart of `lines` (name, colour, key) against each window's `t`; the part
+    before `warmup_until` (a `t`) is shaded as warm-up."""
     ts = [float(w["t"]) for w in timeseries]
     values = [_number(w.get(key)) for w in timeseries for _, _, key in lines]
     top_value = _nice(max((v for v in values if v is not None), default=0.0))
@@ -143,7 +158,10 @@ def chart(
         Tick(round(y(top_value * i / Y_TICKS), 1), f"{top_value * i / Y_TICKS:g}")
         for i in range(Y_TICKS + 1)
     ]
-    return Chart(chart_id, title, unit, series, x_ticks, y_ticks, empty=not ts)
+    warmup_x = None
+    if warmup_until is not None and ts:
+        warmup_x = round(min(max(x(warmup_until), x0), x1), 1)
+    return Chart(chart_id, title, unit, series, x_ticks, y_ticks, empty=not ts, warmup_x=warmup_x)
 
 
 def _number(value: Any) -> float | None:

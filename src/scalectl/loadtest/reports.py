@@ -34,6 +34,7 @@ CSV_COLUMNS = (
     "p50_ms",
     "p95_ms",
     "p99_ms",
+    "warmup",
 )
 AGGREGATED = "Aggregated"
 
@@ -115,6 +116,7 @@ def report_data(
                 "failures": w.failures,
                 "rps": float(w.requests),
                 **_percentiles(w.latency),
+                "warmup": w.warmup,
             }
             for w in results.windows
         ],
@@ -126,6 +128,9 @@ def _meta(results: Results, meta: Mapping[str, Any]) -> dict[str, Any]:
     out["started_at"] = _iso(results.started_at)
     out["ended_at"] = _iso(results.ended_at)
     out["duration_s"] = round(results.duration, 3)
+    # The warm-up asked for, and where the measured part (every figure above) starts.
+    out["warmup_s"] = results.warmup
+    out["measured_from"] = _iso(results.measured_start)
     out.update({k: meta[k] for k in sorted(meta) if k not in out})
     return out
 
@@ -214,7 +219,7 @@ def junit_xml(results: Results, evaluation: Evaluation) -> str:
         failures=str(sum(s.status == "fail" for s in slos)),
         errors="0",
         skipped=str(sum(s.status == "inconclusive" for s in slos)),
-        time=f"{results.duration:.3f}",
+        time=f"{results.run_duration:.3f}",
         timestamp=_iso(results.started_at),
     )
     for s in slos:
@@ -255,6 +260,7 @@ def summary_markdown(
         f"{total.requests} requests, {total.failures} failed ({total.error_rate * 100:.2f}%),"
         f" {total.rps:.1f}/s over {results.duration:.0f}s"
         + (f"; {', '.join(parts)}" if parts else ""),
+        *_warmup_lines(results),
         *_open_lines(results),
         "",
         "| SLO | Threshold | Observed | Result |",
@@ -279,6 +285,17 @@ def summary_markdown(
             f" | {e.rps:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _warmup_lines(results: Results) -> list[str]:
+    if results.measured_from is None:
+        return []
+    return [
+        "",
+        f"Warm-up: the first {results.measured_start - results.started_at:.1f}s (warm-up"
+        f" {results.warmup:g}s, to the next whole second) sent load but are left out of every"
+        " figure and SLO below; they stay in timeseries.csv and report.html, marked warm-up.",
+    ]
 
 
 def _open_lines(results: Results) -> list[str]:
@@ -325,6 +342,7 @@ def timeseries_csv(results: Results) -> str:
                     failures,
                     requests,  # one-second windows: requests are requests/s
                     *("" if v is None else v for v in _percentiles(latency).values()),
+                    int(w.warmup),
                 ]
             )
     return buffer.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ from scalectl.errors import InputError
 from scalectl.loadtest.results import Results, from_raw, load_raw
 
 SATURATED_CPU = 90.0  # percent of one core: the median after start-up, any Locust process
-WARMUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the verdict
+STARTUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the verdict
 GRACE_SECONDS = 60  # beyond --run-time before the run is stopped by force
 
 
@@ -55,6 +56,7 @@ class RunConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     rate: float | None = None  # the open model: arrivals/s over all users; None is closed
     master: Distributed | None = None
+    warmup_seconds: float = 0.0  # the first part of run_time_seconds, sent but not gated
 
     @property
     def user_rate(self) -> float:
@@ -65,10 +67,13 @@ class RunConfig:
 class GeneratorStats:
     processes: int
     cpu: dict[str, list[float]] = field(default_factory=dict)  # per process, % of a core/s
+    # One sample a second: start-up, then the warm-up, are not what the verdict rests on
+    # (a generator busy only while spawning its users did not distort the measured part).
+    skip_samples: int = STARTUP_SAMPLES
 
     def steady(self, label: str) -> list[float]:
         samples = self.cpu[label]
-        return samples[WARMUP_SAMPLES:] or samples
+        return samples[self.skip_samples :] or samples
 
     @property
     def cpu_median(self) -> dict[str, float]:
@@ -228,7 +233,10 @@ def run(
                 start_new_session=True,
                 cwd=config.locustfile.parent,
             )
-        stats = GeneratorStats(processes=config.processes)
+        stats = GeneratorStats(
+            processes=config.processes,
+            skip_samples=STARTUP_SAMPLES + math.ceil(config.warmup_seconds),
+        )
         aborted: str | None = None
         interrupted = False
         try:
@@ -242,7 +250,7 @@ def run(
                 f"{config.locustfile}: Locust exited ({returncode}) without results:",
                 lines=_tail(log_path),
             )
-        results = load_raw(raw_path)
+        results = load_raw(raw_path, config.warmup_seconds)
         if config.master is not None:
             # The local process is only the master; the load came from the workers.
             stats.cpu.update(results.worker_cpu)
@@ -333,7 +341,7 @@ def _watch(
             continue
         progress(live)
         if abort_check is not None and live.get("windows"):
-            reason = abort_check(from_raw(live))
+            reason = abort_check(from_raw(live, config.warmup_seconds))
             if reason:
                 _signal_group(proc, signal.SIGTERM)
                 return reason

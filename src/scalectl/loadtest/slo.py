@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scalectl.errors import ExitCode, InputError
 from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, Window
 from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
-from scalectl.plan.model import Plan
+from scalectl.plan.model import Plan, Warmup
 from scalectl.plan.yamlsource import Located, load
 
 LatencyMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
@@ -104,6 +104,15 @@ class SloSpec(_Strict):
     endpoints: dict[str, Thresholds] = Field(default_factory=dict)
     windows: list[WindowCriterion] = Field(default_factory=list)
     abort: list[AbortCriterion] = Field(default_factory=list)
+    # The first seconds of the run: load is sent, nothing is gated (`--warmup` overrides).
+    warmup: Warmup | None = None
+
+    @property
+    def warmup_seconds(self) -> float | None:
+        """None when the spec does not say (so a command-line default applies)."""
+        from scalectl.health.duration import parse_duration
+
+        return None if self.warmup is None else parse_duration(self.warmup, allow_zero=True)
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -152,6 +161,7 @@ def from_plan(plan: Plan) -> SloSpec:
             min_throughput_rps=slo.min_throughput_rps,
         ),
         endpoints=endpoints,
+        warmup=slo.warmup,
     )
 
 
@@ -299,7 +309,10 @@ def _window_slo(
     total = int(results.duration // size)  # complete windows only; a trailing part is dropped
     groups: dict[int, list[tuple[int, int, Latency]]] = {g: [] for g in range(total)}
     for window in results.windows:
-        group = window.t // size
+        if window.warmup:
+            continue
+        # Cut from the measured part's start: the warm-up is never part of a window.
+        group = (window.t - results.measured_t) // size
         if group in groups and (part := _part(window, scope)) is not None:
             groups[group].append(part)
     good = bad = 0
@@ -357,12 +370,16 @@ def _window_value(
     return max(values)
 
 
-def abort_breached(spec: SloSpec, recent_windows: Sequence[Window]) -> str | None:
+def abort_breached(
+    spec: SloSpec, recent_windows: Sequence[Window], *, measured_t: int = 0
+) -> str | None:
     """The reason to stop the run, when an abort criterion held for each of its last seconds.
 
     `recent_windows` are the run's per-second windows in any order, covering at least the
     longest `for_seconds`; a second missing from them counts as one with no requests.
     Percentiles are per second here, with no minimum sample count: abort is a safety valve.
+    Seconds before `measured_t` (the warm-up, Results.measured_t) never count: a cold start
+    is expected to be slow and must not abort the run.
     """
     if not recent_windows:
         return None
@@ -370,8 +387,8 @@ def abort_breached(spec: SloSpec, recent_windows: Sequence[Window]) -> str | Non
     last = max(by_t)
     for criterion in spec.abort:
         first = last - criterion.for_seconds + 1
-        if first < 0:
-            continue  # the run is younger than for_seconds
+        if first < measured_t:
+            continue  # the measured part is younger than for_seconds
         values = []
         for t in range(first, last + 1):
             window = by_t.get(t)

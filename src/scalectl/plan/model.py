@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
@@ -328,6 +328,22 @@ class LoadBalancer(Strict):
 # --- SLOs -------------------------------------------------------------------------------
 
 
+def _warmup(value: str) -> str:
+    from scalectl.health.duration import parse_duration
+
+    parse_duration(value, allow_zero=True)  # its ValueError names the expected forms
+    return value
+
+
+def _number_as_text(value: object) -> object:
+    # `warmup: 10` in YAML is an int: the duration grammar reads a bare number as seconds.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+# A load test's warm-up, in the duration grammar of `scalectl loadtest -t`: 10s, 1m, 90.
+Warmup = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_warmup)]
+
+
 class Availability(Strict):
     target: Fraction = Field(description="Fraction of requests that succeed, e.g. 0.999.")
     period_days: int = Field(30, ge=1, le=366)
@@ -355,6 +371,11 @@ class Slo(Strict):
     endpoints: dict[str, EndpointSlo] = Field(
         default_factory=dict,
         description="Overrides per endpoint, keyed by request name such as 'GET /api/stats'.",
+    )
+    warmup: Warmup | None = Field(
+        None,
+        description="Load-test warm-up such as 10s: the first seconds of `scalectl loadtest "
+        "--plan` send load but are left out of the SLOs; part of -t (`--warmup` overrides).",
     )
 
 

@@ -18,6 +18,10 @@ the uncorrected one to `raw`. Arrivals that start more than LATE_SECONDS after t
 intended time are late; arrivals due before the run ended (test_stopping, not after the
 users were stopped) but never sent are dropped. Each process reports its backlog with every
 report and once more the moment the run ends; the master keeps the latest per worker.
+
+A warm-up (`scalectl loadtest --warmup`) is not known here: everything that a warm-up must
+be left out of is also kept per wall-clock second (histograms, failures and their messages,
+arrivals, late arrivals), and scalectl.loadtest.results drops the warm-up seconds.
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.totals: dict[str, list[Any]] = {}  # key -> [method, name, req, fail, errors, hist]
-        self.windows: dict[int, dict[str, list[Any]]] = {}  # second -> key -> [req, fail, hist]
+        # second -> key -> [req, fail, hist, {error message: count}]: per second, so a warm-up
+        # (`scalectl loadtest --warmup`) can be left out of every total afterwards
+        self.windows: dict[int, dict[str, list[Any]]] = {}
         self.pending: dict[tuple[int, str], list[int]] = {}
 
     def record(self, method: str, name: str, micros: int, error: str | None) -> None:
@@ -65,13 +71,15 @@ class Recorder:
             if key not in self.totals:
                 self.totals[key] = [method, name, 0, 0, {}, _new()]
             if key not in self.windows.setdefault(second, {}):
-                self.windows[second][key] = [0, 0, _new()]
+                self.windows[second][key] = [0, 0, _new(), {}]
         values.append(min(max(micros, 1), HIGHEST_US))
         if error is not None:
             total = self.totals[key]
             total[3] += 1
             total[4][error] = total[4].get(error, 0) + 1
-            self.windows[second][key][1] += 1
+            window = self.windows[second][key]
+            window[1] += 1
+            window[3][error] = window[3].get(error, 0) + 1
 
     def _flush(self) -> None:
         pending, self.pending = self.pending, {}
@@ -84,12 +92,10 @@ class Recorder:
                 total[5].record_value(value, count)
                 window[2].record_value(value, count)
 
-    def export(self, since: int | None = None, *, windows: bool = True) -> dict[str, Any]:
+    def export(self, since: int | None = None) -> dict[str, Any]:
         """Everything recorded (windows from `since` on), histograms encoded: what a worker
         sends, what raw.json holds, what the live file shows."""
         self._flush()
-        if not windows:
-            since = 2**62
         return {
             "endpoints": {
                 key: {
@@ -104,8 +110,8 @@ class Recorder:
             },
             "windows": {
                 str(second): {
-                    key: [req, fail, hist.encode().decode("ascii")]
-                    for key, (req, fail, hist) in per_key.items()
+                    key: [req, fail, hist.encode().decode("ascii"), errors]
+                    for key, (req, fail, hist, errors) in per_key.items()
                 }
                 for second, per_key in self.windows.items()
                 if since is None or second >= since
@@ -124,13 +130,15 @@ class Recorder:
             total[5].add(HdrHistogram.decode(item["hist"].encode("ascii")))
         for second, per_key in data.get("windows", {}).items():
             bucket = self.windows.setdefault(int(second), {})
-            for key, (req, fail, encoded) in per_key.items():
+            for key, (req, fail, encoded, *rest) in per_key.items():
                 window = bucket.get(key)
                 if window is None:
-                    window = bucket[key] = [0, 0, _new()]
+                    window = bucket[key] = [0, 0, _new(), {}]
                 window[0] += req
                 window[1] += fail
                 window[2].add(HdrHistogram.decode(encoded.encode("ascii")))
+                for message, count in (rest[0] if rest else {}).items():
+                    window[3][message] = window[3].get(message, 0) + count
 
 
 class OpenModel:
@@ -150,9 +158,10 @@ class OpenModel:
         self.reset()
 
     def reset(self) -> None:
-        self.arrivals: Counter[int] = Counter()  # second of actual start -> arrivals
-        self.late = 0
-        self.max_lag_us = 0
+        # All per second of actual start, so a warm-up can be left out afterwards.
+        self.arrivals: Counter[int] = Counter()
+        self.late: Counter[int] = Counter()
+        self.max_lag_us: dict[int, int] = {}
 
     def backlog(self, now: float) -> int:
         """Arrivals due by `now` that were not sent (their user is stuck behind slow
@@ -180,8 +189,8 @@ class OpenModel:
         data = {
             "user_rate": self.user_rate,
             "arrivals": {str(k): v for k, v in self.arrivals.items()},
-            "late": self.late,
-            "max_lag_us": self.max_lag_us,
+            "late": {str(k): v for k, v in self.late.items()},
+            "max_lag_us": {str(k): v for k, v in self.max_lag_us.items()},
             "backlog": self.current_backlog(),
         }
         self.reset()
@@ -190,8 +199,9 @@ class OpenModel:
     def merge(self, client_id: str, data: dict[str, Any]) -> None:
         self.user_rate = max(self.user_rate, float(data.get("user_rate", 0.0)))
         self.arrivals.update({int(k): int(v) for k, v in data.get("arrivals", {}).items()})
-        self.late += int(data.get("late", 0))
-        self.max_lag_us = max(self.max_lag_us, int(data.get("max_lag_us", 0)))
+        self.late.update({int(k): int(v) for k, v in data.get("late", {}).items()})
+        for second, lag in data.get("max_lag_us", {}).items():
+            self.max_lag_us[int(second)] = max(self.max_lag_us.get(int(second), 0), int(lag))
         # Latest wins: a worker's messages arrive in order over its one connection, and
         # once the worker saw the end its backlog no longer changes.
         self.backlogs[client_id] = int(data.get("backlog", 0))
@@ -293,10 +303,12 @@ def _next_arrival(user: Any, rate: float) -> None:
         return
     started = time.time()
     lag = started - intended
-    open_model.arrivals[int(started)] += 1
+    second = int(started)
+    open_model.arrivals[second] += 1
     if lag > LATE_SECONDS:
-        open_model.late += 1
-        open_model.max_lag_us = max(open_model.max_lag_us, int(lag * 1_000_000))
+        open_model.late[second] += 1
+        lag_us = int(lag * 1_000_000)
+        open_model.max_lag_us[second] = max(open_model.max_lag_us.get(second, 0), lag_us)
     open_model.intended[id(gevent.getcurrent())] = intended
 
 
@@ -341,7 +353,7 @@ def _fill_report(data: dict[str, Any]) -> None:
     recorder = Recorder()
     if open_model.user_rate > 0:
         data["scalectl_open"] = {
-            "raw": raw_recorder.export(windows=False),
+            "raw": raw_recorder.export(),
             **open_model.export(),
         }
         raw_recorder = Recorder()
@@ -456,8 +468,10 @@ def _on_quit(environment: Any, **_: Any) -> None:
     if open_model.user_rate > 0:
         state = open_model.export()
         del state["backlog"]  # this process's own; dropped below adds the workers'
+        uncorrected = raw_recorder.export()
         payload["open"] = {
-            "raw": raw_recorder.export(windows=False)["endpoints"],
+            "raw": uncorrected["endpoints"],
+            "raw_windows": uncorrected["windows"],
             **state,
             "dropped": open_model.dropped,
             "spawned_at": run_state["spawned_at"],
