@@ -115,9 +115,9 @@ def test_warmup_in_an_slo_file(tmp_path: Path) -> None:
         assert load_slo(path).warmup_seconds == seconds
     path.write_text(f"version: 1\n{GATE}")
     assert load_slo(path).warmup_seconds is None
-    # The main job's (.ci/demo) SLOs: 25 s of load, the first 10 s not gated.
+    # The main job's (.ci/demo) SLOs: 50 s of load, the first 20 s not gated.
     smoke = Path(__file__).resolve().parents[2] / "examples" / "slo" / "smoke.yaml"
-    assert load_slo(smoke).warmup_seconds == 10
+    assert load_slo(smoke).warmup_seconds == 20
 
 
 @pytest.mark.parametrize("value", ["soon", "-5s", "10 s", "[10]"])
