@@ -14,7 +14,7 @@ import psutil
 
 from scalectl.drill.engine import Context
 from scalectl.errors import InputError
-from scalectl.stack.process import same_process
+from scalectl.stack.process import same_process, wait_gone
 from scalectl.stack.state import Member, load
 
 
@@ -84,12 +84,13 @@ def stop_group(proc: psutil.Process, sig: int, timeout: float) -> float:
     group = children(proc)
     with contextlib.suppress(psutil.NoSuchProcess):
         proc.send_signal(sig)
-    _, alive_ = psutil.wait_procs([proc], timeout=timeout)
+    # Exited, not reaped: the stack's init may reap only every second or two.
+    alive_ = wait_gone([proc], timeout=timeout)
     for leftover in [*alive_, *group]:
         with contextlib.suppress(psutil.Error):
             if leftover.is_running():
                 leftover.kill()
-    psutil.wait_procs(group, timeout=5)
+    wait_gone(group, timeout=5)
     with contextlib.suppress(ChildProcessError, OSError):
         import os
 

@@ -17,7 +17,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from pydantic import Field
 
 from scalectl.checklist.model import Duration, Outcome, failed, passed
@@ -30,7 +29,7 @@ from scalectl.checklist.verifiers.base import (
     require_loopback,
 )
 from scalectl.errors import ScalectlError
-from scalectl.stack.process import same_process, stop
+from scalectl.stack.process import same_process, stop, wait_gone
 
 
 class ShutdownParams(Params):
@@ -141,11 +140,8 @@ def check_shutdown(params: ShutdownParams, ctx: Context) -> Outcome:
         in_flight = load.in_flight
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)  # the master only, as a kubelet or `kill` would
-        try:
-            proc.wait(timeout=limit)
-            exited = True
-        except psutil.TimeoutExpired:
-            exited = False
+        # Exited, not reaped: the stack's init may reap only every second or two.
+        exited = not wait_gone([proc], timeout=limit)
         took = time.monotonic() - signalled
     finally:
         load.finish()
