@@ -24,6 +24,7 @@ import psutil
 
 from scalectl import resources
 from scalectl.errors import InputError
+from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.results import Results, from_raw, load_raw
 
 SATURATED_CPU = 90.0  # percent of one core: the median after start-up, any Locust process
@@ -66,30 +67,40 @@ class RunConfig:
 @dataclass
 class GeneratorStats:
     processes: int
-    cpu: dict[str, list[float]] = field(default_factory=dict)  # per process, % of a core/s
+    # Per process, one sample a second, % of a core: CPU used (local processes only), and
+    # CPU demanded, used plus waited for a core (loadtest.cpu), which the verdict rests on:
+    # a generator starved by a busy machine is as much the bottleneck as a saturated one.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    demand: dict[str, list[float]] = field(default_factory=dict)
     # One sample a second: start-up, then the warm-up, are not what the verdict rests on
     # (a generator busy only while spawning its users did not distort the measured part).
     skip_samples: int = STARTUP_SAMPLES
 
-    def steady(self, label: str) -> list[float]:
-        samples = self.cpu[label]
-        return samples[self.skip_samples :] or samples
-
-    @property
-    def cpu_median(self) -> dict[str, float]:
+    def _medians(self, series: dict[str, list[float]]) -> dict[str, float]:
         return {
-            label: statistics.median(self.steady(label)) for label in self.cpu if self.cpu[label]
+            label: statistics.median(samples[self.skip_samples :] or samples)
+            for label, samples in series.items()
+            if samples
         }
 
     @property
+    def cpu_median(self) -> dict[str, float]:
+        return self._medians(self.cpu)
+
+    @property
+    def demand_median(self) -> dict[str, float]:
+        return self._medians(self.demand)
+
+    @property
     def saturated(self) -> bool:
-        return any(v >= SATURATED_CPU for v in self.cpu_median.values())
+        return any(v >= SATURATED_CPU for v in self.demand_median.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "processes": self.processes,
             "cpu_percent_median": {k: round(v, 1) for k, v in self.cpu_median.items()},
             "cpu_percent_max": {k: round(max(v), 1) for k, v in self.cpu.items() if v},
+            "demand_percent_median": {k: round(v, 1) for k, v in self.demand_median.items()},
             "saturated": self.saturated,
             "saturation_threshold_percent": SATURATED_CPU,
         }
@@ -210,7 +221,12 @@ def run(
                 str(WORKER_WAIT_SECONDS),
             ]
         elif config.processes > 1:
-            argv += ["--processes", str(config.processes)]
+            # Locust's master binds *:5557 and its forked workers connect to 127.0.0.1:5557:
+            # two runs on one machine (CI jobs, a drill beside a test) collide, and the port
+            # is open to the network. Each run gets its own free loopback port.
+            port = str(_free_loopback_port())
+            argv += ["--processes", str(config.processes), "--master-bind-host", "127.0.0.1"]
+            argv += ["--master-bind-port", port, "--master-port", port]
         if config.tags:
             argv += ["--tags", *config.tags]
         if config.rate:
@@ -253,8 +269,8 @@ def run(
         results = load_raw(raw_path, config.warmup_seconds)
         if config.master is not None:
             # The local process is only the master; the load came from the workers.
-            stats.cpu.update(results.worker_cpu)
-            stats.processes = len(results.worker_cpu)
+            stats.demand.update(results.worker_demand)
+            stats.processes = len(results.worker_demand)
         return Outcome(results, stats, aborted, interrupted, returncode)
 
 
@@ -312,7 +328,7 @@ def _watch(
     deadline = time.monotonic() + config.run_time_seconds + GRACE_SECONDS
     if config.master is not None:
         deadline += WORKER_WAIT_SECONDS
-    tracked: dict[int, psutil.Process] = {}
+    tracked: dict[int, CpuMeter] = {}
     while proc.poll() is None:
         if time.monotonic() > deadline:
             _signal_group(proc, signal.SIGTERM)
@@ -323,16 +339,17 @@ def _watch(
             family = []
         for member in family:
             if member.pid not in tracked:
-                tracked[member.pid] = member
-                member.cpu_percent(None)  # first call primes the counter
+                with contextlib.suppress(psutil.Error):
+                    tracked[member.pid] = CpuMeter(member)
         time.sleep(1.0)
-        for index, (pid, member) in enumerate(sorted(tracked.items())):
+        for index, (pid, meter) in enumerate(sorted(tracked.items())):
             label = "master" if pid == proc.pid else f"worker-{index}"
             try:
-                cpu = member.cpu_percent(None)
+                used, demanded = meter.read()
             except psutil.Error:
                 continue
-            stats.cpu.setdefault(label, []).append(cpu)
+            stats.cpu.setdefault(label, []).append(used)
+            stats.demand.setdefault(label, []).append(demanded)
         if should_stop is not None and should_stop():
             _signal_group(proc, signal.SIGTERM)  # Locust quits and still writes its results
             return None
@@ -346,6 +363,13 @@ def _watch(
                 _signal_group(proc, signal.SIGTERM)
                 return reason
     return None
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _read_live(path: Path) -> dict[str, Any] | None:
