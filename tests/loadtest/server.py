@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psutil
+
 # /known sleeps 10, 20, ..., 100 ms in turn: p50 is 50-60 ms, p90 90-100 ms, max 100 ms.
 KNOWN_MS = [10 * i for i in range(1, 11)]
 FLAKY_EVERY = 10  # every 10th /flaky request answers 500: a 10% error rate
@@ -102,3 +104,17 @@ def serve() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def no_locust_left(*marks: str) -> bool:
+    """No Locust process whose command line holds one of `marks` (this test's server URL,
+    its master port) is left; workers of --processes are forks with the master's command
+    line. Other Locust runs on the machine (another test worker's, a colleague's drill) are
+    not ours to count."""
+    left = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmdline = p.info["cmdline"] or []
+        joined = " ".join(cmdline)
+        if "locust" in joined and "pytest" not in joined and any(m in cmdline for m in marks):
+            left.append(p)
+    return not left

@@ -6,12 +6,11 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from scalectl.errors import ExitCode
 from tests.conftest import Result, fixture_path
-from tests.loadtest.server import serve
+from tests.loadtest.server import no_locust_left, serve
 
 Cli = Callable[..., Result]
 KNOWN = fixture_path("locust", "known.py")
@@ -22,15 +21,6 @@ pytestmark = pytest.mark.stack
 def server() -> Iterator[str]:
     with serve() as url:
         yield url
-
-
-def no_locust_left() -> bool:
-    return not [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "locust" in " ".join(p.info["cmdline"] or [])
-        and "pytest" not in " ".join(p.info["cmdline"] or [])
-    ]
 
 
 def slo_file(tmp_path: Path, text: str) -> Path:
@@ -88,7 +78,7 @@ def test_measures_the_known_truth_and_passes(cli: Cli, tmp_path: Path, server: s
     assert known["failures"] == 0
     for name in ("report.json", "junit.xml", "summary.md", "timeseries.csv"):
         assert (tmp_path / "report" / name).is_file()
-    assert no_locust_left()
+    assert no_locust_left(server)
 
 
 def test_breach_fails_with_exit_1(cli: Cli, tmp_path: Path, server: str) -> None:
@@ -98,6 +88,36 @@ def test_breach_fails_with_exit_1(cli: Cli, tmp_path: Path, server: str) -> None
     assert report["verdict"] == "fail"
     [failed] = [s for s in report["slos"] if not s["passed"]]
     assert failed["observed"] == pytest.approx(0.10, abs=0.01)
+
+
+def test_starved_generator_is_inconclusive(cli: Cli, tmp_path: Path, server: str) -> None:
+    # A busy machine: the generator shares one core with a spinner, so it uses about half a
+    # core while it wants all of one. CPU used alone would call this run a pass.
+    import os
+    import subprocess
+    import sys
+
+    core = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    spin = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
+    spinner = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        os.sched_setaffinity(spinner.pid, {core})
+        os.sched_setaffinity(0, {core})  # the Locust child inherits it
+        result = cli(
+            "loadtest", fixture_path("locust", "burn.py"), "-H", server, "-u", "4", "-r", "4",
+            "-t", "5s", "--processes", "1", "--report-dir", tmp_path,
+        )  # fmt: skip
+    finally:
+        os.sched_setaffinity(0, before)
+        spinner.kill()
+        spinner.wait(timeout=10)
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    generator = json.loads((tmp_path / "report.json").read_text())["generator"]
+    assert generator["saturated"] is True
+    [used] = generator["cpu_percent_median"].values()
+    [demanded] = generator["demand_percent_median"].values()
+    assert used < 80 <= 90 <= demanded, generator
 
 
 def test_unknown_endpoint_in_slo_is_bad_input(cli: Cli, tmp_path: Path, server: str) -> None:
@@ -144,7 +164,7 @@ def test_bad_locustfiles_exit_2(
     result = cli("loadtest", *args, "-H", server, "-t", "3s", "--report-dir", tmp_path)
     assert result.code == ExitCode.BAD_INPUT, result.stdout + result.stderr
     assert message in result.stderr
-    assert no_locust_left()
+    assert no_locust_left(server)
 
 
 def test_unreachable_and_foreign_hosts_exit_2(cli: Cli, tmp_path: Path) -> None:
@@ -197,4 +217,4 @@ def test_ctrl_c_stops_the_children_and_still_writes_the_reports(
     assert report["total"]["requests"] > 0
     assert report["verdict"] == "inconclusive"  # an interrupted run cannot pass
     assert {p.name for p in tmp_path.iterdir()} >= {"report.json", "junit.xml", "report.html"}
-    assert no_locust_left()
+    assert no_locust_left(server)

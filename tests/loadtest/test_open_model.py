@@ -7,12 +7,18 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from scalectl.errors import ExitCode
 from tests.conftest import Result, fixture_path
-from tests.loadtest.server import SLOW_MS, SLOWER_MS, STALL_PERIOD, STALL_SECONDS, serve
+from tests.loadtest.server import (
+    SLOW_MS,
+    SLOWER_MS,
+    STALL_PERIOD,
+    STALL_SECONDS,
+    no_locust_left,
+    serve,
+)
 from tests.loadtest.test_loadtest_cli import slo_file
 
 Cli = Callable[..., Result]
@@ -25,19 +31,6 @@ pytestmark = pytest.mark.stack
 def server() -> Iterator[str]:
     with serve() as url:
         yield url
-
-
-def no_locust_left(url: str) -> bool:
-    """No Locust process aimed at this module's server is left (workers of --processes are
-    forks with the master's command line). Other Locust runs on a shared machine, say a
-    colleague's drill, are not ours to count."""
-    return not [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "locust" in " ".join(p.info["cmdline"] or [])
-        and url in (p.info["cmdline"] or [])
-        and "pytest" not in " ".join(p.info["cmdline"] or [])
-    ]
 
 
 def run(

@@ -195,8 +195,9 @@ def run_command(
     if outcome.generator.saturated:
         verdict = "inconclusive"
         reasons.append(
-            "the load generator was saturated (a Locust process above "
-            f"{runner.SATURATED_CPU:g}% CPU): use more --processes or fewer users"
+            "the load generator was saturated (a Locust process used or waited for a core "
+            f"over {runner.SATURATED_CPU:g}% of the time): use more --processes, fewer users, "
+            "or a machine that is not busy with the system under test"
         )
     if outcome.aborted:
         verdict = "fail"

@@ -168,8 +168,9 @@ class Results:
     windows: list[Window]
     open: OpenStats | None = None
     users: dict[int, int] = field(default_factory=dict)  # seconds since start -> users
-    # `--master`: each remote worker's CPU (% of a core) as its heartbeats reported it
-    worker_cpu: dict[str, list[float]] = field(default_factory=dict)
+    # `--master`: each remote worker's CPU demand (% of a core, loadtest.cpu) as its
+    # heartbeats reported it
+    worker_demand: dict[str, list[float]] = field(default_factory=dict)
     warmup: float = 0.0  # seconds asked for; 0 without a warm-up
     # Unix time the measured part starts: a whole second, or started_at without a warm-up
     measured_from: float | None = None
@@ -328,9 +329,9 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
         rps=total_requests / duration,
     )
     users_since = {second - start_second: count for second, count in users.items()}
-    worker_cpu = {
+    worker_demand = {
         str(label): [float(v) for v in samples]
-        for label, samples in raw.get("worker_cpu", {}).items()
+        for label, samples in raw.get("worker_demand", {}).items()
     }
     return Results(
         started,
@@ -340,7 +341,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
         windows,
         _open(raw, started, boundary),
         users_since,
-        worker_cpu,
+        worker_demand,
         warmup=warmup if boundary is not None else 0.0,
         measured_from=None if boundary is None else float(boundary),
     )

@@ -40,6 +40,8 @@ from hdrh.histogram import HdrHistogram
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from scalectl.loadtest.cpu import CpuMeter
+
 HIGHEST_US = 3_600_000_000  # one hour
 LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
 LATE_SECONDS = 0.010  # an open-model arrival starting later than this is counted late
@@ -221,10 +223,10 @@ run_state: dict[str, Any] = {
     "spawned_at": None,  # when every user was running (never, if the ramp outlasted the run)
     "ended_at": None,
     "users": {},
-    "worker_cpu": {},
+    "worker_demand": {},
     "reports": 0,
 }
-_process = psutil.Process()
+_meter = CpuMeter(psutil.Process())
 _environment: Any = None
 END_MESSAGE = "scalectl_end"  # a worker's report at the run's end, sent before its users stop
 
@@ -337,11 +339,12 @@ def _on_request(
 
 @events.report_to_master.add_listener
 def _on_report(client_id: str, data: dict[str, Any]) -> None:
-    # This worker's CPU since its last report (% of a core): the master's only view of a
-    # worker on another machine (`scalectl loadtest --master`). The first reading is empty.
-    cpu = _process.cpu_percent(None)
+    # This worker's CPU demand since its last report (% of a core, used plus waited for a
+    # core): the master's only view of a worker on another machine (`scalectl loadtest
+    # --master`). The first reading is empty.
+    _, demand = _meter.read()
     if run_state["reports"]:
-        data["scalectl_cpu"] = cpu
+        data["scalectl_demand"] = demand
     run_state["reports"] += 1
     _fill_report(data)
 
@@ -363,9 +366,9 @@ def _fill_report(data: dict[str, Any]) -> None:
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if "scalectl" in data:
         recorder.merge(data["scalectl"])
-    if "scalectl_cpu" in data and _environment is not None:
+    if "scalectl_demand" in data and _environment is not None:
         index = _environment.runner.get_worker_index(client_id)
-        run_state["worker_cpu"].setdefault(f"worker-{index}", []).append(data["scalectl_cpu"])
+        run_state["worker_demand"].setdefault(f"worker-{index}", []).append(data["scalectl_demand"])
     if "scalectl_open" in data:
         raw_recorder.merge(data["scalectl_open"]["raw"])
         open_model.merge(client_id, data["scalectl_open"])
@@ -463,7 +466,7 @@ def _on_quit(environment: Any, **_: Any) -> None:
         "users": run_state["users"],
         **recorder.export(),
         "master": isinstance(environment.runner, MasterRunner),
-        "worker_cpu": run_state["worker_cpu"],
+        "worker_demand": run_state["worker_demand"],
     }
     if open_model.user_rate > 0:
         state = open_model.export()
