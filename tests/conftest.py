@@ -82,12 +82,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def installed_scalectl() -> Iterator[Installed]:
-    """scalectl built sdist -> wheel and installed in a fresh venv outside the checkout."""
-    import shutil
+def installed_scalectl(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Installed:
+    """scalectl built sdist -> wheel and installed in a fresh venv outside the checkout, once
+    per test run: pytest-xdist's workers share it (the first builds, the others wait)."""
+    from filelock import FileLock
 
     from tests.packaging import build_and_install
 
-    installed = build_and_install()
-    yield installed
-    shutil.rmtree(installed.venv.parent, ignore_errors=True)
+    base = tmp_path_factory.getbasetemp()
+    # Every xdist worker's basetemp is a child of the run's; without xdist, the run's own.
+    shared = base if worker_id == "master" else base.parent
+    with FileLock(shared / "installed.lock"):
+        return build_and_install(shared / "installed")

@@ -3,11 +3,12 @@ outside the checkout with that wheel installed, its dependencies pinned by uv.lo
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +73,20 @@ def _run(
     return proc
 
 
-def build_and_install() -> Installed:
+def build_and_install(root: Path) -> Installed:
     """sdist from the checkout, wheel from the sdist (never from the checkout), then a venv
-    in a fresh temp dir (not under the repo) with `scalectl[EXTRAS]` from that wheel."""
-    # o+x on the temp dir: PostgreSQL's unprivileged account runs the venv's server wheel.
-    root = Path(tempfile.mkdtemp(prefix="scalectl-installed-"))
-    root.chmod(0o755)
+    in `root` (outside the repo) with `scalectl[EXTRAS]` from that wheel. Done once: a root
+    that already holds a finished install is reused."""
+    done = root / "installed.json"
+    if done.is_file():
+        return Installed(**{k: Path(v) for k, v in json.loads(done.read_text()).items()})
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    # o+x up to root: PostgreSQL's unprivileged account may run the venv's server wheel, and
+    # pytest's basetemp is 0700.
+    for folder in (root, *root.parents):
+        if not folder.stat().st_mode & 0o001:
+            folder.chmod(folder.stat().st_mode | 0o001)
     dist = root / "dist"
     _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", str(dist), str(ROOT)])
     [sdist] = dist.glob("scalectl-*.tar.gz")
@@ -122,4 +131,6 @@ def build_and_install() -> Installed:
     )
     home = root / "home"
     home.mkdir()
-    return Installed(venv=venv, sdist=sdist, wheel=wheel, home=home)
+    installed = Installed(venv=venv, sdist=sdist, wheel=wheel, home=home)
+    done.write_text(json.dumps({k: str(v) for k, v in dataclasses.asdict(installed).items()}))
+    return installed

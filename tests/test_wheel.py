@@ -1,20 +1,18 @@
 """The package a user installs is complete: built sdist -> wheel -> fresh venv outside the
-checkout, it renders the reference plan, lists its scenarios, and runs the reference stack."""
+checkout, it renders a plan, lists its scenarios and reads its own data. The same install
+runs the reference stack, a gated load test and health in tests/test_pipeline.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import ROOT
 from tests.packaging import Installed
-from tests.stack.conftest import local_plan
 
 
 @pytest.mark.slow
@@ -76,30 +74,6 @@ def test_installed_package_renders_lists_scenarios_and_reads_its_own_data(
         "deploy",
         "post",
     ]
-
-
-@pytest.mark.slow
-@pytest.mark.stack
-def test_installed_package_runs_the_reference_stack(installed_scalectl: Installed) -> None:
-    # Not under pytest's basetemp, which is 0700 (tests/stack/conftest.py says why).
-    work = Path(tempfile.mkdtemp(prefix="scalectl-wheel-stack-"))
-    plan, state = local_plan(work), work / "state"
-    try:
-        up = installed_scalectl.run(
-            "stack", "up", "--plan", plan, "--state-dir", state, "--timeout", "120", cwd=work
-        )
-        assert up.returncode == 0, up.stdout + up.stderr
-        status = installed_scalectl.run("stack", "status", "--state-dir", state, "--json", cwd=work)
-        assert status.returncode == 0, status.stderr
-        payload = json.loads(status.stdout)
-        # The app instances run the reference app shipped inside the venv.
-        assert all(m["state"] == "running" for m in payload["members"]), payload
-        app = payload["urls"]["app"]
-        with httpx.Client(base_url=app, timeout=10, trust_env=False) as client:
-            assert client.get("/api/stats").status_code == 200
-    finally:
-        down = installed_scalectl.run("stack", "down", "--state-dir", state, cwd=work)
-    assert down.returncode == 0, down.stderr
 
 
 def test_example_reference_plan_is_the_stacks_default_plan() -> None:
