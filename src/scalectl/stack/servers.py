@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from scalectl.errors import ScalectlError
-from scalectl.stack.process import RunAs, free_port, spawn, stop, tail, wait_for
+from scalectl.stack.process import RunAs, free_port, same_process, spawn, stop, tail, wait_for
 
 PG_TOOLS = ("initdb", "pg_ctl", "postgres")
 PG_CLIENT_TOOLS = ("pg_dump", "pg_restore", "psql")
@@ -157,13 +157,8 @@ class Server:
     extra: dict[str, str] = field(default_factory=dict)
 
     def process(self) -> psutil.Process | None:
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) < 0.01 and proc.is_running():
-                return proc
-        except psutil.Error:
-            pass
-        return None
+        """The live server process; None once it exited (even if not yet reaped)."""
+        return same_process(self.pid, self.create_time)
 
     def stop(self, timeout: float = 15.0) -> None:
         proc = self.process()
