@@ -28,6 +28,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with real servers or slow steps (`stack`, `slow`) first, each kept whole.
+    pytest-xdist hands whole files to workers in this order: the long ones start early and
+    the quick ones fill in at the end, instead of one worker finishing a long module while
+    the other waits."""
+    slow_modules = {
+        item.module
+        for item in items
+        if item.get_closest_marker("stack") or item.get_closest_marker("slow")
+    }
+    items.sort(key=lambda item: item.module not in slow_modules)
+
+
 def fixture_path(*parts: str) -> Path:
     """The one way tests reach sample inputs."""
     return FIXTURES.joinpath(*parts)

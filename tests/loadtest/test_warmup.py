@@ -210,6 +210,7 @@ def check_marked(report: dict[str, Any], tmp_path: Path) -> None:
     assert "Warm-up: the first" in (tmp_path / "report" / "summary.md").read_text()
 
 
+@pytest.mark.stack
 def test_cold_start_fails_the_gate_without_a_warm_up_and_passes_with_one(
     cli: Cli, tmp_path: Path, cold_server: str
 ) -> None:
@@ -221,6 +222,7 @@ def test_cold_start_fails_the_gate_without_a_warm_up_and_passes_with_one(
     assert not any(w["warmup"] for w in report["timeseries"])
 
 
+@pytest.mark.stack
 def test_warm_up_from_the_slo_file_passes_a_cold_start(
     cli: Cli, tmp_path: Path, cold_server: str
 ) -> None:
@@ -233,6 +235,7 @@ def test_warm_up_from_the_slo_file_passes_a_cold_start(
     check_marked(report, tmp_path)
 
 
+@pytest.mark.stack
 def test_warm_up_in_the_open_model(cli: Cli, tmp_path: Path, cold_server: str) -> None:
     # 4 arrivals/s per user cannot keep up with 300 ms responses: the lateness and the
     # corrected latency of the cold start stay in the warm-up; the steady rate is measured.
@@ -248,6 +251,7 @@ def test_warm_up_in_the_open_model(cli: Cli, tmp_path: Path, cold_server: str) -
     assert model["arrivals"] <= 40 * 6  # at most the measured seconds' arrivals
 
 
+@pytest.mark.stack
 def test_warm_up_in_distributed_mode(cli: Cli, tmp_path: Path, cold_server: str) -> None:
     port = free_port()
     worker = subprocess.Popen(
