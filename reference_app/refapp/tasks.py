@@ -319,16 +319,22 @@ def cleanup() -> None:
     analyse worker died between commit and enqueue. Re-enqueueing one that is in fact
     still waiting only costs a duplicate delivery, which the handlers absorb."""
     cfg = settings.get()
-    with worker_db.transaction() as conn:
-        purged = conn.execute(
-            """
-            DELETE FROM submissions WHERE id IN (
-                SELECT id FROM submissions
-                 WHERE deleted_at IS NOT NULL AND deleted_at < now() - make_interval(secs => %s)
-                 LIMIT %s)
-            """,
-            (cfg.cleanup_deleted_after_seconds, _CLEANUP_BATCH),
-        ).rowcount
+    try:
+        with worker_db.transaction() as conn:
+            purged = conn.execute(
+                """
+                DELETE FROM submissions WHERE id IN (
+                    SELECT id FROM submissions
+                     WHERE deleted_at IS NOT NULL
+                       AND deleted_at < now() - make_interval(secs => %s)
+                     LIMIT %s)
+                """,
+                (cfg.cleanup_deleted_after_seconds, _CLEANUP_BATCH),
+            ).rowcount
+    except psycopg.errors.UndefinedTable:
+        # The first tick can beat the web tier's schema migration at start-up.
+        log.info("cleanup: no schema yet; the next tick sweeps")
+        return
     with worker_db.transaction() as conn:
         # enqueued_at moves forward so the next tick does not enqueue the same job again
         # before this copy had a chance to run.

@@ -289,3 +289,27 @@ def test_sigkilled_job_is_redelivered_and_completes_once(
         slow.stop()
         if replacement is not None:
             replacement.stop()
+
+
+@pytest.mark.stack
+def test_cleanup_before_the_schema_exists_waits_for_the_next_tick(
+    postgres_server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At stack start the worker's first cleanup tick can run before the web tier migrated
+    # the schema: it must not fail (Dramatiq would log a traceback), only wait a tick.
+    with psycopg.connect(postgres_server.url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "refapp_no_schema" WITH (FORCE)')
+    url = postgres_server.create_database("refapp_no_schema")
+    from refapp import settings, worker_db
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings.get.cache_clear()
+    worker_db.close()
+    try:
+        with caplog.at_level("INFO", logger="refapp.tasks"):
+            tasks.cleanup.fn()
+    finally:
+        worker_db.close()
+        monkeypatch.undo()
+        settings.get.cache_clear()
+    assert "no schema yet" in caplog.text
