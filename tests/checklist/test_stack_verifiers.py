@@ -251,9 +251,10 @@ def test_prometheus_not_reachable_fails() -> None:
 
 def test_prometheus_elsewhere_is_refused() -> None:
     result = check("{kind: prometheus, url: 'http://example.com:9090'}", Context())
-    assert result.evidence == (
-        "http://example.com:9090: not a loopback address; checklists only probe this machine",
-    )
+    # The reason after "not a loopback address" depends on this machine's DNS.
+    (evidence,) = result.evidence
+    assert evidence.startswith("http://example.com:9090: example.com is not a loopback address")
+    assert evidence.endswith("; checklists only probe this machine")
 
 
 def test_an_answer_that_is_not_the_prometheus_api_fails_the_item() -> None:

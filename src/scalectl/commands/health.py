@@ -87,6 +87,12 @@ def probe_command(
     token_env: str | None = typer.Option(
         None, "--token-env", metavar="NAME", help="Send 'Authorization: Bearer $NAME'."
     ),
+    allow_host: list[str] = typer.Option(
+        [],
+        "--allow-host",
+        help="A non-loopback host from --plan or --config that --token-env's token may go "
+        "to (URL arguments are allowed as given).",
+    ),
     insecure: bool = typer.Option(False, "--insecure", help="Do not verify TLS certificates."),
     ca_cert: Path | None = typer.Option(
         None, "--ca-cert", help="Verify TLS against this CA bundle (PEM)."
@@ -132,6 +138,7 @@ def probe_command(
         rate_window=rate_window,
         header_texts=headers,
         token_env=token_env,
+        allow_host=allow_host,
         insecure=insecure,
         ca_cert=ca_cert,
         watch=watch,
@@ -182,6 +189,7 @@ def _prepare(
     rate_window: str | None,
     header_texts: list[str],
     token_env: str | None,
+    allow_host: list[str],
     insecure: bool,
     ca_cert: Path | None,
     watch: bool,
@@ -241,10 +249,9 @@ def _prepare(
     config = attempt(_load_config, config_path) if config_path else None
     defaults = config.defaults if config is not None else None
     env_name = token_env or (defaults.token_env if defaults else None)
-    if env_name:
-        token = attempt(headers_mod.bearer, env_name, output.environ)
-        if token:
-            extra.append(token)
+    token = attempt(headers_mod.bearer, env_name, output.environ) if env_name else None
+    if token:
+        extra.append(token)
     cert = ca_cert
     if cert is None and config is not None and config.defaults.ca_cert:
         cert = Path(config.source).parent / config.defaults.ca_cert  # relative to the file
@@ -273,6 +280,9 @@ def _prepare(
         checks = checks_mod.default_checks(found, facts, parsed)
     if not checks:
         raise InputError("nothing to probe: no endpoint of the config matches a target")
+    if token:
+        named = [t.base_url for t in url_targets]
+        _token_stays_home([c.url for c in checks], [*named, *allow_host], env_name or "")
 
     header_pairs = [*(defaults.headers.items() if defaults else ()), *extra]
     check_seconds = seconds["check"] or (defaults.timeout if defaults else None)
@@ -308,6 +318,31 @@ def _prepare(
         or (defaults.success_threshold if defaults else None)
         or SUCCESS_THRESHOLD,
     )
+
+
+def _token_stays_home(urls: list[str], allowed: list[str], env_name: str) -> None:
+    """The bearer token goes only to loopback (scalectl.netguard) or to a host the user
+    named: a URL argument or --allow-host. A plan, config or stack state from someone else
+    must not redirect it (issue 11, finding 5)."""
+    from scalectl.netguard import url_host, url_problem
+
+    hosts = []
+    for url in allowed:
+        try:
+            hosts.append(url_host(url))
+        except ValueError:
+            hosts.append(url)  # an --allow-host value is a bare host
+    problems: dict[str, str] = {}
+    for url in urls:
+        try:
+            host = url_host(url)
+        except ValueError as exc:
+            problems.setdefault(url, f"{url}: {exc}")
+            continue
+        if host not in problems and (problem := url_problem(url, hosts)):
+            problems[host] = f"{url}: {problem}; add --allow-host {host} to send it there"
+    if problems:
+        _raise([f"--token-env {env_name}: not sent to {p}" for p in problems.values()])
 
 
 def _load_config(path: Path) -> HealthConfig:

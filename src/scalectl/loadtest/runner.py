@@ -152,20 +152,22 @@ def scenarios() -> dict[str, str]:
     return found
 
 
-LOOPBACK = ("127.", "::1", "localhost", "[::1]")
-
-
 def check_host(host: str, allowed: tuple[str, ...]) -> tuple[str, int]:
-    """Only loopback, or a host the user named with --allow-host; and it must answer."""
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"--host {host}: expected a URL such as http://127.0.0.1:8080")
-    name = parts.hostname
-    if not (name.startswith(LOOPBACK) or name in allowed):
+    """Only loopback (scalectl.netguard), or a host the user named with --allow-host; and
+    it must answer."""
+    from scalectl.netguard import url_host, url_problem
+
+    try:
+        name = url_host(host)
+    except ValueError as exc:
+        raise InputError(f"--host {host}: {exc}") from None
+    problem = url_problem(host, allowed)
+    if problem:
         raise InputError(
-            f"--host {host}: {name} is not a loopback address; load tests send traffic only "
-            f"where you allow it: add --allow-host {name}"
+            f"--host {host}: {problem}; load tests send traffic only where you allow it: "
+            f"add --allow-host {name}"
         )
+    parts = urlsplit(host)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((name, port), timeout=2):

@@ -61,7 +61,34 @@ def load(state_dir: Path) -> StackState | None:
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable stack state ({exc}); remove the directory") from None
     members = [Member(**m) for m in data.pop("members", [])]
-    return StackState(**data, members=members)
+    state = StackState(**data, members=members)
+    _check_urls(path, state)
+    return state
+
+
+def _check_urls(path: Path, state: StackState) -> None:
+    """Every URL in the state must be loopback: health, drills, checklists and load tests
+    send traffic (and tokens) to them, and anyone who can write the file could point them
+    elsewhere (issue 11, finding 5)."""
+    from scalectl.netguard import state_url_problem
+
+    named: list[tuple[str, str | None]] = [(f"urls.{key}", u) for key, u in state.urls.items()]
+    for member in state.members:
+        named += [
+            (f"{member.name}.url", member.url),
+            (f"{member.name}.health_url", member.health_url),
+        ]
+    problems = [
+        f"{where} {url}: {problem}"
+        for where, url in named
+        if url is not None and (problem := state_url_problem(str(url)))
+    ]
+    if problems:
+        raise InputError(
+            f"{path}: refusing a stack state whose URLs leave this machine; remove the "
+            "directory if you did not write it",
+            lines=problems,
+        )
 
 
 def clear(state_dir: Path) -> None:

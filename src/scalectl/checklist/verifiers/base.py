@@ -3,14 +3,12 @@ and a pydantic model of its parameters, so a checklist file is validated up fron
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,16 +87,14 @@ class Verifier(Generic[P]):
 
 
 def require_loopback(url: str) -> str:
-    """Checklists send traffic only to this machine (docs/checklist.md, "Safety")."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return url
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return url
-    except ValueError:
-        pass
-    raise CheckFailed(f"{url}: not a loopback address; checklists only probe this machine")
+    """Checklists send traffic only to this machine (docs/checklist.md, "Safety"), checked
+    by scalectl.netguard: every address the host resolves to must be loopback."""
+    from scalectl.netguard import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        raise CheckFailed(f"{url}: {problem}; checklists only probe this machine")
+    return url
 
 
 def loopback_client(timeout: float, **options: Any) -> httpx.Client:
