@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from scalectl.plan.patterns import EndpointKey, EnvName, ServerName, TtlKind, Url
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEM = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -170,7 +172,7 @@ class Service(Strict):
         None, ge=1, le=256, description="gunicorn workers per replica; sized when omitted."
     )
     pdb: bool = Field(True, description="Generate a PodDisruptionBudget (forces ≥2 replicas).")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment.")
+    env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment.")
 
 
 # --- background workers ---------------------------------------------------------------
@@ -212,7 +214,7 @@ class Worker(Strict):
     replicas: Replicas
     resources: Resources
     graceful_shutdown_seconds: int = Field(60, ge=1, le=3600)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvName, str] = Field(default_factory=dict)
 
 
 # --- data stores ------------------------------------------------------------------------
@@ -269,7 +271,7 @@ class Cache(Strict):
         80, ge=0, description="Redis's own bookkeeping per key (dict entry, object headers)."
     )
     headroom: float = Field(1.3, ge=1)
-    ttl_seconds: dict[str, Annotated[int, Field(ge=1)]] = Field(
+    ttl_seconds: dict[TtlKind, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict, description="TTL per content type, e.g. {submission: 300}."
     )
     eviction_policy: EvictionPolicy = "allkeys-lru"
@@ -368,7 +370,7 @@ class Slo(Strict):
     latency: Latency = Latency(p95_ms=300, p99_ms=1000)
     error_rate: float = Field(0.01, ge=0, lt=1, description="Largest acceptable failed fraction.")
     min_throughput_rps: Positive | None = None
-    endpoints: dict[str, EndpointSlo] = Field(
+    endpoints: dict[EndpointKey, EndpointSlo] = Field(
         default_factory=dict,
         description="Overrides per endpoint, keyed by request name such as 'GET /api/stats'.",
     )
@@ -383,9 +385,9 @@ class Slo(Strict):
 
 
 class Alerting(Strict):
-    page_webhook_url: str = Field("http://127.0.0.1:9095/page", pattern=r"^https?://")
-    ticket_webhook_url: str = Field("http://127.0.0.1:9095/ticket", pattern=r"^https?://")
-    runbook_base_url: str = Field("https://runbooks.example.com/scalectl", pattern=r"^https?://")
+    page_webhook_url: Url = "http://127.0.0.1:9095/page"
+    ticket_webhook_url: Url = "http://127.0.0.1:9095/ticket"
+    runbook_base_url: Url = "https://runbooks.example.com/scalectl"
 
 
 class Profile(Strict):
@@ -401,7 +403,7 @@ class Profile(Strict):
         le=64,
         description="loopback: app instances per service (default: min replicas).",
     )
-    server_name: str = "_"
+    server_name: ServerName = "_"
     overrides: dict[str, object] = Field(
         default_factory=dict, description="A partial plan merged over the base plan."
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from scalectl import resources
 from scalectl.errors import ScalectlError
-from scalectl.plan import context
+from scalectl.plan import context, escape
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.sizing import Sizing
 
@@ -60,7 +60,11 @@ def environment() -> Any:
         autoescape=False,
     )
     env.filters["prom_duration"] = context.prom_duration
-    env.filters["json"] = lambda v: json.dumps(v)
+    # One escape per target language (scalectl.plan.escape); plan strings go through them.
+    env.filters["json"] = escape.json_value
+    env.filters["yaml_str"] = escape.yaml_str
+    env.filters["promql_label"] = escape.promql_label
+    env.filters["go_text"] = escape.go_template_text
     env.filters["mib"] = lambda b: f"{round(b / 2**20)}Mi"
     env.filters["g"] = lambda v: f"{v:g}"
     return env

@@ -1,0 +1,92 @@
+"""Strict patterns for plan strings that reach rendered files as names or syntax.
+
+Issue 11: a free `server_name` injected nginx directives, endpoint keys broke PromQL and
+alert annotations, a U+2028 in a webhook URL added an Alertmanager key, and TTL keys added
+Compose entries. Each such string is held to the narrowest shape its target needs;
+scalectl.plan.escape still quotes it wherever it is emitted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*"
+_ONE_SERVER_NAME = rf"(?:_|(?:\*\.)?{_HOST})"
+
+SERVER_NAME = rf"{_ONE_SERVER_NAME}(?: {_ONE_SERVER_NAME})*"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+ENDPOINT_KEY = rf"(?:{'|'.join(METHODS)}) /(?:[A-Za-z0-9._~/-]|\{{[A-Za-z_][A-Za-z0-9_]*\}})*"
+# The characters RFC 3986 allows: no whitespace, control or Unicode line separators, and
+# no "{" or "}", since runbook_base_url reaches annotations Prometheus expands as templates.
+URL = r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+"
+# cache.ttl_seconds.<kind> becomes CACHE_TTL_<KIND> (reference_app/refapp/settings.py).
+TTL_KIND = r"[a-z][a-z0-9_]*"
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def _matches(pattern: str, message: str) -> Callable[[str], str]:
+    # fullmatch with re.ASCII: "$" would accept a trailing newline, \w non-ASCII letters.
+    compiled = re.compile(pattern, re.ASCII)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+def _schema(pattern: str) -> Any:  # pydantic's Field() is typed Any
+    return Field(json_schema_extra={"pattern": f"^{pattern}$"})
+
+
+ServerName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            SERVER_NAME,
+            "must be host names, '_' or '*.'-wildcards separated by single spaces, "
+            "such as 'example.com *.example.com'",
+        )
+    ),
+    _schema(SERVER_NAME),
+]
+EndpointKey = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            ENDPOINT_KEY,
+            "must be an HTTP method and a path such as 'GET /api/submissions/{id}' "
+            "(letters, digits, ._~-/ and {name} parameters)",
+        )
+    ),
+    _schema(ENDPOINT_KEY),
+]
+Url = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            URL, "must be an http:// or https:// URL of the characters RFC 3986 allows (no spaces)"
+        )
+    ),
+    _schema(URL),
+]
+TtlKind = Annotated[
+    str,
+    AfterValidator(
+        _matches(TTL_KIND, "must be lowercase letters, digits and '_', starting with a letter")
+    ),
+    _schema(TTL_KIND),
+]
+EnvName = Annotated[
+    str,
+    AfterValidator(
+        _matches(ENV_NAME, "must be letters, digits and '_', not starting with a digit")
+    ),
+    _schema(ENV_NAME),
+]

@@ -1,0 +1,136 @@
+"""Hostile plan strings that would change a rendered file's structure are refused (issue 11).
+
+Each case exits 2 with a located message naming the field and writes nothing; the escape
+functions are checked on their own, as the second line of defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scalectl.errors import ExitCode
+from scalectl.plan import escape
+from tests.conftest import EXAMPLES, Result, tree
+
+Cli = Callable[..., Result]
+MULTI = EXAMPLES / "multi-tier.yaml"
+
+
+def _production(plan: dict[str, Any], value: str) -> None:
+    plan["profiles"]["production"]["server_name"] = value
+
+
+def _endpoint(plan: dict[str, Any], key: str) -> None:
+    plan["slo"]["endpoints"][key] = {"latency": {"p95_ms": 500}}
+
+
+def _ttl(plan: dict[str, Any], key: str) -> None:
+    plan["cache"]["ttl_seconds"][key] = 60
+
+
+def _env(plan: dict[str, Any], key: str) -> None:
+    plan["services"]["api"].setdefault("env", {})[key] = "x"
+
+
+# case -> (mutation, its argument, the field the message must name)
+HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
+    "server-name-location": (
+        _production,
+        "_;\n location /files/ { alias /etc/; autoindex on; }\n #",
+        "profiles.production.server_name",
+    ),
+    "server-name-include": (
+        _production,
+        "_; include /some/file; #",
+        "profiles.production.server_name",
+    ),
+    "server-name-regex": (_production, "~^(?<x>.+)$", "profiles.production.server_name"),
+    "endpoint-promql-quote": (
+        _endpoint,
+        'GET /api/stats"} or vector(1) #',
+        "slo.endpoints",
+    ),
+    "endpoint-go-template": (
+        _endpoint,
+        "GET /api/{{ .Labels }}",
+        "slo.endpoints",
+    ),
+    "endpoint-newline": (_endpoint, "GET /api/stats\n- alert: X", "slo.endpoints"),
+    "endpoint-no-method": (_endpoint, "/api/stats", "slo.endpoints"),
+    "webhook-line-separator": (
+        lambda plan, url: plan.setdefault("alerting", {}).update(page_webhook_url=url),
+        "http://127.0.0.1:9095/page\u2028templates: [/etc/passwd]",
+        "alerting.page_webhook_url",
+    ),
+    "webhook-space": (
+        lambda plan, url: plan.setdefault("alerting", {}).update(ticket_webhook_url=url),
+        "http://127.0.0.1:9095/ticket #x",
+        "alerting.ticket_webhook_url",
+    ),
+    "runbook-newline": (
+        lambda plan, url: plan.setdefault("alerting", {}).update(runbook_base_url=url),
+        "https://runbooks.example.com/\n  x",
+        "alerting.runbook_base_url",
+    ),
+    "ttl-key-newline": (_ttl, 'stats:\n      EVIL: "1"\n      X', "cache.ttl_seconds"),
+    "ttl-key-upper": (_ttl, "Stats", "cache.ttl_seconds"),
+    "env-key-newline": (_env, "A:\n  B", "services.api.env"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_string_exits_2_located_nothing_written(
+    cli: Cli, tmp_path: Path, case: str
+) -> None:
+    mutate, value, field = HOSTILE[case]
+    data = yaml.safe_load(MULTI.read_text())
+    mutate(data, value)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep").write_text("x")
+
+    result = cli("plan", plan, "--profile", "production", "-o", out)
+
+    assert result.code == ExitCode.BAD_INPUT, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    located = [line for line in result.stderr.splitlines() if line.startswith(f"{plan}:")]
+    assert any(f" {field}" in line for line in located), result.stderr
+    assert tree(out) == {"keep": b"x"}
+
+
+def test_real_endpoint_keys_and_server_names_are_accepted(cli: Cli, tmp_path: Path) -> None:
+    data = yaml.safe_load(MULTI.read_text())
+    _endpoint(data, "PATCH /api/submissions/{submission_id}")
+    _endpoint(data, "DELETE /api/jobs/{job_id}/result.json")
+    _production(data, "cv.example.com *.cv.example.com _")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = cli("plan", plan, "--profile", "production", "-o", tmp_path / "out")
+    assert result.code == 0, result.stderr
+
+
+def test_promql_label_value_escapes_quotes_backslashes_and_line_breaks() -> None:
+    assert escape.promql_label('a"} or vector(1) #') == 'a\\"} or vector(1) #'
+    assert escape.promql_label("a\\b\nc\u2028d") == "a\\\\b\\nc\\u2028d"
+    assert escape.promql_label("GET /api/{id}") == "GET /api/{id}"
+
+
+def test_go_template_text_cannot_open_an_action() -> None:
+    escaped = escape.go_template_text("x {{ .Labels }} {")
+    assert "{{ ." not in escaped
+    assert escaped == 'x {{"{"}}{ .Labels }} {{"{"}}'
+    assert escape.go_template_text("/api/{id}") == "/api/{id}"
+
+
+def test_yaml_and_json_quoting_keep_one_scalar() -> None:
+    for text in ["a\u2028templates: [x]", "a: b\n- c", "x # y", '"q"']:
+        assert yaml.safe_load(f"k: {escape.yaml_str(text)}") == {"k": text}
+        assert yaml.safe_load(escape.json_str(text)) == text
+    assert "\u2028" not in escape.yaml_str("a\u2028b")
