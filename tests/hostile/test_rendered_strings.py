@@ -80,6 +80,22 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
     "ttl-key-newline": (_ttl, 'stats:\n      EVIL: "1"\n      X', "cache.ttl_seconds"),
     "ttl-key-upper": (_ttl, "Stats", "cache.ttl_seconds"),
     "env-key-newline": (_env, "A:\n  B", "services.api.env"),
+    # pydantic's \d matches any Unicode digit; these reach nginx and kubernetes-validate.
+    "body-size-unicode-digits": (
+        lambda plan, size: plan.setdefault("load_balancer", {}).update(client_max_body_size=size),
+        "\u0661\u0660m",
+        "load_balancer.client_max_body_size",
+    ),
+    "listen-unicode-digits": (
+        lambda plan, listen: plan["profiles"]["production"].update(listen=listen),
+        "0.0.0.0:\u0668\u0660",
+        "profiles.production.listen",
+    ),
+    "kubernetes-version-unicode-digits": (
+        lambda plan, version: plan.update(kubernetes_version=version),
+        "1.\u0663\u0660.0",
+        "kubernetes_version",
+    ),
 }
 
 

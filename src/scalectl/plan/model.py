@@ -323,7 +323,7 @@ class LoadBalancer(Strict):
     timeouts: Timeouts = Timeouts()
     rate_limits: RateLimits = RateLimits()
     retries: Retries = Retries()
-    client_max_body_size: str = Field("10m", pattern=r"^\d+[kmg]?$")
+    client_max_body_size: str = Field("10m", pattern=r"^[0-9]+[kmg]?$")
     worker_connections: int = Field(4096, ge=64)
 
 
@@ -395,7 +395,7 @@ class Profile(Strict):
         description="loopback: app instances on 127.0.0.1 ports (scalectl stack); "
         "dns: service names resolved by compose or Kubernetes."
     )
-    listen: str = Field("0.0.0.0:80", pattern=r"^[0-9.]+:\d+$|^\[[0-9a-f:]+\]:\d+$")
+    listen: str = Field("0.0.0.0:80", pattern=r"^[0-9.]+:[0-9]+$|^\[[0-9a-f:]+\]:[0-9]+$")
     base_port: Port = Field(18000, description="loopback: first app instance port.")
     instances: int | None = Field(
         None,
@@ -423,7 +423,7 @@ class Plan(Strict):
     slo: Slo = Field(description="Targets reused by loadtest gates and alert rules.")
     alerting: Alerting = Alerting()
     kubernetes_version: str = Field(
-        "1.30.0", pattern=r"^1\.\d+\.\d+$", description="Manifests are validated against it."
+        "1.30.0", pattern=r"^1\.[0-9]+\.[0-9]+$", description="Manifests are validated against it."
     )
     profiles: dict[Name, Profile] = Field(
         default_factory=dict,
