@@ -150,3 +150,25 @@ def test_yaml_and_json_quoting_keep_one_scalar() -> None:
         assert yaml.safe_load(f"k: {escape.yaml_str(text)}") == {"k": text}
         assert yaml.safe_load(escape.json_str(text)) == text
     assert "\u2028" not in escape.yaml_str("a\u2028b")
+
+
+def test_escaping_holds_when_a_pattern_lets_a_hostile_key_through() -> None:
+    """The second line of defence: render an unvalidated key (model_copy skips validation)."""
+    from dataclasses import replace
+
+    from scalectl.plan import Prepared, prepare, render_files
+
+    prepared = prepare(MULTI, "production")
+    plan = prepared.loaded.plan
+    key = 'GET /api/x"} or vector(1) #{{ .Labels }}\u2028k: v'
+    slo = plan.slo.model_copy(update={"endpoints": {key: plan.slo.endpoints["GET /api/stats"]}})
+    loaded = replace(prepared.loaded, plan=plan.model_copy(update={"slo": slo}))
+    files = render_files(Prepared(loaded, prepared.sizing))
+
+    rules = yaml.safe_load(files["prometheus/alerts.rules.yml"])
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    (alert,) = [a for a in alerts if a["alert"].endswith("EndpointLatencyP95High")]
+    assert 'route="/api/x\\"} or vector(1) #{{ .Labels }}\\u2028k: v"' in alert["expr"]
+    assert alert["labels"]["route"] == '/api/x"} or vector(1) #{{ .Labels }}\u2028k: v'
+    assert "{{ .Labels" not in alert["annotations"]["description"]
+    assert '{{"{"}}{ .Labels }}' in alert["annotations"]["description"]
