@@ -96,7 +96,7 @@ def render_command(
             continue
         files = render_files(item)
         if diff:
-            text = diff_tree(target, files)
+            text = diff_tree(target, files, output.warn)
             result["diff"] = text
             if text:
                 failed.append(f"{target}: rendered output differs")
@@ -105,7 +105,7 @@ def render_command(
             elif not output.json_mode:
                 output.info(f"{target}: up to date")
             continue
-        result["files"] = write_tree(target, files)
+        result["files"] = write_tree(target, files, output.warn)
         if not output.json_mode:
             output.info(f"wrote {len(files)} files to {target}")
         if check:

@@ -83,13 +83,15 @@ Memory = Annotated[str, AfterValidator(_memory)]
 Image = Annotated[str, AfterValidator(_pinned_image)]
 Name = Annotated[str, Field(pattern=DNS_LABEL)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
-Positive = Annotated[float, Field(gt=0)]
+# Finite, with a ceiling: inf or a 400-digit float would reach math.ceil and overflow.
+Positive = Annotated[float, Field(gt=0, le=1e9)]
+MAX_REPLICAS = 10_000
 Port = Annotated[int, Field(ge=1, le=65535)]
 HttpPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.\-]*$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- services -------------------------------------------------------------------------
@@ -98,7 +100,7 @@ class Strict(BaseModel):
 class Traffic(Strict):
     peak_rps: Positive = Field(description="Requests per second at today's peak.")
     headroom: float = Field(
-        1.3, ge=1, description="Growth multiplier applied to peak_rps (1.3 = 30% growth)."
+        1.3, ge=1, le=100, description="Growth multiplier applied to peak_rps (1.3 = 30% growth)."
     )
 
 
@@ -113,7 +115,7 @@ class Capacity(Strict):
         50, description="Mean response time at peak; Little's law turns it into in-flight requests."
     )
     db_time_ms: float = Field(
-        10, ge=0, description="Mean time a request holds a database connection."
+        10, ge=0, le=3_600_000, description="Mean time a request holds a database connection."
     )
 
 
@@ -128,8 +130,10 @@ class Resources(Strict):
 
 
 class Replicas(Strict):
-    min: int = Field(ge=1, description="Never fewer (also the HPA's minReplicas).")
-    max: int = Field(ge=1, description="Never more; sizing above this is infeasible.")
+    min: int = Field(ge=1, le=MAX_REPLICAS, description="Never fewer (also the HPA's minReplicas).")
+    max: int = Field(
+        ge=1, le=MAX_REPLICAS, description="Never more; sizing above this is infeasible."
+    )
 
 
 class Autoscaling(Strict):
@@ -196,7 +200,9 @@ class Queue(Strict):
     wait_quantile: Fraction = Field(
         0.95, description="Fraction of jobs that must start within target_wait_seconds."
     )
-    max_depth: int | None = Field(None, ge=1, description="Alert when the queue is deeper.")
+    max_depth: int | None = Field(
+        None, ge=1, le=10**9, description="Alert when the queue is deeper."
+    )
     max_age_seconds: Positive | None = Field(
         None, description="Alert when the oldest job is older; default 10 × target wait."
     )
@@ -221,25 +227,25 @@ class Worker(Strict):
 
 
 class Primary(Strict):
-    cores: int = Field(ge=1, description="CPU cores of the primary.")
+    cores: int = Field(ge=1, le=1024, description="CPU cores of the primary.")
     max_connections: int = Field(ge=1, le=100000)
     reserved_connections: int = Field(
-        10, ge=0, description="Kept free for superusers, replication and migrations."
+        10, ge=0, le=100000, description="Kept free for superusers, replication and migrations."
     )
 
 
 class Pool(Strict):
-    min: int = Field(1, ge=0, description="Connections each process keeps open.")
-    max: int = Field(10, ge=1, description="Most connections one process may open.")
+    min: int = Field(1, ge=0, le=10000, description="Connections each process keeps open.")
+    max: int = Field(10, ge=1, le=10000, description="Most connections one process may open.")
     acquire_timeout_seconds: Positive = 5
-    statement_timeout_ms: int = Field(5000, ge=1)
+    statement_timeout_ms: int = Field(5000, ge=1, le=86_400_000)
 
 
 class PgBouncer(Strict):
     enabled: bool = False
     pool_mode: Literal["transaction", "session", "statement"] = "transaction"
     port: Port = 6432
-    reserve_pool_size: int = Field(5, ge=0)
+    reserve_pool_size: int = Field(5, ge=0, le=10000)
 
 
 class Database(Strict):
@@ -264,14 +270,18 @@ EvictionPolicy = Literal[
 
 class Cache(Strict):
     image: Image = "redis:7.4"
-    keys: int = Field(ge=1, description="Keys held at peak.")
-    mean_value_bytes: int = Field(ge=1)
-    mean_key_bytes: int = Field(40, ge=1)
+    keys: int = Field(ge=1, le=10**12, description="Keys held at peak.")
+    # Redis refuses strings over 512 MB; the key and value bounds are that limit.
+    mean_value_bytes: int = Field(ge=1, le=512 * 2**20)
+    mean_key_bytes: int = Field(40, ge=1, le=512 * 2**20)
     per_key_overhead_bytes: int = Field(
-        80, ge=0, description="Redis's own bookkeeping per key (dict entry, object headers)."
+        80,
+        ge=0,
+        le=2**20,
+        description="Redis's own bookkeeping per key (dict entry, object headers).",
     )
-    headroom: float = Field(1.3, ge=1)
-    ttl_seconds: dict[TtlKind, Annotated[int, Field(ge=1)]] = Field(
+    headroom: float = Field(1.3, ge=1, le=100)
+    ttl_seconds: dict[TtlKind, Annotated[int, Field(ge=1, le=31_536_000)]] = Field(
         default_factory=dict, description="TTL per content type, e.g. {submission: 300}."
     )
     eviction_policy: EvictionPolicy = "allkeys-lru"
@@ -290,7 +300,7 @@ class Timeouts(Strict):
 
 class RateLimit(Strict):
     rps: Positive
-    burst: int = Field(0, ge=0)
+    burst: int = Field(0, ge=0, le=1_000_000)
 
 
 class RateLimits(Strict):
@@ -317,14 +327,16 @@ class Retries(Strict):
 class LoadBalancer(Strict):
     image: Image = "nginx:1.27"
     algorithm: Literal["least_conn", "round_robin", "ip_hash"] = "least_conn"
-    max_fails: int = Field(3, ge=0)
+    max_fails: int = Field(3, ge=0, le=1000)
     fail_timeout_seconds: Positive = 10
-    keepalive: int = Field(32, ge=0, description="Idle upstream connections kept per worker.")
+    keepalive: int = Field(
+        32, ge=0, le=100_000, description="Idle upstream connections kept per worker."
+    )
     timeouts: Timeouts = Timeouts()
     rate_limits: RateLimits = RateLimits()
     retries: Retries = Retries()
     client_max_body_size: str = Field("10m", pattern=r"^[0-9]+[kmg]?$")
-    worker_connections: int = Field(4096, ge=64)
+    worker_connections: int = Field(4096, ge=64, le=1_000_000)
 
 
 # --- SLOs -------------------------------------------------------------------------------

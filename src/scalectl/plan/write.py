@@ -6,13 +6,22 @@ import difflib
 import json
 import os
 import shutil
+import stat
 import tempfile
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 
 from scalectl.errors import InputError
+from scalectl.plan.yamlsource import read_bounded
 
 Files = dict[str, bytes]
+Warn = Callable[[str], None]
 MANIFEST = ".scalectl-manifest.json"
+MAX_OLD_BYTES = 16 * 1024 * 1024  # a file already under --out larger than this is not read
+
+
+def _ignore(message: str) -> None:
+    pass
 
 
 def preflight(out: Path) -> None:
@@ -32,13 +41,16 @@ def preflight(out: Path) -> None:
     os.rmdir(probe)
 
 
-def write_tree(out: Path, files: Files) -> list[str]:
+def write_tree(out: Path, files: Files, warn: Warn = _ignore) -> list[str]:
     """Write `files` under `out`; remove files a previous render wrote that are gone now.
 
     Everything is written to a staging directory first, then moved into place, so a
-    failure while writing leaves the previous output untouched.
+    failure while writing leaves the previous output untouched. Nothing is written or
+    removed through a symlink or outside `out` (issue 11: --out may come from a PR).
     """
     preflight(out)
+    _refuse_unsafe(out, files)
+    stale = [rel for rel in _manifest(out, warn) if rel not in files]
     anchor = _existing_ancestor(out)
     staging: Path | None = None
     try:
@@ -49,7 +61,6 @@ def write_tree(out: Path, files: Files) -> list[str]:
             target.write_bytes(content)
         manifest = sorted(files)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        stale = [rel for rel in _manifest(out) if rel not in files]
         out.mkdir(parents=True, exist_ok=True)
         for rel in [*manifest, MANIFEST]:
             dest = out / rel
@@ -65,12 +76,13 @@ def write_tree(out: Path, files: Files) -> list[str]:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def diff_tree(out: Path, files: Files) -> str:
+def diff_tree(out: Path, files: Files, warn: Warn = _ignore) -> str:
     """A unified diff from what is under `out` to `files`; empty when identical."""
+    _refuse_unsafe(out, files)
     chunks: list[str] = []
-    old_paths = set(_manifest(out)) | {rel for rel in files if (out / rel).is_file()}
+    old_paths = set(_manifest(out, warn)) | {rel for rel in files if _regular(out / rel)}
     for rel in sorted(old_paths | set(files)):
-        old = (out / rel).read_bytes() if (out / rel).is_file() else None
+        old = _read_old(out / rel)
         new = files.get(rel)
         if old == new:
             continue
@@ -91,12 +103,84 @@ def _lines(content: bytes | None) -> list[str]:
     return content.decode("utf-8", errors="replace").splitlines(keepends=True)
 
 
-def _manifest(out: Path) -> list[str]:
+def _read_old(path: Path) -> bytes | None:
+    if not _regular(path):
+        return None
     try:
-        data = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
+        return read_bounded(path, MAX_OLD_BYTES)
+    except InputError:
+        return None  # too big to diff: shown as wholly replaced
+
+
+def _safe_name(rel: str) -> bool:
+    """A relative name that stays inside its directory: no absolute path, `..`, `.` or NUL."""
+    if not rel or "\0" in rel or "\\" in rel or rel.startswith("/"):
+        return False
+    parts = PurePosixPath(rel).parts
+    return all(part not in ("", ".", "..") for part in parts)
+
+
+def _symlink_on_path(out: Path, rel: str) -> Path | None:
+    """The first symlink between `out` (exclusive) and `out/rel` (inclusive), if any."""
+    probe = out
+    for part in PurePosixPath(rel).parts:
+        probe = probe / part
+        if probe.is_symlink():
+            return probe
+        if not probe.exists():
+            return None
+    return None
+
+
+def _confined(out: Path, rel: str) -> bool:
+    root = out.resolve()
+    return (root / rel).resolve().is_relative_to(root)
+
+
+def _refuse_unsafe(out: Path, files: Files) -> None:
+    """Refuse before touching anything: a name leaving `out`, or a symlink on the way."""
+    problems: list[str] = []
+    for rel in [*files, MANIFEST]:
+        link = _symlink_on_path(out, rel) if _safe_name(rel) else None
+        if link is not None:
+            problems.append(f"{link}: is a symlink; scalectl does not write through symlinks")
+        elif not _safe_name(rel) or not _confined(out, rel):
+            problems.append(f"{out / rel}: outside the output directory")
+    if problems:
+        raise InputError(f"{out}: unsafe output directory", lines=sorted(set(problems)))
+
+
+def _manifest(out: Path, warn: Warn) -> list[str]:
+    """Names an earlier render wrote, each checked: the manifest may have been edited."""
+    path = out / MANIFEST
+    if path.is_symlink():
+        warn(f"{path}: is a symlink; ignored")
         return []
-    return [str(p) for p in data if isinstance(p, str) and ".." not in Path(p).parts]
+    try:
+        data = json.loads(read_bounded(path, MAX_OLD_BYTES))
+    except (InputError, ValueError):
+        return []
+    if not isinstance(data, list):
+        warn(f"{path}: not a list of names; ignored")
+        return []
+    names: list[str] = []
+    for entry in data:
+        if not isinstance(entry, str) or not _safe_name(entry):
+            warn(f"{path}: ignoring entry {entry!r}: not a relative name inside {out}")
+        elif _symlink_on_path(out, entry) is not None or not _confined(out, entry):
+            warn(f"{path}: ignoring entry {entry!r}: reached through a symlink")
+        elif (out / entry).exists() and not _regular(out / entry):
+            warn(f"{path}: ignoring entry {entry!r}: not a regular file")
+        else:
+            names.append(entry)
+    return names
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _existing_ancestor(path: Path) -> Path:

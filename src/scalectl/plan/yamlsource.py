@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,19 @@ import yaml
 from scalectl.errors import InputError
 
 Path_ = tuple[str | int, ...]
+
+# Input limits: plans, SLO files, health configs and answers arrive in pull requests and
+# are read on CI machines, so each is bounded before it can cost time or memory (issue 11).
+MAX_FILE_BYTES = 1024 * 1024  # a file is read only if it is a regular file this small
+MAX_DEPTH = 64  # nested mappings/sequences; real plans stay under 10
+MAX_ALIASES = 100  # `*alias` uses in one document
+MAX_VALUES = 100_000  # values built, counting each alias and merge expansion again
+MAX_NUMBER_CHARS = 40  # digits in one number: beyond any bound the schemas accept
+
+# The C parser where libyaml is present: faster, and no Python recursion while parsing.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 @dataclass(frozen=True)
@@ -56,8 +71,18 @@ class _Builder:
         self.values: dict[Path_, Mark] = {}
         self.keys: dict[Path_, Mark] = {}
         self.problems: list[str] = []
+        self.built = 0
+
+    def _limit(self, node: yaml.Node, path: Path_, message: str) -> InputError:
+        return InputError(f"{_mark(self.file, node)} {_dotted(path)}: {message}")
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        # Aliases share nodes (even cyclically), so the walk is bounded here, not by the text.
+        self.built += 1
+        if self.built > MAX_VALUES:
+            raise self._limit(node, path, f"more than {MAX_VALUES} values (alias expansion?)")
+        if len(path) > MAX_DEPTH:
+            raise self._limit(node, path, f"nested deeper than {MAX_DEPTH} levels")
         self.values[path] = _mark(self.file, node)
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
@@ -81,6 +106,8 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag in (_INT_TAG, _FLOAT_TAG) and len(str(node.value)) > MAX_NUMBER_CHARS:
+            raise self._limit(node, path, f"number longer than {MAX_NUMBER_CHARS} characters")
         return self.constructor.construct_object(node, deep=True)
 
 
@@ -94,10 +121,36 @@ def _dotted(path: Path_) -> str:
 dotted = _dotted
 
 
+def _check_events(text: str, file: str) -> None:
+    """Refuse deep nesting and many aliases from the event stream, which is flat.
+
+    Composing a 10,000-deep list recurses once per level (in C with CSafeLoader).
+    """
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                where = _event_mark(file, event)
+                raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise InputError(f"{_event_mark(file, event)}: more than {MAX_ALIASES} aliases")
+
+
+def _event_mark(file: str, event: yaml.Event) -> Mark:
+    mark = event.start_mark
+    return Mark(file, mark.line + 1, mark.column + 1) if mark else Mark(file, 1, 1)
+
+
 def parse(text: str, file: str) -> Located:
     """Parse one YAML document; malformed YAML raises InputError with its position."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_events(text, file)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
@@ -119,15 +172,49 @@ def parse(text: str, file: str) -> Located:
     return Located(data, file, builder.values, builder.keys)
 
 
-def load(path: Path) -> Located:
+def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, at most `limit` of them; FIFOs, devices and bigger files refused.
+
+    O_NONBLOCK keeps opening a FIFO from waiting for a writer; fstat then sees what it is.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a YAML file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{path}: is a directory, expected a YAML file")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file (a FIFO, device or socket)")
+        if info.st_size > limit:
+            raise InputError(f"{path}: larger than the {limit}-byte limit ({info.st_size} bytes)")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:  # the file may grow after fstat: read one byte past the limit
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise InputError(f"{path}: larger than the {limit}-byte limit")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def load(path: Path) -> Located:
+    data = read_bounded(path)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return parse(text, str(path))
