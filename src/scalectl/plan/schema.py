@@ -18,6 +18,23 @@ def json_schema() -> dict[str, Any]:
     return dict(sorted(schema.items(), key=lambda kv: (not kv[0].startswith("$"), kv[0])))
 
 
+def _limits() -> list[str]:
+    from scalectl.plan import yamlsource as y
+
+    return [
+        "## Limits",
+        "",
+        "Plans arrive in pull requests, so every YAML input (plans, SLO files, health "
+        "configs, checklists, answers) is bounded; each violation exits 2 and names "
+        "`file:line:col` (or the file). A file is a regular file of at most "
+        f"{y.MAX_FILE_BYTES:,} bytes (no FIFOs or devices), nesting at most {y.MAX_DEPTH} "
+        f"levels, with at most {y.MAX_ALIASES} aliases and {y.MAX_VALUES:,} values after "
+        f"alias expansion, and numbers of at most {y.MAX_NUMBER_CHARS} characters. Numbers "
+        "must be finite (no `.inf` or `.nan`) and within the bounds shown below.",
+        "",
+    ]
+
+
 def markdown() -> str:
     """docs/plan.md's field reference, one table per object in the schema."""
     schema = json_schema()
@@ -28,6 +45,7 @@ def markdown() -> str:
         "Generated from the schema by `python docs/generate.py`; do not edit by hand.",
         "Print the schema itself with `scalectl plan schema`.",
         "",
+        *_limits(),
     ]
     order = ["Plan", *sorted(defs)]
     for name in order:
