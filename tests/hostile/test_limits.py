@@ -188,3 +188,16 @@ def test_every_yaml_input_shares_the_limits(tmp_path: Path) -> None:
             with pytest.raises(InputError) as info:
                 loader(path)
             assert message in info.value.message
+
+
+def test_slo_and_health_numbers_are_finite(tmp_path: Path) -> None:
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("version: 1\nglobal:\n  p95_ms: .inf\n")
+    with pytest.raises(InputError) as info:
+        load_slo_file(slo)
+    assert f"{slo}:3:11 global.p95_ms: must be a finite number" in "\n".join(info.value.lines)
+    health = tmp_path / "health.yaml"
+    health.write_text("version: 1\ndefaults:\n  timeout: .inf\nendpoints:\n  - path: /health\n")
+    with pytest.raises(InputError) as info:
+        load_config(health)
+    assert f"{health}:3:12 defaults.timeout: must be a finite number" in "\n".join(info.value.lines)

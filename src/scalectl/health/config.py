@@ -43,7 +43,8 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Finite numbers only: an `.inf` threshold or timeout is a plan-file trick (issue 11).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Endpoint(_Strict):

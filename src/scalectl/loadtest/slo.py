@@ -34,7 +34,8 @@ Rate = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Finite numbers only: an `.inf` threshold or timeout is a plan-file trick (issue 11).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Thresholds(_Strict):
