@@ -128,7 +128,7 @@ def resolve_locustfile(name: str) -> Path:
             raise InputError(f"{name}: no such locustfile")
         return path.resolve()
     candidate = resources.data_dir("scenarios").joinpath(f"{name}.py")
-    if candidate.is_file() and name in scenarios():
+    if candidate.is_file() and candidate.name not in _HELPERS:
         return Path(str(candidate))
     listed = ", ".join(scenarios())
     raise InputError(f"no scenario or locustfile named '{name}' (scenarios: {listed})")

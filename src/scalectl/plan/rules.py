@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from collections.abc import Iterator
 
@@ -101,8 +102,18 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
         if slo.latency is not None:
             yield from _latency(slo.latency, ("slo", "endpoints", endpoint, "latency"))
 
-    if profile.upstreams == "loopback" and not profile.listen.startswith(("127.", "[::1]")):
+    if profile.upstreams == "loopback" and not _loopback_listen(profile.listen):
         yield (("profiles",), "a loopback profile must listen on 127.0.0.0/8 or [::1]")
+
+
+def _loopback_listen(listen: str) -> bool:
+    """`listen` is an address literal and a port (the schema's pattern): parse the address,
+    since a text prefix would let 127.999.0.1 in and keep [0:0:0:0:0:0:0:1] out."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _replicas(replicas: Replicas, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
