@@ -208,6 +208,10 @@ def test_headers_reach_the_app(cli: Cli, stack: tuple[Path, Path], tmp_path: Pat
         return [e for e in entries if e.get("request_id") == request_id]
 
     for request_id in (flag_id, config_id):
+        # The app logs a request after answering it, so the line may lag the answer.
+        deadline = time.monotonic() + 10
+        while not logged(request_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
         (entry,) = logged(request_id)
         assert (entry["route"], entry["status"]) == ("/api/stats", 200)
 

@@ -638,7 +638,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def plan_thresholds(state: StackState, **given: float) -> Thresholds:
+def plan_thresholds(state: StackState, **given: float | int) -> Thresholds:
     """Thresholds from flags, else from the stack's plan (the SLO's availability target is
     what users must see during a fault too), else the defaults."""
     from scalectl.plan.load import load_plan

@@ -34,6 +34,7 @@ class DrillParams(Params):
     max_age: Duration = 7 * 86400.0  # run: false only
     before: float = Field(3.0, gt=0, le=600)  # seconds of load around the fault (run: true)
     after: float = Field(3.0, gt=0, le=600)
+    max_failed: int = Field(0, ge=0, le=1_000_000)  # as `scalectl drill --max-failed`
 
 
 def _figure_lines(drill: dict[str, Any]) -> list[str]:
@@ -81,7 +82,8 @@ def _run(params: DrillParams, ctx: Context) -> Outcome:
     except ImportError as exc:  # the drills need the loadtest extra (Locust)
         return failed(f"cannot run the {params.name} drill: {exc} (pip install scalectl[loadtest])")
     state = ctx.stack()
-    spec = catalog.DRILLS[params.name](catalog.plan_thresholds(state))
+    thresholds = catalog.plan_thresholds(state, max_failed=params.max_failed)
+    spec = catalog.DRILLS[params.name](thresholds)
     spec = dataclasses.replace(spec, before_seconds=params.before, after_seconds=params.after)
     ctx.progress(f"running the {params.name} drill against {ctx.state_dir}")
     result = engine.run(
