@@ -76,6 +76,12 @@ def run_command(
     max_replacement: float = typer.Option(
         10.0, "--max-replacement", min=0, help="worker-kill: seconds until a new worker."
     ),
+    no_drain: bool = typer.Option(
+        False,
+        "--no-drain",
+        help="rolling-restart, graceful-shutdown: stop instances without taking them out "
+        "of nginx first.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print drill.json on stdout."),
 ) -> None:
     """Run fault drills against the running `scalectl stack` and gate on their figures.
@@ -118,6 +124,8 @@ def run_command(
             options["direct"] = True
         if name == "overload":
             options["surge_users"] = surge_users
+        if name in ("rolling-restart", "graceful-shutdown"):
+            options["drain"] = not no_drain
         if name == "rolling-restart":
             options["max_unavailable"] = max_unavailable
             options["settle_seconds"] = settle

@@ -6,6 +6,7 @@ Each drill is a `Spec` for the engine. Faults act only on members of the local s
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from scalectl.drill.engine import (
 )
 from scalectl.drill.model import Figure
 from scalectl.errors import InputError
+from scalectl.stack.balancer import drained
 from scalectl.stack.state import StackState
 
 
@@ -54,12 +56,14 @@ def _touch(ctx: Context, name: str) -> None:
 RESTART_LOCK = threading.RLock()
 
 
-def restart(ctx: Context, name: str) -> None:
+def restart(ctx: Context, name: str, drain: bool = True) -> None:
     """restart_member under RESTART_LOCK (stop if alive, start as `stack up` did)."""
     from scalectl.stack.run import restart_member
 
     with RESTART_LOCK:
-        restart_member(ctx.state_dir, name, environ=ctx.environ)
+        restart_member(
+            ctx.state_dir, name, environ=ctx.environ, progress=ctx.timeline.note, drain=drain
+        )
 
 
 def _restart(ctx: Context, name: str) -> None:
@@ -70,7 +74,7 @@ def _restart(ctx: Context, name: str) -> None:
         if name not in ctx.data.get("touched", set()) or faults.alive(ctx, name):
             return
         ctx.timeline.note(f"restarting {name}")
-        restart_member(ctx.state_dir, name, environ=ctx.environ)
+        restart_member(ctx.state_dir, name, environ=ctx.environ, progress=ctx.timeline.note)
         ctx.timeline.note(f"{name} healthy again")
 
 
@@ -183,7 +187,7 @@ def worker_kill(t: Thresholds, instance: str | None = None, direct: bool = False
 SLOW_MS = 2000  # requests held in flight at the SIGTERM
 
 
-def graceful_shutdown(t: Thresholds, instance: str | None = None) -> Spec:
+def graceful_shutdown(t: Thresholds, instance: str | None = None, drain: bool = True) -> Spec:
     def inject(ctx: Context) -> None:
         name = instance or _first_app(ctx)
         ctx.data["instance"] = name
@@ -194,15 +198,19 @@ def graceful_shutdown(t: Thresholds, instance: str | None = None) -> Spec:
             "fault_start", f"SIGTERM {name} with {held.count} slow requests in flight"
         )
         _touch(ctx, name)
-        seconds = faults.stop_group(master, signal.SIGTERM, timeout=60)
-        ctx.timeline.note(f"{name} exited after {seconds} s")
-        completed = held.finish()
-        ctx.figures.append(
-            Figure("in_flight_completed", completed, "requests", ">=", held.count,
-                   f"of {held.count} held in flight at the SIGTERM: {held.detail()}")
-        )  # fmt: skip
-        ctx.figures.append(Figure("shutdown_seconds", seconds, "s", detail=f"{name} to exit"))
-        _restart(ctx, name)
+        # Out of nginx first, as endpoint removal and preStop do on Kubernetes: the
+        # balanced load must not notice; the requests held on the instance must complete.
+        leave = drained(ctx.state, m, ctx.timeline.note) if drain else contextlib.nullcontext()
+        with leave:
+            seconds = faults.stop_group(master, signal.SIGTERM, timeout=60)
+            ctx.timeline.note(f"{name} exited after {seconds} s")
+            completed = held.finish()
+            ctx.figures.append(
+                Figure("in_flight_completed", completed, "requests", ">=", held.count,
+                       f"of {held.count} held in flight at the SIGTERM: {held.detail()}")
+            )  # fmt: skip
+            ctx.figures.append(Figure("shutdown_seconds", seconds, "s", detail=f"{name} to exit"))
+            _restart(ctx, name)
         ctx.timeline.mark("fault_end", f"{name} started again")
 
     return Spec(
@@ -257,7 +265,10 @@ class Held:
 
 
 def rolling_restart(
-    t: Thresholds, max_unavailable: int = 1, settle_seconds: float | None = None
+    t: Thresholds,
+    max_unavailable: int = 1,
+    settle_seconds: float | None = None,
+    drain: bool = True,
 ) -> Spec:
     """Restart instances a batch at a time, waiting after each batch until the balancer
     uses it again: nginx's passive checks keep a server it saw fail out of rotation for
@@ -279,7 +290,7 @@ def rolling_restart(
             for name in batch:
                 _touch(ctx, name)
             if len(batch) == 1:
-                restart(ctx, batch[0])
+                restart(ctx, batch[0], drain)
             else:  # several instances down at once
                 for name in batch:
                     faults.stop_group(faults.process(ctx, name), signal.SIGTERM, timeout=60)

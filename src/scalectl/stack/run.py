@@ -3,6 +3,7 @@ app's gunicorn clusters, Dramatiq workers, nginx and Prometheus, all on loopback
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -21,6 +22,7 @@ from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
 from scalectl.stack import servers
+from scalectl.stack.balancer import drained
 from scalectl.stack.process import free_port, port_in_use, same_process, spawn, tail, wait_for
 from scalectl.stack.shutdown import Progress, down, stop_member, stop_members
 from scalectl.stack.state import Member, StackState, clear, load
@@ -522,6 +524,7 @@ def restart_member(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
     progress: Progress = lambda _: None,
+    drain: bool = True,
 ) -> Member:
     """Stop one member of a running stack (gracefully, if it is still alive) and start it
     again as `up` did: same command, environment, port, data directory and log. Returns the
@@ -536,15 +539,18 @@ def restart_member(
     if member is None:
         hint = did_you_mean(name, [m.name for m in state.members])
         raise InputError(f"{state_dir}: no member named '{name}' in the stack{hint}")
-    stop_member(member, progress=progress)
-    progress(f"starting {name}")
-    env = dict(os.environ if environ is None else environ)
-    fresh = _relaunch(
-        prepare(Path(state.plan), state.profile), state, member, env, dict(overrides or {})
-    )
-    state.members[state.members.index(member)] = fresh
-    state.save()
-    _wait_healthy(replace(state, members=[fresh]), timeout)
+    # An app instance leaves nginx before it stops and rejoins once healthy, as on Kubernetes
+    # (`drain=False`: as a deployment that skips that step, for drills).
+    with drained(state, member, progress) if drain else contextlib.nullcontext(False):
+        stop_member(member, progress=progress)
+        progress(f"starting {name}")
+        env = dict(os.environ if environ is None else environ)
+        fresh = _relaunch(
+            prepare(Path(state.plan), state.profile), state, member, env, dict(overrides or {})
+        )
+        state.members[state.members.index(member)] = fresh
+        state.save()
+        _wait_healthy(replace(state, members=[fresh]), timeout)
     return fresh
 
 

@@ -23,7 +23,7 @@ import psutil
 from scalectl.stack.process import same_process, stop, wait_gone
 from scalectl.stack.state import Member, StackState, clear, load
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], object]  # a callback's return value is ignored
 
 TIERS: tuple[tuple[str, ...], ...] = (
     ("nginx", "prometheus"),
