@@ -20,6 +20,7 @@ from scalectl.plan.appenv import (
 
 # Re-exported: scalectl.stack imports the plan-wide mapping from here.
 from scalectl.plan.appenv import app_env as app_env
+from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.model import (
     Latency,
@@ -232,6 +233,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "services": services,
         "workers": workers,
         "lb": plan.load_balancer,
+        "internal_paths": {svc.name: internal_paths(svc.spec) for svc in services},
         "database": plan.database,
         "cache": plan.cache,
         "slo": slo,

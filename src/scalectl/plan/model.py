@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from scalectl.plan.patterns import EndpointKey, EnvName, ServerName, TtlKind, Url
+from scalectl.plan.patterns import Cidr, EndpointKey, EnvName, ServerName, TtlKind, Url
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
@@ -324,6 +324,18 @@ class Retries(Strict):
     on: list[RetryCondition] = Field(default_factory=lambda: list(_DEFAULT_RETRY_ON))
 
 
+MAX_NETWORKS = 256
+# Loopback and private ranges (RFC 1918, RFC 4193): the local stack and in-cluster callers.
+PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+
 class LoadBalancer(Strict):
     image: Image = "nginx:1.27"
     algorithm: Literal["least_conn", "round_robin", "ip_hash"] = "least_conn"
@@ -337,6 +349,25 @@ class LoadBalancer(Strict):
     retries: Retries = Retries()
     client_max_body_size: str = Field("10m", pattern=r"^[0-9]+[kmg]?$")
     worker_connections: int = Field(4096, ge=64, le=1_000_000)
+    max_connections_per_ip: int = Field(
+        100,
+        ge=1,
+        le=1_000_000,
+        description="Requests one client address may have in flight at once (limit_conn); "
+        "more are answered 429.",
+    )
+    trusted_proxies: list[Cidr] = Field(
+        default_factory=list,
+        max_length=MAX_NETWORKS,
+        description="Proxies in front of nginx, as CIDRs: the client address is taken from "
+        "X-Forwarded-For only when they send it. Empty: the peer address is the client.",
+    )
+    internal_networks: list[Cidr] = Field(
+        default_factory=lambda: list(PRIVATE_NETWORKS),
+        max_length=MAX_NETWORKS,
+        description="Client networks allowed /metrics, /docs, /redoc, /openapi.json and "
+        "/health/* (all but the liveness and startup paths); others get 403.",
+    )
 
 
 # --- SLOs -------------------------------------------------------------------------------

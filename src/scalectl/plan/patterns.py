@@ -8,6 +8,7 @@ scalectl.plan.escape still quotes it wherever it is emitted.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -90,3 +91,24 @@ EnvName = Annotated[
     ),
     _schema(ENV_NAME),
 ]
+
+# An address or network in CIDR notation; rendered into nginx allow/set_real_ip_from.
+_CIDR_SHAPE = r"[0-9A-Fa-f.:/]{1,64}"
+_CIDR_CHARS = re.compile(_CIDR_SHAPE, re.ASCII)
+
+
+def _cidr(value: str) -> str:
+    # The character check first: ipaddress alone accepts IPv6 scope ids ("fe80::%eth0").
+    try:
+        if not _CIDR_CHARS.fullmatch(value):
+            raise ValueError
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(
+            "must be an IP address or a network in CIDR notation with no host bits set, "
+            "such as 10.0.0.0/8 or fd00::/8"
+        ) from None
+    return str(network)  # normalized: 127.0.0.1 -> 127.0.0.1/32
+
+
+Cidr = Annotated[str, AfterValidator(_cidr), _schema(_CIDR_SHAPE)]
