@@ -359,14 +359,17 @@ class LoadBalancer(Strict):
     trusted_proxies: list[Cidr] = Field(
         default_factory=list,
         max_length=MAX_NETWORKS,
-        description="Proxies in front of nginx, as CIDRs: the client address is taken from "
-        "X-Forwarded-For only when they send it. Empty: the peer address is the client.",
+        description=f"Proxies in front of nginx, as CIDRs (at most {MAX_NETWORKS}): the "
+        "client address is taken from X-Forwarded-For only as they wrote it. Empty: the peer "
+        "address is the client. See docs/nginx.md.",
     )
     internal_networks: list[Cidr] = Field(
         default_factory=lambda: list(PRIVATE_NETWORKS),
         max_length=MAX_NETWORKS,
-        description="Client networks allowed /metrics, /docs, /redoc, /openapi.json and "
-        "/health/* (all but the liveness and startup paths); others get 403.",
+        description=f"Client networks, as CIDRs (at most {MAX_NETWORKS}), that may call "
+        "/metrics, /docs, /redoc, /openapi.json and /health/* (but the liveness and startup "
+        "paths) below each service's route; others get 403. Default: loopback and private "
+        f"ranges ({', '.join(PRIVATE_NETWORKS)}).",
     )
 
 
