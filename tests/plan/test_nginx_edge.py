@@ -4,6 +4,7 @@ receives: nosniff, limit_conn, trusted proxies and internal-only paths (issue 11
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -87,7 +88,7 @@ class Edge:
     """nginx running the config `scalectl plan` renders for PLAN's local profile."""
 
     def __init__(self, root: Path, upstream: int, load_balancer: str) -> None:
-        nginx = which("nginx", {})
+        nginx = which("nginx", os.environ)
         assert nginx is not None, "the tests need nginx"
         self.port = free_port()
         root.mkdir()
@@ -105,12 +106,19 @@ class Edge:
         argv = [nginx, "-p", f"{self.prefix}/", "-c", str(conf), "-g", "daemon off;"]
         self.proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", trust_env=False)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + 10
         while True:
             assert self.proc.poll() is None, self.proc.communicate()[1]
             try:
                 if self.client.get("/nginx/health").status_code == 200:
-                    break
+                    return
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "nginx did not start"
                 time.sleep(0.05)
@@ -134,7 +142,8 @@ class Edge:
 
     def stop(self) -> None:
         self.client.close()
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         self.proc.communicate(timeout=10)
 
 
