@@ -41,6 +41,7 @@ def stack() -> Iterator[tuple[StackState, dict[Path, int]]]:
     before = _modes(Path(tempfile.gettempdir()))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CALLER_SECRET, CALLER_VALUE)
+        patch.setenv("LOG_LEVEL", "info")  # an app setting: passes, as drills rely on
         with running_stack("secrets") as (_, state_dir):
             patch.undo()
             # running_stack made its root 0711 before `up`: up left it so.
@@ -153,6 +154,10 @@ def test_members_do_not_inherit_the_callers_environment(
         # PostgreSQL overwrites its environment block with its process title.
         readable += b"PATH=" in environ
     assert readable >= len(state.members) - 1
+    apps = [m for m in state.members if m.kind in ("app", "worker")]
+    for member in apps:
+        environ = Path(f"/proc/{member.pid}/environ").read_bytes().split(b"\0")
+        assert b"LOG_LEVEL=info" in environ, member.name
 
 
 def test_no_directory_above_the_state_dir_changed_mode(

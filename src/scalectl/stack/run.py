@@ -17,6 +17,7 @@ import psutil
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.plan import Prepared, prepare, render_files
+from scalectl.plan.appenv import APP_DEFAULTS
 from scalectl.plan.context import ServiceView, WorkerView, app_env, build
 from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
@@ -87,8 +88,8 @@ def up(
     services: list[ServiceView] = ctx["services"]
     listen = prepared.loaded.profile.listen
     listen_port = int(listen.rsplit(":", 1)[1])
-    # Children see only the allowlisted part of the caller's environment (process.py).
-    env = child_environment(os.environ if environ is None else environ)
+    # Children see only the allowlisted part of this (process.py, _base_env).
+    env = dict(os.environ if environ is None else environ)
     nginx = which("nginx", env) if balancer else None
     _check_ports(services, listen_port if nginx else None, _worker_ports(prepared))
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -290,6 +291,9 @@ def _base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> 
     root = Path(state.state_dir)
     return {
         **child_environment(env),
+        # The app's own tuning knobs, when the caller sets them on purpose (drills and
+        # tests do): named settings of the app, not a CI's credentials.
+        **{name: value for name, value in env.items() if name in APP_DEFAULTS},
         **app_environment(prepared),
         # The password as a file, as on Kubernetes and Compose; Redis takes it in its URL
         # (the environment of a process is readable by its own user only).
@@ -581,7 +585,7 @@ def restart_member(
     with drained(state, member, progress) if drain else contextlib.nullcontext(False):
         stop_member(member, progress=progress)
         progress(f"starting {name}")
-        env = child_environment(os.environ if environ is None else environ)
+        env = dict(os.environ if environ is None else environ)
         fresh = _relaunch(
             prepare(Path(state.plan), state.profile), state, member, env, dict(overrides or {})
         )
