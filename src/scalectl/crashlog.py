@@ -76,7 +76,7 @@ def _private_dir(directory: Path) -> bool:
 
 def write(environ: Mapping[str, str], argv: Sequence[str], version: str, trace: str) -> Path:
     """Write a crash log and return its path. Without a usable state dir, a fresh private
-    directory (mkdtemp, 0700) holds it; `None`-like text when even that fails."""
+    directory (mkdtemp, 0700) holds it; when even that fails, a path-like note saying so."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     text = f"scalectl {version}\nargv: {redact_argv(argv)}\n\n{trace}"
     name = f"scalectl-crash-{stamp}-{os.getpid()}.log"
