@@ -156,6 +156,7 @@ def main() -> None:
             .replace("premium: {rps: 500, burst: 1000}", "premium: {rps: 1000000, burst: 1000000}")
             .replace("per_ip: {rps: 2000, burst: 4000}", "per_ip: {rps: 1000000, burst: 1000000}")
         )
+        Path(tmp).chmod(0o711)  # PostgreSQL's account traverses it when run as root
         state_dir = Path(tmp) / "state"
         result = up(plan, "local", state_dir, timeout=120)
         try:

@@ -78,6 +78,7 @@ def cycle(env: dict[str, str], idle: float, busy: bool) -> Cycle:
     from tests.stack.conftest import local_plan
 
     root = Path(tempfile.mkdtemp(prefix="scalectl-lifecycle-"))
+    root.chmod(0o711)  # PostgreSQL's account traverses it when run as root (docs/stack.md)
     plan, state = local_plan(root), root / "state"
     try:
         up, _ = scalectl(env, "stack", "up", "--plan", str(plan), "--state-dir", str(state))

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,14 +77,28 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
+@contextmanager
+def reachable_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory that servers running as other accounts can traverse (0711), for
+    PostgreSQL's data as root. Not under pytest's basetemp: pytest makes it 0700, and
+    scalectl never opens up a directory above the one it is given (docs/stack.md)."""
+    root = Path(tempfile.mkdtemp(prefix=f"scalectl-{prefix}-"))
+    root.chmod(0o711)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def postgres_server() -> Iterator[Server]:
     """One real PostgreSQL for the session, on a free loopback port."""
     from scalectl.stack.servers import start_postgres
 
-    server = start_postgres(tmp_path_factory.mktemp("postgres") / "data")
-    yield server
-    server.stop()
+    with reachable_dir("postgres") as root:
+        server = start_postgres(root / "data")
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope="session")

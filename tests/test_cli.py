@@ -102,6 +102,7 @@ def test_internal_error_prints_a_short_message_and_a_log(
     log = Path(second.split("the traceback is in ")[1].split(";")[0])
     assert log.parent == tmp_path / "scalectl"
     assert "Traceback (most recent call last)" in log.read_text()
+    assert log.stat().st_mode & 0o777 == 0o600  # private: it may show paths and arguments
 
 
 def test_interrupt_exits_130(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import IO
 
 import typer
 
-from scalectl import __version__
+from scalectl import __version__, crashlog
 from scalectl.commands import checklist as checklist_command
 from scalectl.commands import doctor as doctor_command
 from scalectl.commands import drill as drill_command
@@ -98,7 +95,12 @@ def run(
         out.error("interrupted")
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # a bug: keep the traceback out of the user's way
-        log = _crash_log(env)
+        log = crashlog.write(
+            env,
+            sys.argv if argv is None else ["scalectl", *args],
+            __version__,
+            traceback.format_exc(),
+        )
         out.error(f"internal error: {type(exc).__name__}: {exc}")
         out.error(f"the traceback is in {log}; please attach it to a bug report")
         return int(ExitCode.INTERNAL)
@@ -107,21 +109,6 @@ def run(
         # typer turns Ctrl-C into a silent return of 130; say what happened.
         out.error("interrupted")
     return code
-
-
-def _crash_log(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    text = f"scalectl {__version__}\nargv: {sys.argv}\n\n{traceback.format_exc()}"
-    for directory in (Path(base) / "scalectl", Path(tempfile.gettempdir())):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"scalectl-crash-{stamp}-{os.getpid()}.log"
-            path.write_text(text)
-            return path
-        except OSError:
-            continue
-    return Path("(could not write a crash log)")
 
 
 def main() -> None:

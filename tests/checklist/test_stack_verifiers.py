@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from scalectl.checklist.verifiers import Context
+from scalectl.stack import credentials
 from scalectl.stack.process import free_port, wait_for
 from scalectl.stack.run import restart_member
 from scalectl.stack.state import load
@@ -324,7 +325,7 @@ def test_a_restore_that_fails_fails_the_item(stack: tuple[Path, Path]) -> None:
     _, state_dir = stack
     state = load(state_dir)
     assert state is not None
-    database = state.urls["database"]
+    database = credentials.authenticated_url(state_dir, state.urls, "database")
     # A constraint that holds in the live database and not in any other: pg_dump writes it
     # with the table, so pg_restore's COPY into the scratch database fails for real.
     with psycopg.connect(database, autocommit=True) as conn:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from scalectl.stack.servers import Server, start_postgres, start_redis
+from tests.conftest import reachable_dir
 from tests.reference_app.cluster import Cluster
 from tests.reference_app.conftest import app_env, start_cluster
 
@@ -43,7 +44,11 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A cluster on PostgreSQL and Redis of its own, which these tests stop and restart."""
-    tmp = tmp_path_factory.mktemp("outage")
+    with reachable_dir("outage") as tmp:
+        yield from _stack(tmp)
+
+
+def _stack(tmp: Path) -> Iterator[Stack]:
     postgres = start_postgres(tmp / "pg" / "data")
     redis = start_redis(tmp / "redis" / "data")
     state = Stack(postgres, redis, Cluster(env={}, log=tmp / "unused.log"), tmp / "pg" / "data")
@@ -144,7 +149,9 @@ def test_postgres_down_serves_cached_reads_and_fails_writes_fast(stack: Stack) -
         assert database.status_code == 503
         assert database.json()["status"] == "fail"
     finally:
-        stack.postgres = start_postgres(stack.pg_dir, port=stack.postgres.port)
+        stack.postgres = start_postgres(
+            stack.pg_dir, port=stack.postgres.port, password=stack.postgres.password
+        )
 
     def writes_again() -> bool:
         response = httpx.post(

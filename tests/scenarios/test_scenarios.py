@@ -22,6 +22,7 @@ import pytest
 
 from scalectl.stack import run
 from scalectl.stack.state import StackState
+from tests.conftest import reachable_dir
 from tests.stack.conftest import local_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,14 +111,14 @@ def test_shape_schedules_end() -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackState]:
-    directory = tmp_path_factory.mktemp("scenarios-stack")
-    state_dir = directory / "state"
-    plan = local_plan(directory)
-    try:
-        yield run.up(plan, "local", state_dir, timeout=120).state
-    finally:
-        run.down(state_dir)
+def stack() -> Iterator[StackState]:
+    with reachable_dir("scenarios-stack") as directory:
+        state_dir = directory / "state"
+        plan = local_plan(directory)
+        try:
+            yield run.up(plan, "local", state_dir, timeout=120).state
+        finally:
+            run.down(state_dir)
 
 
 def _locust(

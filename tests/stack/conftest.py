@@ -39,6 +39,7 @@ def running_stack(prefix: str) -> Iterator[tuple[Path, Path]]:
     from scalectl.cli import run
 
     root = Path(tempfile.mkdtemp(prefix=f"scalectl-{prefix}-"))
+    root.chmod(0o711)
     plan, state_dir = local_plan(root), root / "state"
     try:
         code = run(

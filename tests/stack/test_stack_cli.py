@@ -16,25 +16,17 @@ import pytest
 from scalectl.errors import ExitCode
 from scalectl.stack.process import port_in_use
 from scalectl.stack.state import load
-from tests.conftest import Result
-from tests.stack.conftest import local_plan
+from tests.conftest import Result, reachable_dir
+from tests.stack.conftest import local_plan, running_stack
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    from scalectl.cli import run
-
-    root = tmp_path_factory.mktemp("stack")
-    plan, state_dir = local_plan(root), root / "state"
-    code = run(
-        ["stack", "up", "--plan", str(plan), "--state-dir", str(state_dir), "--timeout", "90"]
-    )
-    assert code == 0, "stack up failed; see the output above"
-    yield plan, state_dir
-    run(["stack", "down", "--state-dir", str(state_dir)])
+def stack() -> Iterator[tuple[Path, Path]]:
+    with running_stack("stack-cli") as (plan, state_dir):
+        yield plan, state_dir
 
 
 def test_status_shows_every_service_healthy(cli: Cli, stack: tuple[Path, Path]) -> None:
@@ -142,9 +134,14 @@ def test_crash_is_noticed_stale_state_is_cleaned_and_down_leaves_nothing(
     assert load(state_dir) is None
 
 
-def test_without_a_balancer(cli: Cli, tmp_path: Path) -> None:
-    plan = local_plan(tmp_path)
-    state_dir = tmp_path / "s"
+def test_without_a_balancer(cli: Cli) -> None:
+    with reachable_dir("no-balancer") as root:
+        _without_a_balancer(cli, root)
+
+
+def _without_a_balancer(cli: Cli, root: Path) -> None:
+    plan = local_plan(root)
+    state_dir = root / "s"
     result = cli("stack", "up", "--plan", plan, "--state-dir", state_dir, "--no-balancer")
     try:
         assert result.code == 0, result.stdout + result.stderr

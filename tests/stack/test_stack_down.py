@@ -21,6 +21,7 @@ import httpx
 import psutil
 import pytest
 
+from scalectl.stack import credentials
 from scalectl.stack.process import port_in_use, wait_for
 from scalectl.stack.run import restart_member
 from scalectl.stack.servers import start_postgres
@@ -48,6 +49,7 @@ def fresh_stack(
     processes are not this test's children but PID 1's once that command exits (which is
     what made an idle down take 17 s: see scalectl.stack.process.wait_gone)."""
     root = Path(tempfile.mkdtemp(prefix="scalectl-down-"))
+    root.chmod(0o711)  # PostgreSQL's account traverses it (docs/stack.md)
     plan, state_dir = local_plan(root), root / "state"
     plan.write_text(edit(plan.read_text()))
     args = ["stack", "up", "--plan", str(plan), "--state-dir", str(state_dir), "--timeout", "90"]
@@ -157,7 +159,12 @@ def test_down_lets_a_request_and_a_job_in_flight_finish(cli: Cli, stack_dir: Pat
 
     # The job finished during the worker's drain: its row says so (PostgreSQL started again
     # on the stack's data directory, then stopped).
-    pg = start_postgres(stack_dir / "postgres" / "data", log=stack_dir / "check-postgres.log")
+    pg = start_postgres(
+        stack_dir / "postgres" / "data",
+        log=stack_dir / "check-postgres.log",
+        password=credentials.password(stack_dir, "postgres"),
+        boundary=stack_dir,
+    )
     try:
         import psycopg
 

@@ -410,10 +410,12 @@ def _lost_writes(ctx: Context) -> tuple[int | None, int]:
         return None, 0
     import psycopg
 
+    from scalectl.stack.credentials import authenticated_url
     from scalectl.stack.state import load
 
     state = load(ctx.state_dir) or ctx.state
-    with psycopg.connect(state.urls["database"], connect_timeout=5) as conn:
+    url = authenticated_url(Path(state.state_dir), state.urls, "database")
+    with psycopg.connect(url, connect_timeout=5) as conn:
         rows = conn.execute("SELECT id::text FROM submissions WHERE id::text = ANY(%s)", (acked,))
         present = {r[0] for r in rows}
     return len(set(acked) - present), len(acked)
@@ -492,9 +494,11 @@ def _first_worker(ctx: Context) -> str:
 
 
 def _database_url(ctx: Context) -> str:
+    from scalectl.stack.credentials import authenticated_url
     from scalectl.stack.state import load
 
-    return (load(ctx.state_dir) or ctx.state).urls["database"]
+    state = load(ctx.state_dir) or ctx.state
+    return authenticated_url(Path(state.state_dir), state.urls, "database")
 
 
 def _wait_running_job(ctx: Context, timeout: float) -> int:

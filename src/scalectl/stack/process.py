@@ -44,6 +44,17 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+# What a child of the stack inherits from the caller's environment: the basics a process
+# needs to run and format text. Everything else (a CI's AWS_*, GITHUB_TOKEN, ...) stays
+# behind; the stack sets what its members need explicitly (issue 11, finding 8).
+INHERITED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR"})
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The allowlisted part of `environ` (INHERITED and LC_*) for a child process."""
+    return {k: v for k, v in environ.items() if k in INHERITED or k.startswith("LC_")}
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -52,7 +63,9 @@ def spawn(
     cwd: Path | None = None,
     run_as: RunAs | None = None,
 ) -> psutil.Process:
-    """Start a detached process (own session, survives us) with output appended to `log`."""
+    """Start a detached process (own session, survives us) with output appended to `log`.
+
+    Its environment is `env` as given, else the allowlisted part of ours."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -61,7 +74,7 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=dict(env) if env is not None else child_environment(os.environ),
             start_new_session=True,
             user=run_as.uid if run_as else None,
             group=run_as.gid if run_as else None,

@@ -17,13 +17,23 @@ import psutil
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.plan import Prepared, prepare, render_files
+from scalectl.plan.appenv import APP_DEFAULTS
 from scalectl.plan.context import ServiceView, WorkerView, app_env, build
 from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
-from scalectl.stack import servers
+from scalectl.stack import credentials, servers
+from scalectl.stack.access import open_within, others_need_access
 from scalectl.stack.balancer import drained
-from scalectl.stack.process import free_port, port_in_use, same_process, spawn, tail, wait_for
+from scalectl.stack.process import (
+    child_environment,
+    free_port,
+    port_in_use,
+    same_process,
+    spawn,
+    tail,
+    wait_for,
+)
 from scalectl.stack.shutdown import Progress, down, stop_member, stop_members
 from scalectl.stack.state import Member, StackState, clear, load
 
@@ -78,9 +88,16 @@ def up(
     services: list[ServiceView] = ctx["services"]
     listen = prepared.loaded.profile.listen
     listen_port = int(listen.rsplit(":", 1)[1])
+    # Children see only the allowlisted part of this (process.py, _base_env).
     env = dict(os.environ if environ is None else environ)
     nginx = which("nginx", env) if balancer else None
     _check_ports(services, listen_port if nginx else None, _worker_ports(prepared))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if others_need_access():
+        # PostgreSQL's account and nginx's workers traverse the state dir (o+x, no listing
+        # for them); a parent they cannot traverse is reported, never changed (access.py).
+        open_within(state_dir, state_dir)
+    credentials.ensure(state_dir)
 
     rendered = state_dir / "rendered"
     write_tree(rendered, render_files(prepared))
@@ -151,17 +168,28 @@ def _start_all(
         root / "postgres" / "data",
         max_connections=max(200, _connections_needed(prepared) + 20),
         log=logs / "postgres.log",
+        password=credentials.password(root, "postgres"),
+        boundary=root,
     )
-    record(Member("postgres", "postgres", pg.pid, pg.create_time, str(pg.log), pg.port, url=pg.url))
-    database_url = pg.create_database("refapp")
-    state.urls["database"] = database_url
+    record(
+        Member(
+            "postgres", "postgres", pg.pid, pg.create_time, str(pg.log), pg.port, url=pg.public_url
+        )
+    )
+    pg.create_database("refapp")
+    # No password in state.json: clients read it from secrets/ (credentials.py).
+    state.urls["database"] = pg.public_url.rsplit("/", 1)[0] + "/refapp"
     state.notes.append(f"PostgreSQL from {pg.binaries.source} ({pg.binaries.path})")
 
     progress("starting Redis (cache) and Redis (broker)")
     cache_memory = sizing.cache.maxmemory if sizing.cache else None
     policy = plan.cache.eviction_policy if plan.cache else None
     cache = servers.start_redis(
-        root / "redis" / "data", log=logs / "redis.log", maxmemory=cache_memory, policy=policy
+        root / "redis" / "data",
+        log=logs / "redis.log",
+        maxmemory=cache_memory,
+        policy=policy,
+        password=credentials.password(root, "redis"),
     )
     record(
         Member(
@@ -171,14 +199,18 @@ def _start_all(
             cache.create_time,
             str(cache.log),
             cache.port,
-            url=cache.url,
+            url=cache.public_url,
         )
     )
     # Queued jobs must never be evicted: the broker is a separate, noeviction Redis. It keeps
     # its messages across down / up, so a job cut off by the end of a worker's drain window
     # is redelivered by the next stack rather than lost (docs/stack.md).
     broker = servers.start_redis(
-        root / "broker" / "data", log=logs / "broker.log", policy="noeviction", persist=True
+        root / "broker" / "data",
+        log=logs / "broker.log",
+        policy="noeviction",
+        persist=True,
+        password=credentials.password(root, "broker"),
     )
     record(
         Member(
@@ -188,11 +220,11 @@ def _start_all(
             broker.create_time,
             str(broker.log),
             broker.port,
-            url=broker.url,
+            url=broker.public_url,
         )
     )
-    state.urls["redis"] = cache.url
-    state.urls["broker"] = broker.url
+    state.urls["redis"] = cache.public_url
+    state.urls["broker"] = broker.public_url
     state.notes.append(f"Redis from {cache.binaries.source} ({cache.binaries.path})")
 
     for svc in services:
@@ -256,12 +288,19 @@ class Launch:
 
 
 def _base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> dict[str, str]:
+    root = Path(state.state_dir)
     return {
-        **env,
+        **child_environment(env),
+        # The app's own tuning knobs, when the caller sets them on purpose (drills and
+        # tests do): named settings of the app, not a CI's credentials.
+        **{name: value for name, value in env.items() if name in APP_DEFAULTS},
         **app_environment(prepared),
+        # The password as a file, as on Kubernetes and Compose; Redis takes it in its URL
+        # (the environment of a process is readable by its own user only).
         "DATABASE_URL": state.urls["database"],
-        "REDIS_URL": state.urls["redis"],
-        "BROKER_URL": state.urls["broker"],
+        "DATABASE_PASSWORD_FILE": str(credentials.secrets_dir(root) / "postgres"),
+        "REDIS_URL": credentials.authenticated_url(root, state.urls, "redis"),
+        "BROKER_URL": credentials.authenticated_url(root, state.urls, "broker"),
         "HOST": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
         # /api/debug/sleep: fault drills hold requests in flight with it (docs/drills.md).
@@ -380,8 +419,10 @@ def _start_nginx(
     prefix = Path(state.state_dir) / "nginx"
     for sub in ("conf", "logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    # nginx's workers run as an unprivileged user when the master is root: let them buffer.
-    (prefix / "tmp").chmod(0o1777)
+    # As root, nginx's master creates its temp directories under tmp/ for its unprivileged
+    # workers itself: they only need to traverse the prefix down to it.
+    if others_need_access():
+        open_within(Path(state.state_dir), prefix / "tmp")
     conf = prefix / "conf" / "nginx.conf"
     shutil.copyfile(rendered / "nginx" / "nginx.conf", conf)  # exactly what `plan` rendered
     progress(f"starting nginx on {listen}")
@@ -584,6 +625,8 @@ def _relaunch(
             member.port,
             max_connections=max(200, _connections_needed(prepared) + 20),
             log=log,
+            password=credentials.password(root, "postgres"),
+            boundary=root,
         )
         return replace(member, pid=pg.pid, create_time=pg.create_time)
     elif member.kind == "redis":
@@ -595,6 +638,7 @@ def _relaunch(
             maxmemory=prepared.sizing.cache.maxmemory if cache and prepared.sizing.cache else None,
             policy=(plan.cache.eviction_policy if plan.cache else None) if cache else "noeviction",
             persist=not cache,
+            password=credentials.password(root, member.name),
         )
         return replace(member, pid=server.pid, create_time=server.create_time)
     elif member.kind == "nginx":

@@ -24,6 +24,7 @@ from pydantic import Field
 from scalectl.checklist.model import Duration, Outcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
+from scalectl.stack.credentials import with_password
 from scalectl.stack.process import RunAs, same_process
 
 if TYPE_CHECKING:
@@ -43,8 +44,13 @@ class BackupParams(Params):
     timeout: Duration = Field(300.0, gt=0, le=3600)  # seconds, for pg_dump and for pg_restore
 
 
-def _run(argv: list[str], run_as: RunAs | None, timeout: float, cwd: Path) -> str:
+def _run(
+    argv: list[str], run_as: RunAs | None, timeout: float, cwd: Path, password: str = ""
+) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGCONNECT_TIMEOUT": "5", "LC_ALL": "C"}
+    if password:
+        # The environment, not argv: /proc/PID/environ is readable by its own user only.
+        env["PGPASSWORD"] = password
     try:
         proc = subprocess.run(
             argv,
@@ -83,18 +89,21 @@ class _Target:
     tools: Path
     account: RunAs | None
     timeout: float
+    password: str
 
 
 def check_backup(params: BackupParams, ctx: Context) -> Outcome:
     import psycopg
 
+    from scalectl.stack.credentials import password
     from scalectl.stack.servers import find_postgres_clients, unprivileged_account
 
     state = ctx.stack()
     server = next((m for m in state.members if m.kind == "postgres"), None)
     if server is None or same_process(server.pid, server.create_time) is None:
         return failed(f"the stack in {state.state_dir} has no running PostgreSQL")
-    url = state.urls["database"]
+    secret = password(Path(state.state_dir), "postgres")
+    url = with_password(state.urls["database"], secret)
     if params.database:
         url = url.rsplit("/", 1)[0] + f"/{params.database}"
     parts = urlsplit(url)
@@ -109,6 +118,7 @@ def check_backup(params: BackupParams, ctx: Context) -> Outcome:
         tools.path,
         unprivileged_account(),
         params.timeout,
+        secret,
     )
     work = Path(tempfile.mkdtemp(prefix="scalectl-backup-"))
     lines: list[str] = []
@@ -146,7 +156,7 @@ def _dump_and_restore(target: _Target, work: Path, min_tables: int, lines: list[
         started = time.monotonic()
         argv = [str(target.tools / "pg_dump"), *target.connection, "--format=custom"]
         argv += [f"--snapshot={row[0]}", f"--file={dump}", target.dbname]
-        _run(argv, target.account, target.timeout, work)
+        _run(argv, target.account, target.timeout, work, target.password)
         dumped = time.monotonic() - started
     lines.append(
         f"pg_dump {target.dbname}: {len(tables)} tables, {sum(before.values())} rows, "
@@ -159,7 +169,7 @@ def _dump_and_restore(target: _Target, work: Path, min_tables: int, lines: list[
         started = time.monotonic()
         argv = [str(target.tools / "pg_restore"), *target.connection, "--no-owner"]
         argv += ["--no-privileges", "--exit-on-error", f"--dbname={scratch}", str(dump)]
-        _run(argv, target.account, target.timeout, work)
+        _run(argv, target.account, target.timeout, work, target.password)
         restored = time.monotonic() - started
         # Counted by psql, a separate client, as the account the tools run as.
         query = " UNION ALL ".join(
@@ -167,7 +177,7 @@ def _dump_and_restore(target: _Target, work: Path, min_tables: int, lines: list[
         )
         psql = [str(target.tools / "psql"), "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"]
         psql += [*target.connection, "-d", scratch, "-c", query]
-        out = _run(psql, target.account, target.timeout, work) if tables else ""
+        out = _run(psql, target.account, target.timeout, work, target.password) if tables else ""
     finally:
         with psycopg.connect(target.admin_url, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
