@@ -427,8 +427,8 @@ CASES: list[Case] = [
 
 # The hostile cases that live in their own test modules, counted in the table.
 EXISTING = {
-    "tests/hostile/test_rendered_strings.py": "rendered strings (16 plans)",
-    "tests/hostile/test_limits.py": "input limits (plans, SLO files, health configs)",
-    "tests/hostile/test_output.py": "output confinement (tampered manifests, symlinks)",
-    "tests/hostile/test_loopback.py": "loopback check (13 hosts, tampered state)",
+    "tests/hostile/test_rendered_strings.py": "strings that would inject into rendered files",
+    "tests/hostile/test_limits.py": "input limits: plans, SLO files, health configs",
+    "tests/hostile/test_output.py": "output confinement: tampered manifests, symlinks",
+    "tests/hostile/test_loopback.py": "the loopback check: look-alike hosts, tampered state",
 }
