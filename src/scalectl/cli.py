@@ -18,8 +18,9 @@ from scalectl.commands import health as health_command
 from scalectl.commands import loadtest as loadtest_command
 from scalectl.commands import plan as plan_command
 from scalectl.commands import stack as stack_command
-from scalectl.errors import ExitCode, ScalectlError
+from scalectl.errors import ExitCode, InputError, ScalectlError
 from scalectl.output import Output
+from scalectl.usertext import shown
 
 app = typer.Typer(
     name="scalectl",
@@ -73,6 +74,13 @@ def run(
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=args, prog_name="scalectl", standalone_mode=False, obj=out)
+    except InputError as exc:
+        # Every line of bad-input errors once more through shown(): a call site that
+        # forgot it still cannot split a line or reach the terminal's escapes (issue 11).
+        out.error(f"error: {shown(exc.message, None)}")
+        for line in exc.lines:
+            out.error(shown(line, None))
+        return int(exc.exit_code)
     except ScalectlError as exc:
         out.error(f"error: {exc.message}")
         for line in exc.lines:

@@ -14,6 +14,7 @@ from scalectl.checklist.verifiers import REGISTRY, Params, Verifier
 from scalectl.errors import InputError
 from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
 from scalectl.plan.yamlsource import Located, load, parse
+from scalectl.usertext import shown
 
 SHIPPED = ("pre", "deploy", "post")
 DEFAULT_VALID_FOR = 86400.0  # a pass of a file-based or manual item is reused for 24 hours
@@ -185,7 +186,7 @@ def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
                 Problem(
                     located.mark(where, key=True),
                     where,
-                    f"no item '{key}' in checklist {checklist.name}{hint}",
+                    f"no item '{shown(key)}' in checklist {checklist.name}{hint}",
                 )
             )
             continue
@@ -203,7 +204,8 @@ def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
                 Problem(
                     located.mark(where),
                     where,
-                    f"expected yes, no or {{answer: yes|no, by: NAME, note: TEXT}}, got {value!r}",
+                    "expected yes, no or {answer: yes|no, by: NAME, note: TEXT}, "
+                    f"got {shown(repr(value))}",
                 )
             )
             continue

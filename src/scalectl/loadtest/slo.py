@@ -19,6 +19,7 @@ from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, W
 from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
 from scalectl.plan.model import Plan, Warmup
 from scalectl.plan.yamlsource import Located, load
+from scalectl.usertext import shown
 
 LatencyMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
 WindowMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "rps"]
@@ -256,9 +257,9 @@ def _resolve_all(spec: SloSpec, results: Results) -> dict[str, Endpoint]:
             continue
         ambiguous = [e.key for e in results.endpoints if e.name == key]
         if len(ambiguous) > 1:
-            lines.append(f"{where} '{key}': ambiguous, matches {', '.join(ambiguous)}")
+            lines.append(f"{where} '{shown(key)}': ambiguous, matches {', '.join(ambiguous)}")
         else:
-            lines.append(f"{where} '{key}': no such endpoint{did_you_mean(key, seen)}")
+            lines.append(f"{where} '{shown(key)}': no such endpoint{did_you_mean(key, seen)}")
     if lines:
         noun = "name" if len(lines) == 1 else "names"
         lines.append(f"endpoints seen: {', '.join(seen) if seen else '(none)'}")

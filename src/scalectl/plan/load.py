@@ -17,6 +17,9 @@ from scalectl.errors import InputError
 from scalectl.plan import rules
 from scalectl.plan.model import Plan, Profile
 from scalectl.plan.yamlsource import Located, Mark, dotted, load
+from scalectl.usertext import shown
+
+MESSAGE_LIMIT = 300  # characters of one validator message, which may quote the value
 
 DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
     "local": {"upstreams": "loopback", "listen": "127.0.0.1:8080"},
@@ -56,7 +59,7 @@ def validate(located: Located, profile_name: str, source: Path) -> LoadedPlan:
     profiles = {**DEFAULT_PROFILES, **(data.get("profiles") or {})}
     if profile_name not in profiles:
         hint = did_you_mean(profile_name, profiles)
-        raise InputError(f"{located.file}: no profile named '{profile_name}'{hint}")
+        raise InputError(f"{located.file}: no profile named '{shown(profile_name)}'{hint}")
     if problems:
         raise_problems(located.file, problems)
 
@@ -150,12 +153,13 @@ def _message(err: Any) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     msg = msg.replace("Input should be", "must be").replace("String should", "must")
-    return msg[0].lower() + msg[1:] if msg else msg
+    # Validators may quote the value they refused: the user's text, shown safely.
+    return shown(msg[0].lower() + msg[1:], MESSAGE_LIMIT) if msg else msg
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{shown(close[0])}'?" if close else ""
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:

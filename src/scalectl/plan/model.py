@@ -14,8 +14,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from scalectl.plan.patterns import Cidr, EndpointKey, EnvName, ServerName, TtlKind, Url
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
-_MEM = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+# fullmatch with ASCII digits: "$" accepted "500m\n", which then crashed cpu_cores (exit 3,
+# tests/hostile/corpus.py "cpu-newline"), and \d accepts any Unicode digit.
+_CPU = re.compile(r"[0-9]+(\.[0-9]+)?|[0-9]+m")
+_MEM = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?")
 _MEM_FACTORS = {
     "": 1,
     "k": 10**3,
@@ -30,13 +32,13 @@ _MEM_FACTORS = {
 
 
 def _cpu(value: str) -> str:
-    if not _CPU.match(value):
+    if not _CPU.fullmatch(value):
         raise ValueError("must be a Kubernetes CPU quantity such as 500m or 2")
     return value
 
 
 def _memory(value: str) -> str:
-    if not _MEM.match(value):
+    if not _MEM.fullmatch(value):
         raise ValueError("must be a Kubernetes memory quantity such as 512Mi or 2Gi")
     return value
 

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from scalectl.errors import InputError
 from scalectl.plan.yamlsource import read_bounded
+from scalectl.usertext import shown
 
 Files = dict[str, bytes]
 Warn = Callable[[str], None]
@@ -166,11 +167,11 @@ def _manifest(out: Path, warn: Warn) -> list[str]:
     names: list[str] = []
     for entry in data:
         if not isinstance(entry, str) or not _safe_name(entry):
-            warn(f"{path}: ignoring entry {entry!r}: not a relative name inside {out}")
+            warn(f"{path}: ignoring entry '{shown(entry)}': not a relative name inside {out}")
         elif _symlink_on_path(out, entry) is not None or not _confined(out, entry):
-            warn(f"{path}: ignoring entry {entry!r}: reached through a symlink")
+            warn(f"{path}: ignoring entry '{shown(entry)}': reached through a symlink")
         elif (out / entry).exists() and not _regular(out / entry):
-            warn(f"{path}: ignoring entry {entry!r}: not a regular file")
+            warn(f"{path}: ignoring entry '{shown(entry)}': not a regular file")
         else:
             names.append(entry)
     return names

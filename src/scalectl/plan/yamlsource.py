@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from scalectl.errors import InputError
+from scalectl.usertext import shown
 
 Path_ = tuple[str | int, ...]
 
@@ -21,6 +22,7 @@ MAX_DEPTH = 64  # nested mappings/sequences; real plans stay under 10
 MAX_ALIASES = 100  # `*alias` uses in one document
 MAX_VALUES = 100_000  # values built, counting each alias and merge expansion again
 MAX_NUMBER_CHARS = 40  # digits in one number: beyond any bound the schemas accept
+KEY_LIMIT = 60  # characters of one key shown in a message
 
 # The C parser where libyaml is present: faster, and no Python recursion while parsing.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -35,7 +37,7 @@ class Mark:
     col: int  # 1-based
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        return f"{shown(self.file, None)}:{self.line}:{self.col}"
 
 
 @dataclass
@@ -112,9 +114,11 @@ class _Builder:
 
 
 def _dotted(path: Path_) -> str:
+    # Keys are the user's: shown() keeps a "\n" in one from starting a fake message line.
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        key = shown(part, KEY_LIMIT)
+        text += f"[{key}]" if isinstance(part, int) else (f".{key}" if text else key)
     return text or "(document)"
 
 
