@@ -27,6 +27,8 @@ def _ignore(message: str) -> None:
 
 def preflight(out: Path) -> None:
     """Refuse an output path we cannot use before anything is rendered or written."""
+    if out.is_symlink():  # a link committed in a pull request would send the render elsewhere
+        raise InputError(f"{out}: output path is a symlink; give the directory it points to")
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: output path is a file, expected a directory")
     anchor = _existing_ancestor(out)
