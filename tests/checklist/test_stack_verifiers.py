@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from scalectl.checklist.verifiers import Context
+from scalectl.stack import apikeys
 from scalectl.stack.process import free_port, wait_for
 from scalectl.stack.run import restart_member
 from scalectl.stack.state import load
@@ -90,8 +91,10 @@ def send_traffic(state_dir: Path) -> None:
     """Light real traffic straight to each instance, so the SLO check has data to judge."""
     state = load(state_dir)
     assert state is not None
-    # A premium key: an anonymous caller is held to the free tier's 20 rps.
-    headers = {"X-API-Tier": "premium", "X-API-Key": "checklist-tests"}
+    # A premium key of the stack's pool (`stack up` minted it): /api needs a key, and the
+    # free tier's 20 rps would refuse this traffic.
+    headers = apikeys.auth_headers(state_dir, "premium")
+    assert headers
     for member in state.members:
         if member.kind != "app":
             continue
