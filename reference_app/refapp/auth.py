@@ -150,7 +150,9 @@ class AuthMiddleware:
         key = presented_key(scope)
         try:
             found = await self.resolver.resolve(key) if key else None
-        except (CircuitOpenError, PoolTimeout, psycopg.OperationalError, OSError) as exc:
+        except (CircuitOpenError, PoolTimeout, psycopg.Error, OSError) as exc:
+            # psycopg.Error also covers a schema not migrated yet (a worker that started
+            # while PostgreSQL was down): unavailable, not a 500.
             log.warning("API key lookup failed", extra={"error": type(exc).__name__})
             await send_json(send, 503, {"detail": "service unavailable"}, {"Retry-After": "1"})
             return
