@@ -34,6 +34,9 @@ def test_cached_read_sends_no_sql(cluster: Cluster) -> None:
         created = client.post("/api/submissions", json={"title": "cached", "content": "x"}).json()
         path = f"/api/submissions/{created['id']}"
         assert client.get(path).status_code == 200  # miss: loads and fills both layers
+        # Both workers resolve the API key once (one lookup per key per worker per
+        # API_KEY_CACHE_TTL); after that a cached read sends nothing.
+        assert len(served_by_each_worker(cluster, path)) == 2
         before = cluster.metrics()
         for _ in range(5):
             assert client.get(path).json()["title"] == "cached"
