@@ -25,8 +25,6 @@ from locust import FastHttpUser, between, task  # noqa: E402
 
 POOL_SIZE = common.env_int("SCALECTL_BROWSE_POOL", 100)
 SEED_PER_USER = common.env_int("SCALECTL_BROWSE_SEED_PER_USER", 10)
-USER_IDS = common.env_int("SCALECTL_BROWSE_USER_IDS", 20)
-USER_ID_BASE = common.env_int("SCALECTL_BROWSE_USER_ID_BASE", 1000)
 PAGES = common.env_int("SCALECTL_BROWSE_PAGES", 3)
 PAGE_SIZE = common.env_int("SCALECTL_BROWSE_PAGE_SIZE", 20)
 ZIPF_S = common.env_float("SCALECTL_ZIPF_S", 1.1)
@@ -44,20 +42,21 @@ class BrowseUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = common.rng_for_user()
-        self.headers = common.client_headers()
+        self.key = common.take_key()
+        self.headers = common.client_headers(self.key)
         self.ids = common.Zipf(POOL_SIZE, ZIPF_S, self.rng)
-        self.users = common.Zipf(USER_IDS, ZIPF_S, self.rng)
         for _ in range(SEED_PER_USER):
             if len(POOL) >= POOL_SIZE:
                 break
             self._seed_one()
 
     def _user_id(self) -> int:
-        return USER_ID_BASE + self.users.sample()
+        # The app scopes lists to the key's user: other users' lists are 404.
+        return self.key.user
 
     def _seed_one(self) -> None:
         title, content = common.cv_text(self.rng)
-        body = {"user_id": self._user_id(), "title": title, "content": content}
+        body = {"title": title, "content": content}  # owned by the key's user
         with self.client.post(
             common.SUBMISSIONS,
             json=body,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import math
 import os
 import random
-import uuid
+from typing import NamedTuple
 
 TIERS = ("premium", "basic", "free")
 DEFAULT_TIER = "premium"
@@ -65,13 +66,80 @@ def api_tier() -> str:
     return tier
 
 
-def client_headers() -> dict[str, str]:
-    """One simulated client: its tier and its own API key (the app limits per key in a tier)."""
-    return {
-        "X-API-Tier": api_tier(),
-        "X-API-Key": f"scalectl-load-{uuid.uuid4().hex[:16]}",
-        "Accept": "application/json",
-    }
+class ApiKey(NamedTuple):
+    """One API key of the app (`python -m refapp.keys create` mints them): the app takes
+    the user and the tier from the key, never from a header."""
+
+    key: str
+    user: int
+    tier: str
+
+
+NO_KEYS = (
+    "no API key of tier {tier}: set SCALECTL_API_KEYS_FILE to a JSON list of "
+    "{{key, user, tier}} (`scalectl stack up` writes <state dir>/secrets/api-keys.json) "
+    "or SCALECTL_API_KEY with SCALECTL_API_USER"
+)
+_keys: list[ApiKey] | None = None
+_next_key: dict[str, itertools.count[int]] = {}
+
+
+def _parse_keys(raw: object, source: str) -> list[ApiKey]:
+    if not isinstance(raw, list):
+        raise ValueError(f"{source}: expected a JSON list of {{key, user, tier}}")
+    keys = []
+    for index, item in enumerate(raw):
+        ok = (
+            isinstance(item, dict)
+            and isinstance(item.get("key"), str)
+            and isinstance(item.get("user"), int)
+            and item.get("tier") in TIERS
+        )
+        if not ok:
+            raise ValueError(f"{source}: entry {index}: expected {{key, user, tier}}")
+        keys.append(ApiKey(item["key"], item["user"], item["tier"]))
+    return keys
+
+
+def api_keys() -> list[ApiKey]:
+    """The keys this run may use: SCALECTL_API_KEYS_FILE, else SCALECTL_API_KEY (its user in
+    SCALECTL_API_USER, its tier in SCALECTL_API_TIER). Read once per process."""
+    global _keys
+    if _keys is None:
+        path = os.environ.get("SCALECTL_API_KEYS_FILE", "").strip()
+        single = os.environ.get("SCALECTL_API_KEY", "").strip()
+        if path:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    raw = json.load(handle)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"SCALECTL_API_KEYS_FILE={path}: {exc}") from exc
+            _keys = _parse_keys(raw, path)
+        elif single:
+            user = env_int("SCALECTL_API_USER", 0, minimum=0)
+            if user < 1:
+                raise ValueError("SCALECTL_API_KEY needs SCALECTL_API_USER (the key's user id)")
+            _keys = [ApiKey(single, user, api_tier())]
+        else:
+            _keys = []
+    return _keys
+
+
+def take_key(tier: str | None = None) -> ApiKey:
+    """The next key of `tier` (default SCALECTL_API_TIER), round-robin: each simulated
+    user gets its own key while there are enough."""
+    wanted = tier or api_tier()
+    pool = [k for k in api_keys() if k.tier == wanted]
+    if not pool:
+        raise ValueError(NO_KEYS.format(tier=wanted))
+    index = next(_next_key.setdefault(wanted, itertools.count()))
+    return pool[index % len(pool)]
+
+
+def client_headers(key: ApiKey | None = None) -> dict[str, str]:
+    """One simulated client's headers: its own API key (the app limits per key)."""
+    chosen = key or take_key()
+    return {"Authorization": f"Bearer {chosen.key}", "Accept": "application/json"}
 
 
 # --- randomness -------------------------------------------------------------------------

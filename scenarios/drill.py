@@ -3,8 +3,10 @@ document submissions, at a mix set by the drill.
 
 Every 202 answer's submission id is appended to `SCALECTL_DRILL_ACKS` (when set), so a drill
 can check afterwards that no acknowledged write was lost. With `SCALECTL_DRILL_FREE_SHARE`
-above 0, that share of users send `X-API-Tier: free` and name their requests with a
-` [free]` suffix, so shedding by tier shows per endpoint.
+above 0, that share of users use a free-tier key (from SCALECTL_API_KEYS_FILE) and name
+their requests with a ` [free]` suffix, so shedding by tier shows per endpoint. The others
+use keys of SCALECTL_API_TIER (premium). All keys should belong to one user: the users share
+a pool of hot submissions, and the app answers 404 to other users' ids.
 
 Request names: GET /api/submissions/{id}, POST /api/submissions (and the ` [free]` ones).
 """
@@ -55,11 +57,12 @@ class DrillUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = common.rng_for_user()
-        self.headers = common.client_headers()
         self.suffix = ""
+        tier = None
         if FREE_SHARE > 0 and self.rng.random() < FREE_SHARE:
-            self.headers["X-API-Tier"] = "free"
+            tier = "free"
             self.suffix = " [free]"
+        self.headers = common.client_headers(common.take_key(tier))
         self.ids = common.Zipf(POOL_SIZE, 1.1, self.rng)
         for _ in range(3):  # bounded seeding; the pool fills from the first users
             if len(POOL) >= POOL_SIZE:
@@ -68,7 +71,7 @@ class DrillUser(FastHttpUser):
 
     def _write(self) -> None:
         title, content = common.cv_text(self.rng, 600)
-        body = {"user_id": 7000 + self.rng.randrange(50), "title": title, "content": content}
+        body = {"title": title, "content": content}  # owned by the key's user
         with self.client.post(
             common.SUBMISSIONS,
             json=body,

@@ -25,7 +25,6 @@ from locust import FastHttpUser, between, task  # noqa: E402
 
 MAX_POLLS = common.env_int("SCALECTL_JOB_MAX_POLLS", 60)
 POLL_SECONDS = common.env_float("SCALECTL_JOB_POLL_SECONDS", 0.5)
-USER_ID_BASE = common.env_int("SCALECTL_PIPELINE_USER_ID_BASE", 200_000)
 WAIT_MIN = common.env_float("SCALECTL_WAIT_MIN", 0.5)
 WAIT_MAX = common.env_float("SCALECTL_WAIT_MAX", 2.0, minimum=WAIT_MIN)
 
@@ -45,8 +44,9 @@ class PipelineUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = common.rng_for_user()
-        self.headers = common.client_headers()
-        self.user_id = USER_ID_BASE + self.rng.randrange(100)
+        self.key = common.take_key()
+        self.headers = common.client_headers(self.key)
+        self.user_id = self.key.user  # the app takes the owner from the key
 
     def _report(self, started: float, exception: Exception | None) -> None:
         self.environment.events.request.fire(

@@ -22,8 +22,6 @@ if _HERE not in sys.path:
 import common  # noqa: E402
 from locust import FastHttpUser, between, task  # noqa: E402
 
-USER_IDS = common.env_int("SCALECTL_SUBMIT_USER_IDS", 200)
-USER_ID_BASE = common.env_int("SCALECTL_SUBMIT_USER_ID_BASE", 100_000)
 MEDIAN_CHARS = common.env_int("SCALECTL_SUBMIT_MEDIAN_CHARS", 2500)
 KEEP = 50  # own ids remembered for PATCH/DELETE (bounded)
 WAIT_MIN = common.env_float("SCALECTL_WAIT_MIN", 0.5)
@@ -37,8 +35,9 @@ class SubmitUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.rng = common.rng_for_user()
-        self.headers = common.client_headers()
-        self.user_id = USER_ID_BASE + self.rng.randrange(USER_IDS)
+        self.key = common.take_key()
+        self.headers = common.client_headers(self.key)
+        self.user_id = self.key.user  # the app takes the owner from the key
         self.mine: deque[str] = deque(maxlen=KEEP)
 
     @task(6)

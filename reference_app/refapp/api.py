@@ -1,5 +1,10 @@
 """The submissions API. Reads are cache-aside (refapp.cache) over the read pool; writes go
-to the primary in one transaction, then invalidate what they made stale."""
+to the primary in one transaction, then invalidate what they made stale.
+
+Every route runs for an API key's user (refapp.auth resolved it before routing) and sees
+only that user's submissions and jobs: another user's ids answer 404, exactly like ids
+that do not exist. Cached rows carry their owner's user_id, checked after every cache read,
+so a cache entry filled by one user is never served to another."""
 
 from __future__ import annotations
 
@@ -10,9 +15,21 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+    status,
+)
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from refapp import cachekeys, queue_client, services, store
+from refapp import auth, cachekeys, queue_client, services, store
 from refapp.cachekeys import Invalidation
 from refapp.models import (
     BIGINT_MAX,
@@ -27,11 +44,32 @@ from refapp.models import (
     SubmissionPage,
     SubmissionUpdate,
 )
+from refapp.principal import Principal
+from refapp.principal import caller as caller_of
 from refapp.services import Services
 
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
 Deps = Annotated[Services, Depends(services.get)]
 UserId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
+# Declares the scheme in the OpenAPI document; refapp.auth has already checked the key.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `rk_...`")
+
+
+def _caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> Principal:
+    found = caller_of(request.scope)
+    if found is None:  # only if the app was assembled without AuthMiddleware
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(auth.UNAUTHORIZED["detail"]))
+    return found
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+def _owned(found: Any, caller: Principal) -> bool:
+    return found is not None and found.get("user_id") == caller.user_id
 
 
 def _wants_origin(
@@ -72,16 +110,20 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     "/submissions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmissionAccepted,
+    responses={403: {"model": Error, "description": "user_id is not the key's user"}},
     summary="Submit a document for analysis",
 )
 async def create_submission(
-    body: SubmissionCreate, response: Response, deps: Deps
+    body: SubmissionCreate, response: Response, deps: Deps, caller: Caller
 ) -> dict[str, Any]:
+    if body.user_id is not None and body.user_id != caller.user_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "user_id must be the API key's user")
+    owner = caller.user_id
     submission_id, job_id = uuid4(), uuid4()
     created = await deps.db.write(
-        lambda db: store.create_submission(db, submission_id, job_id, body)
+        lambda db: store.create_submission(db, submission_id, job_id, owner, body)
     )
-    await deps.cache.invalidate(Invalidation.for_write(user_ids=[body.user_id]))
+    await deps.cache.invalidate(Invalidation.for_write(user_ids=[owner]))
     # After the commit: a worker must find the rows. If this fails the job stays queued.
     await queue_client.enqueue(
         str(job_id), str(submission_id), "analyse", body.priority, deps.settings.enqueue_timeout
@@ -91,14 +133,16 @@ async def create_submission(
 
 
 @router.get("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
-async def get_submission(submission_id: UUID, deps: Deps, fresh: Fresh) -> dict[str, Any]:
+async def get_submission(
+    submission_id: UUID, deps: Deps, fresh: Fresh, caller: Caller
+) -> dict[str, Any]:
     found = await deps.cache.get_or_load(
         cachekeys.submission(str(submission_id)),
         deps.settings.cache_ttl_submission,
         lambda: deps.db.read(lambda db: store.get_submission(db, submission_id)),
         fresh=fresh,
     )
-    if found is None:
+    if not _owned(found, caller):
         raise _not_found("submission")
     return dict(found)
 
@@ -106,15 +150,18 @@ async def get_submission(submission_id: UUID, deps: Deps, fresh: Fresh) -> dict[
 @router.get(
     "/users/{user_id}/submissions",
     response_model=SubmissionPage,
-    responses={400: {"model": Error, "description": "Invalid cursor"}},
+    responses={400: {"model": Error, "description": "Invalid cursor"}, **NOT_FOUND},
 )
 async def list_user_submissions(
     user_id: UserId,
     deps: Deps,
     fresh: Fresh,
+    caller: Caller,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
+    if user_id != caller.user_id:  # any other user, existing or not
+        raise _not_found("user")
     after = decode_cursor(cursor) if cursor else None
 
     async def load() -> dict[str, Any]:
@@ -141,10 +188,12 @@ async def list_user_submissions(
 
 @router.patch("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
 async def update_submission(
-    submission_id: UUID, body: SubmissionUpdate, deps: Deps
+    submission_id: UUID, body: SubmissionUpdate, deps: Deps, caller: Caller
 ) -> dict[str, Any]:
     updated = await deps.db.write(
-        lambda db: store.update_submission(db, submission_id, body.title, body.content)
+        lambda db: store.update_submission(
+            db, submission_id, caller.user_id, body.title, body.content
+        )
     )
     if updated is None:
         raise _not_found("submission")
@@ -160,8 +209,10 @@ async def update_submission(
     response_class=Response,
     responses=NOT_FOUND,
 )
-async def delete_submission(submission_id: UUID, deps: Deps) -> Response:
-    user_id = await deps.db.write(lambda db: store.delete_submission(db, submission_id))
+async def delete_submission(submission_id: UUID, deps: Deps, caller: Caller) -> Response:
+    user_id = await deps.db.write(
+        lambda db: store.delete_submission(db, submission_id, caller.user_id)
+    )
     if user_id is None:
         raise _not_found("submission")
     await deps.cache.invalidate(
@@ -171,20 +222,21 @@ async def delete_submission(submission_id: UUID, deps: Deps) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=NOT_FOUND)
-async def get_job(job_id: UUID, deps: Deps, fresh: Fresh) -> dict[str, Any]:
+async def get_job(job_id: UUID, deps: Deps, fresh: Fresh, caller: Caller) -> dict[str, Any]:
     found = await deps.cache.get_or_load(
         cachekeys.job(str(job_id)),
         deps.settings.cache_ttl_job,
         lambda: deps.db.read(lambda db: store.get_job(db, job_id)),
         fresh=fresh,
     )
-    if found is None:
+    if not _owned(found, caller):
         raise _not_found("job")
     return dict(found)
 
 
 @router.get("/stats", response_model=Stats)
-async def get_stats(deps: Deps, fresh: Fresh) -> dict[str, Any]:
+async def get_stats(deps: Deps, fresh: Fresh, _: Caller) -> dict[str, Any]:
+    """Service-wide counts (no user's rows): any valid key may read them."""
     found: dict[str, Any] = await deps.cache.get_or_load(
         cachekeys.stats(),
         deps.settings.cache_ttl_stats,

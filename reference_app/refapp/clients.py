@@ -1,10 +1,13 @@
-"""Who is calling: the client IP and the API tier, as nginx hands them to us."""
+"""The client IP as nginx hands it to us, and raw header access. Who the caller is (user
+and tier) comes from its API key only: refapp.auth."""
 
 from __future__ import annotations
 
 from starlette.types import Scope
 
 TIERS = ("premium", "basic", "free")
+# Requests without a key (only outside /api: docs, openapi.json) are limited and shed as
+# this tier.
 DEFAULT_TIER = "free"
 
 
@@ -26,18 +29,6 @@ def client_ip(scope: Scope) -> str:
             return first[:64]
     peer = scope.get("client")
     return str(peer[0]) if peer else "unknown"
-
-
-def tier(scope: Scope, tier_header: str) -> str:
-    """premium, basic or free (the default, also for unknown values). Trusted as sent: the
-    gateway in front maps API keys to tiers."""
-    value = (header(scope, tier_header.lower().encode("latin-1")) or "").strip().lower()
-    return value if value in TIERS else DEFAULT_TIER
-
-
-def api_key(scope: Scope) -> str | None:
-    value = header(scope, b"x-api-key")
-    return value[:128] if value else None
 
 
 def is_exempt(path: str) -> bool:

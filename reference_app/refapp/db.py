@@ -11,7 +11,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
@@ -21,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from refapp.breaker import CircuitBreaker
 from refapp.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, DB_POOL_WAITING, DB_QUERIES
+from refapp.migration import SCHEMA_LOCK_KEY, schema_sql
 from refapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,8 @@ T = TypeVar("T")
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
 
-# pg_advisory_lock key for the schema migration: every gunicorn worker migrates at start and
-# takes the same lock, so workers starting together run schema.sql one at a time.
-SCHEMA_LOCK_KEY = 0x7265_6661_7070  # "refapp"
 # A connection request still unanswered after this long triggers a probe of the server.
 ACQUIRE_PROBE_AFTER = 0.25
-
-
-def schema_sql() -> str:
-    return resources.files("refapp").joinpath("schema.sql").read_text()
 
 
 class Session:

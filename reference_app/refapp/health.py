@@ -102,6 +102,17 @@ def _respond(deps: Services, checks: Checks, description: str) -> HealthJSONResp
     )
 
 
+def _generic(error: BaseException | None) -> str | None:
+    """What a health check says about a failure: generic words, never the exception's text,
+    which names hosts, ports and the database user."""
+    if error is None:
+        return None
+    log.info("health check failed", extra={"error": repr(error)})  # operators read logs
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return "unreachable"
+
+
 async def _timed(
     timeout: float, fn: Callable[[], Awaitable[Any]]
 ) -> tuple[float, BaseException | None]:
@@ -130,7 +141,7 @@ async def _target_checks(deps: Services, target: Target, severity: str) -> Check
                 round(ms, 2),
                 "ms",
                 severity if error else "pass",
-                output=repr(error) if error else None,
+                output=_generic(error),
             )
         ],
         f"{name}:connections": [
@@ -176,7 +187,7 @@ async def redis_checks(deps: Services) -> Checks:
                 round(ms, 2),
                 "ms",
                 "fail" if error else "pass",
-                output=repr(error) if error else None,
+                output=_generic(error),
             )
         ],
         "redis:circuitBreaker": [
@@ -189,7 +200,7 @@ async def queue_checks(deps: Services) -> Checks:
     try:
         snapshot = await queue_client.snapshot(deps.settings.health_timeout)
     except Exception as exc:
-        return {"queue:depth": [_check("component", None, None, "warn", output=repr(exc))]}
+        return {"queue:depth": [_check("component", None, None, "warn", output=_generic(exc))]}
     checks: Checks = {"queue:depth": [], "queue:oldestAge": [], "queue:deadLetters": []}
     for queue, stats in sorted(snapshot.items()):
         for key, name, unit in (

@@ -9,15 +9,18 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute, Route
 
 from refapp import api, debug, errors, health, logs, settings
+from refapp.auth import AuthMiddleware
 from refapp.ratelimit import RateLimitMiddleware
 from refapp.services import Services
 from refapp.shedding import LoadShedMiddleware
 from refapp.telemetry import TelemetryMiddleware
 
 DESCRIPTION = """A CV/document submission service: submissions are stored in PostgreSQL and
-analysed by background jobs. Requests may carry `X-API-Key` and `X-API-Tier`
-(premium, basic or free) for rate limiting and load shedding; every response carries
-`X-Request-ID`, and limited ones `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."""
+analysed by background jobs. Every /api request carries an API key
+(`Authorization: Bearer <key>`, or `X-API-Key`); the key's user owns what it creates and sees
+only its own submissions and jobs, and the key's tier (premium, basic or free) sets its rate
+limit and load-shedding order. Every response carries `X-Request-ID`, and limited ones
+`RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`."""
 
 
 def create_app(config: settings.Settings | None = None) -> FastAPI:
@@ -50,10 +53,12 @@ def create_app(config: settings.Settings | None = None) -> FastAPI:
         *(r for r in app.routes if isinstance(r, Route)),
         *(r for router in routers for r in router.routes),
     ]
-    # Added last runs first: telemetry sees every response, shedding runs before the
-    # limiter so an overloaded worker does not spend Redis round trips on refusals.
-    app.add_middleware(RateLimitMiddleware, limiter=deps.limiter, tier_header=config.tier_header)
-    app.add_middleware(LoadShedMiddleware, monitor=deps.monitor, tier_header=config.tier_header)
+    # Added last runs first: telemetry sees every response; the key is resolved next (the
+    # tier comes from it); shedding runs before the limiter so an overloaded worker does
+    # not spend Redis round trips on refusals.
+    app.add_middleware(RateLimitMiddleware, limiter=deps.limiter)
+    app.add_middleware(LoadShedMiddleware, monitor=deps.monitor)
+    app.add_middleware(AuthMiddleware, resolver=deps.keys)
     app.add_middleware(TelemetryMiddleware, routes=routes, debug=config.debug)
     return app
 

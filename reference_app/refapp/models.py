@@ -18,7 +18,8 @@ BIGINT_MAX = 2**63 - 1
 class SubmissionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: int = Field(gt=0, le=BIGINT_MAX)
+    # The owner is the API key's user; user_id may be given, and must then be that user.
+    user_id: Annotated[int, Field(gt=0, le=BIGINT_MAX)] | SkipJsonSchema[None] = None
     title: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     content: str = Field(min_length=1, max_length=100_000, pattern=NO_NUL)
     priority: Priority = "default"
@@ -118,6 +119,7 @@ class Health(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Error, "description": "Missing, unknown or revoked API key"},
     429: {"model": Error, "description": "Rate limited; see Retry-After and RateLimit-*"},
     503: {"model": Error, "description": "Overloaded or a dependency is down; see Retry-After"},
 }

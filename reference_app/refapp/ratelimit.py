@@ -1,9 +1,10 @@
 """Rate limits in Redis with the `limits` library's sliding-window-counter strategy (async
 storage: slowapi's synchronous one would block the event loop). Two limits per request:
-per client IP, and per API key within its tier. The tighter one sets the RateLimit-* headers
-(IETF draft names), which every limited response carries; a breach answers 429 with
-Retry-After. If Redis cannot answer, requests go through (fail open) and are counted in
-rate_limit_fail_open_total: losing the limiter must not take the API down with it."""
+per client IP, and per API key (its database id) within the key's tier. The tighter one
+sets the RateLimit-* headers (IETF draft names), which every limited response carries; a
+breach answers 429 with Retry-After. If Redis cannot answer, requests go through (fail
+open) and are counted in rate_limit_fail_open_total: losing the limiter must not take the
+API down with it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from refapp import clients
 from refapp.errors import send_json
 from refapp.metrics import RATE_LIMIT_FAIL_OPEN, RATE_LIMITED
+from refapp.principal import caller as caller_of
 from refapp.redisconn import UNREACHABLE, RedisDependency
 from refapp.settings import Settings
 
@@ -66,7 +68,7 @@ class RateLimiter:
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed, name, item.amount, stats.remaining, reset)
 
-    async def check(self, ip: str, tier: str, api_key: str | None) -> Verdict | None:
+    async def check(self, ip: str, tier: str, bucket: str | None) -> Verdict | None:
         """The binding verdict, or None when Redis is unavailable (fail open)."""
         if not self.redis.configured:
             return None
@@ -77,8 +79,10 @@ class RateLimiter:
             async with self.redis.guard():
                 verdicts = await asyncio.gather(
                     self._one("ip", self.per_ip, "ip", ip),
-                    # Without a key a caller is its IP within the tier.
-                    self._one(tier, self.per_tier[tier], tier, api_key or f"ip:{ip}"),
+                    # The bucket is the key's database id, never a client-chosen string:
+                    # rotating made-up keys gives no fresh bucket (they get 401 anyway).
+                    # Without a key (outside /api) a caller is its IP within the tier.
+                    self._one(tier, self.per_tier[tier], tier, bucket or f"ip:{ip}"),
                 )
         except UNREACHABLE:
             RATE_LIMIT_FAIL_OPEN.inc()
@@ -87,19 +91,19 @@ class RateLimiter:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, tier_header: str) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
         self.limiter = limiter
-        self.tier_header = tier_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or clients.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
+        caller = caller_of(scope)
         verdict = await self.limiter.check(
             clients.client_ip(scope),
-            clients.tier(scope, self.tier_header),
-            clients.api_key(scope),
+            caller.tier if caller else clients.DEFAULT_TIER,
+            f"key:{caller.key_id}" if caller else None,
         )
         if verdict is None:
             await self.app(scope, receive, send)

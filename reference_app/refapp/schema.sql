@@ -51,3 +51,17 @@ CREATE TABLE IF NOT EXISTS reports (
     html            text        NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- API keys (refapp.keys mints them, refapp.auth resolves them): only the SHA-256 of a key
+-- is stored, with its first characters so an operator can name it. Each maps to one user
+-- (the owner of what it creates) and one tier (rate limits and load shedding).
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          bigserial PRIMARY KEY,
+    key_hash    bytea       NOT NULL UNIQUE,
+    prefix      text        NOT NULL,
+    user_id     bigint      NOT NULL CHECK (user_id > 0),
+    tier        text        NOT NULL CHECK (tier IN ('premium', 'basic', 'free')),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS api_keys_prefix ON api_keys (prefix);

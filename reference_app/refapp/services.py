@@ -11,9 +11,11 @@ import psutil
 from fastapi import Request
 
 from refapp import queue_client
+from refapp.auth import KeyResolver, RedisBackup, database_lookup
 from refapp.cache import Cache
 from refapp.db import Database
 from refapp.metrics import ProcessSampler
+from refapp.principal import KeyCache
 from refapp.ratelimit import RateLimiter
 from refapp.redisconn import RedisDependency
 from refapp.settings import Settings
@@ -29,6 +31,15 @@ class Services:
         self.redis = RedisDependency(settings)
         self.cache = Cache(settings, self.redis)
         self.limiter = RateLimiter(settings, self.redis)
+        self.keys = KeyResolver(
+            database_lookup(self.db.read),
+            KeyCache(
+                settings.api_key_cache_ttl,
+                settings.api_key_cache_max,
+                settings.api_key_negative_ttl,
+            ),
+            RedisBackup(self.redis, settings.api_key_outage_ttl),
+        )
         self.monitor = LoadMonitor(settings)
         self._sampler = ProcessSampler()
         self._tasks: list[asyncio.Task[None]] = []

@@ -53,12 +53,14 @@ class Settings:
     max_requests: int = field(default_factory=lambda: _int("MAX_REQUESTS", 10000))
     max_requests_jitter: int = field(default_factory=lambda: _int("MAX_REQUESTS_JITTER", 1000))
 
-    # PostgreSQL (database.*)
+    # PostgreSQL (database.*). URLs may hold passwords: repr=False keeps them out of the
+    # repr that logs and tracebacks show.
     database_url: str = field(
-        default_factory=lambda: _with_password(os.environ.get("DATABASE_URL", ""))
+        default_factory=lambda: _with_password(os.environ.get("DATABASE_URL", "")), repr=False
     )
     database_replica_urls: list[str] = field(
-        default_factory=lambda: [_with_password(u) for u in _list("DATABASE_REPLICA_URLS")]
+        default_factory=lambda: [_with_password(u) for u in _list("DATABASE_REPLICA_URLS")],
+        repr=False,
     )
     database_pool_min: int = field(default_factory=lambda: _int("DATABASE_POOL_MIN", 1))
     database_pool_max: int = field(default_factory=lambda: _int("DATABASE_POOL_MAX", 10))
@@ -68,9 +70,10 @@ class Settings:
     )
 
     # Redis: cache and rate limits (cache.*), and the Dramatiq broker (workers.*)
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", ""))
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", ""), repr=False)
     broker_url: str = field(
-        default_factory=lambda: os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL", "")
+        default_factory=lambda: os.environ.get("BROKER_URL") or os.environ.get("REDIS_URL", ""),
+        repr=False,
     )
 
     # cache.ttl_seconds.<type> -> CACHE_TTL_<TYPE>
@@ -95,7 +98,16 @@ class Settings:
     rate_limit_tier_free: str = field(
         default_factory=lambda: os.environ.get("RATE_LIMIT_TIER_FREE", "10/second")
     )
+    # Rendered by plans for the gateway; the app never reads a tier from it (refapp.auth).
     tier_header: str = field(default_factory=lambda: os.environ.get("TIER_HEADER", "X-API-Tier"))
+
+    # API keys (refapp.auth): how long a worker trusts a resolved key (the revocation delay),
+    # how long it remembers an unknown one, and how many of each it keeps.
+    api_key_cache_ttl: float = field(default_factory=lambda: _float("API_KEY_CACHE_TTL", 30))
+    api_key_negative_ttl: float = field(default_factory=lambda: _float("API_KEY_NEGATIVE_TTL", 5))
+    api_key_cache_max: int = field(default_factory=lambda: _int("API_KEY_CACHE_MAX", 10000))
+    # How long Redis keeps a copy of a resolved key for use while PostgreSQL is down.
+    api_key_outage_ttl: int = field(default_factory=lambda: _int("API_KEY_OUTAGE_TTL", 600))
 
     # Load shedding thresholds
     shed_max_in_flight: int = field(default_factory=lambda: _int("SHED_MAX_IN_FLIGHT", 200))

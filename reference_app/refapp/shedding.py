@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from refapp import clients
 from refapp.errors import send_json
 from refapp.metrics import EVENT_LOOP_LAG, HTTP_IN_FLIGHT, LOAD_SHED
+from refapp.principal import caller as caller_of
 from refapp.settings import Settings
 
 SHED_AT = {"free": 1.0, "basic": 1.25, "premium": 1.5}
@@ -85,16 +86,16 @@ class LoadMonitor:
 
 
 class LoadShedMiddleware:
-    def __init__(self, app: ASGIApp, monitor: LoadMonitor, tier_header: str) -> None:
+    def __init__(self, app: ASGIApp, monitor: LoadMonitor) -> None:
         self.app = app
         self.monitor = monitor
-        self.tier_header = tier_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or clients.is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        tier = clients.tier(scope, self.tier_header)
+        caller = caller_of(scope)  # the key's tier; never a header
+        tier = caller.tier if caller else clients.DEFAULT_TIER
         if self.monitor.should_shed(tier):
             LOAD_SHED.labels(tier).inc()
             await send_json(send, 503, {"detail": "overloaded, retry later"}, {"Retry-After": "1"})

@@ -1,5 +1,10 @@
 """The SQL of the API. Functions take a counted `Session` and return JSON-ready dicts (ids
-and times as strings), the one shape the cache stores and the response models read."""
+and times as strings), the one shape the cache stores and the response models read.
+
+Ownership: a submission's user_id is its owner (the API key's user that created it); a
+job's owner is its submission's. Writes filter on the owner in SQL; reads return the
+owner's user_id in the row (cached with it) and the route compares it, so a cached row is
+never served to another user."""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from refapp.models import SubmissionCreate
 _SUMMARY = "id, user_id, title, priority, status, version, created_at, updated_at"
 _FULL = _SUMMARY + ", content"
 _JOB = (
-    "id, submission_id, kind, status, attempts, result, error, enqueued_at, started_at, finished_at"
+    "j.id, j.submission_id, j.kind, j.status, j.attempts, j.result, j.error, j.enqueued_at,"
+    " j.started_at, j.finished_at, s.user_id"
 )
 
 
@@ -29,12 +35,12 @@ def _jsonable(row: Row) -> dict[str, Any]:
 
 
 async def create_submission(
-    db: Session, submission_id: UUID, job_id: UUID, body: SubmissionCreate
+    db: Session, submission_id: UUID, job_id: UUID, owner: int, body: SubmissionCreate
 ) -> dict[str, Any]:
     await db.execute(
         "INSERT INTO submissions (id, user_id, title, content, priority)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (submission_id, body.user_id, body.title, body.content, body.priority),
+        (submission_id, owner, body.title, body.content, body.priority),
     )
     row = await db.fetchone(
         "INSERT INTO jobs (id, submission_id, kind) VALUES (%s, %s, 'analyse') RETURNING status",
@@ -73,29 +79,33 @@ async def list_user_submissions(
 
 
 async def update_submission(
-    db: Session, submission_id: UUID, title: str | None, content: str | None
+    db: Session, submission_id: UUID, owner: int, title: str | None, content: str | None
 ) -> dict[str, Any] | None:
     row = await db.fetchone(
         "UPDATE submissions SET title = coalesce(%s, title), content = coalesce(%s, content),"
         " version = version + 1, updated_at = now()"
-        f" WHERE id = %s AND deleted_at IS NULL RETURNING {_FULL}",
-        (title, content, submission_id),
+        f" WHERE id = %s AND user_id = %s AND deleted_at IS NULL RETURNING {_FULL}",
+        (title, content, submission_id, owner),
     )
     return _jsonable(row) if row else None
 
 
-async def delete_submission(db: Session, submission_id: UUID) -> int | None:
-    """Soft delete; the owner's user_id, or None if there was nothing to delete."""
+async def delete_submission(db: Session, submission_id: UUID, owner: int) -> int | None:
+    """Soft delete; the owner's user_id, or None if `owner` had nothing to delete."""
     row = await db.fetchone(
         "UPDATE submissions SET deleted_at = now(), updated_at = now()"
-        " WHERE id = %s AND deleted_at IS NULL RETURNING user_id",
-        (submission_id,),
+        " WHERE id = %s AND user_id = %s AND deleted_at IS NULL RETURNING user_id",
+        (submission_id, owner),
     )
     return int(row["user_id"]) if row else None
 
 
 async def get_job(db: Session, job_id: UUID) -> dict[str, Any] | None:
-    row = await db.fetchone(f"SELECT {_JOB} FROM jobs WHERE id = %s", (job_id,))
+    """The job with its owner's user_id (the response model leaves that out)."""
+    row = await db.fetchone(
+        f"SELECT {_JOB} FROM jobs j JOIN submissions s ON s.id = j.submission_id WHERE j.id = %s",
+        (job_id,),
+    )
     return _jsonable(row) if row else None
 
 

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from scalectl.checklist.verifiers import Context
-from scalectl.stack import credentials
+from scalectl.stack import apikeys, credentials
 from scalectl.stack.process import free_port, wait_for
 from scalectl.stack.run import restart_member
 from scalectl.stack.state import load
@@ -91,8 +91,10 @@ def send_traffic(state_dir: Path) -> None:
     """Light real traffic straight to each instance, so the SLO check has data to judge."""
     state = load(state_dir)
     assert state is not None
-    # A premium key: an anonymous caller is held to the free tier's 20 rps.
-    headers = {"X-API-Tier": "premium", "X-API-Key": "checklist-tests"}
+    # A premium key of the stack's pool (`stack up` minted it): /api needs a key, and the
+    # free tier's 20 rps would refuse this traffic.
+    headers = apikeys.auth_headers(state_dir, "premium")
+    assert headers
     for member in state.members:
         if member.kind != "app":
             continue
@@ -102,7 +104,7 @@ def send_traffic(state_dir: Path) -> None:
                 if i % 8 == 0:
                     created = client.post(
                         "/api/submissions",
-                        json={"user_id": i + 1, "title": "CV", "content": "Python, SQL"},
+                        json={"title": f"CV {i}", "content": "Python, SQL"},
                     )
                     assert created.status_code == 202, created.text
 
@@ -132,11 +134,12 @@ def test_pre_checklist_passes_against_the_stack(
     assert result.code == 0, json.dumps(got, indent=1)
     backup = got["backup-recovery"]["evidence"]
     assert isinstance(backup, list)
-    assert re.fullmatch(r"pg_dump refapp: 4 tables, \d+ rows, \d+ KiB in [\d.]+s", backup[1])
+    # api_keys, submissions, jobs, analyses, reports.
+    assert re.fullmatch(r"pg_dump refapp: 5 tables, \d+ rows, \d+ KiB in [\d.]+s", backup[1])
     assert backup[2].startswith("pg_restore into scratch database scalectl_restore_")
     assert re.fullmatch(
-        r"row counts match in all 4 tables: public.analyses \d+, public.jobs \d+, "
-        r"public.reports \d+, public.submissions 20",
+        r"row counts match in all 5 tables: public.analyses \d+, public.api_keys 150, "
+        r"public.jobs \d+, public.reports \d+, public.submissions 20",
         backup[3],
     )
 
@@ -229,7 +232,8 @@ def test_loadtest_report_of_a_real_run_passes(stack: tuple[Path, Path], tmp_path
             "--slo", str(slo), "-H", state.urls["app"], "--report-dir", str(report),
         ],
         capture_output=True, text=True, timeout=180, check=False,
-        env={**os.environ, "NO_COLOR": "1"},
+        # -H names the stack but not its state dir: point the scenario at its keys.
+        env={**os.environ, "NO_COLOR": "1", **apikeys.scenario_env(os.environ, state_dir)},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     result = check("{kind: loadtest-report}", Context(report_dir=report))
@@ -339,7 +343,7 @@ def test_a_restore_that_fails_fails_the_item(stack: tuple[Path, Path]) -> None:
     assert result.status == "fail"
     assert result.evidence[0].startswith("pg_dump (PostgreSQL) ")
     assert re.fullmatch(
-        r"pg_dump refapp: 5 tables, \d+ rows, \d+ KiB in [\d.]+s", result.evidence[1]
+        r"pg_dump refapp: 6 tables, \d+ rows, \d+ KiB in [\d.]+s", result.evidence[1]
     )
     assert result.evidence[2:] == (
         "pg_restore exited 1",

@@ -24,6 +24,7 @@ import pytest
 
 from scalectl.errors import ExitCode, InputError
 from scalectl.health import probe_stack
+from scalectl.stack import apikeys
 from scalectl.stack.run import restart_member
 from scalectl.stack.state import Member, load
 from tests.conftest import Result
@@ -77,8 +78,8 @@ def app_rows(payload: dict[str, object]) -> list[dict[str, object]]:
     ]
 
 
-def get(url: str, times: int) -> list[int]:
-    with httpx.Client(timeout=5, trust_env=False) as client:
+def get(url: str, times: int, headers: dict[str, str] | None = None) -> list[int]:
+    with httpx.Client(timeout=5, trust_env=False, headers=headers) as client:
         return [client.get(url).status_code for _ in range(times)]
 
 
@@ -189,15 +190,18 @@ def test_headers_reach_the_app(cli: Cli, stack: tuple[Path, Path], tmp_path: Pat
     _, state_dir = stack
     api2 = member(state_dir, "api-2")
     flag_id, config_id = f"probe-{secrets.token_hex(4)}", f"config-{secrets.token_hex(4)}"
+    # /api needs an API key: the stack's own, sent as the bearer token.
+    key = apikeys.auth_headers(state_dir)["Authorization"].removeprefix("Bearer ")
     result = cli(
         "health", f"{api2.url}/api/stats", "-H", f"X-Request-ID: {flag_id}",
-        "--token-env", "PROBE_TOKEN", env={"PROBE_TOKEN": "s3cret-value"},
+        "--token-env", "PROBE_TOKEN", env={"PROBE_TOKEN": key},
     )  # fmt: skip
     assert result.code == 0, result.stdout + result.stderr
-    assert "s3cret" not in result.stdout + result.stderr
+    assert key not in result.stdout + result.stderr
     config = tmp_path / "health.yaml"
     config.write_text(
-        f"version: 1\ndefaults: {{headers: {{X-Request-ID: {config_id}}}}}\n"
+        f"version: 1\ndefaults: {{headers: {{X-Request-ID: {config_id}, "
+        f"Authorization: 'Bearer {key}'}}}}\n"
         f"endpoints: [{{name: stats, url: '{api2.url}/api/stats'}}]\n"
     )
     assert cli("health", "-c", config).code == 0
@@ -220,7 +224,8 @@ def test_rates_over_two_scrapes_of_the_apps_metrics(cli: Cli, stack: tuple[Path,
     _, state_dir = stack
     api2 = member(state_dir, "api-2")
     # Ten requests while the window is open: between the two scrapes.
-    sender = threading.Timer(1.0, get, args=(f"{api2.url}/api/stats", 10))
+    auth = apikeys.auth_headers(state_dir)
+    sender = threading.Timer(1.0, get, args=(f"{api2.url}/api/stats", 10, auth))
     sender.start()
     try:
         result = cli(
@@ -315,7 +320,8 @@ def test_host_pressure_warns_without_failing_and_real_5xx_fail_metrics(
         assert strict.code == ExitCode.CHECK_FAILED
         assert strict.stderr.endswith("(--strict: warn counts)\n")
 
-        assert get(f"{api1.url}/api/stats", 5) == [503] * 5  # shed: real 5xx
+        auth = apikeys.auth_headers(state_dir)
+        assert get(f"{api1.url}/api/stats", 5, auth) == [503] * 5  # shed: real 5xx
         metrics = cli("health", f"{api1.url}/metrics", "--json")
         assert metrics.code == ExitCode.CHECK_FAILED
         (row,) = json.loads(metrics.stdout)["rows"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scalectl.stack.process import free_port
 
 APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
+DEFAULT_USER = 11  # the owner behind Cluster.auth()'s default key
 GUNICORN = Path(sys.executable).parent / "gunicorn"  # the test venv's
 
 
@@ -28,6 +30,28 @@ class Cluster:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     members: list[psutil.Process] = field(default_factory=list)
+    _default_key: str | None = None
+
+    def mint(self, user: int | None = None, tier: str = "premium") -> tuple[str, int]:
+        """A new API key (and its user: a fresh one unless given) in this cluster's
+        database, minted the way `python -m refapp.keys create` does."""
+        from refapp import keys  # the app's package: tests/reference_app/conftest.py
+
+        owner = user if user is not None else uuid.uuid4().int % 10**12 + 1
+        (minted,) = keys.create(self.env["DATABASE_URL"], owner, [tier], 1)
+        return minted.key, owner
+
+    def auth(self, user: int | None = None, tier: str = "premium") -> dict[str, str]:
+        """Authorization headers: a key of its own for `user`/`tier` when given, else
+        the cluster's default key (premium, one user for the whole cluster)."""
+        if user is None and tier == "premium":
+            if self._default_key is None:
+                self._default_key = self.mint(DEFAULT_USER)[0]
+            return {"Authorization": f"Bearer {self._default_key}"}
+        return {"Authorization": f"Bearer {self.mint(user, tier)[0]}"}
+
+    def client(self, user: int | None = None, tier: str = "premium") -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=self.auth(user, tier), timeout=10)
 
     @property
     def url(self) -> str:

@@ -4,7 +4,6 @@ cache of every worker."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 
 import httpx
@@ -15,12 +14,14 @@ from tests.reference_app.cluster import Cluster
 pytestmark = pytest.mark.stack
 
 
-def served_by_each_worker(cluster: Cluster, path: str, attempts: int = 200) -> dict[str, dict]:
+def served_by_each_worker(
+    cluster: Cluster, path: str, attempts: int = 200, headers: dict[str, str] | None = None
+) -> dict[str, dict]:
     """GET `path` on fresh connections until both workers have answered (bounded): the
     kernel hands each new connection to whichever worker accepts first."""
     seen: dict[str, dict] = {}
     for _ in range(attempts):
-        response = httpx.get(cluster.url + path, timeout=5)
+        response = httpx.get(cluster.url + path, headers=headers or cluster.auth(), timeout=5)
         assert response.status_code == 200
         seen.setdefault(response.headers["x-served-by"], response.json())
         if len(seen) == 2:
@@ -29,12 +30,13 @@ def served_by_each_worker(cluster: Cluster, path: str, attempts: int = 200) -> d
 
 
 def test_cached_read_sends_no_sql(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.url, timeout=5) as client:
-        created = client.post(
-            "/api/submissions", json={"user_id": 5, "title": "cached", "content": "x"}
-        ).json()
+    with httpx.Client(base_url=cluster.url, headers=cluster.auth(), timeout=5) as client:
+        created = client.post("/api/submissions", json={"title": "cached", "content": "x"}).json()
         path = f"/api/submissions/{created['id']}"
         assert client.get(path).status_code == 200  # miss: loads and fills both layers
+        # Both workers resolve the API key once (one lookup per key per worker per
+        # API_KEY_CACHE_TTL); after that a cached read sends nothing.
+        assert len(served_by_each_worker(cluster, path)) == 2
         before = cluster.metrics()
         for _ in range(5):
             assert client.get(path).json()["title"] == "cached"
@@ -55,7 +57,8 @@ def test_cached_read_sends_no_sql(cluster: Cluster) -> None:
 def test_patch_is_visible_at_once_through_every_worker(cluster: Cluster) -> None:
     created = httpx.post(
         cluster.url + "/api/submissions",
-        json={"user_id": 6, "title": "old title", "content": "x"},
+        headers=cluster.auth(),
+        json={"title": "old title", "content": "x"},
         timeout=5,
     ).json()
     path = f"/api/submissions/{created['id']}"
@@ -63,7 +66,9 @@ def test_patch_is_visible_at_once_through_every_worker(cluster: Cluster) -> None
     assert len(warmed) == 2, "both workers should have answered within the attempts"
     assert {body["title"] for body in warmed.values()} == {"old title"}
 
-    response = httpx.patch(cluster.url + path, json={"title": "new title"}, timeout=5)
+    response = httpx.patch(
+        cluster.url + path, json={"title": "new title"}, headers=cluster.auth(), timeout=5
+    )
     assert response.status_code == 200
 
     after = served_by_each_worker(cluster, path)
@@ -73,15 +78,17 @@ def test_patch_is_visible_at_once_through_every_worker(cluster: Cluster) -> None
 
 
 def test_list_cache_is_invalidated_by_a_new_submission(cluster: Cluster) -> None:
-    user = uuid.uuid4().int % 10**9 + 1
+    key, user = cluster.mint()
+    headers = {"Authorization": f"Bearer {key}"}
     path = f"/api/users/{user}/submissions"
-    assert served_by_each_worker(cluster, path)  # cache the empty page
+    assert served_by_each_worker(cluster, path, headers=headers)  # cache the empty page
     httpx.post(
         cluster.url + "/api/submissions",
-        json={"user_id": user, "title": "first", "content": "x"},
+        json={"title": "first", "content": "x"},
+        headers=headers,
         timeout=5,
     )
-    pages = served_by_each_worker(cluster, path)
+    pages = served_by_each_worker(cluster, path, headers=headers)
     assert Counter(len(p["items"]) for p in pages.values()) == Counter({1: len(pages)})
 
 
@@ -89,11 +96,15 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(cluster: Cluster) -> 
     before = cluster.metrics()
     created = httpx.post(
         cluster.url + "/api/submissions",
-        json={"user_id": 8, "title": "routed", "content": "x"},
+        headers=cluster.auth(),
+        json={"title": "routed", "content": "x"},
         timeout=5,
     ).json()
     middle = cluster.metrics()
-    assert httpx.get(f"{cluster.url}/api/submissions/{created['id']}", timeout=5).status_code == 200
+    read = httpx.get(
+        f"{cluster.url}/api/submissions/{created['id']}", headers=cluster.auth(), timeout=5
+    )
+    assert read.status_code == 200
     after = cluster.metrics()
 
     def queries(samples: dict, target: str) -> float:
@@ -110,14 +121,17 @@ def test_concurrent_misses_load_once(cluster: Cluster) -> None:
     (two at most: the lock holder's, and a waiter's whose wait ran out)."""
     created = httpx.post(
         cluster.url + "/api/submissions",
-        json={"user_id": 9, "title": "hot", "content": "x"},
+        headers=cluster.auth(),
+        json={"title": "hot", "content": "x"},
         timeout=5,
     ).json()
     path = f"/api/submissions/{created['id']}"
     before = cluster.metric("db_queries_total", target="replica")
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=cluster.url, timeout=5) as client:
+        async with httpx.AsyncClient(
+            base_url=cluster.url, headers=cluster.auth(), timeout=5
+        ) as client:
             responses = await asyncio.gather(*(client.get(path) for _ in range(20)))
         return [r.status_code for r in responses]
 
@@ -128,10 +142,8 @@ def test_concurrent_misses_load_once(cluster: Cluster) -> None:
 
 def test_no_cache_request_reads_from_postgresql(cluster: Cluster) -> None:
     """`Cache-Control: no-cache` asks for the origin: the read issues SQL every time."""
-    with httpx.Client(base_url=cluster.url, timeout=5) as client:
-        created = client.post(
-            "/api/submissions", json={"user_id": 6, "title": "origin", "content": "x"}
-        ).json()
+    with httpx.Client(base_url=cluster.url, headers=cluster.auth(), timeout=5) as client:
+        created = client.post("/api/submissions", json={"title": "origin", "content": "x"}).json()
         path = f"/api/submissions/{created['id']}"
         assert client.get(path).status_code == 200  # now cached
         before = cluster.metric("db_queries_total")

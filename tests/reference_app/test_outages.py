@@ -67,7 +67,8 @@ def _stack(tmp: Path) -> Iterator[Stack]:
 def create(app: Cluster, title: str) -> str:
     response = httpx.post(
         app.url + "/api/submissions",
-        json={"user_id": 11, "title": title, "content": "x"},
+        headers=app.auth(),
+        json={"title": title, "content": "x"},
         timeout=5,
     )
     assert response.status_code == 202, response.text
@@ -80,13 +81,16 @@ def test_redis_frozen_reads_fall_back_to_postgres_then_recover(stack: Stack) -> 
     os.kill(stack.redis.pid, signal.SIGSTOP)
     try:
         for _ in range(5):  # the first few pay a socket timeout until the breaker opens
-            response = httpx.get(f"{app.url}/api/submissions/{never_cached}", timeout=5)
+            response = httpx.get(
+                f"{app.url}/api/submissions/{never_cached}", headers=app.auth(), timeout=5
+            )
             assert response.status_code == 200
             assert response.json()["title"] == "read only during the outage"
         assert (
             httpx.post(
                 app.url + "/api/submissions",
-                json={"user_id": 11, "title": "written without redis", "content": "x"},
+                headers=app.auth(),
+                json={"title": "written without redis", "content": "x"},
                 timeout=5,
             ).status_code
             == 202
@@ -113,8 +117,10 @@ def test_redis_frozen_reads_fall_back_to_postgres_then_recover(stack: Stack) -> 
         what="every worker's redis breaker closed",
     )
     path = f"{app.url}/api/submissions/{never_cached}"
-    assert httpx.patch(path, json={"title": "after"}, timeout=5).status_code == 200
-    assert httpx.get(path, timeout=5).json()["title"] == "after"
+    assert (
+        httpx.patch(path, json={"title": "after"}, headers=app.auth(), timeout=5).status_code == 200
+    )
+    assert httpx.get(path, headers=app.auth(), timeout=5).json()["title"] == "after"
 
 
 def test_postgres_down_serves_cached_reads_and_fails_writes_fast(stack: Stack) -> None:
@@ -126,17 +132,20 @@ def test_postgres_down_serves_cached_reads_and_fails_writes_fast(stack: Stack) -
     )
     cached = create(app, "cached before the outage")
     path = f"{app.url}/api/submissions/{cached}"
-    assert httpx.get(path, timeout=5).status_code == 200  # now in Redis (and one L1)
+    assert (
+        httpx.get(path, headers=app.auth(), timeout=5).status_code == 200
+    )  # now in Redis (and one L1)
     stack.postgres.stop()
     try:
         for _ in range(4):
-            assert httpx.get(path, timeout=5).status_code == 200
+            assert httpx.get(path, headers=app.auth(), timeout=5).status_code == 200
         for i in range(5):
             # The contract: a write fails fast, never hangs. 1 s is the client's timeout;
             # a hanging request raises instead of answering.
             response = httpx.post(
                 app.url + "/api/submissions",
-                json={"user_id": 11, "title": f"during outage {i}", "content": "x"},
+                headers=app.auth(),
+                json={"title": f"during outage {i}", "content": "x"},
                 timeout=1.0,
             )
             assert response.status_code == 503, response.text
@@ -148,6 +157,20 @@ def test_postgres_down_serves_cached_reads_and_fails_writes_fast(stack: Stack) -
         database = httpx.get(app.url + "/health/database", timeout=5)
         assert database.status_code == 503
         assert database.json()["status"] == "fail"
+        # Generic words only: no host, port or database user for anyone to read.
+        for answer in (database, ready):
+            assert str(stack.postgres.port) not in answer.text
+            assert "127.0.0.1" not in answer.text
+            outputs = [
+                str(entry.get("output"))
+                for entries in answer.json()["checks"].values()
+                for entry in entries
+            ]
+            assert not any("postgres" in text or "connect" in text for text in outputs), outputs
+        assert database.json()["checks"]["postgresql:responseTime"][0]["output"] in {
+            "unreachable",
+            "timed out",
+        }
     finally:
         stack.postgres = start_postgres(
             stack.pg_dir, port=stack.postgres.port, password=stack.postgres.password
@@ -156,7 +179,8 @@ def test_postgres_down_serves_cached_reads_and_fails_writes_fast(stack: Stack) -
     def writes_again() -> bool:
         response = httpx.post(
             app.url + "/api/submissions",
-            json={"user_id": 11, "title": "after the outage", "content": "x"},
+            headers=app.auth(),
+            json={"title": "after the outage", "content": "x"},
             timeout=5,
         )
         return response.status_code == 202

@@ -26,7 +26,9 @@ def test_sigterm_completes_requests_in_flight(
         members = app.members
 
         async def run() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=app.url, timeout=15) as client:
+            async with httpx.AsyncClient(
+                base_url=app.url, headers=app.auth(), timeout=15
+            ) as client:
                 slow = [
                     asyncio.create_task(client.get("/api/debug/sleep", params={"ms": 2000}))
                     for _ in range(8)

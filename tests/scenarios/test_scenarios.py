@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import random
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -18,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
-from scalectl.stack import run
+from scalectl.stack import apikeys, run
 from scalectl.stack.state import StackState
 from tests.conftest import reachable_dir
 from tests.stack.conftest import local_plan
@@ -85,14 +88,65 @@ def test_cv_text_varies_and_fits_the_api() -> None:
     assert 0 < len(title) <= 200 and "Experience" in content and "\x00" not in content
 
 
-def test_headers_tier_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert common.client_headers()["X-API-Tier"] == "premium"
-    assert common.client_headers()["X-API-Key"] != common.client_headers()["X-API-Key"]
+@pytest.fixture
+def fresh_common(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """common.py loaded anew (it reads the keys once per process), with no keys set."""
+    for name in ("SCALECTL_API_KEYS_FILE", "SCALECTL_API_KEY", "SCALECTL_API_USER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SCALECTL_API_TIER", raising=False)
+    return _load_common()
+
+
+def test_keys_come_round_robin_per_tier(
+    fresh_common: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keys = [
+        {"key": "rk_p1", "user": 7, "tier": "premium"},
+        {"key": "rk_f1", "user": 7, "tier": "free"},
+        {"key": "rk_p2", "user": 7, "tier": "premium"},
+    ]
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(keys))
+    monkeypatch.setenv("SCALECTL_API_KEYS_FILE", str(path))
+    taken = [fresh_common.take_key().key for _ in range(3)]
+    assert taken == ["rk_p1", "rk_p2", "rk_p1"]
+    assert fresh_common.take_key("free").key == "rk_f1"
+    headers = fresh_common.client_headers(fresh_common.take_key("free"))
+    assert headers["Authorization"] == "Bearer rk_f1"
+    assert not any(h.lower().startswith("x-api") for h in headers)
+    with pytest.raises(ValueError, match="no API key of tier basic"):
+        fresh_common.take_key("basic")
+
+
+def test_no_keys_is_a_clear_error(fresh_common: ModuleType) -> None:
+    with pytest.raises(ValueError, match="SCALECTL_API_KEYS_FILE"):
+        fresh_common.client_headers()
+
+
+def test_single_key_needs_its_user(
+    fresh_common: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCALECTL_API_KEY", "rk_single")
+    with pytest.raises(ValueError, match="SCALECTL_API_USER"):
+        fresh_common.take_key()
+    monkeypatch.setenv("SCALECTL_API_USER", "12")
     monkeypatch.setenv("SCALECTL_API_TIER", "basic")
-    assert common.client_headers()["X-API-Tier"] == "basic"
-    monkeypatch.setenv("SCALECTL_API_TIER", "gold")
-    with pytest.raises(ValueError):
-        common.client_headers()
+    again = _load_common()
+    assert again.take_key("basic") == again.ApiKey("rk_single", 12, "basic")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{}", '[{"key": "rk_x", "user": "7", "tier": "premium"}]', '[{"key": 1}]', "not json"],
+)
+def test_bad_keys_file_is_refused(
+    fresh_common: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(content)
+    monkeypatch.setenv("SCALECTL_API_KEYS_FILE", str(path))
+    with pytest.raises(ValueError, match=str(path)):
+        fresh_common.take_key()
 
 
 def test_shape_schedules_end() -> None:
@@ -112,13 +166,49 @@ def test_shape_schedules_end() -> None:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackState]:
+    before = os.environ.get("SCALECTL_API_KEYS_FILE")
     with reachable_dir("scenarios-stack") as directory:
         state_dir = directory / "state"
         plan = local_plan(directory)
         try:
-            yield run.up(plan, "local", state_dir, timeout=120).state
+            state = run.up(plan, "local", state_dir, timeout=120).state
+            # Every Locust child of this module (and `scalectl loadtest`) takes its keys here.
+            os.environ["SCALECTL_API_KEYS_FILE"] = str(apikeys.keys_file(state_dir))
+            yield state
         finally:
+            if before is None:
+                os.environ.pop("SCALECTL_API_KEYS_FILE", None)
+            else:
+                os.environ["SCALECTL_API_KEYS_FILE"] = before
             run.down(state_dir)
+
+
+@pytest.mark.stack
+def test_stack_minted_a_private_key_pool(stack: StackState) -> None:
+    path = apikeys.keys_file(Path(stack.state_dir))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    keys = json.loads(path.read_text())
+    assert Counter(k["tier"] for k in keys) == {t: apikeys.POOL_PER_TIER for t in apikeys.TIERS}
+    assert {k["user"] for k in keys} == {apikeys.POOL_USER}
+    app = stack.urls["app"]
+    assert httpx.get(app + "/api/stats", timeout=5).status_code == 401
+    headers = apikeys.auth_headers(Path(stack.state_dir), "free")
+    assert httpx.get(app + "/api/stats", headers=headers, timeout=5).status_code == 200
+    # Minting again for this state dir keeps the pool (keys are shown once).
+    assert apikeys.mint_pool(Path(stack.state_dir), {}, Path("/nonexistent")) == path
+    assert json.loads(path.read_text()) == keys
+
+
+@pytest.mark.stack
+def test_scenario_without_keys_fails_clearly(stack: StackState, tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "locust", "-f", str(SCENARIOS / "browse.py"), "--headless"]
+    args += ["-u", "1", "-r", "1", "-t", "2s", "-H", stack.urls["app"], "--only-summary"]
+    env = {k: v for k, v in os.environ.items() if k != "SCALECTL_API_KEYS_FILE"}
+    proc = subprocess.run(
+        args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+    assert "no API key of tier premium" in proc.stderr
 
 
 def _locust(

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import psutil
 import pytest
 
 from scalectl.errors import ExitCode
+from scalectl.stack import apikeys
 from scalectl.stack.process import port_in_use
 from scalectl.stack.state import load
 from tests.conftest import Result, reachable_dir
@@ -50,11 +52,12 @@ def test_requests_flow_through_nginx_with_the_rendered_config(stack: tuple[Path,
     rendered = (state_dir / "rendered" / "nginx" / "nginx.conf").read_bytes()
     assert (state_dir / "nginx" / "conf" / "nginx.conf").read_bytes() == rendered
     base = state.urls["app"]
-    with httpx.Client(base_url=base, timeout=5) as client:
+    # The pool `stack up` minted (0600): /api needs a key, and answers 401 without one.
+    assert stat.S_IMODE(apikeys.keys_file(state_dir).stat().st_mode) == 0o600
+    assert httpx.get(base + "/api/stats", timeout=5).status_code == 401
+    with httpx.Client(base_url=base, headers=apikeys.auth_headers(state_dir), timeout=5) as client:
         assert client.get("/nginx/health").text == "ok\n"
-        created = client.post(
-            "/api/submissions", json={"user_id": 7, "title": "CV", "content": "Python and SQL"}
-        )
+        created = client.post("/api/submissions", json={"title": "CV", "content": "Python and SQL"})
         assert created.status_code == 202
         got = client.get(f"/api/submissions/{created.json()['id']}")
         assert got.status_code == 200 and got.json()["title"] == "CV"

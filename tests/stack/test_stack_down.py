@@ -21,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from scalectl.stack import credentials
+from scalectl.stack import apikeys, credentials
 from scalectl.stack.process import port_in_use, wait_for
 from scalectl.stack.run import restart_member
 from scalectl.stack.servers import start_postgres
@@ -130,10 +130,9 @@ def test_down_lets_a_request_and_a_job_in_flight_finish(cli: Cli, stack_dir: Pat
     assert state is not None
     base = state.urls["app"]
     answers: list[httpx.Response] = []
-    with httpx.Client(base_url=base, timeout=30) as client:
-        created = client.post(
-            "/api/submissions", json={"user_id": 3, "title": "in flight", "content": "Python"}
-        )
+    auth = apikeys.auth_headers(stack_dir)
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+        created = client.post("/api/submissions", json={"title": "in flight", "content": "Python"})
         assert created.status_code == 202, created.text
         job_id = created.json()["job_id"]
 
@@ -143,7 +142,7 @@ def test_down_lets_a_request_and_a_job_in_flight_finish(cli: Cli, stack_dir: Pat
         assert wait_for(running, timeout=30, interval=0.1), client.get(f"/api/jobs/{job_id}")
         slow = threading.Thread(
             target=lambda: answers.append(
-                httpx.get(f"{base}/api/debug/sleep", params={"ms": 3000}, timeout=30)
+                httpx.get(f"{base}/api/debug/sleep", params={"ms": 3000}, headers=auth, timeout=30)
             )
         )
         slow.start()
@@ -225,10 +224,9 @@ def test_a_job_cut_off_by_the_drain_window_runs_again_after_up(cli: Cli) -> None
         restart_member(state_dir, "worker-jobs", overrides={"ANALYSIS_WORK_FACTOR": "60000000"})
         state = load(state_dir)
         assert state is not None
-        with httpx.Client(base_url=state.urls["app"], timeout=10) as client:
-            created = client.post(
-                "/api/submissions", json={"user_id": 4, "title": "cut off", "content": "SQL"}
-            )
+        auth = apikeys.auth_headers(state_dir)
+        with httpx.Client(base_url=state.urls["app"], headers=auth, timeout=10) as client:
+            created = client.post("/api/submissions", json={"title": "cut off", "content": "SQL"})
             job_id = created.json()["job_id"]
             assert wait_for(lambda: _job(client, job_id) == "running", timeout=30, interval=0.1)
         result, _ = _down(cli, state_dir)
@@ -240,7 +238,9 @@ def test_a_job_cut_off_by_the_drain_window_runs_again_after_up(cli: Cli) -> None
         assert up.code == 0, up.stdout + up.stderr
         state = load(state_dir)
         assert state is not None
-        with httpx.Client(base_url=state.urls["app"], timeout=10) as client:
+        # The same state dir keeps its key pool across down / up.
+        assert apikeys.auth_headers(state_dir) == auth
+        with httpx.Client(base_url=state.urls["app"], headers=auth, timeout=10) as client:
             done = wait_for(lambda: _job(client, job_id) == "done", timeout=60, interval=0.5)
             assert done, client.get(f"/api/jobs/{job_id}").json()
             assert client.get(f"/api/jobs/{job_id}").json()["attempts"] == 2

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from scalectl.commands.common import default_group, output_of
-from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
+from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError, ScalectlError
 from scalectl.output import Output
 
 app = typer.Typer(
@@ -160,7 +161,9 @@ def run_command(
         run_time_seconds=seconds,
         processes=count,
         tags=tuple(tags),
-        env=dict(output.environ),  # the environment the command was given, for the scenario
+        # The environment the command was given, for the scenario, plus the local stack's
+        # API keys when the target is that stack.
+        env={**output.environ, **_stack_keys_env(output.environ, target)},
         rate=rate,
         master=runner.Distributed(expect_workers, master_bind_host, master_bind_port)
         if master
@@ -314,6 +317,24 @@ def _stack_url() -> str:
     if state is None or "app" not in state.urls:
         raise InputError("no --host given and no `scalectl stack` is running here")
     return state.urls["app"]
+
+
+def _stack_keys_env(environ: Mapping[str, str], target: str) -> dict[str, str]:
+    """SCALECTL_API_KEYS_FILE of the stack in .scalectl/stack when `target` is one of its
+    URLs (and the caller did not choose keys): never for another host."""
+    from scalectl.stack import apikeys
+    from scalectl.stack.state import load
+
+    state_dir = Path(".scalectl/stack")
+    try:
+        state = load(state_dir)
+    except ScalectlError:
+        return {}
+    if state is None:
+        return {}
+    if target.rstrip("/") not in {url.rstrip("/") for url in state.urls.values()}:
+        return {}
+    return apikeys.scenario_env(environ, state_dir)
 
 
 def _processes(value: str) -> int:

@@ -28,6 +28,7 @@ from scalectl.drill.engine import (
 )
 from scalectl.drill.model import Figure
 from scalectl.errors import InputError
+from scalectl.stack import apikeys
 from scalectl.stack.balancer import drained
 from scalectl.stack.state import StackState
 
@@ -131,14 +132,23 @@ def worker_kill(t: Thresholds, instance: str | None = None, direct: bool = False
         port = faults.member(ctx, name).port
         # Slow requests through the drill's own target (nginx, or the instance with
         # --direct), so the killed worker surely has requests in flight.
-        held = Held(ctx.url, 2 * len(workers) * len(faults.members_of_kind(ctx, "app")))
+        held = Held(
+            ctx.url,
+            2 * len(workers) * len(faults.members_of_kind(ctx, "app")),
+            apikeys.auth_headers(ctx.state_dir),
+        )
         victim = faults.busiest_child(master, port)
         _touch(ctx, name)
         ctx.timeline.mark("fault_start", f"SIGKILL gunicorn worker {victim.pid} of {name}")
         faults.kill(victim)
         m = faults.member(ctx, name)
         seconds = faults.wait_replaced(
-            master, {w.pid for w in workers}, victim.pid, m.url, timeout=60
+            master,
+            {w.pid for w in workers},
+            victim.pid,
+            m.url,
+            timeout=60,
+            auth=apikeys.auth_headers(ctx.state_dir),
         )
         ctx.timeline.mark(
             "fault_end",
@@ -193,7 +203,8 @@ def graceful_shutdown(t: Thresholds, instance: str | None = None, drain: bool = 
         ctx.data["instance"] = name
         m = faults.member(ctx, name)
         master = faults.process(ctx, name)
-        held = Held(f"{m.url}", max(2, 2 * len(faults.children(master))))
+        auth = apikeys.auth_headers(ctx.state_dir)
+        held = Held(f"{m.url}", max(2, 2 * len(faults.children(master))), auth)
         ctx.timeline.mark(
             "fault_start", f"SIGTERM {name} with {held.count} slow requests in flight"
         )
@@ -226,8 +237,9 @@ class Held:
     """`count` slow requests (the stack's /api/debug/sleep) sent to `base` and held in
     flight while the fault hits: their answers say whether in-flight work survived it."""
 
-    def __init__(self, base: str, count: int) -> None:
+    def __init__(self, base: str, count: int, auth: dict[str, str]) -> None:
         self.count = count
+        self.auth = auth  # /api needs a key
         self.statuses: list[int | str | None] = [None] * count
         self.threads = [
             threading.Thread(target=self._one, args=(base, i), daemon=True) for i in range(count)
@@ -241,6 +253,7 @@ class Held:
             response = httpx.get(
                 f"{base}/api/debug/sleep",
                 params={"ms": SLOW_MS},
+                headers=self.auth,
                 timeout=SLOW_MS / 1000 + 20,
                 trust_env=False,  # loopback only, never through an HTTP_PROXY
             )

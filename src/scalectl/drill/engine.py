@@ -102,9 +102,12 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
 ) -> DrillResult:
     from scalectl.loadtest import runner
+    from scalectl.stack import apikeys
 
     timeline = Timeline()
     runner.check_host(spec.url(state), ())  # loopback only, whatever state.json says
+    # The stack's API keys for every Locust run of the drill (the load and any surge).
+    environ = {**environ, **apikeys.scenario_env(environ, state_dir)}
     with tempfile.TemporaryDirectory(prefix=f"scalectl-drill-{spec.name}-") as tmp:
         ctx = Context(state_dir, state, timeline, environ, Path(tmp), spec.url(state))
         fault = _FaultThread(spec, ctx, progress)

@@ -99,7 +99,12 @@ def stop_group(proc: psutil.Process, sig: int, timeout: float) -> float:
 
 
 def wait_replaced(
-    proc: psutil.Process, before: set[int], gone: int, url: str | None, timeout: float
+    proc: psutil.Process,
+    before: set[int],
+    gone: int,
+    url: str | None,
+    timeout: float,
+    auth: dict[str, str],
 ) -> float | None:
     """Seconds until the master has as many workers as `before` (its workers before the
     kill) again and one it forked after `gone` died has answered a request (the app's
@@ -112,14 +117,10 @@ def wait_replaced(
     deadline = started + timeout
     count = len(before)
     new: set[int] = set()
-    # A premium key of its own: the app rate-limits /api per tier and key (anonymous
-    # callers get the free tier's 10/s, which this poll would exceed). A new connection
-    # per request: a kept-alive one stays with the worker that accepted it.
-    headers = {
-        "X-API-Tier": "premium",
-        "X-API-Key": "scalectl-drill-probe",
-        "Connection": "close",
-    }
+    # A premium key (the app's /api needs one; the tier and its rate limit come from the
+    # key). A new connection per request: a kept-alive one stays with the worker that
+    # accepted it.
+    headers = {**auth, "Connection": "close"}
     with httpx.Client(timeout=2.0, trust_env=False, headers=headers) as client:
         while time.monotonic() < deadline:
             pids = {c.pid for c in children(proc)}

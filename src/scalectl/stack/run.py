@@ -22,7 +22,7 @@ from scalectl.plan.context import ServiceView, WorkerView, app_env, build
 from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
-from scalectl.stack import credentials, servers
+from scalectl.stack import apikeys, credentials, servers
 from scalectl.stack.access import open_within, others_need_access
 from scalectl.stack.balancer import drained
 from scalectl.stack.process import (
@@ -226,6 +226,11 @@ def _start_all(
     state.urls["redis"] = cache.public_url
     state.urls["broker"] = broker.public_url
     state.notes.append(f"Redis from {cache.binaries.source} ({cache.binaries.path})")
+
+    # API keys for the app's /api (issue 11): minted once per state dir with the app's own
+    # environment, before any app instance starts. See scalectl.stack.apikeys.
+    progress("minting API keys (once per state dir)")
+    apikeys.mint_pool(root, _base_env(prepared, state, env), app_dir())
 
     for svc in services:
         for index, _ in enumerate(svc.upstream_servers, start=1):

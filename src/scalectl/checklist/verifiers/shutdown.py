@@ -29,6 +29,7 @@ from scalectl.checklist.verifiers.base import (
     require_loopback,
 )
 from scalectl.errors import ScalectlError
+from scalectl.stack import apikeys
 from scalectl.stack.process import same_process, stop, wait_gone
 
 
@@ -54,8 +55,17 @@ class _Load:
     """`clients` threads pacing requests to one URL at `rps` in total, until `stop` or for at
     most `seconds` worth of requests (bounded in count as well as time)."""
 
-    def __init__(self, url: str, rps: float, clients: int, timeout: float, seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        rps: float,
+        clients: int,
+        timeout: float,
+        seconds: float,
+        auth: dict[str, str] | None = None,
+    ) -> None:
         self.url, self.rps, self.clients, self.timeout = url, rps, clients, timeout
+        self.headers = {**(auth or {}), "Connection": "close"}
         self.max_requests = math.ceil(seconds * rps / clients) + 1  # per client
         self.stop = threading.Event()
         self.records: list[_Request] = []
@@ -90,7 +100,7 @@ class _Load:
                     self.in_flight += 1
                 started = time.monotonic()
                 try:
-                    response = client.get(self.url, headers={"Connection": "close"})
+                    response = client.get(self.url, headers=self.headers)
                     outcome = "http-5xx" if response.status_code >= 500 else "ok"
                     detail = str(response.status_code)
                 except httpx.ConnectError as exc:
@@ -125,8 +135,15 @@ def check_shutdown(params: ShutdownParams, ctx: Context) -> Outcome:
     url = require_loopback(f"{member.url}{params.path}")
 
     # The load runs through the warm-up, the wait for a request in flight and the stop.
+    # The app's /api needs a key: the stack's own (scalectl.stack.apikeys).
+    auth = apikeys.auth_headers(ctx.state_dir) if params.path.startswith("/api") else None
     load = _Load(
-        url, params.rps, params.clients, timeout=limit + 5, seconds=params.warmup + 3.0 + limit
+        url,
+        params.rps,
+        params.clients,
+        timeout=limit + 5,
+        seconds=params.warmup + 3.0 + limit,
+        auth=auth,
     )
     load.start()
     try:
