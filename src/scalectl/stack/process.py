@@ -9,23 +9,15 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 
+from scalectl.privileges import RunAs as RunAs  # re-exported: stack code imports it here
+
 if TYPE_CHECKING:
     from scalectl.stack.state import Member
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """An unprivileged account to run a server as (PostgreSQL refuses to run as root)."""
-
-    name: str
-    uid: int
-    gid: int
 
 
 def free_port(host: str = "127.0.0.1") -> int:
