@@ -111,6 +111,7 @@ def test_state_without_exe_and_cmdline_is_never_signalled(
         f"older scalectl), so pid {sleeper.pid} is not signalled; stop it yourself if it is "
         "the stack's\n"
         "stopped 0 processes; not verified as the stack's, left alone: api-1\n"
+        f"state kept in {tmp_path / 's'}: remove it once those processes are stopped\n"
     )
     assert sleeper.is_running() and sleeper.status() != psutil.STATUS_ZOMBIE
 

@@ -93,6 +93,8 @@ def down_command(
         + (f" (forced or gone: {', '.join(forced)})" if forced else "")
         + (f"; not verified as the stack's, left alone: {', '.join(skipped)}" if skipped else "")
     )
+    if skipped:
+        output.info(f"state kept in {state_dir}: remove it once those processes are stopped")
 
 
 @app.command("status")

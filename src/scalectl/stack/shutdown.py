@@ -52,14 +52,17 @@ class Stopped:
 
 
 def down(state_dir: Path, *, progress: Progress = lambda _: None) -> list[Stopped] | None:
-    """Stop every member and forget the stack; None when no stack runs in `state_dir`.
+    """Stop every member and forget the stack (kept when a member was not verified as
+    the stack's, so not stopped); None when no stack runs in `state_dir`.
     Imports nothing of scalectl.plan, so `scalectl stack down` starts quickly."""
     state_dir = state_dir.absolute()
     state = load(state_dir)
     if state is None:
         return None
     stopped = stop_members(state, progress=progress)
-    clear(state_dir)
+    # Members left alone are still listed: the state is what tells their pids.
+    if not any(s.skipped for s in stopped):
+        clear(state_dir)
     return stopped
 
 
