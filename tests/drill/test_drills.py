@@ -269,11 +269,12 @@ def test_drills_refuse_processes_the_stack_did_not_start(
     # A copy of the state whose redis pid is some other process (pid 1): refused, and the
     # restore starts nothing, since the drill touched nothing.
     state = json.loads((state_dir / "state.json").read_text())
-    for m in state["members"]:
-        if m["name"] == "redis":
-            m["pid"] = 1
     fake = tmp_path / "fake"
     fake.mkdir()
+    for m in state["members"]:
+        m["log"] = m["log"].replace(str(state_dir), str(fake))  # logs lie inside the state
+        if m["name"] == "redis":
+            m["pid"] = 1
     (fake / "state.json").write_text(json.dumps(state))
     result, _ = drill(cli, fake, tmp_path / "r", "redis-outage", *SHORT)
     assert result.code == ExitCode.BAD_INPUT, result.stdout + result.stderr

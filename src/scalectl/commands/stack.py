@@ -85,11 +85,16 @@ def down_command(
     if stopped is None:
         output.info(f"no stack is running ({state_dir})")
         return
-    forced = [s.name for s in stopped if not s.graceful]
+    skipped = [s.name for s in stopped if s.skipped]
+    done = [s for s in stopped if not s.skipped]
+    forced = [s.name for s in done if not s.graceful]
     output.info(
-        f"stopped {len(stopped)} processes"
+        f"stopped {len(done)} processes"
         + (f" (forced or gone: {', '.join(forced)})" if forced else "")
+        + (f"; not verified as the stack's, left alone: {', '.join(skipped)}" if skipped else "")
     )
+    if skipped:
+        output.info(f"state kept in {state_dir}: remove it once those processes are stopped")
 
 
 @app.command("status")
@@ -147,8 +152,8 @@ def logs_command(
     """
     import difflib
 
-    from scalectl.stack.process import tail
     from scalectl.stack.run import require_state
+    from scalectl.stack.state import read_log
 
     output = output_of(ctx, json_out)
     state = require_state(state_dir)
@@ -158,7 +163,7 @@ def logs_command(
         close = difflib.get_close_matches(service, names, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f" (services: {', '.join(names)})"
         raise InputError(f"no service named '{service}'{hint}")
-    text = tail(Path(member.log), lines)
+    text = read_log(state, member, lines)
     if output.json_mode:
         output.emit_json(
             {"ok": True, "service": service, "log": member.log, "lines": text.splitlines()}

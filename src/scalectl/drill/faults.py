@@ -1,7 +1,8 @@
 """Faults acted on the local stack's own processes, found through its state directory.
 
-Every process is looked up by the pid *and* start time `scalectl stack` recorded, so a drill
-can never signal a process that merely reuses a pid; anything not in the state is refused.
+Every process is looked up by the pid, start time, executable and command line `scalectl
+stack` recorded, so a drill can never signal a process that merely reuses a pid or that a
+forged state names; anything not in the state is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import psutil
 
 from scalectl.drill.engine import Context
 from scalectl.errors import InputError
-from scalectl.stack.process import same_process, wait_gone
+from scalectl.stack.process import UNVERIFIABLE, member_process, unverifiable, wait_gone
 from scalectl.stack.state import Member, load
 
 
@@ -30,7 +31,9 @@ def member(ctx: Context, name: str) -> Member:
 def process(ctx: Context, name: str) -> psutil.Process:
     """The running process of a stack member; refuses anything else."""
     m = member(ctx, name)
-    proc = same_process(m.pid, m.create_time)
+    if unverifiable(m):
+        raise InputError(f"{name}: " + UNVERIFIABLE.format(pid=m.pid))
+    proc = member_process(m)
     if proc is None:
         raise InputError(f"{name} (pid {m.pid}) is not running as the stack started it")
     return proc
@@ -38,7 +41,7 @@ def process(ctx: Context, name: str) -> psutil.Process:
 
 def alive(ctx: Context, name: str) -> bool:
     m = member(ctx, name)
-    return same_process(m.pid, m.create_time) is not None
+    return member_process(m) is not None
 
 
 def members_of_kind(ctx: Context, kind: str) -> list[Member]:

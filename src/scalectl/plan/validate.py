@@ -1,6 +1,7 @@
 """Run the real validators over a rendered directory: nginx, gixy, promtool, amtool,
 kubernetes-validate and the compose-spec schema. A missing tool is skipped, or failed
-under CI=true (issue 2: "under CI a missing tool is a failure")."""
+under CI=true (issue 2: "under CI a missing tool is a failure"). They read a private copy
+of the files, unprivileged when scalectl is root (plan/sandbox.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
+import socket
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from scalectl.plan.sandbox import Sandbox, sandbox, validator_path
+
 Status = Literal["ok", "failed", "skipped"]
-TIMEOUT = 120
 # Debian puts nginx in /usr/sbin, which is not on an ordinary user's PATH.
 _EXTRA_PATH = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
 
@@ -62,22 +63,6 @@ def _python_tool(module: str) -> list[str]:
     return command
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> tuple[int, str]:
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        return 124, f"timed out after {TIMEOUT}s"
-    return proc.returncode, (proc.stdout + proc.stderr).strip()
-
-
 def _summary(text: str, limit: int = 12) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) > limit:
@@ -105,23 +90,46 @@ def nginx_check_copy(conf: str) -> str:
     return conf
 
 
-def _nginx(conf: Path, environ: Mapping[str, str]) -> CheckResult:
+def _nginx(box: Sandbox, conf: Path, environ: Mapping[str, str]) -> CheckResult:
     nginx = find("nginx", environ)
-    with tempfile.TemporaryDirectory(prefix="scalectl-nginx-") as tmp:
-        prefix = Path(tmp)
-        for sub in ("logs", "tmp", "conf"):
-            (prefix / sub).mkdir()
-        copy = prefix / "conf" / "nginx.conf"
-        copy.write_text(nginx_check_copy(conf.read_text()))
-        code, text = _run([nginx, "-t", "-q", "-p", f"{prefix}/", "-c", str(copy)])
-    return _result("nginx -t", conf, code, text)
+    prefix = box.scratch("nginx-prefix")
+    for sub in ("logs", "tmp", "conf"):
+        (prefix / sub).mkdir()
+        box.give(prefix / sub)
+    copy = prefix / "conf" / "nginx.conf"
+    copy.write_text(_unprivileged_ports(nginx_check_copy(conf.read_text())))
+    box.give(copy)
+    code, text = box.run([nginx, "-t", "-q", "-p", f"{prefix}/", "-c", str(copy)])
+    return _result("nginx -t", box.original / conf.relative_to(box.files), code, text)
 
 
-def _gixy(conf: Path, environ: Mapping[str, str]) -> CheckResult:
+_LISTEN = re.compile(r"^(\s*listen\s+(?:\[[^\]]*\]:|[A-Za-z0-9.-]+:)?)(\d+)(?=[\s;])", re.M)
+
+
+def _unprivileged_ports(conf: str) -> str:
+    """Ports below 1024 moved to free high ones: `nginx -t` binds every listen address,
+    and it runs unprivileged (as root, as the sandbox's account)."""
+    ports: dict[str, str] = {}
+
+    def move(match: re.Match[str]) -> str:
+        port = match.group(2)
+        if int(port) >= 1024:
+            return match.group(0)
+        if port not in ports:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                ports[port] = str(sock.getsockname()[1])
+        return match.group(1) + ports[port]
+
+    return _LISTEN.sub(move, conf)
+
+
+def _gixy(box: Sandbox, conf: Path, environ: Mapping[str, str]) -> CheckResult:
     gixy = find("gixy", environ)
-    code, text = _run([gixy, str(conf)])
+    # Only the rendered file: an `include` could name any file (issue 11).
+    code, text = box.run([gixy, "--disable-includes", str(conf)], python=True)
     detail = text if code else ""
-    return _result("gixy", conf, code, detail)
+    return _result("gixy", box.original / conf.relative_to(box.files), code, detail)
 
 
 def _result(tool: str, target: Path, code: int, text: str) -> CheckResult:
@@ -131,38 +139,45 @@ def _result(tool: str, target: Path, code: int, text: str) -> CheckResult:
 
 
 def checks_for(
-    root: Path, k8s_version: str, environ: Mapping[str, str]
+    box: Sandbox, k8s_version: str, environ: Mapping[str, str]
 ) -> list[tuple[str, Path, Callable[[], CheckResult]]]:
-    """Every check that applies to the files under `root`, as (tool, file, thunk)."""
+    """Every check that applies to the files of the sandbox's copy, as (tool, file in the
+    copy, thunk)."""
+    root = box.files
     plan: list[tuple[str, Path, Callable[[], CheckResult]]] = []
     nginx_conf = root / "nginx" / "nginx.conf"
     if nginx_conf.is_file():
-        plan.append(("nginx -t", nginx_conf, lambda: _nginx(nginx_conf, environ)))
-        plan.append(("gixy", nginx_conf, lambda: _gixy(nginx_conf, environ)))
+        plan.append(("nginx -t", nginx_conf, lambda: _nginx(box, nginx_conf, environ)))
+        plan.append(("gixy", nginx_conf, lambda: _gixy(box, nginx_conf, environ)))
     prom = root / "prometheus"
     for rules in sorted(prom.glob("*.rules.yml")):
         label = "promtool check rules"
-        plan.append((label, rules, _cmd(label, "promtool", ["check", "rules"], rules, environ)))
+        plan.append(
+            (label, rules, _cmd(box, label, "promtool", ["check", "rules"], rules, environ))
+        )
     test = prom / "rules.test.yml"
     if test.is_file():
         label = "promtool test rules"
         plan.append(
-            (label, test, _cmd(label, "promtool", ["test", "rules"], test, environ, cwd=prom))
+            (label, test, _cmd(box, label, "promtool", ["test", "rules"], test, environ, cwd=prom))
         )
     config = prom / "prometheus.yml"
     if config.is_file():
         label = "promtool check config"
-        plan.append((label, config, _cmd(label, "promtool", ["check", "config"], config, environ)))
+        plan.append(
+            (label, config, _cmd(box, label, "promtool", ["check", "config"], config, environ))
+        )
     am = root / "alertmanager" / "alertmanager.yml"
     if am.is_file():
         label = "amtool check-config"
-        plan.append((label, am, _cmd(label, "amtool", ["check-config"], am, environ)))
+        plan.append((label, am, _cmd(box, label, "amtool", ["check-config"], am, environ)))
     for manifest in sorted((root / "kubernetes").glob("*.yaml")):
         plan.append(
             (
                 "kubernetes-validate",
                 manifest,
                 _module(
+                    box,
                     "kubernetes-validate",
                     "kubernetes_validate",
                     ["-k", k8s_version, "--strict", "--quiet"],
@@ -177,6 +192,7 @@ def checks_for(
                 "compose-spec schema",
                 compose,
                 _module(
+                    box,
                     "compose-spec schema",
                     "check_jsonschema",
                     ["--builtin-schema", "vendor.compose-spec"],
@@ -188,6 +204,7 @@ def checks_for(
 
 
 def _cmd(
+    box: Sandbox,
     label: str,
     tool: str,
     args: list[str],
@@ -199,16 +216,18 @@ def _cmd(
         exe = find(tool, environ)
         # promtool test resolves rule_files relative to its working directory.
         arg = target.name if cwd else str(target)
-        code, text = _run([exe, *args, arg], cwd=cwd)
-        return _result(label, target, code, text)
+        code, text = box.run([exe, *args, arg], cwd=cwd)
+        return _result(label, box.original / target.relative_to(box.files), code, text)
 
     return thunk
 
 
-def _module(label: str, module: str, args: list[str], target: Path) -> Callable[[], CheckResult]:
+def _module(
+    box: Sandbox, label: str, module: str, args: list[str], target: Path
+) -> Callable[[], CheckResult]:
     def thunk() -> CheckResult:
-        code, text = _run([*_python_tool(module), *args, str(target)])
-        return _result(label, target, code, text)
+        code, text = box.run([*_python_tool(module), *args, str(target)], python=True)
+        return _result(label, box.original / target.relative_to(box.files), code, text)
 
     return thunk
 
@@ -234,10 +253,13 @@ def run_checks(
                 )
             return CheckResult(tool, str(target), "skipped", f"{missing} not installed")
 
-    items = [
-        item
-        for item in checks_for(root, k8s_version, env)
-        if select is None or select(item[0], item[1])
-    ]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(guarded, items))
+    with sandbox(root, validator_path(env, _EXTRA_PATH)) as box:
+        items = [
+            item
+            for item in checks_for(box, k8s_version, env)
+            if select is None or select(item[0], box.original / item[1].relative_to(box.files))
+        ]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(guarded, items))
+    # A check that could not run names the file as the caller knows it.
+    return [replace(r, target=r.target.replace(str(box.files), str(box.original))) for r in results]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from scalectl.stack.process import same_process, wait_gone
+from scalectl.stack.process import member_process, wait_gone
 from scalectl.stack.shutdown import Progress
 from scalectl.stack.state import Member, StackState
 
@@ -80,7 +80,7 @@ def drained(
     when the stack has no running nginx, or no other instance to take the traffic)."""
     with _LOCK:
         nginx = state.member("nginx")
-        proc = same_process(nginx.pid, nginx.create_time) if nginx else None
+        proc = member_process(nginx) if nginx else None
         path = conf_path(state)
         edited = None
         if proc is not None and member.kind == "app" and member.port and path.is_file():

@@ -9,19 +9,15 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
+from scalectl.privileges import RunAs as RunAs  # re-exported: stack code imports it here
 
-@dataclass(frozen=True)
-class RunAs:
-    """An unprivileged account to run a server as (PostgreSQL refuses to run as root)."""
-
-    name: str
-    uid: int
-    gid: int
+if TYPE_CHECKING:
+    from scalectl.stack.state import Member
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -96,13 +92,78 @@ def same_process(pid: int, create_time: float) -> psutil.Process | None:
         return None
 
 
+def identity(proc: psutil.Process | None, argv: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """What a process we started runs, for `member_process` to compare later: the
+    executable psutil reports, and `argv` (what we started) or else its command line as
+    psutil reports it. Right after exec /proc/PID/cmdline can still be empty, so a process
+    just spawned is described by its argv; a server already serving, by what it shows."""
+    exe, cmdline = (os.path.realpath(argv[0]) if argv else ""), list(argv)
+    with contextlib.suppress(psutil.Error):
+        if proc is not None:
+            exe = proc.exe()
+            # Valkey pads its retitled command line with empty strings.
+            cmdline = cmdline or [part for part in proc.cmdline() if part]
+    return exe, cmdline
+
+
+def member_process(member: Member) -> psutil.Process | None:
+    """The live process of a stack member, or None: a pid is the stack's only while its
+    start time, executable and command line are those recorded when it was started (issue
+    11: anyone can read a pid and start time from /proc and write them into a state file).
+    None as well for a member recorded without them (state of an older scalectl)."""
+    if member.exe is None or member.cmdline is None:
+        return None
+    proc = same_process(member.pid, member.create_time)
+    if proc is None:
+        return None
+    try:
+        if proc.exe() != member.exe or not same_command(proc.cmdline(), member.cmdline):
+            return None
+    except psutil.Error:
+        return None
+    return proc
+
+
+def unverifiable(member: Member) -> bool:
+    """True for a member recorded without its executable and command line."""
+    return member.exe is None or member.cmdline is None
+
+
+UNVERIFIABLE = (
+    "the state does not record what was started (written by an older scalectl), so pid "
+    "{pid} is not signalled; stop it yourself if it is the stack's"
+)
+
+
+def same_command(live: Sequence[str], started: Sequence[str]) -> bool:
+    """Whether a live command line is the one started, allowing for the two ways the
+    stack's servers retitle themselves: nginx's master prefixes "nginx: master process ",
+    and Redis/Valkey shows "<program> <host>:<port>" (both from its own arguments)."""
+    now, then = _words(live), _words(started)
+    if not then or not now:
+        return False
+    if now == then or (len(now) > len(then) and now[-len(then) :] == then):
+        return True
+    known = set(then)
+    return now[0] == then[0] and all(
+        piece in known for word in now[1:] for piece in word.split(":")
+    )
+
+
+def _words(cmdline: Sequence[str]) -> list[str]:
+    # psutil splits a retitled command line on spaces or NULs, padding it with empties.
+    return " ".join(part for part in cmdline if part).split()
+
+
 def stop(proc: psutil.Process, *, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
     """Ask the process group to stop, wait up to `timeout`, then kill what is left.
 
     Returns True when it stopped within the timeout (gracefully)."""
     group = _group_members(proc)
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        # Only the group it leads (each member starts its own session): never another's.
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, sig)
     with contextlib.suppress(psutil.Error):
         proc.send_signal(sig)
     alive = wait_gone([proc, *group], timeout=timeout)

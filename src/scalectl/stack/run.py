@@ -28,14 +28,15 @@ from scalectl.stack.balancer import drained
 from scalectl.stack.process import (
     child_environment,
     free_port,
+    identity,
+    member_process,
     port_in_use,
-    same_process,
     spawn,
     tail,
     wait_for,
 )
 from scalectl.stack.shutdown import Progress, down, stop_member, stop_members
-from scalectl.stack.state import Member, StackState, clear, load
+from scalectl.stack.state import Member, StackState, clear, ensure_dir, load
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,10 @@ def up(
             "profile such as 'local'"
         )
     cleaned = False
+    ensure_dir(state_dir)
     existing = load(state_dir)
     if existing is not None:
-        alive = [m for m in existing.members if same_process(m.pid, m.create_time)]
+        alive = [m for m in existing.members if member_process(m)]
         if existing.members and len(alive) == len(existing.members):
             return UpResult(existing, already_up=True, cleaned_stale=False)
         progress(
@@ -171,9 +173,18 @@ def _start_all(
         password=credentials.password(root, "postgres"),
         boundary=root,
     )
+    exe, cmdline = identity(pg.process())
     record(
         Member(
-            "postgres", "postgres", pg.pid, pg.create_time, str(pg.log), pg.port, url=pg.public_url
+            "postgres",
+            "postgres",
+            pg.pid,
+            pg.create_time,
+            str(pg.log),
+            pg.port,
+            url=pg.public_url,
+            exe=exe,
+            cmdline=cmdline,
         )
     )
     pg.create_database("refapp")
@@ -200,6 +211,8 @@ def _start_all(
             str(cache.log),
             cache.port,
             url=cache.public_url,
+            exe=(who := identity(cache.process()))[0],
+            cmdline=who[1],
         )
     )
     # Queued jobs must never be evicted: the broker is a separate, noeviction Redis. It keeps
@@ -221,6 +234,8 @@ def _start_all(
             str(broker.log),
             broker.port,
             url=broker.public_url,
+            exe=(who := identity(broker.process()))[0],
+            cmdline=who[1],
         )
     )
     state.urls["redis"] = cache.public_url
@@ -279,6 +294,7 @@ class Launch:
         return spawn(self.argv, log=self.log, env=self.env, cwd=self.cwd)
 
     def member(self, proc: psutil.Process) -> Member:
+        exe, cmdline = identity(proc, self.argv)
         return Member(
             self.name,
             self.kind,
@@ -289,6 +305,8 @@ class Launch:
             health_url=self.health_url,
             url=self.url,
             drain_seconds=self.drain_seconds,
+            exe=exe,
+            cmdline=cmdline,
         )
 
 
@@ -431,7 +449,9 @@ def _start_nginx(
     conf = prefix / "conf" / "nginx.conf"
     shutil.copyfile(rendered / "nginx" / "nginx.conf", conf)  # exactly what `plan` rendered
     progress(f"starting nginx on {listen}")
-    proc = spawn(_nginx_argv(nginx, prefix), log=logs / "nginx.log")
+    argv = _nginx_argv(nginx, prefix)
+    proc = spawn(argv, log=logs / "nginx.log")
+    exe, cmdline = identity(proc, argv)
     host, port = listen.rsplit(":", 1)
     base = f"http://{host}:{port}"
     record(
@@ -448,6 +468,8 @@ def _start_nginx(
             drain_seconds=max(
                 (m.drain_seconds or 0.0 for m in state.members if m.kind == "app"), default=0.0
             ),
+            exe=exe,
+            cmdline=cmdline,
         )
     )
     state.urls["app"] = base
@@ -468,7 +490,9 @@ def _start_prometheus(
     data = Path(state.state_dir) / "prometheus" / "data"
     data.mkdir(parents=True, exist_ok=True)
     progress(f"starting Prometheus on 127.0.0.1:{port}")
-    proc = spawn(_prometheus_argv(prometheus, rendered, data, port), log=logs / "prometheus.log")
+    argv = _prometheus_argv(prometheus, rendered, data, port)
+    proc = spawn(argv, log=logs / "prometheus.log")
+    exe, cmdline = identity(proc, argv)
     base = f"http://127.0.0.1:{port}"
     record(
         Member(
@@ -480,6 +504,8 @@ def _start_prometheus(
             port,
             health_url=f"{base}/-/ready",
             url=base,
+            exe=exe,
+            cmdline=cmdline,
         )
     )
     state.urls["prometheus"] = base
@@ -510,7 +536,7 @@ def _wait_healthy(state: StackState, timeout: float) -> None:
                 continue
 
             def healthy(m: Member = member) -> bool:
-                if same_process(m.pid, m.create_time) is None:
+                if member_process(m) is None:
                     raise _Died(m.name)
                 assert m.health_url is not None
                 return client.get(m.health_url).status_code == 200
@@ -633,7 +659,8 @@ def _relaunch(
             password=credentials.password(root, "postgres"),
             boundary=root,
         )
-        return replace(member, pid=pg.pid, create_time=pg.create_time)
+        exe, cmdline = identity(pg.process())
+        return replace(member, pid=pg.pid, create_time=pg.create_time, exe=exe, cmdline=cmdline)
     elif member.kind == "redis":
         cache = member.name == "redis"
         server = servers.start_redis(
@@ -645,19 +672,29 @@ def _relaunch(
             persist=not cache,
             password=credentials.password(root, member.name),
         )
-        return replace(member, pid=server.pid, create_time=server.create_time)
+        exe, cmdline = identity(server.process())
+        return replace(
+            member, pid=server.pid, create_time=server.create_time, exe=exe, cmdline=cmdline
+        )
     elif member.kind == "nginx":
         nginx = which("nginx", env)
         if nginx is not None:
-            proc = spawn(_nginx_argv(nginx, root / "nginx"), log=log)
-            return replace(member, pid=proc.pid, create_time=proc.create_time())
+            argv = _nginx_argv(nginx, root / "nginx")
+            proc = spawn(argv, log=log)
+            exe, cmdline = identity(proc, argv)
+            return replace(
+                member, pid=proc.pid, create_time=proc.create_time(), exe=exe, cmdline=cmdline
+            )
     elif member.kind == "prometheus" and member.port is not None:
         prometheus = shutil.which("prometheus")
         if prometheus is not None:
             data = root / "prometheus" / "data"
             argv = _prometheus_argv(prometheus, root / "rendered", data, member.port)
             proc = spawn(argv, log=log)
-            return replace(member, pid=proc.pid, create_time=proc.create_time())
+            exe, cmdline = identity(proc, argv)
+            return replace(
+                member, pid=proc.pid, create_time=proc.create_time(), exe=exe, cmdline=cmdline
+            )
     raise CheckFailed(f"cannot restart {member.name}: the plan or this machine no longer has it")
 
 

@@ -14,7 +14,6 @@ import contextlib
 import glob
 import importlib.util
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from scalectl import privileges
 from scalectl.errors import ScalectlError
 from scalectl.stack.access import open_within, require_traversable
 from scalectl.stack.credentials import new_password, without_password, write_private
@@ -116,19 +116,7 @@ def find_redis() -> Binaries:
 
 def unprivileged_account() -> RunAs | None:
     """None when we are not root; else an existing or new system account for PostgreSQL."""
-    if os.geteuid() != 0:
-        return None
-    for name in PG_ACCOUNTS:
-        with contextlib.suppress(KeyError):
-            entry = pwd.getpwnam(name)
-            return RunAs(name, entry.pw_uid, entry.pw_gid)
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "scalectl"],
-        check=True,
-        capture_output=True,
-    )
-    entry = pwd.getpwnam("scalectl")
-    return RunAs("scalectl", entry.pw_uid, entry.pw_gid)
+    return privileges.unprivileged_account(PG_ACCOUNTS, create="scalectl")
 
 
 def _give_to(account: RunAs, boundary: Path, directory: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from scalectl.stack.process import same_process, stop, wait_gone
+from scalectl.stack.process import UNVERIFIABLE, member_process, stop, unverifiable, wait_gone
 from scalectl.stack.state import Member, StackState, clear, load
 
 Progress = Callable[[str], object]  # a callback's return value is ignored
@@ -47,17 +47,22 @@ class Stopped:
     name: str
     graceful: bool  # False: killed after its timeout, or already gone (crashed)
     seconds: float = 0.0  # from the signal until it (and its children) had exited
+    # Not signalled: the state does not record what was started (an older scalectl's).
+    skipped: bool = False
 
 
 def down(state_dir: Path, *, progress: Progress = lambda _: None) -> list[Stopped] | None:
-    """Stop every member and forget the stack; None when no stack runs in `state_dir`.
+    """Stop every member and forget the stack (kept when a member was not verified as
+    the stack's, so not stopped); None when no stack runs in `state_dir`.
     Imports nothing of scalectl.plan, so `scalectl stack down` starts quickly."""
     state_dir = state_dir.absolute()
     state = load(state_dir)
     if state is None:
         return None
     stopped = stop_members(state, progress=progress)
-    clear(state_dir)
+    # Members left alone are still listed: the state is what tells their pids.
+    if not any(s.skipped for s in stopped):
+        clear(state_dir)
     return stopped
 
 
@@ -88,9 +93,12 @@ def stop_member(member: Member, *, progress: Progress = lambda _: None) -> Stopp
     processes of its group behind (a gunicorn or Dramatiq worker whose master was killed):
     those are stopped too."""
     started = time.monotonic()
-    proc = same_process(member.pid, member.create_time)
+    if unverifiable(member):
+        progress(f"not stopping {member.name}: " + UNVERIFIABLE.format(pid=member.pid))
+        return Stopped(member.name, graceful=False, skipped=True)
+    proc = member_process(member)
     if proc is None:
-        left = orphans(member.pid, member.create_time)
+        left = orphans(member.pid, member.create_time, member.exe)
         if left:
             progress(f"stopping what {member.name} left behind ({len(left)} processes)")
             _stop_orphans(left, SIGNALS.get(member.kind, signal.SIGTERM))
@@ -101,10 +109,13 @@ def stop_member(member: Member, *, progress: Progress = lambda _: None) -> Stopp
     return Stopped(member.name, graceful, seconds=_since(started))
 
 
-def orphans(pid: int, create_time: float) -> list[psutil.Process]:
+def orphans(pid: int, create_time: float, exe: str | None) -> list[psutil.Process]:
     """Live processes still in the process group of a dead member (every member leads its
-    own group: process.spawn starts a new session). Empty when the pid now belongs to
-    another process, whose group would not be ours."""
+    own group: process.spawn starts a new session) that run its executable (the workers a
+    master forked). Empty when the pid now belongs to another process, whose group would
+    not be ours, or when the member's executable is not known."""
+    if not exe:
+        return []
     with contextlib.suppress(psutil.Error):
         leader = psutil.Process(pid)
         same = abs(leader.create_time() - create_time) <= 0.01
@@ -118,6 +129,7 @@ def orphans(pid: int, create_time: float) -> list[psutil.Process]:
                 and os.getpgid(proc.pid) == pid
                 and proc.create_time() >= create_time - 0.01
                 and proc.status() != psutil.STATUS_ZOMBIE
+                and proc.exe() == exe
             ):
                 found.append(proc)
     return found

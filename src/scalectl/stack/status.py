@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from scalectl.stack.process import same_process
+from scalectl.stack.process import member_process, unverifiable
 from scalectl.stack.state import StackState
 
 
@@ -28,12 +28,15 @@ def status(state: StackState, *, timeout: float = 2.0) -> list[MemberStatus]:
     now = time.time()
     with httpx.Client(timeout=timeout, trust_env=False) as client:  # loopback, never a proxy
         for m in state.members:
-            proc = same_process(m.pid, m.create_time)
+            proc = member_process(m)
             if proc is None:
+                detail = (
+                    "not verified: the state does not record what was started (older scalectl)"
+                    if unverifiable(m)
+                    else "process is gone"
+                )
                 out.append(
-                    MemberStatus(
-                        m.name, m.kind, m.pid, m.port, "crashed", "fail", "process is gone", None
-                    )
+                    MemberStatus(m.name, m.kind, m.pid, m.port, "crashed", "fail", detail, None)
                 )
                 continue
             health, detail = "n/a", ""

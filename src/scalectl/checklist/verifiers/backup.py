@@ -25,7 +25,7 @@ from scalectl.checklist.model import Duration, Outcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
 from scalectl.stack.credentials import with_password
-from scalectl.stack.process import RunAs, same_process
+from scalectl.stack.process import RunAs, member_process
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,7 +100,7 @@ def check_backup(params: BackupParams, ctx: Context) -> Outcome:
 
     state = ctx.stack()
     server = next((m for m in state.members if m.kind == "postgres"), None)
-    if server is None or same_process(server.pid, server.create_time) is None:
+    if server is None or member_process(server) is None:
         return failed(f"the stack in {state.state_dir} has no running PostgreSQL")
     secret = password(Path(state.state_dir), "postgres")
     url = with_password(state.urls["database"], secret)

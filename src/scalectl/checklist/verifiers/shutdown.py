@@ -30,7 +30,7 @@ from scalectl.checklist.verifiers.base import (
 )
 from scalectl.errors import ScalectlError
 from scalectl.stack import apikeys
-from scalectl.stack.process import same_process, stop, wait_gone
+from scalectl.stack.process import member_process, stop, wait_gone
 
 
 class ShutdownParams(Params):
@@ -125,7 +125,7 @@ def check_shutdown(params: ShutdownParams, ctx: Context) -> Outcome:
         return failed(
             f"no app instance named {name}; the stack has {', '.join(m.name for m in apps)}"
         )
-    proc = same_process(member.pid, member.create_time)
+    proc = member_process(member)
     if proc is None:
         return failed(f"{name} is not running (pid {member.pid} is gone): nothing to shut down")
     plan = load_plan(Path(state.plan), state.profile).plan

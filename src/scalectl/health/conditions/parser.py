@@ -21,10 +21,24 @@ from scalectl.health.conditions.syntax import (
 )
 from scalectl.health.conditions.tokens import Tok, tokens
 
+# Bounds on a condition (docs/health.md): the parser and the evaluator recurse once per
+# level of parentheses or function calls, and a condition comes from untrusted flags and
+# files (issue 11: 3,000 nested parentheses gave a RecursionError).
+MAX_LENGTH = 1000
+MAX_NESTING = 32
+
 
 def parse_condition(text: str) -> Condition:
     """Parse one condition; ConditionError (exit 2) names what is wrong and the column."""
-    return _Parser(text).condition()
+    if len(text) > MAX_LENGTH:
+        raise ConditionError(text, f"longer than {MAX_LENGTH} characters ({len(text)})", MAX_LENGTH)
+    toks = tokens(text)
+    depth = 0
+    for tok in toks:
+        depth += {"lp": 1, "rp": -1}.get(tok.kind, 0)
+        if depth > MAX_NESTING:
+            raise ConditionError(text, f"nested deeper than {MAX_NESTING} parentheses", tok.pos)
+    return _Parser(text, toks).condition()
 
 
 def _is_number(value: object) -> bool:
@@ -36,9 +50,9 @@ def _is_number(value: object) -> bool:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, toks: list[Tok]) -> None:
         self.text = text
-        self.toks = tokens(text)
+        self.toks = toks
         self.i = 0
 
     def fail(self, reason: str, at: int) -> ConditionError:

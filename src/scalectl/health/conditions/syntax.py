@@ -27,6 +27,10 @@ ARITHMETIC = ("+", "-", "*", "/")
 NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+# How much of a condition an error message quotes: a hostile one may be megabytes long.
+QUOTED_CHARS = 120
+
+
 class ConditionError(InputError):
     """A malformed condition. `reason` and `column` (1-based) say what and where."""
 
@@ -34,7 +38,8 @@ class ConditionError(InputError):
         self.text = text
         self.reason = reason
         self.column = offset + 1
-        super().__init__(f'"{text}", column {self.column}: {reason}')
+        shown = text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS] + "..."
+        super().__init__(f'"{shown}", column {self.column}: {reason}')
 
 
 @dataclass(frozen=True)

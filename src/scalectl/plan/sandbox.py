@@ -1,0 +1,138 @@
+"""Where the validators run: a private copy of the rendered files, a minimal environment
+and, when scalectl runs as root, an unprivileged account (issue 11: a rendered config that
+names another file, such as an nginx `include` or a promtool `rule_files` glob, must not
+read root's files into a CI log). docs/plan.md, "Validation", says what runs how."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalectl.privileges import RunAs, unprivileged_account
+
+# Validators run as this account when scalectl is root: never one that owns data (the
+# stack's PostgreSQL account does). Created on first use, as the stack creates its own.
+ACCOUNT = "scalectl"
+TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A private copy of a rendered tree (`files`) that the validators read instead."""
+
+    original: Path
+    home: Path  # the temporary directory: the copy, scratch space, HOME and TMPDIR
+    files: Path
+    run_as: RunAs | None
+    path: str  # PATH for the validators
+    python_ok: bool  # whether `run_as` can start this interpreter
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PATH": self.path,
+            "HOME": str(self.home),
+            "TMPDIR": str(self.home),
+            "LANG": "C.UTF-8",
+            "NO_COLOR": "1",
+        }
+
+    def scratch(self, name: str) -> Path:
+        """A directory of the sandbox's own, outside the copy."""
+        directory = self.home / name
+        directory.mkdir()
+        self.give(directory)
+        return directory
+
+    def run(self, cmd: list[str], cwd: Path | None = None, python: bool = False) -> tuple[int, str]:
+        """Run a validator as the sandbox's account (a Python one as root when that account
+        cannot start this interpreter: see `python_ok`); exit code and output, with paths
+        in the copy named as in the original."""
+        run_as = self.run_as if (self.python_ok or not python) else None
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=cwd or self.home,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+                env=self.env(),
+                user=run_as.uid if run_as else None,
+                group=run_as.gid if run_as else None,
+                extra_groups=[] if run_as else None,
+            )
+        except subprocess.TimeoutExpired:
+            return 124, f"timed out after {TIMEOUT}s"
+        except OSError as exc:  # e.g. the account may not execute it
+            who = f" as {run_as.name}" if run_as else ""
+            return 126, f"cannot run {cmd[0]}{who}: {exc.strerror or exc}"
+        text = (proc.stdout + proc.stderr).strip()
+        return proc.returncode, text.replace(str(self.files), str(self.original))
+
+    def give(self, path: Path) -> None:
+        if self.run_as is not None:
+            os.chown(path, self.run_as.uid, self.run_as.gid, follow_symlinks=False)
+
+
+@contextlib.contextmanager
+def sandbox(root: Path, path: str) -> Iterator[Sandbox]:
+    """A fresh private copy of `root` (regular files only: a symlink is not followed),
+    owned by the account the validators run as; removed afterwards."""
+    run_as = unprivileged_account((ACCOUNT,), create=ACCOUNT, fallback="nobody")
+    home = Path(tempfile.mkdtemp(prefix="scalectl-check-"))
+    try:
+        if run_as is not None:
+            os.chown(home, run_as.uid, run_as.gid)
+        box = Sandbox(root, home, home / "files", run_as, path, _can_run_python(run_as, home))
+        _copy(root, box)
+        yield box
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _copy(root: Path, box: Sandbox) -> None:
+    for directory, dirs, names in os.walk(root):  # os.walk does not follow symlinked dirs
+        source = Path(directory)
+        target = box.files / source.relative_to(root)
+        target.mkdir(mode=0o700, exist_ok=True)
+        box.give(target)
+        dirs[:] = [d for d in dirs if not (source / d).is_symlink()]
+        for name in names:
+            if (source / name).is_symlink() or not (source / name).is_file():
+                continue
+            shutil.copyfile(source / name, target / name, follow_symlinks=False)
+            os.chmod(target / name, 0o600)
+            box.give(target / name)
+
+
+def _can_run_python(run_as: RunAs | None, home: Path) -> bool:
+    """Whether `run_as` can start this interpreter (pyenv under /root, for one, is 0700)."""
+    if run_as is None:
+        return True
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", ""],
+            cwd=home,
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+            env={"PATH": os.defpath},
+            user=run_as.uid,
+            group=run_as.gid,
+            extra_groups=[],
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def validator_path(environ: Mapping[str, str], extra: str) -> str:
+    """PATH for the validators: the caller's, then `extra`."""
+    return os.pathsep.join(p for p in [environ.get("PATH", ""), extra] if p)
