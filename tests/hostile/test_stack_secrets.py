@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from scalectl import crashlog
-from scalectl.stack import credentials
+from scalectl.stack import apikeys, credentials
 from scalectl.stack.state import StackState, load
 from tests.conftest import Result
 from tests.stack.conftest import local_plan, running_stack
@@ -134,7 +134,9 @@ def test_secret_files_are_private(stack: tuple[StackState, dict[Path, int]]) -> 
     state, _ = stack
     directory = credentials.secrets_dir(Path(state.state_dir))
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert sorted(p.name for p in directory.iterdir()) == sorted(credentials.NAMES)
+    keys = apikeys.keys_file(Path(state.state_dir))
+    assert keys.parent == directory  # the app's API key pool lives beside the passwords
+    assert sorted(p.name for p in directory.iterdir()) == sorted([*credentials.NAMES, keys.name])
     for path in directory.iterdir():
         info = path.lstat()
         assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, path
