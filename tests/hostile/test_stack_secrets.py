@@ -144,6 +144,16 @@ def test_secret_files_are_private(stack: tuple[StackState, dict[Path, int]]) -> 
     assert not list(Path(state.state_dir).rglob(".auth-*.conf"))
 
 
+def test_logs_are_private(stack: tuple[StackState, dict[Path, int]]) -> None:
+    # The state dir is traversable (0711) for the servers' own accounts: its logs are not.
+    state, _ = stack
+    root = Path(state.state_dir)
+    for directory in (root / "logs", root / "nginx" / "logs"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    for member in state.members:
+        assert stat.S_IMODE(Path(member.log).stat().st_mode) == 0o600, member.log
+
+
 def test_members_do_not_inherit_the_callers_environment(
     stack: tuple[StackState, dict[Path, int]],
 ) -> None:

@@ -62,8 +62,11 @@ def spawn(
     """Start a detached process (own session, survives us) with output appended to `log`.
 
     Its environment is `env` as given, else the allowlisted part of ours."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Logs hold request paths, ids and errors: ours alone, and never written through a link.
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a log an older scalectl created 0644
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,

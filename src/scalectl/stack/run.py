@@ -442,6 +442,8 @@ def _start_nginx(
     prefix = Path(state.state_dir) / "nginx"
     for sub in ("conf", "logs", "tmp"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
+    # nginx's master opens its logs before it forks: its workers write through those files.
+    (prefix / "logs").chmod(0o700)
     # As root, nginx's master creates its temp directories under tmp/ for its unprivileged
     # workers itself: they only need to traverse the prefix down to it.
     if others_need_access():
