@@ -6,27 +6,32 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import psutil
-
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.plan import Prepared, prepare, render_files
-from scalectl.plan.appenv import APP_DEFAULTS
-from scalectl.plan.context import ServiceView, WorkerView, app_env, build
+from scalectl.plan.context import ServiceView, build
 from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
 from scalectl.plan.write import write_tree
 from scalectl.stack import apikeys, credentials, servers
 from scalectl.stack.access import open_within, others_need_access
 from scalectl.stack.balancer import drained
+from scalectl.stack.launch import (
+    app_dir,
+    app_launch,
+    base_env,
+    connections_needed,
+    nginx_argv,
+    prometheus_argv,
+    worker_launch,
+    worker_ports,
+)
 from scalectl.stack.process import (
-    child_environment,
     free_port,
     identity,
     member_process,
@@ -48,10 +53,6 @@ class UpResult:
 
 def default_plan() -> Path:
     return Path(str(resources.template("plan/reference-app.yaml")))
-
-
-def app_dir() -> Path:
-    return Path(str(resources.data_dir("reference_app")))
 
 
 def up(
@@ -90,10 +91,10 @@ def up(
     services: list[ServiceView] = ctx["services"]
     listen = prepared.loaded.profile.listen
     listen_port = int(listen.rsplit(":", 1)[1])
-    # Children see only the allowlisted part of this (process.py, _base_env).
+    # Children see only the allowlisted part of this (process.py, base_env).
     env = dict(os.environ if environ is None else environ)
     nginx = which("nginx", env) if balancer else None
-    _check_ports(services, listen_port if nginx else None, _worker_ports(prepared))
+    _check_ports(services, listen_port if nginx else None, worker_ports(prepared))
     state_dir.mkdir(parents=True, exist_ok=True)
     if others_need_access():
         # PostgreSQL's account and nginx's workers traverse the state dir (o+x, no listing
@@ -117,11 +118,6 @@ def up(
         clear(state_dir)
         raise
     return UpResult(state, already_up=False, cleaned_stale=cleaned)
-
-
-def _worker_ports(prepared: Prepared) -> list[int]:
-    views: list[WorkerView] = build(prepared.loaded, prepared.sizing)["workers"]
-    return [w.metrics_port for w in views]
 
 
 def _check_ports(
@@ -168,7 +164,7 @@ def _start_all(
     progress("starting PostgreSQL")
     pg = servers.start_postgres(
         root / "postgres" / "data",
-        max_connections=max(200, _connections_needed(prepared) + 20),
+        max_connections=max(200, connections_needed(prepared) + 20),
         log=logs / "postgres.log",
         password=credentials.password(root, "postgres"),
         boundary=root,
@@ -245,7 +241,7 @@ def _start_all(
     # API keys for the app's /api (issue 11): minted once per state dir with the app's own
     # environment, before any app instance starts. See scalectl.stack.apikeys.
     progress("minting API keys (once per state dir)")
-    apikeys.mint_pool(root, _base_env(prepared, state, env), app_dir())
+    apikeys.mint_pool(root, base_env(prepared, state, env), app_dir())
 
     for svc in services:
         for index, _ in enumerate(svc.upstream_servers, start=1):
@@ -267,157 +263,6 @@ def _start_all(
     progress("waiting for every service to be healthy")
     _wait_healthy(state, timeout)
     state.save()
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How one app instance or worker of the stack is started: by `up`, and again by
-    `restart_member` (fault drills, the graceful-shutdown check)."""
-
-    name: str
-    kind: str  # app | worker
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    log: Path
-    port: int
-    health_url: str
-    url: str | None = None
-    metrics_dir: Path | None = None
-    drain_seconds: float | None = None
-
-    def spawn(self) -> psutil.Process:
-        if self.metrics_dir is not None:
-            # prometheus_client multiprocess files of an earlier run would skew the counters.
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
-            self.metrics_dir.mkdir(parents=True)
-        return spawn(self.argv, log=self.log, env=self.env, cwd=self.cwd)
-
-    def member(self, proc: psutil.Process) -> Member:
-        exe, cmdline = identity(proc, self.argv)
-        return Member(
-            self.name,
-            self.kind,
-            proc.pid,
-            proc.create_time(),
-            str(self.log),
-            self.port,
-            health_url=self.health_url,
-            url=self.url,
-            drain_seconds=self.drain_seconds,
-            exe=exe,
-            cmdline=cmdline,
-        )
-
-
-def _base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> dict[str, str]:
-    root = Path(state.state_dir)
-    return {
-        **child_environment(env),
-        # The app's own tuning knobs, when the caller sets them on purpose (drills and
-        # tests do): named settings of the app, not a CI's credentials.
-        **{name: value for name, value in env.items() if name in APP_DEFAULTS},
-        **app_environment(prepared),
-        # The password as a file, as on Kubernetes and Compose; Redis takes it in its URL
-        # (the environment of a process is readable by its own user only).
-        "DATABASE_URL": state.urls["database"],
-        "DATABASE_PASSWORD_FILE": str(credentials.secrets_dir(root) / "postgres"),
-        "REDIS_URL": credentials.authenticated_url(root, state.urls, "redis"),
-        "BROKER_URL": credentials.authenticated_url(root, state.urls, "broker"),
-        "HOST": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-        # /api/debug/sleep: fault drills hold requests in flight with it (docs/drills.md).
-        "REFAPP_DEBUG": "1",
-        # A worker killed between committing a job row and enqueueing it leaves the row
-        # 'queued' until cleanup sweeps it (default: after 300 s, every 60 s). Locally,
-        # sweep within a minute so `scalectl drill queue-worker-kill` sees it recovered.
-        "CLEANUP_STUCK_QUEUED_SECONDS": "30",
-        "CLEANUP_INTERVAL_SECONDS": "10",
-    }
-
-
-def app_launch(
-    prepared: Prepared, state: StackState, svc: ServiceView, index: int, env: Mapping[str, str]
-) -> Launch:
-    """Instance `index` (1-based) of service `svc`: one gunicorn cluster on its own port."""
-    root = Path(state.state_dir)
-    port = int(svc.upstream_servers[index - 1].rsplit(":", 1)[1])
-    name = f"{svc.name}-{index}"
-    metrics_dir = root / "metrics" / name
-    # Locally every instance shares this machine's cores.
-    cores = os.cpu_count() or 1
-    app_env = {
-        **_base_env(prepared, state, env),
-        "SERVICE_NAME": svc.name,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(min(svc.size.processes, cores)),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "RELEASE_ID": f"local-{name}",
-        # This service's own drain window (app_environment has the first service's).
-        "GRACEFUL_TIMEOUT": str(svc.spec.graceful_shutdown_seconds),
-    }
-    argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "refapp.main:app"]
-    return Launch(
-        name,
-        "app",
-        argv,
-        app_env,
-        app_dir(),
-        root / "logs" / f"{name}.log",
-        port,
-        health_url=f"http://127.0.0.1:{port}/health/ready",
-        url=f"http://127.0.0.1:{port}",
-        metrics_dir=metrics_dir,
-        drain_seconds=svc.spec.graceful_shutdown_seconds,
-    )
-
-
-def worker_launch(
-    prepared: Prepared, state: StackState, index: int, name: str, env: Mapping[str, str]
-) -> Launch:
-    """The Dramatiq worker for the plan's worker `name` (its `index` among the workers)."""
-    root = Path(state.state_dir)
-    worker = prepared.loaded.plan.workers[name]
-    cores = os.cpu_count() or 1
-    metrics_port = _worker_ports(prepared)[index]
-    prom_db = root / "metrics" / f"worker-{name}"
-    argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "refapp.tasks",
-        "--processes",
-        str(min(worker.processes, cores)),
-        "--threads",
-        str(worker.threads),
-        "--worker-shutdown-timeout",
-        str(worker.graceful_shutdown_seconds * 1000),
-        "--queues",
-        *[q.name for q in worker.queues],
-    ]
-    worker_env = {
-        **_base_env(prepared, state, env),
-        "SERVICE_NAME": name,
-        "dramatiq_prom_host": "127.0.0.1",
-        "dramatiq_prom_port": str(metrics_port),
-        "dramatiq_prom_db": str(prom_db),
-        # How often an idle worker thread or consumer wakes up (default 1000 ms); each one
-        # notices a stop only then, so it bounds how long an idle worker takes to stop.
-        "dramatiq_worker_timeout": "500",
-    }
-    member_name = f"worker-{name}"
-    return Launch(
-        member_name,
-        "worker",
-        argv,
-        worker_env,
-        app_dir(),
-        root / "logs" / f"{member_name}.log",
-        metrics_port,
-        health_url=f"http://127.0.0.1:{metrics_port}/metrics",
-        metrics_dir=prom_db,
-        drain_seconds=worker.graceful_shutdown_seconds,
-    )
 
 
 def _start_nginx(
@@ -451,7 +296,7 @@ def _start_nginx(
     conf = prefix / "conf" / "nginx.conf"
     shutil.copyfile(rendered / "nginx" / "nginx.conf", conf)  # exactly what `plan` rendered
     progress(f"starting nginx on {listen}")
-    argv = _nginx_argv(nginx, prefix)
+    argv = nginx_argv(nginx, prefix)
     proc = spawn(argv, log=logs / "nginx.log")
     exe, cmdline = identity(proc, argv)
     host, port = listen.rsplit(":", 1)
@@ -492,7 +337,7 @@ def _start_prometheus(
     data = Path(state.state_dir) / "prometheus" / "data"
     data.mkdir(parents=True, exist_ok=True)
     progress(f"starting Prometheus on 127.0.0.1:{port}")
-    argv = _prometheus_argv(prometheus, rendered, data, port)
+    argv = prometheus_argv(prometheus, rendered, data, port)
     proc = spawn(argv, log=logs / "prometheus.log")
     exe, cmdline = identity(proc, argv)
     base = f"http://127.0.0.1:{port}"
@@ -511,21 +356,6 @@ def _start_prometheus(
         )
     )
     state.urls["prometheus"] = base
-
-
-def _nginx_argv(nginx: str, prefix: Path) -> list[str]:
-    conf = prefix / "conf" / "nginx.conf"
-    return [nginx, "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"]
-
-
-def _prometheus_argv(prometheus: str, rendered: Path, data: Path, port: int) -> list[str]:
-    return [
-        prometheus,
-        f"--config.file={rendered / 'prometheus' / 'prometheus.yml'}",
-        f"--storage.tsdb.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--storage.tsdb.retention.time=2d",
-    ]
 
 
 def _wait_healthy(state: StackState, timeout: float) -> None:
@@ -561,26 +391,6 @@ def _wait_healthy(state: StackState, timeout: float) -> None:
 
 class _Died(Exception):
     pass
-
-
-def app_environment(prepared: Prepared) -> dict[str, str]:
-    """Settings the reference app reads, from the plan (names match its fields)."""
-    plan = prepared.loaded.plan
-    env = dict(app_env(plan))
-    first = prepared.sizing.services[0]
-    if plan.database:
-        env["DATABASE_POOL_MIN"] = str(first.pool_min)
-        env["DATABASE_POOL_MAX"] = str(first.pool_max)
-        env["DATABASE_POOL_TIMEOUT"] = f"{plan.database.pool.acquire_timeout_seconds:g}"
-        env["DATABASE_STATEMENT_TIMEOUT_MS"] = str(plan.database.pool.statement_timeout_ms)
-    svc = next(iter(plan.services.values()))
-    env["GRACEFUL_TIMEOUT"] = str(svc.graceful_shutdown_seconds)
-    return env
-
-
-def _connections_needed(prepared: Prepared) -> int:
-    db = prepared.sizing.database
-    return db.client_connections if db else 0
 
 
 def require_state(state_dir: Path) -> StackState:
@@ -656,7 +466,7 @@ def _relaunch(
         pg = servers.start_postgres(
             root / "postgres" / "data",
             member.port,
-            max_connections=max(200, _connections_needed(prepared) + 20),
+            max_connections=max(200, connections_needed(prepared) + 20),
             log=log,
             password=credentials.password(root, "postgres"),
             boundary=root,
@@ -681,7 +491,7 @@ def _relaunch(
     elif member.kind == "nginx":
         nginx = which("nginx", env)
         if nginx is not None:
-            argv = _nginx_argv(nginx, root / "nginx")
+            argv = nginx_argv(nginx, root / "nginx")
             proc = spawn(argv, log=log)
             exe, cmdline = identity(proc, argv)
             return replace(
@@ -691,7 +501,7 @@ def _relaunch(
         prometheus = shutil.which("prometheus")
         if prometheus is not None:
             data = root / "prometheus" / "data"
-            argv = _prometheus_argv(prometheus, root / "rendered", data, member.port)
+            argv = prometheus_argv(prometheus, root / "rendered", data, member.port)
             proc = spawn(argv, log=log)
             exe, cmdline = identity(proc, argv)
             return replace(
