@@ -7,7 +7,9 @@ could reorder what a reviewer reads. Every such character is written as a visibl
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
+from collections.abc import Iterable
 
 # Bidi embeddings, overrides and isolates, and the marks: category Cf, listed for clarity.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -48,3 +50,9 @@ def shown(text: object, limit: int | None = DEFAULT_LIMIT) -> str:
     if all(not _unsafe(char) for char in value):
         return value + cut
     return "".join(_escape(c) if _unsafe(c) else c for c in value) + cut
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" for the closest of `choices` to a mistyped `word`, else ""."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{shown(close[0])}'?" if close else ""

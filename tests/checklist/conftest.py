@@ -13,7 +13,7 @@ from scalectl.checklist.load import validate
 from scalectl.checklist.model import ItemResult
 from scalectl.checklist.run import verify_item
 from scalectl.checklist.verifiers import Context
-from scalectl.plan.yamlsource import parse
+from scalectl.yamlsource import parse
 
 
 @pytest.fixture

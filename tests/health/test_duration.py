@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scalectl.health.duration import format_duration, parse_duration
+from scalectl.duration import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from scalectl.checklist import load_answers, load_checklist
 from scalectl.errors import ExitCode, InputError
 from scalectl.health.config import load_config
 from scalectl.loadtest.slo import load_slo_file
-from scalectl.plan.yamlsource import MAX_DEPTH, MAX_FILE_BYTES
+from scalectl.yamlsource import MAX_DEPTH, MAX_FILE_BYTES
 from tests.conftest import EXAMPLES, Result
 
 Cli = Callable[..., Result]

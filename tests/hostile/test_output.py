@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scalectl.errors import ExitCode
-from scalectl.plan.write import MANIFEST
+from scalectl.files import MANIFEST
 from tests.conftest import EXAMPLES, Result, tree
 
 Cli = Callable[..., Result]

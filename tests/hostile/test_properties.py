@@ -26,8 +26,8 @@ from scalectl.plan.load import validate
 from scalectl.plan.patterns import ENDPOINT_KEY, ENV_NAME, SERVER_NAME, TTL_KIND, URL
 from scalectl.plan.render import Files, render
 from scalectl.plan.sizing import size
-from scalectl.plan.yamlsource import parse
 from scalectl.usertext import shown
+from scalectl.yamlsource import parse
 from tests.conftest import EXAMPLES, ROOT
 from tests.hostile.structure import differences, parser_for, rule_names
 

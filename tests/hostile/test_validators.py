@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from scalectl.files import write_tree
 from scalectl.plan import prepare, render_files
 from scalectl.plan.validate import run_checks
-from scalectl.plan.write import write_tree
 from tests.conftest import EXAMPLES, Result
 
 Cli = Callable[..., Result]

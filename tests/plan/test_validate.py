@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from scalectl.files import write_tree
 from scalectl.plan import prepare, render_files
 from scalectl.plan.validate import nginx_check_copy, run_checks
-from scalectl.plan.write import write_tree
 from tests.conftest import EXAMPLES
 
 CI_ENV = {**os.environ, "CI": "true"}  # a missing validator is a failure here

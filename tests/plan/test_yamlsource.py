@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from scalectl.errors import InputError
-from scalectl.plan.yamlsource import Mark, dotted, parse
+from scalectl.yamlsource import Mark, dotted, parse
 
 
 def test_positions_of_values_and_keys() -> None:

@@ -12,9 +12,9 @@ from scalectl import resources
 from scalectl.checklist.model import AnswerSpec, ChecklistSpec, ItemSpec
 from scalectl.checklist.verifiers import REGISTRY, Params, Verifier
 from scalectl.errors import InputError
-from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
-from scalectl.plan.yamlsource import Located, load, parse
-from scalectl.usertext import shown
+from scalectl.plan.load import Problem, raise_problems, schema_problems
+from scalectl.usertext import did_you_mean, shown
+from scalectl.yamlsource import Located, load, parse
 
 SHIPPED = ("pre", "deploy", "post")
 DEFAULT_VALID_FOR = 86400.0  # a pass of a file-based or manual item is reused for 24 hours

@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # Re-exported: verifiers take Duration and format_duration from here.
-from scalectl.health.duration import format_duration as format_duration
-from scalectl.health.duration import parse_duration
+from scalectl.duration import format_duration as format_duration
+from scalectl.duration import parse_duration
 
 
 def _duration(value: Any) -> Any:
     """`500ms`, `90s`, `30m`, `1h30m`, `24h`, `7d`, or a number of seconds -> seconds: the
-    one grammar health uses too (scalectl.health.duration). Zero is allowed here."""
+    one grammar health uses too (scalectl.duration). Zero is allowed here."""
     if isinstance(value, bool):
         return value  # let pydantic reject it
     if isinstance(value, int | float):

@@ -16,7 +16,7 @@ from scalectl.checklist.load import Checklist, Item
 from scalectl.checklist.model import Answer, ItemResult
 from scalectl.checklist.verifiers import Context
 from scalectl.errors import InputError, ScalectlError
-from scalectl.plan.write import write_file
+from scalectl.files import write_file
 
 VERSION = 1
 DEFAULT_DIR = Path(".scalectl/checklists")

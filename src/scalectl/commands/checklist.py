@@ -82,7 +82,7 @@ def run_command(
     from scalectl.checklist.export import to_json, to_markdown
     from scalectl.checklist.progress import progress_file
     from scalectl.checklist.verifiers import Context
-    from scalectl.plan.write import write_file
+    from scalectl.files import write_file
 
     output = output_of(ctx, json_out)
     loaded, given = _inputs(checklist, answers, plan, progress_dir, markdown)

@@ -98,7 +98,7 @@ def run_command(
     chosen = list(catalog.DRILLS) if names == ["all"] else names
     unknown = [n for n in chosen if n not in catalog.DRILLS]
     if unknown:
-        from scalectl.plan.load import did_you_mean
+        from scalectl.usertext import did_you_mean
 
         raise InputError(
             f"unknown drill {unknown[0]}{did_you_mean(unknown[0], list(catalog.DRILLS))} "

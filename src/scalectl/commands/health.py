@@ -200,12 +200,12 @@ def _prepare(
     success_threshold: int | None,
 ) -> _Run:
     """Every flag and the config checked up front; all problems reported together."""
+    from scalectl.duration import parse_duration
     from scalectl.health import checks as checks_mod
     from scalectl.health import headers as headers_mod
     from scalectl.health import probe as probe_mod
     from scalectl.health import targets as targets_mod
     from scalectl.health.conditions import Condition, ConditionError, parse_condition
-    from scalectl.health.duration import parse_duration
     from scalectl.health.watch import FAILURE_THRESHOLD, SUCCESS_THRESHOLD
 
     problems: list[str] = []

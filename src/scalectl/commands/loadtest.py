@@ -26,8 +26,8 @@ RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one b
 
 def parse_duration(text: str) -> int:
     """Whole seconds for Locust's --run-time, in scalectl's one duration grammar (30s, 5m,
-    1h30m, ...; scalectl.health.duration), rounded up."""
-    from scalectl.health.duration import parse_duration as seconds_of
+    1h30m, ...; scalectl.duration), rounded up."""
+    from scalectl.duration import parse_duration as seconds_of
 
     try:
         return max(1, math.ceil(seconds_of(text)))

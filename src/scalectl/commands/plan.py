@@ -53,8 +53,8 @@ def render_command(
 
     Example: scalectl plan examples/multi-tier.yaml --out rendered --check
     """
+    from scalectl.files import diff_tree, preflight, write_tree
     from scalectl.plan import prepare, render_files
-    from scalectl.plan.write import diff_tree, preflight, write_tree
 
     output = output_of(ctx, json_out)
     targets = [(p, out if len(plans) == 1 else out / p.stem) for p in plans]
@@ -233,7 +233,7 @@ def init_command(
     Example: scalectl plan init my-service.yaml
     """
     from scalectl import resources
-    from scalectl.plan.write import write_file
+    from scalectl.files import write_file
 
     output = output_of(ctx, json_out)
     if path.exists() and not force:
@@ -257,8 +257,8 @@ def schema_command(
 
     Example: scalectl plan schema -o plan.schema.json
     """
+    from scalectl.files import write_file
     from scalectl.plan.schema import json_schema
-    from scalectl.plan.write import write_file
 
     output = output_of(ctx, json_out)
     text = json.dumps(json_schema(), indent=2) + "\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scalectl.drill.model import DrillResult
-from scalectl.plan.write import write_file
+from scalectl.files import write_file
 
 REPORT_VERSION = 1
 

@@ -15,14 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from scalectl.duration import parse_duration
 from scalectl.errors import InputError
 from scalectl.health.checks import Check, default_conditions
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
-from scalectl.health.duration import parse_duration
 from scalectl.health.headers import name_problem, value_problem
 from scalectl.health.targets import PlanFacts, Target, check_url, from_url
 from scalectl.plan.load import Problem, raise_problems, schema_problems
-from scalectl.plan.yamlsource import Located, load
+from scalectl.yamlsource import Located, load
 
 TargetFilter = Literal["all", "instances", "balancer"]
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scalectl.files import write_file
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
 from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
-from scalectl.plan.write import write_file
 
 REPORT_VERSION = 1
 TOP_ERRORS = 10

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scalectl.errors import ExitCode, InputError
 from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, Window
-from scalectl.plan.load import Problem, did_you_mean, raise_problems, schema_problems
+from scalectl.plan.load import Problem, raise_problems, schema_problems
 from scalectl.plan.model import Plan, Warmup
-from scalectl.plan.yamlsource import Located, load
-from scalectl.usertext import shown
+from scalectl.usertext import did_you_mean, shown
+from scalectl.yamlsource import Located, load
 
 LatencyMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
 WindowMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "rps"]
@@ -112,7 +112,7 @@ class SloSpec(_Strict):
     @property
     def warmup_seconds(self) -> float | None:
         """None when the spec does not say (so a command-line default applies)."""
-        from scalectl.health.duration import parse_duration
+        from scalectl.duration import parse_duration
 
         return None if self.warmup is None else parse_duration(self.warmup, allow_zero=True)
 

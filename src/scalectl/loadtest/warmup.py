@@ -8,8 +8,8 @@ What a warm-up leaves out is decided in scalectl.loadtest.results.
 
 from __future__ import annotations
 
+from scalectl.duration import format_seconds, parse_duration
 from scalectl.errors import InputError
-from scalectl.health.duration import format_seconds, parse_duration
 from scalectl.loadtest.slo import SloSpec
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import types
 import typing
 from collections.abc import Callable
@@ -16,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 from scalectl.errors import InputError
 from scalectl.plan import rules
 from scalectl.plan.model import Plan, Profile
-from scalectl.plan.yamlsource import Located, Mark, dotted, load
-from scalectl.usertext import shown
+from scalectl.usertext import did_you_mean, shown
+from scalectl.yamlsource import Located, Mark, dotted, load
 
 MESSAGE_LIMIT = 300  # characters of one validator message, which may quote the value
 
@@ -155,11 +154,6 @@ def _message(err: Any) -> str:
     msg = msg.replace("Input should be", "must be").replace("String should", "must")
     # Validators may quote the value they refused: the user's text, shown safely.
     return shown(msg[0].lower() + msg[1:], MESSAGE_LIMIT) if msg else msg
-
-
-def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{shown(close[0])}'?" if close else ""
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:

@@ -379,7 +379,7 @@ class LoadBalancer(Strict):
 
 
 def _warmup(value: str) -> str:
-    from scalectl.health.duration import parse_duration
+    from scalectl.duration import parse_duration
 
     parse_duration(value, allow_zero=True)  # its ValueError names the expected forms
     return value

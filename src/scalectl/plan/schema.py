@@ -19,7 +19,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def _limits() -> list[str]:
-    from scalectl.plan import yamlsource as y
+    from scalectl import yamlsource as y
 
     return [
         "## Limits",

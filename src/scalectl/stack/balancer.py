@@ -102,7 +102,7 @@ def drained(
 def _reload(master: psutil.Process, path: Path, text: str) -> None:
     """Write the new configuration and reload nginx; return once the workers that ran the
     old one have exited, so no request goes by the old configuration any more."""
-    from scalectl.plan.write import write_file  # slow to import; `stack down` never drains
+    from scalectl.files import write_file  # slow to import; `stack down` never drains
 
     with contextlib.suppress(psutil.Error):
         old = master.children()

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
+from scalectl.files import write_tree
 from scalectl.plan import Prepared, prepare, render_files
 from scalectl.plan.context import ServiceView, build
-from scalectl.plan.load import did_you_mean
 from scalectl.plan.validate import which
-from scalectl.plan.write import write_tree
 from scalectl.stack import apikeys, credentials, servers
 from scalectl.stack.access import open_within, others_need_access
 from scalectl.stack.balancer import drained
@@ -42,6 +41,7 @@ from scalectl.stack.process import (
 )
 from scalectl.stack.shutdown import Progress, down, stop_member, stop_members
 from scalectl.stack.state import Member, StackState, clear, ensure_dir, load
+from scalectl.usertext import did_you_mean
 
 
 @dataclass(frozen=True)

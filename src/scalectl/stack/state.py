@@ -58,7 +58,7 @@ class StackState:
 
     def save(self) -> None:
         # Imported here: scalectl.plan is slow to import, and `stack down` never saves.
-        from scalectl.plan.write import write_file
+        from scalectl.files import write_file
 
         directory = Path(self.state_dir)
         ensure_dir(directory)

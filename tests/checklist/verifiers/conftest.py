@@ -13,8 +13,8 @@ PLAN = EXAMPLES / "reference-app.yaml"
 @pytest.fixture(scope="module")
 def rendered_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference app's production render, written once per module."""
+    from scalectl.files import write_tree
     from scalectl.plan import prepare, render_files
-    from scalectl.plan.write import write_tree
 
     out = tmp_path_factory.mktemp("rendered")
     write_tree(out, render_files(prepare(PLAN, "production")))

@@ -55,8 +55,8 @@ class Rendered:
 def rendered(params: RenderedParams, ctx: Context) -> Iterator[Rendered]:
     """The configs to check: a fresh render of the plan in a temporary directory, the given
     `dir`, or the stack's `rendered/` (what its nginx and Prometheus run with)."""
+    from scalectl.files import write_tree
     from scalectl.plan import prepare, render_files
-    from scalectl.plan.write import write_tree
 
     if params.source == "stack":
         state = ctx.stack()

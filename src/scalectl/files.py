@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from scalectl.errors import InputError
-from scalectl.plan.yamlsource import read_bounded
 from scalectl.usertext import shown
+from scalectl.yamlsource import read_bounded
 
 Files = dict[str, bytes]
 Warn = Callable[[str], None]
