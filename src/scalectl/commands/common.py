@@ -51,3 +51,29 @@ def output_of(ctx: typer.Context, json_mode: bool) -> Output:
     root = ctx.find_root().obj
     base = root if isinstance(root, Output) else Output()
     return Output(json_mode=json_mode, environ=base.environ, stdout=base.stdout, stderr=base.stderr)
+
+
+def duration_option(
+    default: float | None,
+    flag: str,
+    help: str,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+) -> Any:
+    """An option taking a duration in the one grammar every command uses (`30s`, `2m`,
+    `500ms`, or bare seconds: scalectl.duration), bounded to [low, high] seconds."""
+
+    def parse(text: str) -> float:
+        from scalectl.duration import parse_duration
+
+        try:
+            seconds = parse_duration(str(text), allow_zero=low == 0)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if seconds < low or (high is not None and seconds > high):
+            upper = f" and {high:g}s" if high is not None else ""
+            raise typer.BadParameter(f"must be between {low:g}s{upper}, got '{text}'")
+        return seconds
+
+    return typer.Option(default, flag, parser=parse, metavar="DURATION", help=help)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from scalectl.commands.common import default_group, output_of
+from scalectl.commands.common import default_group, duration_option, output_of
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.output import Output
 
@@ -40,27 +40,26 @@ def run_command(
     max_unavailable: int = typer.Option(
         1, "--max-unavailable", min=1, help="rolling-restart: instances restarted at once."
     ),
-    settle: float | None = typer.Option(
+    settle: float | None = duration_option(
         None,
         "--settle",
-        min=0,
-        help="rolling-restart: seconds between instances (default: the plan's "
+        "rolling-restart: wait between instances (default: the plan's "
         "load_balancer.fail_timeout_seconds).",
     ),
-    outage: float = typer.Option(
-        8.0, "--outage", min=1, max=300, help="Seconds Redis or PostgreSQL stay down."
+    outage: float = duration_option(
+        8.0, "--outage", "How long Redis or PostgreSQL stay down (8s).", low=1, high=300
     ),
     surge_users: int = typer.Option(
         200, "--surge", min=1, help="overload: users without think time in the surge."
     ),
-    before: float | None = typer.Option(
-        None, "--before", min=1, max=600, help="Seconds of load before the fault (per drill)."
+    before: float | None = duration_option(
+        None, "--before", "Load before the fault (default per drill).", low=1, high=600
     ),
-    after: float | None = typer.Option(
-        None, "--after", min=1, max=600, help="Seconds of load after the fault (per drill)."
+    after: float | None = duration_option(
+        None, "--after", "Load after the fault (default per drill).", low=1, high=600
     ),
-    job_wait: float = typer.Option(
-        90.0, "--job-wait", min=1, max=900, help="queue-worker-kill: wait for jobs to finish."
+    job_wait: float = duration_option(
+        90.0, "--job-wait", "queue-worker-kill: wait for jobs to finish.", low=1, high=900
     ),
     max_failed: int = typer.Option(0, "--max-failed", min=0, help="Failed requests allowed."),
     min_availability: float | None = typer.Option(
@@ -70,11 +69,11 @@ def run_command(
         max=1,
         help="Share answered during an outage (default: the stack plan's slo.availability.target).",
     ),
-    max_recovery: float = typer.Option(
-        10.0, "--max-recovery", min=0, help="Seconds after a fault until no failures for 3 s."
+    max_recovery: float = duration_option(
+        10.0, "--max-recovery", "Time after a fault until no failures for 3 s."
     ),
-    max_replacement: float = typer.Option(
-        10.0, "--max-replacement", min=0, help="worker-kill: seconds until a new worker."
+    max_replacement: float = duration_option(
+        10.0, "--max-replacement", "worker-kill: time until a new worker answers."
     ),
     no_drain: bool = typer.Option(
         False,

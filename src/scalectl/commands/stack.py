@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from scalectl.commands.common import output_of
+from scalectl.commands.common import duration_option, output_of
 from scalectl.errors import CheckFailed, InputError
 
 app = typer.Typer(
@@ -29,7 +29,9 @@ def up_command(
     ),
     profile: str = typer.Option("local", "--profile", "-p", help="A loopback profile."),
     state_dir: Path = _state_opt,
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for health."),
+    timeout: float = duration_option(
+        120.0, "--timeout", "How long to wait for health (2m).", low=1, high=3600
+    ),
     balancer: bool = typer.Option(
         True, "--balancer/--no-balancer", help="Run nginx in front (when it is installed)."
     ),
