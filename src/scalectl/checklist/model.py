@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-# Re-exported: verifiers take Duration and format_duration from here.
 from scalectl.duration import format_duration as format_duration
 from scalectl.duration import parse_duration
+
+# Re-exported: verifiers take Duration and format_duration from here.
+from scalectl.strict import Strict
 
 
 def _duration(value: Any) -> Any:
@@ -26,10 +28,6 @@ def _duration(value: Any) -> Any:
 
 # A non-negative number of seconds, written as `24h` and the like in YAML.
 Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 ItemId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]

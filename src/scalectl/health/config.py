@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from scalectl.duration import parse_duration
 from scalectl.errors import InputError
@@ -22,6 +22,7 @@ from scalectl.health.conditions import Condition, ConditionError, parse_conditio
 from scalectl.health.headers import name_problem, value_problem
 from scalectl.health.targets import PlanFacts, Target, check_url, from_url
 from scalectl.plan.load import Problem, raise_problems, schema_problems
+from scalectl.strict import Strict
 from scalectl.yamlsource import Located, load
 
 TargetFilter = Literal["all", "instances", "balancer"]
@@ -42,12 +43,7 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
-class _Strict(BaseModel):
-    # Finite numbers only: an `.inf` threshold or timeout is a plan-file trick (issue 11).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Endpoint(_Strict):
+class Endpoint(Strict):
     name: str | None = Field(None, description="Shown in the table; default: the URL or path.")
     url: str | None = Field(None, description="An absolute http(s) URL, probed once.")
     path: str | None = Field(
@@ -72,7 +68,7 @@ class Endpoint(_Strict):
         return self
 
 
-class Defaults(_Strict):
+class Defaults(Strict):
     timeout: Duration | None = Field(None, description="Per-check timeout (default 5s).")
     interval: Duration | None = Field(None, description="--watch/--wait round interval.")
     rate_window: Duration | None = Field(
@@ -88,7 +84,7 @@ class Defaults(_Strict):
     success_threshold: int | None = Field(None, ge=1, le=100)
 
 
-class ConfigFile(_Strict):
+class ConfigFile(Strict):
     version: Literal[1]
     defaults: Defaults = Defaults()
     endpoints: list[Endpoint] = Field(min_length=1)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from scalectl.errors import ExitCode, InputError
 from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, Window
 from scalectl.plan.load import Problem, raise_problems, schema_problems
 from scalectl.plan.model import Plan, Warmup
+from scalectl.strict import Strict
 from scalectl.usertext import did_you_mean, shown
 from scalectl.yamlsource import Located, load
 
@@ -34,12 +35,7 @@ Positive = Annotated[float, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0, le=1)]
 
 
-class _Strict(BaseModel):
-    # Finite numbers only: an `.inf` threshold or timeout is a plan-file trick (issue 11).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Thresholds(_Strict):
+class Thresholds(Strict):
     """Whole-run limits for all requests (global) or one endpoint."""
 
     p50_ms: Positive | None = None
@@ -55,7 +51,7 @@ class Thresholds(_Strict):
         return [(m, v) for m in THRESHOLD_METRICS if (v := getattr(self, m)) is not None]
 
 
-class _Bound(_Strict):
+class _Bound(Strict):
     metric: WindowMetric
     endpoint: str | None = Field(None, description="'METHOD name'; all requests when omitted.")
     below: float | None = Field(None, ge=0)
@@ -98,8 +94,8 @@ class AbortCriterion(_Bound):
     for_seconds: int = Field(ge=1, le=3600)
 
 
-class SloSpec(_Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class SloSpec(Strict):
+    model_config = ConfigDict(populate_by_name=True)  # merged with Strict's
 
     version: Literal[1] = 1  # required in a file (load_slo_file); SloSpec() is "no SLOs"
     global_: Thresholds = Field(Thresholds(), alias="global")

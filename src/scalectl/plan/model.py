@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from scalectl.plan.patterns import Cidr, EndpointKey, EnvName, ServerName, TtlKind, Url
+from scalectl.strict import Strict
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # fullmatch with ASCII digits: "$" accepted "500m\n", which then crashed cpu_cores (exit 3,
@@ -90,10 +91,6 @@ Positive = Annotated[float, Field(gt=0, le=1e9)]
 MAX_REPLICAS = 10_000
 Port = Annotated[int, Field(ge=1, le=65535)]
 HttpPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.\-]*$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- services -------------------------------------------------------------------------

@@ -10,20 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-
 from scalectl.checklist.model import Outcome
 from scalectl.errors import CheckFailed
 from scalectl.stack.state import Member, StackState
+from scalectl.strict import Strict
 
 if TYPE_CHECKING:
     import httpx
 
 
-class Params(BaseModel):
+class Params(Strict):
     """A verifier's parameters: unknown keys are errors, as everywhere in scalectl."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 P = TypeVar("P", bound=Params)
