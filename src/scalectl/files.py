@@ -212,3 +212,22 @@ def write_file(path: Path, content: bytes) -> None:
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+TAIL_BYTES = 64 * 1024  # enough for the last lines of a log; a log may be gigabytes
+
+
+def tail(path: Path, lines: int = 20) -> list[str]:
+    """The last `lines` lines of a log (read from its last 64 KiB only); none when it cannot
+    be read."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    if len(data) == TAIL_BYTES and size > TAIL_BYTES:
+        text = text[1:]  # the first line read may be cut
+    return text[-lines:]

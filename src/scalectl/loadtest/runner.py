@@ -24,6 +24,7 @@ import psutil
 
 from scalectl import resources
 from scalectl.errors import InputError
+from scalectl.files import tail
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.results import Results, from_raw, load_raw
 
@@ -266,7 +267,7 @@ def run(
         if not raw_path.exists():
             raise InputError(
                 f"{config.locustfile}: Locust exited ({returncode}) without results:",
-                lines=_tail(log_path),
+                lines=tail(log_path, 15),
             )
         results = load_raw(raw_path, config.warmup_seconds)
         if config.master is not None:
@@ -396,10 +397,3 @@ def _finish(proc: subprocess.Popen[bytes]) -> int:
     finally:
         # No orphans: whatever is left of the group goes.
         _signal_group(proc, signal.SIGKILL)
-
-
-def _tail(path: Path, lines: int = 15) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []

@@ -241,8 +241,7 @@ def wait_for(
 
 
 def tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    """The last lines of a member's log, for an error message."""
+    from scalectl.files import tail as last_lines
+
+    return "\n".join(last_lines(path, lines))
