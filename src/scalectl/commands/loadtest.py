@@ -21,8 +21,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
-
 
 def parse_duration(text: str) -> int:
     """Whole seconds for Locust's --run-time, in scalectl's one duration grammar (30s, 5m,
@@ -126,6 +124,7 @@ def run_command(
     from scalectl.loadtest import runner
     from scalectl.loadtest import slo as slo_mod
     from scalectl.loadtest.reports import write_reports
+    from scalectl.loadtest.verdict import judge
     from scalectl.loadtest.warmup import resolve_warmup
 
     output = output_of(ctx, json_out)
@@ -193,39 +192,8 @@ def run_command(
     results = outcome.results
 
     evaluation = slo_mod.evaluate(spec or slo_mod.SloSpec(), results)
-    verdict = evaluation.verdict
-    reasons: list[str] = []
-    if outcome.generator.saturated:
-        verdict = "inconclusive"
-        reasons.append(
-            "the load generator was saturated (a Locust process used or waited for a core "
-            f"over {runner.SATURATED_CPU:g}% of the time): use more --processes, fewer users, "
-            "or a machine that is not busy with the system under test"
-        )
-    if outcome.aborted:
-        verdict = "fail"
-        reasons.append(f"aborted: {outcome.aborted}")
-    if outcome.interrupted and verdict == "pass":
-        verdict = "inconclusive"
-        reasons.append("interrupted before the planned run time")
-    if results.total.requests == 0:
-        verdict = "inconclusive"
-        reasons.append(
-            "no requests were recorded" + (" after the warm-up" if warmup_seconds else "")
-        )
-    generator = outcome.generator.to_json()
-    if rate is not None:
-        # Arrivals actually started per second over the run's steady part (OpenStats).
-        achieved = results.open.achieved_rate() if results.open else 0.0
-        generator["requested_rps"] = rate
-        generator["achieved_rps"] = round(achieved, 3)
-        if abs(achieved - rate) > RATE_TOLERANCE * rate and not outcome.interrupted:
-            verdict = "inconclusive" if verdict != "fail" else verdict
-            reasons.append(
-                f"the generator started {achieved:.1f} tasks/s of the {rate:g}/s asked "
-                f"(more than {RATE_TOLERANCE:.0%} off): users stuck behind slow responses "
-                "fall behind their schedule; raise --users"
-            )
+    judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
+    verdict, reasons, generator = judged.verdict, judged.reasons, judged.generator
 
     meta = {
         "scenario": str(path),
