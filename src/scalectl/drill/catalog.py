@@ -67,7 +67,7 @@ def restart(ctx: Context, name: str, drain: bool = True) -> None:
         )
 
 
-def _restart(ctx: Context, name: str) -> None:
+def _start_again(ctx: Context, name: str) -> None:
     """Start a member this drill acted on again, unless it runs."""
     from scalectl.stack.run import restart_member
 
@@ -83,7 +83,7 @@ def restore_touched(ctx: Context) -> None:
     """The restore of every drill: whatever it stopped or killed runs again afterwards,
     also when the drill failed half-way or was interrupted."""
     for name in sorted(ctx.data.get("touched", set())):
-        _restart(ctx, name)
+        _start_again(ctx, name)
 
 
 def _recovery(m: Measured, t: Thresholds, since: str) -> Figure:
@@ -221,7 +221,7 @@ def graceful_shutdown(t: Thresholds, instance: str | None = None, drain: bool = 
                        f"of {held.count} held in flight at the SIGTERM: {held.detail()}")
             )  # fmt: skip
             ctx.figures.append(Figure("shutdown_seconds", seconds, "s", detail=f"{name} to exit"))
-            _restart(ctx, name)
+            _start_again(ctx, name)
         ctx.timeline.mark("fault_end", f"{name} started again")
 
     return Spec(
@@ -308,7 +308,7 @@ def rolling_restart(
                 for name in batch:
                     faults.stop_group(faults.process(ctx, name), signal.SIGTERM, timeout=60)
                 for name in batch:
-                    _restart(ctx, name)
+                    _start_again(ctx, name)
             ctx.timeline.note(f"restarted {', '.join(batch)}; healthy")
             if i + max_unavailable < len(names) and ctx.wait(settle):
                 return
@@ -342,7 +342,7 @@ def _outage(name: str, sig: int, t: Thresholds) -> Callable[[Context], None]:
         faults.stop_group(proc, sig, timeout=20)
         ctx.timeline.note(f"{name} stopped")
         ctx.wait(t.outage_s)
-        _restart(ctx, name)
+        _start_again(ctx, name)
         ctx.timeline.mark("fault_end", f"{name} back")
 
     return inject
