@@ -10,7 +10,7 @@ from typing import IO
 
 import typer
 
-from scalectl import __version__, crashlog
+from scalectl import __version__, crashlog, yamlsource
 from scalectl.commands import checklist as checklist_command
 from scalectl.commands import doctor as doctor_command
 from scalectl.commands import drill as drill_command
@@ -72,7 +72,9 @@ def run(
         stderr=stderr or sys.stderr,
     )
     args = list(sys.argv[1:] if argv is None else argv)
+    limit = None
     try:
+        limit = yamlsource.LIMIT.set(yamlsource.limit_of(env))
         result = app(args=args, prog_name="scalectl", standalone_mode=False, obj=out)
     except InputError as exc:
         # Every line of bad-input errors once more through shown(): a call site that
@@ -112,6 +114,9 @@ def run(
         out.error(f"internal error: {type(exc).__name__}: {exc}")
         out.error(f"the traceback is in {log}; please attach it to a bug report")
         return int(ExitCode.INTERNAL)
+    finally:
+        if limit is not None:
+            yamlsource.LIMIT.reset(limit)
     code = int(result) if isinstance(result, int) else 0
     if code == ExitCode.INTERRUPTED:
         # typer turns Ctrl-C into a silent return of 130; say what happened.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ Path_ = tuple[str | int, ...]
 # Input limits: plans, SLO files, health configs and answers arrive in pull requests and
 # are read on CI machines, so each is bounded before it can cost time or memory (issue 11).
 MAX_FILE_BYTES = 1024 * 1024  # a file is read only if it is a regular file this small
+LIMIT_ENV = "SCALECTL_MAX_INPUT_BYTES"  # raises (or lowers) MAX_FILE_BYTES, on purpose
+LIMIT_RANGE = (1024, 64 * 1024 * 1024)
 MAX_DEPTH = 64  # nested mappings/sequences; real plans stay under 10
 MAX_ALIASES = 100  # `*alias` uses in one document
 MAX_VALUES = 100_000  # values built, counting each alias and merge expansion again
@@ -176,11 +180,33 @@ def parse(text: str, file: str) -> Located:
     return Located(data, file, builder.values, builder.keys)
 
 
-def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes, at most `limit` of them; FIFOs, devices and bigger files refused.
+# The limit of this invocation (cli.run sets it from the environment it was given).
+LIMIT: ContextVar[int] = ContextVar("input_limit", default=MAX_FILE_BYTES)
+
+
+def input_limit() -> int:
+    return LIMIT.get()
+
+
+def limit_of(environ: Mapping[str, str]) -> int:
+    """The size limit of a YAML input: MAX_FILE_BYTES, or SCALECTL_MAX_INPUT_BYTES when set
+    (a team whose plan outgrows 1 MiB raises it in its CI, not in the plan under review)."""
+    text = environ.get(LIMIT_ENV, "").strip()
+    if not text:
+        return MAX_FILE_BYTES
+    low, high = LIMIT_RANGE
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise InputError(f"{LIMIT_ENV}={shown(text, 40)}: expected a number of bytes, {low}-{high}")
+    return int(text)
+
+
+def read_bounded(path: Path, limit: int | None = None) -> bytes:
+    """A regular file's bytes, at most `limit` (default: input_limit()) of them; FIFOs,
+    devices and bigger files refused.
 
     O_NONBLOCK keeps opening a FIFO from waiting for a writer; fstat then sees what it is.
     """
+    limit = input_limit() if limit is None else limit
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -196,7 +222,10 @@ def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{path}: not a regular file (a FIFO, device or socket)")
         if info.st_size > limit:
-            raise InputError(f"{path}: larger than the {limit}-byte limit ({info.st_size} bytes)")
+            raise InputError(
+                f"{path}: larger than the {limit}-byte limit ({info.st_size} bytes; "
+                f"{LIMIT_ENV} raises it)"
+            )
         os.set_blocking(fd, True)
         chunks: list[bytes] = []
         size = 0

@@ -149,6 +149,21 @@ def test_a_file_over_the_limit_is_refused(cli: Cli, tmp_path: Path) -> None:
     assert f"{path}: larger than the {MAX_FILE_BYTES}-byte limit" in result.stderr
 
 
+def test_the_size_limit_is_configurable(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(SMALL + "#" * MAX_FILE_BYTES + "\n")
+    raised = {"SCALECTL_MAX_INPUT_BYTES": str(2 * MAX_FILE_BYTES)}
+    assert cli("plan", path, "--out", tmp_path / "out", env=raised).code == 0
+    lowered = cli(
+        "plan", path, "--out", tmp_path / "out2", env={"SCALECTL_MAX_INPUT_BYTES": "2048"}
+    )
+    assert lowered.code == 2 and "2048-byte limit" in lowered.stderr
+    bad = cli("plan", path, "--out", tmp_path / "out3", env={"SCALECTL_MAX_INPUT_BYTES": "1e9"})
+    assert (
+        bad.code == 2 and "SCALECTL_MAX_INPUT_BYTES=1e9: expected a number of bytes" in bad.stderr
+    )
+
+
 def test_dev_zero_is_refused(cli: Cli, tmp_path: Path) -> None:
     result = refused(cli, tmp_path, Path("/dev/zero"))
     assert "/dev/zero: not a regular file" in result.stderr

@@ -27,7 +27,9 @@ def _limits() -> list[str]:
         "Plans arrive in pull requests, so every YAML input (plans, SLO files, health "
         "configs, checklists, answers) is bounded; each violation exits 2 and names "
         "`file:line:col` (or the file). A file is a regular file of at most "
-        f"{y.MAX_FILE_BYTES:,} bytes (no FIFOs or devices), nesting at most {y.MAX_DEPTH} "
+        f"{y.MAX_FILE_BYTES:,} bytes (no FIFOs or devices; the `{y.LIMIT_ENV}` environment "
+        f"variable sets another size, {y.LIMIT_RANGE[0]:,} to {y.LIMIT_RANGE[1]:,}), "
+        f"nesting at most {y.MAX_DEPTH} "
         f"levels, with at most {y.MAX_ALIASES} aliases and {y.MAX_VALUES:,} values after "
         f"alias expansion, and numbers of at most {y.MAX_NUMBER_CHARS} characters. Numbers "
         "must be finite (no `.inf` or `.nan`) and within the bounds shown below.",
