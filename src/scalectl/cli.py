@@ -10,7 +10,7 @@ from typing import IO
 
 import typer
 
-from scalectl import __version__, crashlog, yamlsource
+from scalectl import __version__, crashlog, inputlimit
 from scalectl.commands import checklist as checklist_command
 from scalectl.commands import doctor as doctor_command
 from scalectl.commands import drill as drill_command
@@ -74,7 +74,7 @@ def run(
     args = list(sys.argv[1:] if argv is None else argv)
     limit = None
     try:
-        limit = yamlsource.LIMIT.set(yamlsource.limit_of(env))
+        limit = inputlimit.LIMIT.set(inputlimit.limit_of(env))
         result = app(args=args, prog_name="scalectl", standalone_mode=False, obj=out)
     except InputError as exc:
         # Every line of bad-input errors once more through shown(): a call site that
@@ -116,7 +116,7 @@ def run(
         return int(ExitCode.INTERNAL)
     finally:
         if limit is not None:
-            yamlsource.LIMIT.reset(limit)
+            inputlimit.LIMIT.reset(limit)
     code = int(result) if isinstance(result, int) else 0
     if code == ExitCode.INTERRUPTED:
         # typer turns Ctrl-C into a silent return of 130; say what happened.

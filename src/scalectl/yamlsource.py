@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,15 +11,13 @@ from typing import Any
 import yaml
 
 from scalectl.errors import InputError
+from scalectl.inputlimit import LIMIT_ENV, input_limit
 from scalectl.usertext import shown
 
 Path_ = tuple[str | int, ...]
 
 # Input limits: plans, SLO files, health configs and answers arrive in pull requests and
 # are read on CI machines, so each is bounded before it can cost time or memory (issue 11).
-MAX_FILE_BYTES = 1024 * 1024  # a file is read only if it is a regular file this small
-LIMIT_ENV = "SCALECTL_MAX_INPUT_BYTES"  # raises (or lowers) MAX_FILE_BYTES, on purpose
-LIMIT_RANGE = (1024, 64 * 1024 * 1024)
 MAX_DEPTH = 64  # nested mappings/sequences; real plans stay under 10
 MAX_ALIASES = 100  # `*alias` uses in one document
 MAX_VALUES = 100_000  # values built, counting each alias and merge expansion again
@@ -178,26 +174,6 @@ def parse(text: str, file: str) -> Located:
     if builder.problems:
         raise InputError(f"{file}: {len(builder.problems)} problem(s)", lines=builder.problems)
     return Located(data, file, builder.values, builder.keys)
-
-
-# The limit of this invocation (cli.run sets it from the environment it was given).
-LIMIT: ContextVar[int] = ContextVar("input_limit", default=MAX_FILE_BYTES)
-
-
-def input_limit() -> int:
-    return LIMIT.get()
-
-
-def limit_of(environ: Mapping[str, str]) -> int:
-    """The size limit of a YAML input: MAX_FILE_BYTES, or SCALECTL_MAX_INPUT_BYTES when set
-    (a team whose plan outgrows 1 MiB raises it in its CI, not in the plan under review)."""
-    text = environ.get(LIMIT_ENV, "").strip()
-    if not text:
-        return MAX_FILE_BYTES
-    low, high = LIMIT_RANGE
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise InputError(f"{LIMIT_ENV}={shown(text, 40)}: expected a number of bytes, {low}-{high}")
-    return int(text)
 
 
 def read_bounded(path: Path, limit: int | None = None) -> bytes:

@@ -15,8 +15,9 @@ import pytest
 from scalectl.checklist import load_answers, load_checklist
 from scalectl.errors import ExitCode, InputError
 from scalectl.health.config import load_config
+from scalectl.inputlimit import MAX_FILE_BYTES
 from scalectl.loadtest.slo import load_slo_file
-from scalectl.yamlsource import MAX_DEPTH, MAX_FILE_BYTES
+from scalectl.yamlsource import MAX_DEPTH
 from tests.conftest import EXAMPLES, Result
 
 Cli = Callable[..., Result]

@@ -19,6 +19,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def _limits() -> list[str]:
+    from scalectl import inputlimit as limit
     from scalectl import yamlsource as y
 
     return [
@@ -27,8 +28,8 @@ def _limits() -> list[str]:
         "Plans arrive in pull requests, so every YAML input (plans, SLO files, health "
         "configs, checklists, answers) is bounded; each violation exits 2 and names "
         "`file:line:col` (or the file). A file is a regular file of at most "
-        f"{y.MAX_FILE_BYTES:,} bytes (no FIFOs or devices; the `{y.LIMIT_ENV}` environment "
-        f"variable sets another size, {y.LIMIT_RANGE[0]:,} to {y.LIMIT_RANGE[1]:,}), "
+        f"{limit.MAX_FILE_BYTES:,} bytes (no FIFOs or devices; the `{limit.LIMIT_ENV}` environment "
+        f"variable sets another size, {limit.LIMIT_RANGE[0]:,} to {limit.LIMIT_RANGE[1]:,}), "
         f"nesting at most {y.MAX_DEPTH} "
         f"levels, with at most {y.MAX_ALIASES} aliases and {y.MAX_VALUES:,} values after "
         f"alias expansion, and numbers of at most {y.MAX_NUMBER_CHARS} characters. Numbers "
