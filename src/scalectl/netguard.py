@@ -12,7 +12,11 @@ import re
 import socket
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import httpx
 
 RESOLVE_TIMEOUT = 3.0  # seconds; getaddrinfo has no timeout of its own
 
@@ -134,3 +138,11 @@ def state_url_problem(url: str, timeout: float = RESOLVE_TIMEOUT) -> str | None:
     if parts.scheme in ("http", "https") and not _AUTHORITY.match(parts.netloc):
         return f"'{parts.netloc}' is not a plain host[:port]"
     return host_problem(host, timeout)
+
+
+def loopback_client(timeout: float, **options: Any) -> httpx.Client:
+    """An HTTP client for loopback addresses (the stack's, a probe's). trust_env=False:
+    an HTTP_PROXY meant for the internet must not carry (or refuse) requests to 127.0.0.1."""
+    import httpx
+
+    return httpx.Client(timeout=timeout, trust_env=False, **options)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from scalectl.checklist.model import Outcome
 from scalectl.errors import CheckFailed
@@ -16,7 +16,7 @@ from scalectl.stack.state import Member, StackState
 from scalectl.strict import Strict
 
 if TYPE_CHECKING:
-    import httpx
+    pass
 
 
 class Params(Strict):
@@ -92,14 +92,6 @@ def require_loopback(url: str) -> str:
     if problem:
         raise CheckFailed(f"{url}: {problem}; checklists only probe this machine")
     return url
-
-
-def loopback_client(timeout: float, **options: Any) -> httpx.Client:
-    """An HTTP client for the stack's loopback addresses. trust_env=False: an HTTP_PROXY
-    meant for the internet must not carry (or refuse) requests to 127.0.0.1."""
-    import httpx
-
-    return httpx.Client(timeout=timeout, trust_env=False, **options)
 
 
 def app_members(state: StackState) -> list[Member]:

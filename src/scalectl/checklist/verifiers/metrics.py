@@ -19,11 +19,11 @@ from scalectl.checklist.verifiers.base import (
     Params,
     Verifier,
     app_members,
-    loopback_client,
     require_loopback,
 )
 from scalectl.errors import CheckFailed
 from scalectl.health.exposition import Exposition, ExpositionError, parse
+from scalectl.netguard import loopback_client
 from scalectl.stack.state import Member
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from scalectl.checklist.verifiers.base import (
     Context,
     Params,
     Verifier,
-    loopback_client,
     require_loopback,
 )
 from scalectl.errors import CheckFailed
+from scalectl.netguard import loopback_client
 
 if TYPE_CHECKING:
     import httpx

@@ -25,10 +25,10 @@ from scalectl.checklist.verifiers.base import (
     Params,
     Verifier,
     app_members,
-    loopback_client,
     require_loopback,
 )
 from scalectl.errors import ScalectlError
+from scalectl.netguard import loopback_client
 from scalectl.stack import apikeys
 from scalectl.stack.process import member_process, stop, wait_gone
 
