@@ -4,6 +4,7 @@ root, each validator runs as an unprivileged account on a private copy of the re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ import pytest
 
 from scalectl.files import write_tree
 from scalectl.plan import prepare, render_files
+from scalectl.plan.sandbox import sandbox
 from scalectl.plan.validate import run_checks
 from tests.conftest import EXAMPLES, Result
 
@@ -71,3 +73,28 @@ def test_promtool_rule_files_of_a_root_only_file_are_not_read(tmp_path: Path, se
 def test_a_normal_plan_still_passes_check(cli: Cli, tmp_path: Path) -> None:
     result = cli("plan", EXAMPLES / "small.yaml", "-o", tmp_path, "--check", env={"CI": "true"})
     assert result.code == 0, result.stdout + result.stderr
+
+
+@root_only
+def test_python_validators_run_unprivileged_too(tmp_path: Path) -> None:
+    """gixy, kubernetes-validate and check-jsonschema are Python: they run as the account
+    in an interpreter it can start (pyenv's is under a 0700 /root), never as root."""
+    secret = tmp_path / "secret.json"
+    secret.write_text(f'{{"{SECRET}": 1}}')
+    secret.chmod(0o600)
+    tmp_path.chmod(0o755)
+    with sandbox(rendered(tmp_path), os.defpath) as box:
+        assert box.python is not None, "no Python the validators' account may start"
+        code, text = box.run_module("json.tool", [str(secret)])
+    assert code != 0
+    assert "Permission denied" in text
+    assert SECRET not in text
+
+
+def test_without_an_interpreter_python_validators_refuse_rather_than_run_as_root(
+    tmp_path: Path,
+) -> None:
+    with sandbox(rendered(tmp_path), os.defpath) as box:
+        code, text = dataclasses.replace(box, python=None).run_module("gixy", ["x.conf"])
+    assert code == 126
+    assert "validators never run as root" in text

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from scalectl.privileges import RunAs, unprivileged_account
 # stack's PostgreSQL account does). Created on first use, as the stack creates its own.
 ACCOUNT = "scalectl"
 TIMEOUT = 120
+VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+_PRINT_VERSION = "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"
 
 
 @dataclass(frozen=True)
@@ -32,16 +35,20 @@ class Sandbox:
     files: Path
     run_as: RunAs | None
     path: str  # PATH for the validators
-    python_ok: bool  # whether `run_as` can start this interpreter
+    python: Interpreter | None  # None: `run_as` can start no Python of this version
 
-    def env(self) -> dict[str, str]:
-        return {
+    def env(self, python: bool = False) -> dict[str, str]:
+        env = {
             "PATH": self.path,
             "HOME": str(self.home),
             "TMPDIR": str(self.home),
             "LANG": "C.UTF-8",
             "NO_COLOR": "1",
         }
+        if python and self.python is not None and self.python.pythonpath:
+            env["PYTHONPATH"] = self.python.pythonpath
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
 
     def scratch(self, name: str) -> Path:
         """A directory of the sandbox's own, outside the copy."""
@@ -50,11 +57,25 @@ class Sandbox:
         self.give(directory)
         return directory
 
-    def run(self, cmd: list[str], cwd: Path | None = None, python: bool = False) -> tuple[int, str]:
-        """Run a validator as the sandbox's account (a Python one as root when that account
-        cannot start this interpreter: see `python_ok`); exit code and output, with paths
-        in the copy named as in the original."""
-        run_as = self.run_as if (self.python_ok or not python) else None
+    def run(self, cmd: list[str], cwd: Path | None = None) -> tuple[int, str]:
+        """Run a validator as the sandbox's account; exit code and output, with paths in
+        the copy named as in the original."""
+        return self._run(cmd, cwd, python=False)
+
+    def run_module(self, module: str, args: list[str]) -> tuple[int, str]:
+        """`python -m module args` as the sandbox's account, in an interpreter it can start
+        (see `interpreter`); exit 126 when there is none: never as root instead."""
+        if self.python is None:
+            who = self.run_as.name if self.run_as else "this user"
+            return 126, (
+                f"cannot run {module} as {who}: no Python {VERSION} it may start (this one, "
+                f"{sys.executable}, is in a directory it cannot enter); validators never run "
+                "as root"
+            )
+        return self._run([self.python.executable, "-m", module, *args], None, python=True)
+
+    def _run(self, cmd: list[str], cwd: Path | None, python: bool) -> tuple[int, str]:
+        run_as = self.run_as
         try:
             proc = subprocess.run(
                 cmd,
@@ -63,7 +84,7 @@ class Sandbox:
                 text=True,
                 timeout=TIMEOUT,
                 check=False,
-                env=self.env(),
+                env=self.env(python),
                 user=run_as.uid if run_as else None,
                 group=run_as.gid if run_as else None,
                 extra_groups=[] if run_as else None,
@@ -90,7 +111,7 @@ def sandbox(root: Path, path: str) -> Iterator[Sandbox]:
     try:
         if run_as is not None:
             os.chown(home, run_as.uid, run_as.gid)
-        box = Sandbox(root, home, home / "files", run_as, path, _can_run_python(run_as, home))
+        box = Sandbox(root, home, home / "files", run_as, path, interpreter(run_as, home))
         _copy(root, box)
         yield box
     finally:
@@ -112,15 +133,40 @@ def _copy(root: Path, box: Sandbox) -> None:
             box.give(target / name)
 
 
-def _can_run_python(run_as: RunAs | None, home: Path) -> bool:
-    """Whether `run_as` can start this interpreter (pyenv under /root, for one, is 0700)."""
-    if run_as is None:
-        return True
+@dataclass(frozen=True)
+class Interpreter:
+    """A Python the validators' account can start, and the PYTHONPATH that gives it this
+    environment's packages (empty when it is this interpreter)."""
+
+    executable: str
+    pythonpath: str = ""
+
+
+def interpreter(run_as: RunAs | None, home: Path) -> Interpreter | None:
+    """The Python that Python validators run in: this one when `run_as` (None: no change
+    of account) can start it, else another of the same minor version that it can, given
+    this environment's site-packages: pyenv, for one, keeps its Pythons under a 0700 /root,
+    and pure-Python packages and cp3X extensions serve any build of that version."""
+    if run_as is None or _runs(sys.executable, run_as, home):
+        return Interpreter(sys.executable)
+    name = f"python{VERSION}"
+    search = os.pathsep.join(["/usr/local/bin", "/usr/bin", "/bin"])
+    candidate = shutil.which(name, path=search)
+    if candidate is None or not _runs(candidate, run_as, home):
+        return None
+    paths = sysconfig.get_paths()
+    sites = dict.fromkeys([paths["purelib"], paths["platlib"]])
+    return Interpreter(candidate, os.pathsep.join(sites))
+
+
+def _runs(executable: str, run_as: RunAs, home: Path) -> bool:
+    """Whether `run_as` can start `executable`, and it is this Python's minor version."""
     try:
         probe = subprocess.run(
-            [sys.executable, "-c", ""],
+            [executable, "-c", _PRINT_VERSION],
             cwd=home,
             capture_output=True,
+            text=True,
             timeout=TIMEOUT,
             check=False,
             env={"PATH": os.defpath},
@@ -130,7 +176,7 @@ def _can_run_python(run_as: RunAs | None, home: Path) -> bool:
         )
     except (OSError, subprocess.SubprocessError):
         return False
-    return probe.returncode == 0
+    return probe.returncode == 0 and probe.stdout.strip() == VERSION
 
 
 def validator_path(environ: Mapping[str, str], extra: str) -> str:

@@ -56,13 +56,6 @@ def module_command(module: str) -> list[str] | None:
     return [sys.executable, "-m", module]
 
 
-def _python_tool(module: str) -> list[str]:
-    command = module_command(module)
-    if command is None:
-        raise _Missing(module.replace("_", "-"))
-    return command
-
-
 def _summary(text: str, limit: int = 12) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) > limit:
@@ -125,9 +118,12 @@ def _unprivileged_ports(conf: str) -> str:
 
 
 def _gixy(box: Sandbox, conf: Path, environ: Mapping[str, str]) -> CheckResult:
-    gixy = find("gixy", environ)
     # Only the rendered file: an `include` could name any file (issue 11).
-    code, text = box.run([gixy, "--disable-includes", str(conf)], python=True)
+    args = ["--disable-includes", str(conf)]
+    if importlib.util.find_spec("gixy") is not None:
+        code, text = box.run_module("gixy", args)
+    else:
+        code, text = box.run([find("gixy", environ), *args])
     detail = text if code else ""
     return _result("gixy", box.original / conf.relative_to(box.files), code, detail)
 
@@ -226,7 +222,9 @@ def _module(
     box: Sandbox, label: str, module: str, args: list[str], target: Path
 ) -> Callable[[], CheckResult]:
     def thunk() -> CheckResult:
-        code, text = box.run([*_python_tool(module), *args, str(target)], python=True)
+        if module_command(module) is None:
+            raise _Missing(module.replace("_", "-"))
+        code, text = box.run_module(module, [*args, str(target)])
         return _result(label, box.original / target.relative_to(box.files), code, text)
 
     return thunk
