@@ -241,3 +241,28 @@ def test_limit_conn_refuses_beyond_the_cap(edge: Callable[..., Edge], echo: Echo
             held.join(15)
     assert first[0].status_code == 200
     assert nginx.get("/api/x").status_code == 200  # the slot is free again
+
+
+def test_a_request_naming_no_known_tier_gets_the_strictest_tier_limit(
+    edge: Callable[..., Edge],
+) -> None:
+    """Leaving out the tier header, or sending one no tier has, used to escape every tier
+    limit: it now counts against the strictest tier's, per API key."""
+    nginx = edge(
+        "  rate_limits:\n"
+        "    tiers:\n"
+        "      premium: {rps: 1000, burst: 1000}\n"
+        "      free: {rps: 1, burst: 1}\n"
+    )
+    key = {"X-API-Key": "k1"}
+
+    def statuses(**headers: str) -> list[int]:
+        return [nginx.get("/api/x", **key, **headers).status_code for _ in range(6)]
+
+    assert statuses() == [200, 200, 429, 429, 429, 429]
+    # Another key has its own bucket; a made-up tier counts as the strictest too.
+    key = {"X-API-Key": "k2"}
+    assert statuses(**{"X-API-Tier": "gold"})[-1] == 429
+    # A named tier keeps its own limit (only a gateway in front may be trusted to set it).
+    key = {"X-API-Key": "k3"}
+    assert statuses(**{"X-API-Tier": "premium"}) == [200] * 6
