@@ -64,7 +64,7 @@ def run(
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
 ) -> int:
-    """Run the CLI and return its exit code; every error path ends here (STYLE.md §2)."""
+    """Run the CLI and return its exit code; every error path ends here."""
     env = dict(os.environ if environ is None else environ)
     out = Output(
         environ=env,
@@ -125,4 +125,5 @@ def run(
 
 
 def main() -> None:
+    """The `scalectl` console script: run the command line and exit with its code."""
     sys.exit(run())

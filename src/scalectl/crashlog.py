@@ -59,6 +59,8 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 
 
 def state_dir(environ: Mapping[str, str]) -> Path:
+    """The user's scalectl state directory: $XDG_STATE_HOME/scalectl or
+    ~/.local/state/scalectl."""
     base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "scalectl"
 

@@ -125,6 +125,8 @@ TOOLS: tuple[Tool, ...] = (
 
 @dataclass(frozen=True)
 class Finding:
+    """Where one tool was found (path None: not found), its version and source."""
+
     tool: Tool
     path: str | None = None
     version: str | None = None
@@ -146,6 +148,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Report:
+    """Every tool's finding, and which required or optional ones are missing."""
+
     findings: tuple[Finding, ...]
 
     @property

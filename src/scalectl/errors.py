@@ -7,6 +7,8 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
+    """scalectl's documented exit codes (README, "Exit codes")."""
+
     OK = 0
     CHECK_FAILED = 1  # an SLO breach, unhealthy target, incomplete checklist, infeasible plan
     BAD_INPUT = 2  # bad input or usage
@@ -41,4 +43,6 @@ class CheckFailed(ScalectlError):
 
 
 class Inconclusive(ScalectlError):
+    """The measurement cannot support a verdict: exit 4, never a pass."""
+
     exit_code = ExitCode.INCONCLUSIVE

@@ -18,6 +18,7 @@ LIMIT: ContextVar[int] = ContextVar("input_limit", default=MAX_FILE_BYTES)
 
 
 def input_limit() -> int:
+    """The size limit in bytes for YAML inputs of the current invocation."""
     return LIMIT.get()
 
 

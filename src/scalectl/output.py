@@ -1,4 +1,4 @@
-"""Consoles and output modes, decided once per invocation and passed down (STYLE.md §6)."""
+"""Consoles and output modes, decided once per invocation and passed down."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 
 
 def wants_colour(stream: IO[str], environ: Mapping[str, str]) -> bool:
-    # https://no-color.org: any non-empty NO_COLOR disables colour.
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
     if environ.get("NO_COLOR"):
         return False
     isatty = getattr(stream, "isatty", None)

@@ -1,5 +1,5 @@
 """Data shipped inside the package (templates, scenarios, the reference app), read the same
-way from a checkout and from an installed wheel (STYLE.md §4).
+way from a checkout and from an installed wheel.
 
 The data lives at the repository's top level (templates/, scenarios/, reference_app/). The
 wheel maps each folder into the package (hatch force-include), so an installed scalectl
@@ -28,8 +28,10 @@ def data_dir(name: str) -> Traversable:
 
 
 def template(name: str) -> Traversable:
+    """The packaged template `name` (a /-separated path under templates/)."""
     return data_dir("templates").joinpath(*name.split("/"))
 
 
 def read_template(name: str) -> str:
+    """The text of the packaged template `name`."""
     return template(name).read_text(encoding="utf-8")

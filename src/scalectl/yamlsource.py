@@ -32,6 +32,8 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 
 @dataclass(frozen=True)
 class Mark:
+    """A position in a YAML file, shown as file:line:col."""
+
     file: str
     line: int  # 1-based
     col: int  # 1-based
@@ -221,6 +223,8 @@ def read_bounded(path: Path, limit: int | None = None) -> bytes:
 
 
 def load(path: Path) -> Located:
+    """Parse the YAML file `path` with positions kept. InputError when it is too large,
+    not a regular file, not UTF-8 or not valid YAML within the bounds."""
     data = read_bounded(path)
     try:
         text = data.decode("utf-8")

@@ -1,4 +1,4 @@
-"""What every command needs from the invocation: its Output (STYLE.md §6)."""
+"""What every command needs from the invocation: its Output."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ class DefaultHelpGroup(DefaultCommandGroup):
 
 
 def default_group(name: str) -> type[DefaultHelpGroup]:
+    """A click group class whose bare invocation runs its subcommand `name`."""
     return type(f"Default{name.title()}Group", (DefaultHelpGroup,), {"default": name})
 
 

@@ -26,6 +26,8 @@ Progress = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What the live progress line shows at one moment of a run."""
+
     elapsed: int
     users: int
     rps: float  # over the last 5 whole seconds
@@ -80,6 +82,7 @@ def _http(key: str) -> bool:
 
 
 def sparkline(values: list[int]) -> str:
+    """`values` as a row of block characters scaled to the largest."""
     top = max(values, default=0)
     if top <= 0:
         return BARS[0] * len(values)
@@ -91,6 +94,7 @@ def _ms(value: float | None) -> str:
 
 
 def plain_line(s: Snapshot, warmup: float = 0.0) -> str:
+    """The progress line for a terminal without live display (CI logs)."""
     phase = " (warm-up)" if s.elapsed < warmup else ""
     return (
         f"t={s.elapsed}s{phase} users={s.users} rps={s.rps:.0f} p50={_ms(s.p50_ms)}ms "
