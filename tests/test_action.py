@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.helpers.action import install_tools_input
 
 ACTION = ROOT / "action.yml"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -101,22 +102,6 @@ def test_scripts_parse_in_bash(name: str) -> None:
 def test_installs_the_extras_the_docs_give() -> None:
     assert action()["inputs"]["extras"]["default"] == "loadtest,validators,stack"
     assert "pipx install --force" in step("install")["run"]
-
-
-def install_tools_input(scalectl: Path, env: dict[str, str]) -> str:
-    """ "true" (the action's default) only where it installs nothing: as root with every
-    required tool present. A test must not apt-get packages onto the machine."""
-    if os.geteuid() != 0:
-        return "false"
-    proc = subprocess.run(
-        [str(scalectl), "doctor", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return "true" if proc.returncode == 0 else "false"
 
 
 def test_doctor_step_runs_for_real_with_this_scalectl(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from scalectl.stack.run import restart_member
 from scalectl.stack.state import load
 from tests.conftest import Result
 from tests.drill.races import ALLOWED, only_the_keepalive_race, report_only_raced
-from tests.loadtest.test_html import open_in_chromium, parse
+from tests.helpers.report_page import open_in_chromium, parse
 from tests.stack.conftest import running_stack
 
 Cli = Callable[..., Result]

@@ -12,8 +12,7 @@ from scalectl.loadtest.compare import load_report, parse_tolerance
 from scalectl.loadtest.reports import write_reports
 from scalectl.loadtest.results import from_raw
 from scalectl.loadtest.slo import SloSpec, evaluate
-from tests.loadtest.test_reports import GENERATOR, META
-from tests.loadtest.test_slo import make_raw
+from tests.helpers.loadtest_runs import GENERATOR, META, make_raw
 
 STATS = "GET /api/stats"
 

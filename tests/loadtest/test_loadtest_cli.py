@@ -10,6 +10,7 @@ import pytest
 
 from scalectl.errors import ExitCode
 from tests.conftest import Result, fixture_path
+from tests.helpers.input_files import slo_file
 from tests.loadtest.server import no_locust_left, serve
 
 Cli = Callable[..., Result]
@@ -21,12 +22,6 @@ pytestmark = pytest.mark.stack
 def server() -> Iterator[str]:
     with serve() as url:
         yield url
-
-
-def slo_file(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "slo.yaml"
-    path.write_text(text)
-    return path
 
 
 def run(cli: Cli, tmp_path: Path, url: str, *args: str | Path) -> tuple[Result, dict]:

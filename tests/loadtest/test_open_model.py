@@ -11,6 +11,7 @@ import pytest
 
 from scalectl.errors import ExitCode
 from tests.conftest import Result, fixture_path
+from tests.helpers.input_files import slo_file
 from tests.loadtest.server import (
     SLOW_MS,
     SLOWER_MS,
@@ -19,7 +20,6 @@ from tests.loadtest.server import (
     no_locust_left,
     serve,
 )
-from tests.loadtest.test_loadtest_cli import slo_file
 
 Cli = Callable[..., Result]
 STALL = fixture_path("locust", "stall.py")

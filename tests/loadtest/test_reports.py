@@ -12,10 +12,7 @@ import pytest
 from scalectl.loadtest.reports import CSV_COLUMNS, write_reports
 from scalectl.loadtest.results import Results, from_raw
 from scalectl.loadtest.slo import Evaluation, SloSpec, evaluate
-from tests.loadtest.test_slo import make_raw
-
-META = {"scenario": "browse", "host": "http://127.0.0.1:8080", "users": 10, "run_time": "4s"}
-GENERATOR = {"processes": 2, "cpu_percent_max": {"1": 40.0}, "saturated": False}
+from tests.helpers.loadtest_runs import GENERATOR, META, make_raw
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ from scalectl.loadtest.slo import load_slo_file as load_slo
 from scalectl.plan.load import load_plan
 from scalectl.stack.process import free_port
 from tests.conftest import Result, fixture_path
+from tests.helpers.loadtest_runs import STARTED, make_raw
 from tests.loadtest.server import COLD_MS, serve
-from tests.loadtest.test_slo import STARTED, make_raw
 
 Cli = Callable[..., Result]
 COLD = fixture_path("locust", "cold.py")

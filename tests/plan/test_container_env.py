@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from refapp.settings import Settings
 
 from scalectl.plan import prepare, render_files
 from scalectl.plan.appenv import (
@@ -74,7 +75,9 @@ def names_read(path: Path) -> set[str]:
 
 
 def app_settings() -> set[str]:
-    names = set()
+    """Every env name the app reads: refapp.settings.Settings' fields (each read from the
+    variable its alias names) and direct os.environ reads anywhere in the app."""
+    names = {field.alias or name for name, field in Settings.model_fields.items()}
     for path in [*APP.joinpath("refapp").rglob("*.py"), APP / "gunicorn.conf.py"]:
         names |= names_read(path)
     return names
@@ -83,7 +86,7 @@ def app_settings() -> set[str]:
 @pytest.fixture(scope="module")
 def read_by_app() -> set[str]:
     names = app_settings()
-    # The scan itself works: settings.py's helpers (_int, _float, _list) and direct reads.
+    # The scan itself works: the Settings fields and direct reads.
     assert {"HOST", "PORT", "DATABASE_URL", "WEB_CONCURRENCY", "DATABASE_PASSWORD_FILE"} <= names
     assert {"DATABASE_REPLICA_URLS", "CACHE_TTL_JOB", "SHED_MAX_IN_FLIGHT"} <= names
     return names

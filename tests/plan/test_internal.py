@@ -12,7 +12,7 @@ from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import load_plan
 from scalectl.plan.model import Health, LoadBalancer, Service
 from tests.conftest import ROOT, fixture_path
-from tests.plan.test_load import problems
+from tests.helpers.input_files import problems
 
 MINIMAL = fixture_path("plans", "minimal.yaml").read_text()
 

@@ -6,21 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from scalectl.errors import ExitCode, InputError
+from scalectl.errors import InputError
 from scalectl.plan.load import load_plan
 from tests.conftest import EXAMPLES, fixture_path
+from tests.helpers.input_files import problems
 
 MINIMAL = fixture_path("plans", "minimal.yaml").read_text()
-
-
-def problems(tmp_path: Path, text: str, profile: str = "production") -> list[str]:
-    path = tmp_path / "plan.yaml"
-    path.write_text(text)
-    with pytest.raises(InputError) as exc:
-        load_plan(path, profile)
-    assert exc.value.exit_code == ExitCode.BAD_INPUT
-    prefix = f"{path}:"
-    return [line.removeprefix(prefix) for line in exc.value.lines] or [exc.value.message]
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
+from refapp import keys
 
 from scalectl.stack.process import free_port
 
@@ -35,8 +36,6 @@ class Cluster:
     def mint(self, user: int | None = None, tier: str = "premium") -> tuple[str, int]:
         """A new API key (and its user: a fresh one unless given) in this cluster's
         database, minted the way `python -m refapp.keys create` does."""
-        from refapp import keys  # the app's package: tests/reference_app/conftest.py
-
         owner = user if user is not None else uuid.uuid4().int % 10**12 + 1
         (minted,) = keys.create(self.env["DATABASE_URL"], owner, [tier], 1)
         return minted.key, owner

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +11,6 @@ import pytest
 
 from scalectl.stack.servers import Server
 from tests.reference_app.cluster import Cluster
-
-# The app runs in gunicorn subprocesses; a few of its pure modules are also tested in-process.
-APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
 
 # Each cluster gets its own Redis database: cache keys (stats) and rate-limit counters of
 # one must not leak into another sharing the session's server.

@@ -25,8 +25,6 @@ from scalectl.stack.process import free_port
 from scalectl.stack.servers import Server
 
 APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
 
 SCHEMA = APP_DIR / "refapp" / "schema.sql"
 ALL_QUEUES = ("analyse-high", "analyse", "analyse-low", "render", "cleanup")

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from refapp import analysis, cachekeys, queue_stats, tasks
 
 from scalectl.stack.servers import Server
 from tests.reference_app.queue_fixtures import (
@@ -26,10 +27,6 @@ from tests.reference_app.queue_fixtures import (
     start_worker,
     wait_until,
 )
-
-# isort: split
-# refapp is importable once queue_fixtures has put reference_app/ on sys.path.
-from refapp import analysis, cachekeys, queue_stats, tasks
 
 # --- analysis: numbers checked by hand -----------------------------------------------------
 
