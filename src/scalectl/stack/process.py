@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from scalectl.privileges import RunAs as RunAs  # re-exported: stack code imports it here
+from scalectl.processes import signal_group
 
 if TYPE_CHECKING:
     from scalectl.stack.state import Member
@@ -166,7 +167,7 @@ def stop(proc: psutil.Process, *, timeout: float = 10.0, sig: int = signal.SIGTE
     with contextlib.suppress(ProcessLookupError, PermissionError):
         # Only the group it leads (each member starts its own session): never another's.
         if os.getpgid(proc.pid) == proc.pid:
-            os.killpg(proc.pid, sig)
+            signal_group(proc.pid, sig)
     with contextlib.suppress(psutil.Error):
         proc.send_signal(sig)
     alive = wait_gone([proc, *group], timeout=timeout)
