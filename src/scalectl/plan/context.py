@@ -17,9 +17,6 @@ from scalectl.plan.appenv import (
     service_env,
     worker_env,
 )
-
-# Re-exported: scalectl.stack imports the plan-wide mapping from here.
-from scalectl.plan.appenv import app_env as app_env
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.model import (
