@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
@@ -86,7 +87,7 @@ class PostgresLaunch:
     max_connections: int
     port: int | None = None  # None: a free one
 
-    name = "postgres"
+    name: ClassVar[str] = "postgres"
 
     def serve(self) -> Server:
         """Start PostgreSQL and return it, ready for connections; ServerError if it
@@ -343,12 +344,15 @@ def relaunch(
     worker gone from the plan, nginx or Prometheus uninstalled)."""
     root = Path(state.state_dir)
     layout = topology(prepared.loaded, prepared.sizing)
-    if member.kind == "app" and (instance := layout.instance(member.name)) is not None:
-        return _overridden(app_launch(prepared, state, instance, env), overrides)
-    if member.kind == "worker":
-        for worker in layout.workers:
-            if worker_member(worker.name) == member.name:
-                return _overridden(worker_launch(prepared, state, worker, env), overrides)
+    if member.kind == "app":
+        instance = layout.instance(member.name)
+        if instance is not None:
+            return _overridden(app_launch(prepared, state, instance, env), overrides)
+    elif member.kind == "worker":
+        named = (w for w in layout.workers if worker_member(w.name) == member.name)
+        worker = next(named, None)
+        if worker is not None:
+            return _overridden(worker_launch(prepared, state, worker, env), overrides)
     elif member.kind == "postgres":
         return postgres_launch(prepared, root, member.port)
     elif member.kind == "redis":
