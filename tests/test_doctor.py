@@ -64,7 +64,7 @@ def test_finds_every_required_tool_installed_here(cli: Cli) -> None:
 
 
 def test_servers_are_the_ones_stack_up_would_start(cli: Cli) -> None:
-    from scalectl.stack.servers import find_postgres, find_redis
+    from scalectl.stack.binaries import find_postgres, find_redis
 
     found = tools(json.loads(cli("doctor", "--json").stdout))
     assert found["postgresql"]["path"] == str(find_postgres().path / "postgres")

@@ -2,7 +2,7 @@
 versions and paths, and how to install the missing ones (issue 10, item 7).
 
 Every lookup is the one the commands themselves use: `plan.validate.which` and
-`module_command` for the validators, `stack.servers.find_postgres`/`find_redis` for the
+`module_command` for the validators, `stack.binaries.find_postgres`/`find_redis` for the
 servers, so doctor cannot say "found" about a tool a command would then miss.
 """
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from scalectl.errors import CheckFailed, InputError
 
 if TYPE_CHECKING:
-    from scalectl.stack.servers import Binaries
+    from scalectl.stack.binaries import Binaries
 
 VERSION_TIMEOUT = 15.0
 APT_UPDATE_TIMEOUT = 600.0
@@ -204,9 +204,9 @@ def _inspect(tool: Tool, environ: Mapping[str, str]) -> Finding:
 
 
 def _locate(tool: Tool, environ: Mapping[str, str]) -> tuple[str, str] | None:
-    # Imported here: the servers module brings psutil and the process helpers.
+    # Imported here: the binaries module brings psutil.
     from scalectl.plan.validate import module_command, which
-    from scalectl.stack.servers import ServerError, find_postgres, find_redis
+    from scalectl.stack.binaries import ServerError, find_postgres, find_redis
 
     finders: dict[str, Callable[[], tuple[str, str]]] = {
         "postgresql": lambda: _server(find_postgres(), "postgres"),

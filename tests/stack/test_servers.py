@@ -9,15 +9,9 @@ import psycopg
 import pytest
 import redis
 
+from scalectl.stack.binaries import ServerError, find_postgres, find_redis
 from scalectl.stack.process import port_in_use
-from scalectl.stack.servers import (
-    Server,
-    ServerError,
-    find_postgres,
-    find_redis,
-    start_postgres,
-    start_redis,
-)
+from scalectl.stack.servers import Server, start_postgres, start_redis
 from tests.conftest import reachable_dir
 
 

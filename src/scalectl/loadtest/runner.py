@@ -27,6 +27,7 @@ from scalectl.errors import InputError
 from scalectl.files import tail
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.results import Results, from_raw, load_raw
+from scalectl.processes import signal_group
 
 SATURATED_CPU = 90.0  # percent of one core: the median after start-up, any Locust process
 STARTUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the verdict
@@ -384,8 +385,7 @@ def _read_live(path: Path) -> dict[str, Any] | None:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+    signal_group(proc.pid, sig)
 
 
 def _finish(proc: subprocess.Popen[bytes]) -> int:

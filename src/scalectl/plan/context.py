@@ -17,9 +17,6 @@ from scalectl.plan.appenv import (
     service_env,
     worker_env,
 )
-
-# Re-exported: scalectl.stack imports the plan-wide mapping from here.
-from scalectl.plan.appenv import app_env as app_env
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.model import (
@@ -31,6 +28,7 @@ from scalectl.plan.model import (
     memory_bytes,
 )
 from scalectl.plan.sizing import QueueSize, ServiceSize, Sizing, WorkerSize
+from scalectl.plan.topology import topology
 
 
 @dataclass(frozen=True)
@@ -176,25 +174,22 @@ def loadtest(target: ServiceView) -> LoadtestView:
 
 
 def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
-    plan, profile = loaded.plan, loaded.profile
+    """The values the templates are rendered with, for `loaded`'s plan and profile and its
+    `sizing`: one dict, keys as the templates name them (`services` and `workers` hold
+    ServiceView and WorkerView, with the ports of the plan's topology). Raises nothing
+    for a plan that loaded and was sized (scalectl.plan.prepare)."""
+    plan = loaded.plan
+    layout = topology(loaded, sizing)
     services = []
-    for index, (name, spec) in enumerate(plan.services.items()):
-        size = sizing.service(name)
-        if profile.upstreams == "loopback":
-            count = profile.instances or size.min_replicas
-            # Each service owns a block of 100 ports so adding instances never collides.
-            first = profile.base_port + 100 * index
-            host = "[::1]" if profile.listen.startswith("[") else "127.0.0.1"
-            servers = [f"{host}:{first + i}" for i in range(count)]
-        else:
-            servers = [f"{name}:{spec.port}"]
+    for (name, spec), placed in zip(plan.services.items(), layout.services, strict=True):
         prestop = 5
+        size = sizing.service(name)
         services.append(
             ServiceView(
                 name=name,
                 spec=spec,
                 size=size,
-                upstream_servers=servers,
+                upstream_servers=[i.address for i in placed.instances],
                 latency=plan.slo.latency,
                 cpu_limit_cores=cpu_cores(spec.resources.limits.cpu),
                 memory_limit_bytes=memory_bytes(spec.resources.limits.memory),
@@ -204,7 +199,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
             )
         )
     workers = []
-    for index, (name, worker) in enumerate(plan.workers.items()):
+    for (name, worker), placed_worker in zip(plan.workers.items(), layout.workers, strict=True):
         queue_views = [
             QueueView(q, next(s for s in sizing.queues if s.worker == name and s.queue == q.name))
             for q in worker.queues
@@ -217,16 +212,14 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 queues=queue_views,
                 termination_grace_seconds=worker.graceful_shutdown_seconds + 10,
                 env=worker_env(plan, name, worker),
-                metrics_port=profile.base_port + 100 * len(plan.services) + index
-                if profile.upstreams == "loopback"
-                else WORKER_METRICS_PORT,
+                metrics_port=placed_worker.metrics_port,
             )
         )
     slo = plan.slo
     return {
         "version": __version__,
         "plan": plan,
-        "profile": profile,
+        "profile": loaded.profile,
         "profile_name": loaded.profile_name,
         "namespace": plan.k8s_namespace,
         "sizing": sizing,

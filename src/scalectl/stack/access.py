@@ -25,8 +25,9 @@ def others_need_access() -> bool:
 
 
 def require_traversable(boundary: Path) -> None:
-    """Every directory above `boundary` must be traversable by other users (o+x); say which
-    one is not and how to avoid it, rather than changing it."""
+    """Every directory above `boundary` must be traversable by other users (o+x): raises
+    UnreachableDirectory, saying which one is not and how to avoid it, rather than
+    changing it."""
     for parent in boundary.resolve().parents:
         if not parent.stat().st_mode & stat.S_IXOTH:
             raise UnreachableDirectory(
@@ -43,8 +44,9 @@ def require_traversable(boundary: Path) -> None:
 
 def open_within(boundary: Path, directory: Path) -> None:
     """Make `directory` reachable by other accounts by adding o+x on `boundary` and on each
-    directory between it and `directory` (ours), never above `boundary`, and never
-    group/other write."""
+    directory between it and `directory` (ours, created if missing), never above
+    `boundary`, and never group/other write. Raises ValueError when `directory` is not
+    inside `boundary`, UnreachableDirectory when a parent of `boundary` is not traversable."""
     boundary = boundary.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory.resolve()

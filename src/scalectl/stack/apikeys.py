@@ -29,13 +29,15 @@ MINT_TIMEOUT = 60.0
 
 
 def keys_file(state_dir: Path) -> Path:
+    """Where the stack in `state_dir` keeps its API key pool (whether or not it exists)."""
     return state_dir / KEYS_FILE
 
 
 def mint_pool(state_dir: Path, app_env: Mapping[str, str], app_dir: Path) -> Path:
     """Mint the pool unless this state dir has one (keys are shown once: a lost file means
     `stack down` and a fresh state dir). Runs after PostgreSQL is up; the command creates
-    the schema itself if no app has yet."""
+    the schema itself if no app has yet. Returns the pool's file; CheckFailed when the
+    command fails (no half-written file is left)."""
     path = keys_file(state_dir)
     if path.exists():
         return path

@@ -30,6 +30,7 @@ _LOCK = threading.RLock()
 
 
 def conf_path(state: StackState) -> Path:
+    """The nginx.conf the stack's nginx runs with (its copy in the state dir)."""
     return Path(state.state_dir) / "nginx" / "conf" / "nginx.conf"
 
 

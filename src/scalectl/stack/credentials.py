@@ -29,18 +29,21 @@ def new_password() -> str:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Create `path` as a new 0600 file; refuses to follow or replace an existing one."""
+    """Create `path` as a new 0600 file holding `text`. OSError (FileExistsError) when
+    something is there already: it never follows or replaces an existing file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(text)
 
 
 def secrets_dir(state_dir: Path) -> Path:
+    """The directory of the stack's password files in `state_dir`."""
     return state_dir / SECRETS_DIR
 
 
 def ensure(state_dir: Path) -> dict[str, str]:
-    """The stack's passwords, created on first use: name -> password."""
+    """The stack's passwords, created on first use: name -> password. InputError when
+    the secrets directory or a password file is not ours alone."""
     directory = secrets_dir(state_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     _check_private_dir(directory)
@@ -101,5 +104,6 @@ def without_password(url: str) -> str:
 
 def authenticated_url(state_dir: Path, urls: dict[str, str], key: str) -> str:
     """The stack's URL `key` (database, redis, broker) with its password from the secret
-    file: how scalectl's own clients (drills, checklist verifiers) connect."""
+    file: how scalectl's own clients (drills, checklist verifiers) connect. KeyError when
+    `urls` has no `key`; InputError when its password file is missing or not private."""
     return with_password(urls[key], password(state_dir, URL_KEYS[key]))

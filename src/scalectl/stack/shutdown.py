@@ -44,6 +44,8 @@ FALLBACK_TIMEOUTS = {"app": 45.0, "worker": 70.0, "nginx": 45.0, "postgres": 15.
 
 @dataclass(frozen=True)
 class Stopped:
+    """How one member stopped."""
+
     name: str
     graceful: bool  # False: killed after its timeout, or already gone (crashed)
     seconds: float = 0.0  # from the signal until it (and its children) had exited
@@ -53,7 +55,8 @@ class Stopped:
 
 def down(state_dir: Path, *, progress: Progress = lambda _: None) -> list[Stopped] | None:
     """Stop every member and forget the stack (kept when a member was not verified as
-    the stack's, so not stopped); None when no stack runs in `state_dir`.
+    the stack's, so not stopped). Returns how each member stopped, or None when no stack
+    runs in `state_dir`; InputError for a state that cannot be trusted (state.load).
     Imports nothing of scalectl.plan, so `scalectl stack down` starts quickly."""
     state_dir = state_dir.absolute()
     state = load(state_dir)
@@ -75,7 +78,7 @@ def stop_timeout(member: Member) -> float:
 
 def stop_members(state: StackState, *, progress: Progress) -> list[Stopped]:
     """Stop every member of `state`, tier by tier (unknown kinds last); bounded by the sum of
-    each tier's longest timeout."""
+    each tier's longest timeout. Returns how each one stopped; raises nothing."""
     known = {kind for tier in TIERS for kind in tier}
     tiers = [[m for m in state.members if m.kind in kinds] for kinds in TIERS]
     tiers.append([m for m in state.members if m.kind not in known])
@@ -91,7 +94,8 @@ def stop_members(state: StackState, *, progress: Progress) -> list[Stopped]:
 def stop_member(member: Member, *, progress: Progress = lambda _: None) -> Stopped:
     """Stop one member gracefully (then forcefully). A member that crashed may have left
     processes of its group behind (a gunicorn or Dramatiq worker whose master was killed):
-    those are stopped too."""
+    those are stopped too. A member recorded without what was started is not signalled
+    (`skipped`). Returns how it stopped; raises nothing."""
     started = time.monotonic()
     if unverifiable(member):
         progress(f"not stopping {member.name}: " + UNVERIFIABLE.format(pid=member.pid))

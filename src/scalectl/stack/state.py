@@ -45,6 +45,9 @@ class Member:
 
 @dataclass
 class StackState:
+    """What runs in one state directory: its members, the URLs clients use, notes for the
+    user, and the plan and profile it was started from (state.json)."""
+
     plan: str
     profile: str
     state_dir: str
@@ -54,9 +57,12 @@ class StackState:
     notes: list[str] = field(default_factory=list)
 
     def member(self, name: str) -> Member | None:
+        """The member called `name`, or None."""
         return next((m for m in self.members if m.name == name), None)
 
     def save(self) -> None:
+        """Write state.json atomically. InputError when the state directory cannot be
+        created or is not ours alone (ensure_dir)."""
         # Imported here: scalectl.plan is slow to import, and `stack down` never saves.
         from scalectl.files import write_file
 
@@ -73,7 +79,8 @@ def dir_mode() -> int:
 
 
 def ensure_dir(state_dir: Path) -> None:
-    """Create the state directory (private, see `dir_mode`) or check an existing one."""
+    """Create the state directory (private, see `dir_mode`) or check an existing one.
+    InputError when it cannot be created or is not ours alone."""
     try:
         state_dir.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(state_dir, dir_mode())
@@ -311,4 +318,5 @@ def _check_urls(path: Path, state: StackState) -> None:
 
 
 def clear(state_dir: Path) -> None:
+    """Forget the stack of `state_dir`: remove its state.json (nothing when there is none)."""
     (state_dir / STATE_FILE).unlink(missing_ok=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from scalectl.netguard import loopback_client
 from scalectl.stack.process import member_process, unverifiable
 from scalectl.stack.state import StackState
 
 
 @dataclass(frozen=True)
 class MemberStatus:
+    """One member's line of `scalectl stack status`."""
+
     name: str
     kind: str
     pid: int
@@ -22,11 +25,12 @@ class MemberStatus:
 
 
 def status(state: StackState, *, timeout: float = 2.0) -> list[MemberStatus]:
-    import httpx
-
+    """Each member of `state`: whether its process still runs (as recorded: same pid, start
+    time, executable and command line) and whether it answers its health URL within
+    `timeout` seconds. Raises nothing: a member that cannot be reached is reported so."""
     out = []
     now = time.time()
-    with httpx.Client(timeout=timeout, trust_env=False) as client:  # loopback, never a proxy
+    with loopback_client(timeout) as client:
         for m in state.members:
             proc = member_process(m)
             if proc is None:

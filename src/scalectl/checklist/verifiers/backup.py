@@ -95,8 +95,9 @@ class _Target:
 def check_backup(params: BackupParams, ctx: Context) -> Outcome:
     import psycopg
 
+    from scalectl.stack.binaries import find_postgres_clients
     from scalectl.stack.credentials import password
-    from scalectl.stack.servers import find_postgres_clients, unprivileged_account
+    from scalectl.stack.servers import unprivileged_account
 
     state = ctx.stack()
     server = next((m for m in state.members if m.kind == "postgres"), None)
