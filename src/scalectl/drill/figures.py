@@ -77,6 +77,7 @@ def worst_p95(m: Measured, phase: str, keys: KeyFilter) -> float | None:
 
 
 def probes_during(m: Measured) -> list[Sample]:
+    """The health samples taken between the fault's start and end (none before it began)."""
     if m.fault_start is None:
         return []
     end = m.fault_end if m.fault_end is not None else math.inf
