@@ -1,5 +1,5 @@
 """The drills' traffic: `scenarios/drill.py` in a Locust child, and the environment that
-child gets."""
+child gets (the allowlisted part of the caller's, the scenario's inputs, nothing else)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scalectl.stack.apikeys import KEY_ENV, KEYS_ENV
+
 if TYPE_CHECKING:
     from scalectl.loadtest.runner import RunConfig
 
 MAX_LOAD_SECONDS = 300
+
+# What scenarios/drill.py reads that a caller may set on purpose: API keys, the seed, think
+# time, and the drill's own SCALECTL_DRILL_* knobs. A CI's tokens are not among them.
+SCENARIO_INPUTS = frozenset(
+    {
+        KEYS_ENV,
+        KEY_ENV,
+        "SCALECTL_API_USER",
+        "SCALECTL_API_TIER",
+        "SCALECTL_SEED",
+        "SCALECTL_WAIT_MIN",
+        "SCALECTL_WAIT_MAX",
+    }
+)
+SCENARIO_PREFIX = "SCALECTL_DRILL_"
 
 
 @dataclass(frozen=True)
@@ -34,12 +51,17 @@ def drill_locustfile() -> Path:
 
 
 def scenario_environment(environ: Mapping[str, str], state_dir: Path) -> dict[str, str]:
-    """The environment of a drill's Locust children: `environ` with the stack's API keys
-    when the caller chose none (scalectl.stack.apikeys.scenario_env). Returns a new dict;
-    raises nothing."""
+    """The environment of a drill's Locust children: the allowlisted part of `environ`
+    (scalectl.stack.process.child_environment), the scenario's inputs the caller set
+    (SCENARIO_INPUTS, SCALECTL_DRILL_*), and the stack's API keys when the caller chose
+    none (scalectl.stack.apikeys.scenario_env). Returns a new dict; raises nothing."""
     from scalectl.stack import apikeys
+    from scalectl.stack.process import child_environment
 
-    return {**environ, **apikeys.scenario_env(environ, state_dir)}
+    chosen = {
+        k: v for k, v in environ.items() if k in SCENARIO_INPUTS or k.startswith(SCENARIO_PREFIX)
+    }
+    return {**child_environment(environ), **chosen, **apikeys.scenario_env(environ, state_dir)}
 
 
 def load_config(
@@ -66,6 +88,7 @@ def load_config(
             "SCALECTL_DRILL_ACKS": str(acks_file),
         },
         rate=load.rate,
+        inherit_environment=False,
     )
 
 
@@ -88,4 +111,5 @@ def surge_config(host: str, users: int, seconds: float, env: Mapping[str, str]) 
             "SCALECTL_WAIT_MIN": "0",
             "SCALECTL_WAIT_MAX": "0",
         },
+        inherit_environment=False,
     )
