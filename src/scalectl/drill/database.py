@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalectl.drill.engine import Context
+from scalectl.drill.engine import DrillContext
 
 
-def database_url(ctx: Context) -> str:
+def database_url(ctx: DrillContext) -> str:
     """The stack's PostgreSQL URL with its password (read from the stack's secrets)."""
     from scalectl.stack.credentials import authenticated_url
     from scalectl.stack.state import load
@@ -19,7 +19,7 @@ def database_url(ctx: Context) -> str:
     return authenticated_url(Path(state.state_dir), state.urls, "database")
 
 
-def acknowledged(ctx: Context) -> list[str]:
+def acknowledged(ctx: DrillContext) -> list[str]:
     """The ids of the submissions the load saw answered 202, sorted, without repeats."""
     try:
         text = ctx.acks_file.read_text()
@@ -28,7 +28,7 @@ def acknowledged(ctx: Context) -> list[str]:
     return sorted({line.strip() for line in text.splitlines() if line.strip()})
 
 
-def lost_writes(ctx: Context) -> tuple[int | None, int]:
+def lost_writes(ctx: DrillContext) -> tuple[int | None, int]:
     """(acknowledged submissions missing from PostgreSQL, acknowledged submissions); the
     first is None when nothing was acknowledged. Raises psycopg.Error when PostgreSQL
     cannot be read."""
@@ -43,7 +43,7 @@ def lost_writes(ctx: Context) -> tuple[int | None, int]:
     return len(set(acked) - present), len(acked)
 
 
-def wait_running_job(ctx: Context, timeout: float) -> int:
+def wait_running_job(ctx: DrillContext, timeout: float) -> int:
     """Wait up to `timeout` s (or until the drill stops) for a job to be running; returns
     how many are, 0 when none was. Raises psycopg.Error when PostgreSQL cannot be read."""
     import psycopg
@@ -90,7 +90,7 @@ _JOB_COUNTS = """
 """
 
 
-def settle_jobs(ctx: Context, wait_s: float) -> JobCounts:
+def settle_jobs(ctx: DrillContext, wait_s: float) -> JobCounts:
     """Wait (at most `wait_s`) until no job of an acknowledged submission is queued, running
     or failed; then count them by status. Raises psycopg.Error when PostgreSQL cannot be
     read."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalectl.drill.model import DrillResult, Figure, Sample, Second, Timeline
-from scalectl.drill.probe import HealthSampler
+from scalectl.drill.model import DrillResult, Figure, HealthSample, Second, Timeline
+from scalectl.drill.sampler import HealthSampler
 from scalectl.drill.traffic import MAX_LOAD_SECONDS, Load, load_config, scenario_environment
 from scalectl.errors import ScalectlError
 from scalectl.stack.state import StackState
@@ -28,7 +28,7 @@ SETTLE_SECONDS = 180  # longest wait for a fault thread to finish once the load 
 
 
 @dataclass
-class Context:
+class DrillContext:
     """What a drill's fault and checks may use during one run. Everything it acts on comes
     from `state`; what it acted on (`touched`) is what the restore starts again."""
 
@@ -59,11 +59,11 @@ class Context:
         return self.stopping.wait(max(0.0, seconds))
 
 
-Fault = Callable[[Context], None]
-Measure = Callable[[Context, "Measured"], list[Figure]]
+Fault = Callable[[DrillContext], None]
+Measure = Callable[[DrillContext, "Measured"], list[Figure]]
 
 
-def _ready_url(ctx: Context) -> list[str]:
+def _ready_url(ctx: DrillContext) -> list[str]:
     return [ctx.url + "/health/ready"]
 
 
@@ -87,7 +87,7 @@ class Spec:
     after_seconds: float = 10.0
     fault_seconds: float = 0.0  # how long the fault lasts, when it is known up front
     max_seconds: int = MAX_LOAD_SECONDS  # the load stops by itself after this, whatever happens
-    probe_urls: Callable[[Context], list[str]] = _ready_url
+    probe_urls: Callable[[DrillContext], list[str]] = _ready_url
     url: Callable[[StackState], str] = _balancer_url
 
 
@@ -96,7 +96,7 @@ class Measured:
     """The load's view of the drill, per second and in total, with the health samples."""
 
     seconds: list[Second]
-    samples: list[Sample]
+    samples: list[HealthSample]
     errors: dict[str, int]
     endpoints: dict[str, tuple[int, int]]  # key -> requests, failures
     started_at: float
@@ -130,7 +130,7 @@ def run(
     locust_env = scenario_environment(environ, state_dir)
     environ = {**environ, **apikeys.scenario_env(environ, state_dir)}
     with tempfile.TemporaryDirectory(prefix=f"scalectl-drill-{spec.name}-") as tmp:
-        ctx = Context(
+        ctx = DrillContext(
             state_dir=state_dir,
             state=state,
             timeline=timeline,
@@ -218,7 +218,7 @@ class _FaultThread:
     """The fault in a daemon thread: its error is kept for the main thread, which reports
     it after the restore."""
 
-    def __init__(self, spec: Spec, ctx: Context, progress: Callable[[str], None]) -> None:
+    def __init__(self, spec: Spec, ctx: DrillContext, progress: Callable[[str], None]) -> None:
         self.spec, self.ctx, self.progress = spec, ctx, progress
         self.error: str | None = None
         self.exception: BaseException | None = None
@@ -266,7 +266,7 @@ def _probing(urls: list[str], max_seconds: float) -> Iterator[HealthSampler]:
         sampler.stop()
 
 
-def _measured(results: Any, samples: list[Sample], timeline: Timeline) -> Measured:
+def _measured(results: Any, samples: list[HealthSample], timeline: Timeline) -> Measured:
     start = timeline.marks.get("fault_start")
     end = timeline.marks.get("fault_end")
     base = math.floor(results.started_at)

@@ -14,14 +14,14 @@ import time
 
 import psutil
 
-from scalectl.drill.engine import Context
+from scalectl.drill.engine import DrillContext
 from scalectl.errors import InputError
 from scalectl.netguard import loopback_client
 from scalectl.stack.process import UNVERIFIABLE, member_process, unverifiable, wait_gone
 from scalectl.stack.state import Member, load
 
 
-def member(ctx: Context, name: str) -> Member:
+def member(ctx: DrillContext, name: str) -> Member:
     """The member `name` as state.json records it now (a restart changes its pid).
     Raises InputError when the stack has no such member."""
     state = load(ctx.state_dir) or ctx.state
@@ -32,7 +32,7 @@ def member(ctx: Context, name: str) -> Member:
     return found
 
 
-def process(ctx: Context, name: str) -> psutil.Process:
+def process(ctx: DrillContext, name: str) -> psutil.Process:
     """The running process of the stack member `name`, as the stack started it. Raises
     InputError for anything else: no such member, a process that merely reuses its pid, a
     record that cannot be verified."""
@@ -45,14 +45,14 @@ def process(ctx: Context, name: str) -> psutil.Process:
     return proc
 
 
-def alive(ctx: Context, name: str) -> bool:
+def alive(ctx: DrillContext, name: str) -> bool:
     """Whether the member `name` runs as the stack started it. Raises InputError when the
     stack has no such member."""
     m = member(ctx, name)
     return member_process(m) is not None
 
 
-def members_of_kind(ctx: Context, kind: str) -> list[Member]:
+def members_of_kind(ctx: DrillContext, kind: str) -> list[Member]:
     """The stack's members of `kind` (app, worker, ...), in state.json's order."""
     state = load(ctx.state_dir) or ctx.state
     return [m for m in state.members if m.kind == kind]

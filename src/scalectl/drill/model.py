@@ -88,7 +88,7 @@ class Timeline:
 
 
 @dataclass(frozen=True)
-class Sample:
+class HealthSample:
     """One health probe during the drill."""
 
     at: float
@@ -124,7 +124,7 @@ class DrillResult:
     figures: list[Figure]
     events: list[Event]
     seconds: list[Second]
-    samples: list[Sample]
+    samples: list[HealthSample]
     errors: dict[str, int]
     reasons: list[str] = field(default_factory=list)
     interrupted: bool = False

@@ -6,14 +6,14 @@ from __future__ import annotations
 import threading
 
 from scalectl.drill import faults
-from scalectl.drill.engine import Context
+from scalectl.drill.engine import DrillContext
 
 # The fault thread and the restore (main thread) may both restart members: one at a time,
 # so a member is never started twice and no state.json write is lost.
 RESTART_LOCK = threading.RLock()
 
 
-def restart(ctx: Context, name: str, drain: bool = True) -> None:
+def restart(ctx: DrillContext, name: str, drain: bool = True) -> None:
     """Stop the member `name` (gracefully, if alive) and start it as `stack up` did, one
     restart at a time (RESTART_LOCK). `drain=False` skips taking an app instance out of
     nginx first. Raises what scalectl.stack.run.restart_member raises (InputError,
@@ -26,7 +26,7 @@ def restart(ctx: Context, name: str, drain: bool = True) -> None:
         )
 
 
-def start_again(ctx: Context, name: str) -> None:
+def start_again(ctx: DrillContext, name: str) -> None:
     """Start the member `name` again if this drill acted on it (ctx.touched) and it no
     longer runs; otherwise do nothing. Raises as restart does."""
     from scalectl.stack.run import restart_member
@@ -39,7 +39,7 @@ def start_again(ctx: Context, name: str) -> None:
         ctx.timeline.note(f"{name} healthy again")
 
 
-def restore_touched(ctx: Context) -> None:
+def restore_touched(ctx: DrillContext) -> None:
     """The restore of every drill: start again whatever it stopped or killed (start_again,
     for each member in ctx.touched). Idempotent. Raises as restart does."""
     for name in sorted(ctx.touched):

@@ -8,7 +8,7 @@ import signal
 from scalectl.drill import faults
 from scalectl.drill import figures as fig
 from scalectl.drill.database import lost_writes
-from scalectl.drill.engine import Context, Fault, Measured, Spec
+from scalectl.drill.engine import DrillContext, Fault, Measured, Spec
 from scalectl.drill.kinds.base import DrillGates, DrillKind, DrillOptions, recovery_figure
 from scalectl.drill.model import Figure
 from scalectl.drill.restore import restore_touched, start_again
@@ -18,7 +18,7 @@ from scalectl.drill.traffic import Load
 def _outage(name: str, sig: int, seconds: float) -> Fault:
     """Stop the member `name` with `sig`, keep it down for `seconds`, start it again."""
 
-    def inject(ctx: Context) -> None:
+    def inject(ctx: DrillContext) -> None:
         proc = faults.process(ctx, name)
         ctx.touch(name)
         ctx.timeline.mark("fault_start", f"stopping {name}")
@@ -39,7 +39,7 @@ def redis_outage(gates: DrillGates, options: DrillOptions) -> Spec:
     must still be answered, health must degrade (not fail), and the service must recover."""
     outage = options.outage_seconds
 
-    def measure(ctx: Context, m: Measured) -> list[Figure]:
+    def measure(ctx: DrillContext, m: Measured) -> list[Figure]:
         during = fig.probes_during(m)
         return [
             Figure("availability_during", fig.availability(m), "ratio", ">=",
@@ -77,7 +77,7 @@ def postgres_outage(gates: DrillGates, options: DrillOptions) -> Spec:
     fail fast, and no write answered 202 may be missing afterwards."""
     outage = options.outage_seconds
 
-    def measure(ctx: Context, m: Measured) -> list[Figure]:
+    def measure(ctx: DrillContext, m: Measured) -> list[Figure]:
         lost, acked = lost_writes(ctx)
         return [
             Figure("cached_read_availability", fig.availability(m, keys=_reads), "ratio", ">=",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scalectl.drill import figures as fig
-from scalectl.drill.engine import Context, Measured, Spec
+from scalectl.drill.engine import DrillContext, Measured, Spec
 from scalectl.drill.kinds.base import DrillGates, DrillKind, DrillOptions, recovery_figure
 from scalectl.drill.model import Figure
 from scalectl.drill.restore import restore_touched
@@ -62,7 +62,7 @@ def overload(gates: DrillGates, options: DrillOptions) -> Spec:
     surge_users, surge_seconds = options.surge_users, SURGE_SECONDS
     surge = _Surge()
 
-    def inject(ctx: Context) -> None:
+    def inject(ctx: DrillContext) -> None:
         from scalectl.loadtest import runner
 
         config = surge_config(ctx.url, surge_users, surge_seconds, ctx.locust_env)
@@ -79,7 +79,7 @@ def overload(gates: DrillGates, options: DrillOptions) -> Spec:
             f"{total.error_rate:.1%} refused",
         )
 
-    def measure(ctx: Context, m: Measured) -> list[Figure]:
+    def measure(ctx: DrillContext, m: Measured) -> list[Figure]:
         # What each tier saw: the measured load during the surge and the surge itself (which
         # has thousands of requests per tier, so a difference is not noise).
         tiers = _Surge(

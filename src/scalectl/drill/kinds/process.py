@@ -11,7 +11,7 @@ from pathlib import Path
 
 from scalectl.drill import faults
 from scalectl.drill.database import settle_jobs, wait_running_job
-from scalectl.drill.engine import Context, Measured, Spec
+from scalectl.drill.engine import DrillContext, Measured, Spec
 from scalectl.drill.inflight import HeldRequests
 from scalectl.drill.kinds.base import (
     DrillGates,
@@ -31,7 +31,7 @@ from scalectl.stack.state import StackState
 REPLACEMENT_TIMEOUT = 60  # seconds worker-kill waits for a new worker to answer
 
 
-def _first_app(ctx: Context) -> str:
+def _first_app(ctx: DrillContext) -> str:
     apps = faults.members_of_kind(ctx, "app")
     if not apps:
         raise InputError("the stack runs no app instance")
@@ -63,7 +63,7 @@ def worker_kill(gates: DrillGates, options: DrillOptions) -> Spec:
     or sent to the instance directly with `options.direct`)."""
     instance, direct = options.instance, options.direct
 
-    def inject(ctx: Context) -> None:
+    def inject(ctx: DrillContext) -> None:
         name = instance or _first_app(ctx)
         master = faults.process(ctx, name)
         workers = faults.children(master)
@@ -136,7 +136,7 @@ def graceful_shutdown(gates: DrillGates, options: DrillOptions) -> Spec:
     slow requests in flight on it: every one must complete."""
     instance, drain = options.instance, options.drain
 
-    def inject(ctx: Context) -> None:
+    def inject(ctx: DrillContext) -> None:
         name = instance or _first_app(ctx)
         m = faults.member(ctx, name)
         master = faults.process(ctx, name)
@@ -182,7 +182,7 @@ def rolling_restart(gates: DrillGates, options: DrillOptions) -> Spec:
     max_unavailable, settle_seconds = options.max_unavailable, options.settle_seconds
     drain = options.drain
 
-    def inject(ctx: Context) -> None:
+    def inject(ctx: DrillContext) -> None:
         names = [m.name for m in faults.members_of_kind(ctx, "app")]
         if len(names) < 2:
             raise InputError("a rolling restart needs at least 2 app instances in the plan")
@@ -218,7 +218,7 @@ def rolling_restart(gates: DrillGates, options: DrillOptions) -> Spec:
     )
 
 
-def _fail_timeout(ctx: Context) -> float:
+def _fail_timeout(ctx: DrillContext) -> float:
     from scalectl.plan.load import load_plan
 
     plan = load_plan(Path(ctx.state.plan), ctx.state.profile).plan
@@ -247,7 +247,7 @@ def queue_worker_kill(gates: DrillGates, options: DrillOptions) -> Spec:
     job_wait = options.job_wait_seconds
     seen = _KillSeen()
 
-    def inject(ctx: Context) -> None:
+    def inject(ctx: DrillContext) -> None:
         name = _first_worker(ctx)
         proc = faults.process(ctx, name)
         running = wait_running_job(ctx, timeout=30)
@@ -264,7 +264,7 @@ def queue_worker_kill(gates: DrillGates, options: DrillOptions) -> Spec:
         restart(ctx, name)
         ctx.timeline.mark("fault_end", f"{name} started again")
 
-    def measure(ctx: Context, m: Measured) -> list[Figure]:
+    def measure(ctx: DrillContext, m: Measured) -> list[Figure]:
         jobs = settle_jobs(ctx, job_wait)
         pending: float | None = jobs.unfinished
         if not jobs.total:
@@ -303,7 +303,7 @@ def queue_worker_kill(gates: DrillGates, options: DrillOptions) -> Spec:
     )
 
 
-def _first_worker(ctx: Context) -> str:
+def _first_worker(ctx: DrillContext) -> str:
     workers = faults.members_of_kind(ctx, "worker")
     if not workers:
         raise InputError("the stack runs no queue worker")

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from scalectl.drill.model import Sample
+from scalectl.drill.model import HealthSample
 from scalectl.netguard import loopback_client
 
 INTERVAL = 0.5  # seconds between rounds
@@ -23,7 +23,7 @@ class HealthSampler:
     def __init__(self, urls: list[str], max_seconds: float = 3600) -> None:
         self.urls = urls
         self.deadline = time.monotonic() + max_seconds
-        self.samples: list[Sample] = []
+        self.samples: list[HealthSample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drill-probe", daemon=True)
 
@@ -42,18 +42,20 @@ class HealthSampler:
         with loopback_client(TIMEOUT) as client:
             while not self._stop.is_set() and time.monotonic() < self.deadline:
                 for url in self.urls:
-                    self.samples.append(probe(client, url))
+                    self.samples.append(sample_health(client, url))
                 self._stop.wait(INTERVAL)
 
 
-def probe(client: httpx.Client, url: str) -> Sample:
+def sample_health(client: httpx.Client, url: str) -> HealthSample:
     """One health probe of `url`: its status and health+json status, or the error's name
     when it did not answer in time. Raises nothing."""
     started = time.time()
     try:
         response = client.get(url, headers={"Accept": "application/health+json"})
     except httpx.HTTPError as exc:
-        return Sample(started, url, None, None, (time.time() - started) * 1000, type(exc).__name__)
+        return HealthSample(
+            started, url, None, None, (time.time() - started) * 1000, type(exc).__name__
+        )
     health = None
     try:
         body = response.json()
@@ -61,4 +63,4 @@ def probe(client: httpx.Client, url: str) -> Sample:
             health = body["status"]
     except ValueError:
         pass
-    return Sample(started, url, response.status_code, health, (time.time() - started) * 1000)
+    return HealthSample(started, url, response.status_code, health, (time.time() - started) * 1000)
