@@ -239,6 +239,51 @@ def test_bad_drill_options_are_refused_before_any_load(
     assert all_running(state_dir)
 
 
+def test_the_load_gets_none_of_the_callers_other_variables(
+    cli: Cli, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11: a CI's tokens in the caller's environment must not reach Locust. The canary
+    # is in the environment the command is given and in this process's own (which the
+    # runner used to add too); the Locust child's /proc/<pid>/environ is read while it runs.
+    import contextlib
+    import threading
+    import time
+
+    import psutil
+
+    from scalectl.drill.traffic import scenario_environment, surge_config
+
+    canary = {"SCALECTL_TEST_CANARY": "x"}
+    monkeypatch.setenv("SCALECTL_TEST_CANARY", "x")
+    seen: list[dict[str, str]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and not seen:
+            for child in psutil.Process().children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    # Read after the exec: before it, a child still has this process's.
+                    if child.cmdline()[1:3] == ["-m", "locust"]:
+                        seen.append(child.environ())
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result, data = drill(cli, state_dir, tmp_path, "worker-kill", *SHORT, *ALLOWED, env=canary)
+    finally:
+        done.set()
+        watcher.join(5)
+    assert data, result.stdout + result.stderr  # the drill ran to its report
+    assert seen, "the drill's Locust child was never seen"
+    assert "SCALECTL_DRILL_ACKS" in seen[0] and "PATH" in seen[0]  # it was the drill's load
+    assert "SCALECTL_TEST_CANARY" not in seen[0]
+    # overload's surge, a second Locust run, starts from the same environment.
+    surge = surge_config("http://127.0.0.1:1", 1, 1, scenario_environment(canary, state_dir))
+    assert "SCALECTL_TEST_CANARY" not in surge.env and not surge.inherit_environment
+    assert all_running(state_dir)
+
+
 def test_unknown_drill_and_missing_stack_are_bad_input(cli: Cli, tmp_path: Path) -> None:
     unknown = cli("drill", "worker-kil", "--state-dir", tmp_path)
     assert unknown.code == ExitCode.BAD_INPUT

@@ -6,7 +6,7 @@ import pytest
 
 from scalectl.drill import figures as fig
 from scalectl.drill.engine import Measured
-from scalectl.drill.model import DrillResult, Figure, Sample, Second
+from scalectl.drill.model import DrillResult, Figure, HealthSample, Second
 
 START = 1_000_000.0
 
@@ -16,7 +16,7 @@ def second(t: int, phase: str, ok: int, failed: int, key: str = "GET /a") -> Sec
 
 
 def measured(
-    seconds: list[Second], samples: list[Sample] = (), end: float | None = START + 5.5
+    seconds: list[Second], samples: list[HealthSample] = (), end: float | None = START + 5.5
 ) -> Measured:  # type: ignore[assignment]
     return Measured(
         seconds=seconds,
@@ -76,11 +76,11 @@ def test_keys_filter_endpoints_and_skip_custom_entries() -> None:
 
 def test_probes_during_the_fault() -> None:
     samples = [
-        Sample(START + 1, "u", 200, "pass", 3.0),
-        Sample(START + 4, "u", 200, "warn", 3.0),
-        Sample(START + 4.5, "u", None, None, 2000.0, "ReadTimeout"),
-        Sample(START + 5, "u", 200, "warn", 3.0),
-        Sample(START + 8, "u", 200, "pass", 3.0),
+        HealthSample(START + 1, "u", 200, "pass", 3.0),
+        HealthSample(START + 4, "u", 200, "warn", 3.0),
+        HealthSample(START + 4.5, "u", None, None, 2000.0, "ReadTimeout"),
+        HealthSample(START + 5, "u", 200, "warn", 3.0),
+        HealthSample(START + 8, "u", 200, "pass", 3.0),
     ]
     during = fig.probes_during(measured(TIMELINE, samples))
     assert [s.at for s in during] == [START + 4, START + 4.5, START + 5]

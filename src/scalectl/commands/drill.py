@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from scalectl.commands.common import default_group, duration_option, output_of
-from scalectl.errors import CheckFailed, InputError, ScalectlError
+from scalectl.errors import CheckFailed, ScalectlError
 from scalectl.output import Output
 
 app = typer.Typer(
@@ -90,58 +89,35 @@ def run_command(
     Example: scalectl drill worker-kill redis-outage --report-dir drill-report
     """
     from scalectl.drill import catalog, engine
+    from scalectl.drill.kinds.base import DrillGates, DrillOptions
     from scalectl.drill.reports import write_reports
     from scalectl.stack.run import require_state
 
     output = output_of(ctx, json_out)
-    chosen = list(catalog.DRILLS) if names == ["all"] else names
-    unknown = [n for n in chosen if n not in catalog.DRILLS]
-    if unknown:
-        from scalectl.usertext import did_you_mean
-
-        raise InputError(
-            f"unknown drill {unknown[0]}{did_you_mean(unknown[0], list(catalog.DRILLS))} "
-            f"(drills: {', '.join(catalog.DRILLS)}, or all)"
-        )
+    kinds = catalog.resolve(names)
     state = require_state(state_dir)
-    given: dict[str, float] = {
-        "max_failed": max_failed,
-        "max_replacement_s": max_replacement,
-        "max_recovery_s": max_recovery,
-        "outage_s": outage,
-        "job_wait_s": job_wait,
-    }
-    if min_availability is not None:
-        given["min_availability"] = min_availability
-    thresholds = catalog.plan_thresholds(state, **given)
-    specs = []
-    for name in chosen:
-        options: dict[str, Any] = {}
-        if name in ("worker-kill", "graceful-shutdown") and instance:
-            options["instance"] = instance
-        if name == "worker-kill" and direct:
-            options["direct"] = True
-        if name == "overload":
-            options["surge_users"] = surge_users
-        if name in ("rolling-restart", "graceful-shutdown"):
-            options["drain"] = not no_drain
-        if name == "rolling-restart":
-            options["max_unavailable"] = max_unavailable
-            options["settle_seconds"] = settle
-        spec = catalog.DRILLS[name](thresholds, **options)
-        catalog.preflight(
-            name,
-            state,
-            thresholds,
-            instance=options.get("instance"),
-            before=before if before is not None else spec.before_seconds,
-            after=after if after is not None else spec.after_seconds,
-        )
-        if before is not None:
-            spec = dataclasses.replace(spec, before_seconds=before)
-        if after is not None:
-            spec = dataclasses.replace(spec, after_seconds=after)
-        specs.append(spec)
+    gates = catalog.plan_gates(
+        state,
+        DrillGates(
+            max_failed=max_failed,
+            max_replacement_s=max_replacement,
+            max_recovery_s=max_recovery,
+        ),
+        min_availability=min_availability,
+    )
+    options = DrillOptions(
+        instance=instance,
+        direct=direct,
+        drain=not no_drain,
+        max_unavailable=max_unavailable,
+        settle_seconds=settle,
+        outage_seconds=outage,
+        job_wait_seconds=job_wait,
+        surge_users=surge_users,
+        before_seconds=before,
+        after_seconds=after,
+    )
+    specs = catalog.prepare(kinds, state, gates, options)
     results = []
     try:
         for spec in specs:
@@ -212,9 +188,7 @@ def list_command(
     from scalectl.drill import catalog
 
     output = output_of(ctx, json_out)
-    described = {
-        name: make(catalog.Thresholds()).description for name, make in catalog.DRILLS.items()
-    }
+    described = catalog.descriptions()
     if output.json_mode:
         output.emit_json(described)
         return

@@ -2,7 +2,8 @@
 the fault), the fault in a thread of its own, health probes in another, and the restore in
 a `finally` that runs whatever happens (failure, Ctrl-C, a bug in the drill).
 
-The load is `scenarios/drill.py`; its per-second HDR windows become the drill's timeline.
+The load is `scenarios/drill.py` (scalectl.drill.traffic); its per-second HDR windows become
+the drill's timeline.
 """
 
 from __future__ import annotations
@@ -17,75 +18,85 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalectl.drill.model import DrillResult, Figure, Sample, Second, Timeline
-from scalectl.drill.probe import Prober
+from scalectl.drill.model import DrillResult, Figure, HealthSample, Second, Timeline
+from scalectl.drill.sampler import HealthSampler
+from scalectl.drill.traffic import MAX_LOAD_SECONDS, Load, load_config, scenario_environment
 from scalectl.errors import ScalectlError
 from scalectl.stack.state import StackState
 
-MAX_LOAD_SECONDS = 300
 SETTLE_SECONDS = 180  # longest wait for a fault thread to finish once the load stopped
 
 
-@dataclass(frozen=True)
-class Load:
-    """The drill's traffic: `rate` tasks/s (open model) of reads and writes."""
-
-    rate: float = 40.0
-    users: int = 40
-    reads: int = 9
-    writes: int = 1
-    free_share: float = 0.0
-    pool: int = 20  # hot documents the reads pick from (Zipf)
-
-
 @dataclass
-class Context:
-    """What a drill's fault and checks may use. Everything it acts on comes from `state`."""
+class DrillContext:
+    """What a drill's fault and checks may use during one run. Everything it acts on comes
+    from `state`; what it acted on (`touched`) is what the restore starts again."""
 
     state_dir: Path
     state: StackState
     timeline: Timeline
-    environ: Mapping[str, str]
+    environ: Mapping[str, str]  # the caller's, with the stack's API keys: for restarts
+    locust_env: Mapping[str, str]  # the base environment of every Locust child
     work_dir: Path  # temporary, for acknowledgements and the like
     url: str  # where the load goes
     stopping: threading.Event = field(default_factory=threading.Event)
     figures: list[Figure] = field(default_factory=list)  # measured by the fault itself
-    data: dict[str, Any] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)  # members the fault acted on
+    reasons: list[str] = field(default_factory=list)  # why the verdict is inconclusive
 
     @property
     def acks_file(self) -> Path:
+        """Where the load writes the id of every submission answered 202."""
         return self.work_dir / "acks.txt"
+
+    def touch(self, name: str) -> None:
+        """Record that the drill is about to act on the member `name`: only members
+        recorded here are ever started again by the restore."""
+        self.touched.add(name)
 
     def wait(self, seconds: float) -> bool:
         """Sleep, but wake when the drill is being stopped; True when stopped."""
         return self.stopping.wait(max(0.0, seconds))
 
 
-Fault = Callable[[Context], None]
-Measure = Callable[[Context, "Measured"], list[Figure]]
+Fault = Callable[[DrillContext], None]
+Measure = Callable[[DrillContext, "Measured"], list[Figure]]
+
+
+def _ready_url(ctx: DrillContext) -> list[str]:
+    return [ctx.url + "/health/ready"]
+
+
+def _balancer_url(state: StackState) -> str:
+    return state.urls["app"]
 
 
 @dataclass(frozen=True)
 class Spec:
+    """One drill, ready to run once: its fault, restore, figures, load and timing. Built by
+    a DrillKind (scalectl.drill.catalog) for each run, since a fault may keep what it saw for
+    its measure."""
+
     name: str
     description: str
     inject: Fault  # marks fault_start and fault_end on ctx.timeline; may block
     restore: Fault  # idempotent: puts the stack back as it was
     measure: Measure
-    load: Load = Load()
+    load: Load = field(default_factory=Load)
     before_seconds: float = 5.0
     after_seconds: float = 10.0
+    fault_seconds: float = 0.0  # how long the fault lasts, when it is known up front
     max_seconds: int = MAX_LOAD_SECONDS  # the load stops by itself after this, whatever happens
-    probe_urls: Callable[[Context], list[str]] = lambda ctx: [ctx.url + "/health/ready"]
-    url: Callable[[StackState], str] = lambda state: state.urls["app"]
+    probe_urls: Callable[[DrillContext], list[str]] = _ready_url
+    url: Callable[[StackState], str] = _balancer_url
 
 
 @dataclass(frozen=True)
 class Measured:
-    """The load's view of the drill, per second and in total."""
+    """The load's view of the drill, per second and in total, with the health samples."""
 
     seconds: list[Second]
-    samples: list[Sample]
+    samples: list[HealthSample]
     errors: dict[str, int]
     endpoints: dict[str, tuple[int, int]]  # key -> requests, failures
     started_at: float
@@ -101,32 +112,36 @@ def run(
     environ: Mapping[str, str],
     progress: Callable[[str], None] = lambda _: None,
 ) -> DrillResult:
+    """Run `spec` against the stack in `state_dir` (`state`, its state.json): load, fault,
+    restore, figures. `environ` is the caller's environment (the Locust children's comes
+    from it: scalectl.drill.traffic.scenario_environment).
+
+    Returns the DrillResult, with its verdict (interrupted when Ctrl-C stopped the load).
+    Raises InputError when the stack's URL is not loopback or Locust could not run, and
+    the fault's own error (a ScalectlError, reworded to name the drill) after the restore
+    when the fault failed; the restore runs in every case."""
     from scalectl.loadtest import runner
     from scalectl.stack import apikeys
 
     timeline = Timeline()
     runner.check_host(spec.url(state), ())  # loopback only, whatever state.json says
-    # The stack's API keys for every Locust run of the drill (the load and any surge).
+    # The stack's API keys for every Locust run of the drill (the load and any surge), and
+    # for the members a drill restarts.
+    locust_env = scenario_environment(environ, state_dir)
     environ = {**environ, **apikeys.scenario_env(environ, state_dir)}
     with tempfile.TemporaryDirectory(prefix=f"scalectl-drill-{spec.name}-") as tmp:
-        ctx = Context(state_dir, state, timeline, environ, Path(tmp), spec.url(state))
+        ctx = DrillContext(
+            state_dir=state_dir,
+            state=state,
+            timeline=timeline,
+            environ=environ,
+            locust_env=locust_env,
+            work_dir=Path(tmp),
+            url=spec.url(state),
+        )
         fault = _FaultThread(spec, ctx, progress)
-        config = runner.RunConfig(
-            locustfile=drill_locustfile(),
-            host=ctx.url,
-            users=spec.load.users,
-            spawn_rate=float(spec.load.users),
-            run_time_seconds=spec.max_seconds,
-            processes=1,
-            env={
-                **environ,
-                "SCALECTL_DRILL_READS": str(spec.load.reads),
-                "SCALECTL_DRILL_WRITES": str(spec.load.writes),
-                "SCALECTL_DRILL_FREE_SHARE": str(spec.load.free_share),
-                "SCALECTL_DRILL_POOL": str(spec.load.pool),
-                "SCALECTL_DRILL_ACKS": str(ctx.acks_file),
-            },
-            rate=spec.load.rate,
+        config = load_config(
+            spec.load, ctx.url, spec.max_seconds, locust_env, acks_file=ctx.acks_file
         )
         started = [0.0]
 
@@ -143,7 +158,7 @@ def run(
 
         progress(f"{spec.name}: load {spec.load.rate:g}/s on {ctx.url}")
         outcome = None
-        with _probing(spec.probe_urls(ctx), spec.max_seconds + SETTLE_SECONDS) as prober:
+        with _probing(spec.probe_urls(ctx), spec.max_seconds + SETTLE_SECONDS) as sampler:
             try:
                 outcome = runner.run(config, progress=on_live, should_stop=should_stop)
             finally:
@@ -158,7 +173,7 @@ def run(
                 raise fault.exception
             raise ScalectlError(message)
         results = outcome.results
-        measured = _measured(results, prober.samples, timeline)
+        measured = _measured(results, sampler.samples, timeline)
         figures = [*ctx.figures, *spec.measure(ctx, measured)]
         if results.open is not None:
             figures.append(
@@ -170,7 +185,7 @@ def run(
                     "send on time because its users were stuck behind slow answers",
                 )
             )
-        reasons = list(ctx.data.get("reasons", []))
+        reasons = list(ctx.reasons)
         before_requests = sum(x.requests for x in measured.seconds if x.phase == "before")
         before_failures = sum(x.failures for x in measured.seconds if x.phase == "before")
         if before_failures:
@@ -199,15 +214,11 @@ def run(
         )
 
 
-def drill_locustfile() -> Path:
-    """scenarios/drill.py, the load of every drill (and of overload's surge)."""
-    from scalectl import resources
-
-    return Path(str(resources.data_dir("scenarios").joinpath("drill.py")))
-
-
 class _FaultThread:
-    def __init__(self, spec: Spec, ctx: Context, progress: Callable[[str], None]) -> None:
+    """The fault in a daemon thread: its error is kept for the main thread, which reports
+    it after the restore."""
+
+    def __init__(self, spec: Spec, ctx: DrillContext, progress: Callable[[str], None]) -> None:
         self.spec, self.ctx, self.progress = spec, ctx, progress
         self.error: str | None = None
         self.exception: BaseException | None = None
@@ -246,16 +257,16 @@ class _FaultThread:
 
 
 @contextlib.contextmanager
-def _probing(urls: list[str], max_seconds: float) -> Iterator[Prober]:
-    prober = Prober(urls, max_seconds)
-    prober.start()
+def _probing(urls: list[str], max_seconds: float) -> Iterator[HealthSampler]:
+    sampler = HealthSampler(urls, max_seconds)
+    sampler.start()
     try:
-        yield prober
+        yield sampler
     finally:
-        prober.stop()
+        sampler.stop()
 
 
-def _measured(results: Any, samples: list[Sample], timeline: Timeline) -> Measured:
+def _measured(results: Any, samples: list[HealthSample], timeline: Timeline) -> Measured:
     start = timeline.marks.get("fault_start")
     end = timeline.marks.get("fault_end")
     base = math.floor(results.started_at)

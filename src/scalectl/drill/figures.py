@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from scalectl.drill.engine import Measured
-from scalectl.drill.model import Sample, Second
+from scalectl.drill.model import HealthSample, Second
 
 RECOVERED_AFTER = 3  # consecutive seconds without a failure count as recovered
 
@@ -76,21 +76,22 @@ def worst_p95(m: Measured, phase: str, keys: KeyFilter) -> float | None:
     return max(values) if values else None
 
 
-def probes_during(m: Measured) -> list[Sample]:
+def probes_during(m: Measured) -> list[HealthSample]:
+    """The health samples taken between the fault's start and end (none before it began)."""
     if m.fault_start is None:
         return []
     end = m.fault_end if m.fault_end is not None else math.inf
     return [s for s in m.samples if m.fault_start <= s.at <= end]
 
 
-def answered(samples: list[Sample]) -> float | None:
+def answered(samples: list[HealthSample]) -> float | None:
     """Share of health probes that got an HTTP answer in time (any status)."""
     return (
         None if not samples else round(sum(s.status is not None for s in samples) / len(samples), 4)
     )
 
 
-def health_seen(samples: list[Sample]) -> str:
+def health_seen(samples: list[HealthSample]) -> str:
     """The health statuses seen, most frequent first: 'warn 18, pass 2'."""
     tally: dict[str, int] = {}
     for s in samples:

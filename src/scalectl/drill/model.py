@@ -23,10 +23,13 @@ class Figure:
 
     @property
     def gated(self) -> bool:
+        """Whether the figure has a threshold, so it counts towards the verdict."""
         return self.comparator != "" and self.threshold is not None
 
     @property
     def status(self) -> Verdict | Literal["info"]:
+        """pass or fail against the threshold; inconclusive without a value; info when
+        the figure is not gated."""
         if not self.gated:
             return "info"
         if self.value is None:
@@ -40,6 +43,7 @@ class Figure:
         return "pass" if ok else "fail"
 
     def to_json(self) -> dict[str, Any]:
+        """The figure as drill.json has it, with its status."""
         return {
             "name": self.name,
             "value": self.value,
@@ -53,6 +57,8 @@ class Figure:
 
 @dataclass(frozen=True)
 class Event:
+    """One line of the drill's timeline."""
+
     at: float  # unix time
     text: str
 
@@ -66,12 +72,15 @@ class Timeline:
         self.marks: dict[str, float] = {}  # fault_start, fault_end, ...
 
     def note(self, text: str) -> float:
+        """Record the event `text` now; returns its time (unix seconds)."""
         now = time.time()
         with self._lock:
             self.events.append(Event(now, text))
         return now
 
     def mark(self, name: str, text: str) -> float:
+        """Record the event `text` and, the first time only, the mark `name` (fault_start,
+        fault_end) at its time; returns that time (unix seconds)."""
         now = self.note(text)
         with self._lock:
             self.marks.setdefault(name, now)
@@ -79,7 +88,7 @@ class Timeline:
 
 
 @dataclass(frozen=True)
-class Sample:
+class HealthSample:
     """One health probe during the drill."""
 
     at: float
@@ -104,6 +113,8 @@ class Second:
 
 @dataclass
 class DrillResult:
+    """One drill's run: its timeline, per-second load, probes and figures."""
+
     name: str
     description: str
     started_at: float
@@ -113,13 +124,15 @@ class DrillResult:
     figures: list[Figure]
     events: list[Event]
     seconds: list[Second]
-    samples: list[Sample]
+    samples: list[HealthSample]
     errors: dict[str, int]
     reasons: list[str] = field(default_factory=list)
     interrupted: bool = False
 
     @property
     def verdict(self) -> Verdict:
+        """fail when a gated figure failed; inconclusive when interrupted, when a figure had
+        no value or when a reason says the figures cannot be trusted; else pass."""
         if self.interrupted:
             return "inconclusive"
         statuses = {f.status for f in self.figures}

@@ -28,6 +28,7 @@ from scalectl.files import tail
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.results import Results, from_raw, load_raw
 from scalectl.processes import signal_group
+from scalectl.stack.process import child_environment
 
 SATURATED_CPU = 90.0  # percent of one core: the median after start-up, any Locust process
 STARTUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the verdict
@@ -60,6 +61,10 @@ class RunConfig:
     rate: float | None = None  # the open model: arrivals/s over all users; None is closed
     master: Distributed | None = None
     warmup_seconds: float = 0.0  # the first part of run_time_seconds, sent but not gated
+    # False: Locust gets the allowlisted environment (stack.process.child_environment) and
+    # `env`, not all of ours (drills: a CI's tokens stay behind). `scalectl loadtest` keeps
+    # True, since a user's locustfile may read their own variables, as Locust does.
+    inherit_environment: bool = True
 
     @property
     def user_rate(self) -> float:
@@ -236,7 +241,7 @@ def run(
         if config.rate:
             argv += ["--scalectl-user-rate", repr(config.user_rate)]
         env = {
-            **os.environ,
+            **(os.environ if config.inherit_environment else child_environment(os.environ)),
             **config.env,
             "SCALECTL_RAW_OUT": str(raw_path),
             "SCALECTL_LIVE_OUT": str(live_path),
