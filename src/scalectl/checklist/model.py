@@ -89,19 +89,19 @@ Status = Literal["pass", "fail"]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class VerifierOutcome:
     """What a verifier found: a verdict and the evidence lines behind it."""
 
     passed: bool
     evidence: tuple[str, ...]
 
 
-def passed(*evidence: str) -> Outcome:
-    return Outcome(True, tuple(evidence))
+def passed(*evidence: str) -> VerifierOutcome:
+    return VerifierOutcome(True, tuple(evidence))
 
 
-def failed(*evidence: str) -> Outcome:
-    return Outcome(False, tuple(evidence))
+def failed(*evidence: str) -> VerifierOutcome:
+    return VerifierOutcome(False, tuple(evidence))
 
 
 @dataclass(frozen=True)

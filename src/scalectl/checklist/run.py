@@ -15,7 +15,7 @@ from scalectl.checklist.model import (
     ChecklistResult,
     ItemResult,
     ItemSpec,
-    Outcome,
+    VerifierOutcome,
     failed,
 )
 from scalectl.checklist.progress import Saved, fingerprint, load_progress, save_progress
@@ -92,7 +92,7 @@ def verify_item(item: Item, ctx: Context) -> ItemResult:
     checked_at = ctx.now()
     started = time.monotonic()
     try:
-        outcome: Outcome = item.verifier.check(item.params, ctx)
+        outcome: VerifierOutcome = item.verifier.check(item.params, ctx)
     except ScalectlError as exc:
         # A verifier's own problem (no stack, a bad plan, a tool that failed) fails the item.
         outcome = failed(exc.message, *exc.lines)

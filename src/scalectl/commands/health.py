@@ -359,7 +359,7 @@ def _raise(problems: list[str]) -> None:
 
 def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
     from scalectl.health.probe import Prober
-    from scalectl.health.watch import Outcome, Tracker, run_rounds
+    from scalectl.health.watch import Tracker, WatchOutcome, run_rounds
 
     assert run.timeout is not None
     prober = Prober(run.checks, run.options, strict=strict, notes=run.notes)
@@ -400,7 +400,7 @@ def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
     except KeyboardInterrupt:
         # Ctrl-C is how a watch at a terminal ends: show where things stood, then exit 130.
         interrupted = True
-        outcome = Outcome(done_rounds[0], time.monotonic() - started, False)
+        outcome = WatchOutcome(done_rounds[0], time.monotonic() - started, False)
     finally:
         if live is not None:
             live.stop()

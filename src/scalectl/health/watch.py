@@ -89,7 +89,7 @@ class Tracker:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class WatchOutcome:
     rounds: int
     elapsed_seconds: float
     done: bool  # the stop condition was met (for --wait: everything healthy)
@@ -105,7 +105,7 @@ def run_rounds(
     stop_when: Callable[[Tracker], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Outcome:
+) -> WatchOutcome:
     """Probe every `interval` until `stop_when` holds or `timeout` passes. `probe` gets the
     time left, to cap its per-check timeout so the last round ends by the deadline."""
     start = clock()
@@ -120,8 +120,8 @@ def run_rounds(
         rounds += 1
         on_round(summary, tracker.update(summary))
         if stop_when is not None and stop_when(tracker):
-            return Outcome(rounds, clock() - start, True)
+            return WatchOutcome(rounds, clock() - start, True)
         pause = min(start + rounds * interval, deadline) - clock()
         if pause > 0:
             sleep(pause)
-    return Outcome(rounds, clock() - start, False)
+    return WatchOutcome(rounds, clock() - start, False)

@@ -108,7 +108,7 @@ class GeneratorStats:
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     results: Results
     generator: GeneratorStats
     aborted: str | None  # why the run was stopped early, if it was
@@ -184,7 +184,7 @@ def run(
     progress: Progress = lambda _: None,
     abort_check: AbortCheck | None = None,
     should_stop: StopCheck | None = None,
-) -> Outcome:
+) -> RunOutcome:
     plugin = Path(__file__).resolve().parent / "child" / "plugin.py"
     with tempfile.TemporaryDirectory(prefix="scalectl-loadtest-") as tmp:
         raw_path, live_path = Path(tmp) / "raw.json", Path(tmp) / "live.json"
@@ -274,7 +274,7 @@ def run(
             # The local process is only the master; the load came from the workers.
             stats.demand.update(results.worker_demand)
             stats.processes = len(results.worker_demand)
-        return Outcome(results, stats, aborted, interrupted, returncode)
+        return RunOutcome(results, stats, aborted, interrupted, returncode)
 
 
 def run_worker(

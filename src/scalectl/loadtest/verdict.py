@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalectl.loadtest.runner import SATURATED_CPU, Outcome
+from scalectl.loadtest.runner import SATURATED_CPU, RunOutcome
 from scalectl.loadtest.slo import Evaluation, Verdict
 
 RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
@@ -23,7 +23,7 @@ class Judgement:
 
 
 def judge(
-    outcome: Outcome, evaluation: Evaluation, *, rate: float | None, warmup_seconds: float
+    outcome: RunOutcome, evaluation: Evaluation, *, rate: float | None, warmup_seconds: float
 ) -> Judgement:
     """The verdict of a finished run, with a reason for every rule that changed it."""
     verdict = evaluation.verdict

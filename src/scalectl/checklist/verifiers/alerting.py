@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Verifier
 from scalectl.checklist.verifiers.rendered import (
     RenderedParams,
@@ -38,7 +38,7 @@ class AlertRulesParams(RenderedParams):
     min_alerts: int = 1
 
 
-def check_alert_rules(params: AlertRulesParams, ctx: Context) -> Outcome:
+def check_alert_rules(params: AlertRulesParams, ctx: Context) -> VerifierOutcome:
     from scalectl.plan.validate import run_checks
 
     with rendered(params, ctx) as r:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
 from scalectl.stack.credentials import with_password
@@ -92,7 +92,7 @@ class _Target:
     password: str
 
 
-def check_backup(params: BackupParams, ctx: Context) -> Outcome:
+def check_backup(params: BackupParams, ctx: Context) -> VerifierOutcome:
     import psycopg
 
     from scalectl.stack.credentials import password
@@ -138,7 +138,9 @@ def check_backup(params: BackupParams, ctx: Context) -> Outcome:
             shutil.rmtree(work)
 
 
-def _dump_and_restore(target: _Target, work: Path, min_tables: int, lines: list[str]) -> Outcome:
+def _dump_and_restore(
+    target: _Target, work: Path, min_tables: int, lines: list[str]
+) -> VerifierOutcome:
     import psycopg
 
     dump = work / f"{target.dbname}.dump"

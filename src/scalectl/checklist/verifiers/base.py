@@ -1,4 +1,4 @@
-"""What every verifier gets (a Context), gives back (an Outcome), and declares (its kind
+"""What every verifier gets (a Context), gives back (a VerifierOutcome), and declares (its kind
 and a pydantic model of its parameters, so a checklist file is validated up front)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from scalectl.checklist.model import Outcome
+from scalectl.checklist.model import VerifierOutcome
 from scalectl.errors import CheckFailed
 from scalectl.stack.state import Member, StackState
 from scalectl.strict import Strict
@@ -76,7 +76,7 @@ class Context:
 class Verifier(Generic[P]):
     kind: str
     params: type[P]
-    check: Callable[[P, Context], Outcome]
+    check: Callable[[P, Context], VerifierOutcome]
     about: str  # one line for `scalectl checklist list` and docs/checklist.md
     # Checks the live stack: a pass says how it was at that moment, so by default it is
     # never reused by a later run (valid_for 0; docs/checklist.md "Progress and resuming").

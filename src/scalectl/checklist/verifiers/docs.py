@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field
 
-from scalectl.checklist.model import Outcome, failed, format_duration, passed
+from scalectl.checklist.model import VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 
@@ -17,7 +17,7 @@ class RollbackDocParams(Params):
     mentions: list[str] = Field(default_factory=list)  # words it must contain (any case)
 
 
-def check_rollback_doc(params: RollbackDocParams, ctx: Context) -> Outcome:
+def check_rollback_doc(params: RollbackDocParams, ctx: Context) -> VerifierOutcome:
     candidates = [params.path] if isinstance(params.path, str) else list(params.path)
     for candidate in candidates:
         path = ctx.path(candidate)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 DrillName = Literal[
@@ -45,7 +45,7 @@ def _figure_lines(drill: dict[str, Any]) -> list[str]:
     return lines
 
 
-def check_drill(params: DrillParams, ctx: Context) -> Outcome:
+def check_drill(params: DrillParams, ctx: Context) -> VerifierOutcome:
     directory = ctx.path(params.report_dir)
     if params.run:
         return _run(params, ctx)
@@ -75,7 +75,7 @@ def check_drill(params: DrillParams, ctx: Context) -> Outcome:
     return passed(*lines)
 
 
-def _run(params: DrillParams, ctx: Context) -> Outcome:
+def _run(params: DrillParams, ctx: Context) -> VerifierOutcome:
     try:
         from scalectl.drill import catalog, engine
         from scalectl.drill.reports import write_reports

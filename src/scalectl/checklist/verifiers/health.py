@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import InputError
 
@@ -15,7 +15,7 @@ class HealthParams(Params):
     timeout: Duration = Field(5.0, gt=0, le=120)  # seconds per probe
 
 
-def check_health(params: HealthParams, ctx: Context) -> Outcome:
+def check_health(params: HealthParams, ctx: Context) -> VerifierOutcome:
     from scalectl.health import probe_stack
 
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Verifier
 from scalectl.checklist.verifiers.rendered import (
     RenderedParams,
@@ -57,7 +57,7 @@ class HpaParams(RenderedParams):
     k8s_version: str | None = None
 
 
-def check_hpa(params: HpaParams, ctx: Context) -> Outcome:
+def check_hpa(params: HpaParams, ctx: Context) -> VerifierOutcome:
     from scalectl.plan.validate import run_checks
 
     with rendered(params, ctx) as r:
@@ -124,7 +124,7 @@ class RolloutParams(RenderedParams):
     max_unavailable: int = 0  # the most pods a rollout may take down at once
 
 
-def check_rollout(params: RolloutParams, ctx: Context) -> Outcome:
+def check_rollout(params: RolloutParams, ctx: Context) -> VerifierOutcome:
     with rendered(params, ctx) as r:
         docs = manifests(r.root)
         plan = r.prepared.loaded.plan

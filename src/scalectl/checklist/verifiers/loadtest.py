@@ -9,7 +9,7 @@ import datetime
 import json
 from typing import Any
 
-from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 
@@ -38,7 +38,7 @@ def _percent(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, int | float) else "?"
 
 
-def check_loadtest(params: LoadtestParams, ctx: Context) -> Outcome:
+def check_loadtest(params: LoadtestParams, ctx: Context) -> VerifierOutcome:
     directory = ctx.path(params.report_dir) if params.report_dir else ctx.report_dir
     path = directory / "report.json"
     try:

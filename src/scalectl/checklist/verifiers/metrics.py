@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.promql import metric_names, quantile, synthetic
 from scalectl.checklist.verifiers.alerting import rules_in
 from scalectl.checklist.verifiers.base import (
@@ -54,7 +54,7 @@ class MetricsExposedParams(Params):
     timeout: Duration = Field(5.0, gt=0, le=60)
 
 
-def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> Outcome:
+def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> VerifierOutcome:
     state = ctx.stack()
     if params.rules is not None:
         files = [ctx.path(p) for p in params.rules]
@@ -163,7 +163,7 @@ def _sum(parts: list[dict[Key, float]]) -> dict[Key, float]:
     return out
 
 
-def check_slo_live(params: SloLiveParams, ctx: Context) -> Outcome:
+def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
     from scalectl.plan.load import load_plan
 
     state = ctx.stack()

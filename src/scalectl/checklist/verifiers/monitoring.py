@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.alerting import rules_in
 from scalectl.checklist.verifiers.base import (
     Context,
@@ -64,7 +64,7 @@ def _labels(target: dict[str, Any]) -> dict[str, Any]:
     return labels if isinstance(labels, dict) else {}
 
 
-def check_prometheus(params: PrometheusParams, ctx: Context) -> Outcome:
+def check_prometheus(params: PrometheusParams, ctx: Context) -> VerifierOutcome:
     import httpx
 
     rendered_rules: list[Path] = []

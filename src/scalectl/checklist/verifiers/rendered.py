@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
 from scalectl.plan import Prepared
@@ -115,7 +115,7 @@ class PlanCheckParams(RenderedParams):
     k8s_version: str | None = None  # default: the plan's kubernetes_version
 
 
-def check_plan(params: PlanCheckParams, ctx: Context) -> Outcome:
+def check_plan(params: PlanCheckParams, ctx: Context) -> VerifierOutcome:
     from scalectl.plan.validate import run_checks
 
     with rendered(params, ctx) as r:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import (
     Context,
     Params,
@@ -113,7 +113,7 @@ class _Load:
                 self.records.append(_Request(started, time.monotonic(), outcome, detail))
 
 
-def check_shutdown(params: ShutdownParams, ctx: Context) -> Outcome:
+def check_shutdown(params: ShutdownParams, ctx: Context) -> VerifierOutcome:
     from scalectl.plan.load import load_plan
     from scalectl.stack.run import restart_member
 
