@@ -102,7 +102,7 @@ def report_html(data: dict[str, Any]) -> str:
     from markupsafe import Markup
 
     from scalectl.loadtest.html import _script_json, chart, fmt
-    from scalectl.plan.render import environment
+    from scalectl.templating import environment
 
     charts = {
         d["name"]: [

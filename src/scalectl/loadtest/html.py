@@ -61,7 +61,7 @@ def report_html(data: Mapping[str, Any]) -> str:
     """report.html from report_data()'s dict."""
     from markupsafe import Markup
 
-    from scalectl.plan.render import environment
+    from scalectl.templating import environment
 
     template = environment().get_template("loadtest/report.html.j2")
     text: str = template.render(
