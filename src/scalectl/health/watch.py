@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from scalectl.health.probe import HealthSummary, Row
 
@@ -27,6 +27,16 @@ class CheckState:
     state: State = "pending"
     successes: int = 0  # consecutive
     failures: int = 0  # consecutive
+
+    def to_json(self) -> dict[str, Any]:
+        """The check's state as `scalectl health --json` reports it after rounds."""
+        return {
+            "target": self.key[0],
+            "url": self.key[1],
+            "state": self.state,
+            "consecutive_successes": self.successes,
+            "consecutive_failures": self.failures,
+        }
 
 
 @dataclass(frozen=True)
