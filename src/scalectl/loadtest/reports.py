@@ -19,6 +19,7 @@ from scalectl import junit
 from scalectl.files import write_file
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
+from scalectl.loadtest.runner import RunConfig
 from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
 
 REPORT_VERSION = 1
@@ -80,6 +81,19 @@ def write_reports(
 
 
 # --- report.json ------------------------------------------------------------------------
+
+
+def run_meta(config: RunConfig) -> dict[str, Any]:
+    """report.json's `meta` as the run was asked for: scenario, host, load and length."""
+    return {
+        "scenario": str(config.locustfile),
+        "host": config.host,
+        "users": config.users,
+        "spawn_rate": config.spawn_rate,
+        "run_time": f"{config.run_time_seconds}s",
+        "processes": config.processes,
+        "rate": config.rate,
+    }
 
 
 def report_data(
