@@ -1,5 +1,5 @@
 """Load a checklist (shipped by name, or a user's YAML file) and an answers file, reporting
-every problem at once with its file:line:col, as the plan loader does (STYLE.md §3)."""
+every problem at once with its file:line:col, as the plan loader does."""
 
 from __future__ import annotations
 

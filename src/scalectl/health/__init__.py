@@ -1,5 +1,5 @@
 """`scalectl health`: probe app instances, the balancer or URLs; judge them by Gatus-style
-conditions, application/health+json and /metrics. No typer or rich here (STYLE.md §1).
+conditions, application/health+json and /metrics. No typer or rich here.
 
 `probe_stack` is the entry point other commands use (`scalectl checklist`)."""
 

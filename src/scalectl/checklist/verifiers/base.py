@@ -28,7 +28,7 @@ P = TypeVar("P", bound=Params)
 
 @dataclass(frozen=True)
 class Context:
-    """The run's environment, passed in rather than read from globals (STYLE.md §6)."""
+    """The run's environment, passed in rather than read from globals."""
 
     plan: Path | None = None  # --plan; None: the running stack's plan
     state_dir: Path = Path(".scalectl/stack")
