@@ -256,6 +256,8 @@ def summary_markdown(
     verdict: Verdict | None = None,
     reasons: Sequence[str] = (),
 ) -> str:
+    """summary.md: the verdict and its reasons, the totals, warm-up and open-model notes, and
+    tables of the SLOs and endpoints (GitHub Markdown, for a job summary or a pull request)."""
     total = results.total
     parts = [f"{k} {meta[k]}" for k in META_KEYS if meta.get(k) is not None]
     lines = [f"## scalectl loadtest: {_VERDICT[verdict or evaluation.verdict]}", ""]

@@ -17,6 +17,8 @@ RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one b
 
 @dataclass
 class Judgement:
+    """A run's verdict, the reasons that changed it, and report.json's `generator` figures."""
+
     verdict: Verdict
     reasons: list[str] = field(default_factory=list)
     generator: dict[str, Any] = field(default_factory=dict)  # report.json's `generator`
