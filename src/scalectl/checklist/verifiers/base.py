@@ -39,6 +39,7 @@ class Context:
     progress: Callable[[str], None] = lambda _: None
 
     def path(self, text: str) -> Path:
+        """`text` as a path: absolute as given, relative from the run's root."""
         path = Path(text)
         return path if path.is_absolute() else self.root / path
 
@@ -74,6 +75,9 @@ class Context:
 
 @dataclass(frozen=True)
 class Verifier(Generic[P]):
+    """A verifier kind: its name in checklist files, its parameters' model, the check, one line
+    about it, and whether it checks the live stack."""
+
     kind: str
     params: type[P]
     check: Callable[[P, Context], VerifierOutcome]
@@ -95,6 +99,7 @@ def require_loopback(url: str) -> str:
 
 
 def app_members(state: StackState) -> list[Member]:
+    """The app instances of the running stack. Raises CheckFailed when it has none."""
     members = [m for m in state.members if m.kind == "app" and m.url]
     if not members:
         raise CheckFailed(f"the stack in {state.state_dir} has no app instance")

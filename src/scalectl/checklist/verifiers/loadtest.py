@@ -14,6 +14,9 @@ from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 
 class LoadtestParams(Params):
+    """Parameters of the `loadtest-report` verifier: the report directory and the oldest report
+    accepted."""
+
     report_dir: str | None = None  # default: --report-dir (loadtest-report)
     max_age: Duration = 7 * 86400.0  # the run must have ended at most this long ago
 
@@ -39,6 +42,8 @@ def _percent(value: Any) -> str:
 
 
 def check_loadtest(params: LoadtestParams, ctx: Context) -> VerifierOutcome:
+    """The `loadtest-report` item: the latest report.json has verdict pass against at least one
+    SLO and ended within max_age. A missing or unreadable report fails the item."""
     directory = ctx.path(params.report_dir) if params.report_dir else ctx.report_dir
     path = directory / "report.json"
     try:

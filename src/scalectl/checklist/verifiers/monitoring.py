@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 
 class PrometheusParams(Params):
+    """Parameters of the `prometheus` verifier: its URL, how long to wait for targets, and the
+    time limit per request."""
+
     url: str | None = None  # default: the running stack's Prometheus
     wait: Duration = Field(30.0, ge=0, le=600)  # seconds for targets not (yet) up to be scraped up
     timeout: Duration = Field(5.0, gt=0, le=60)  # seconds per request
@@ -65,6 +68,9 @@ def _labels(target: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_prometheus(params: PrometheusParams, ctx: Context) -> VerifierOutcome:
+    """The `prometheus` item: Prometheus is ready, every scrape target is up (waiting up to
+    `wait`), and the rendered alerts are loaded. Raises CheckFailed (or another
+    ScalectlError), which fails the item, when no stack runs or the URL is not loopback."""
     import httpx
 
     rendered_rules: list[Path] = []

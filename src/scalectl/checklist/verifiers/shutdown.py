@@ -34,6 +34,9 @@ from scalectl.stack.process import member_process, stop, wait_gone
 
 
 class ShutdownParams(Params):
+    """Parameters of the `graceful-shutdown` verifier: which instance, the light load sent to it,
+    and how long the stop may take."""
+
     member: str | None = None  # default: the stack's last app instance
     path: str = Field("/health/ready", pattern=r"^/")  # what the light load requests
     rps: float = Field(20.0, gt=0, le=200)
@@ -114,6 +117,10 @@ class _Load:
 
 
 def check_shutdown(params: ShutdownParams, ctx: Context) -> VerifierOutcome:
+    """The `graceful-shutdown` item: SIGTERM one app instance under light load sent straight to
+    it; no request may fail and it must stop within its drain time; then it is restarted.
+    Raises CheckFailed (or another ScalectlError), which fails the item, when no stack runs
+    or the instance cannot be found."""
     from scalectl.plan.load import load_plan
     from scalectl.stack.run import restart_member
 
