@@ -22,6 +22,9 @@ Files = dict[str, bytes]  # relative output path -> content
 
 @dataclass(frozen=True)
 class Target:
+    """One template and where it renders to: once, or once per service or worker ({name} in the
+    path), when its condition holds."""
+
     template: str
     path: str  # may contain {name}
     each: str = "plan"  # plan | service | worker
@@ -69,6 +72,9 @@ def environment() -> jinja2.Environment:
 
 
 def render(loaded: LoadedPlan, sizing: Sizing) -> Files:
+    """Every config file of the sized plan, by relative path, plus sizing.json; sorted, the same
+    bytes for the same plan. Raises ScalectlError when a template fails (a bug in scalectl,
+    not the input)."""
     import jinja2
 
     ctx = context.build(loaded, sizing)

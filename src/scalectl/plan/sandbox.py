@@ -35,6 +35,8 @@ class Sandbox:
     python_ok: bool  # whether `run_as` can start this interpreter
 
     def env(self) -> dict[str, str]:
+        """The environment validators run with: the sandbox's PATH, HOME and TMPDIR, a C.UTF-8
+        locale, no colour."""
         return {
             "PATH": self.path,
             "HOME": str(self.home),
@@ -77,6 +79,7 @@ class Sandbox:
         return proc.returncode, text.replace(str(self.files), str(self.original))
 
     def give(self, path: Path) -> None:
+        """Hand `path` to the account the validators run as (when they run as another account)."""
         if self.run_as is not None:
             os.chown(path, self.run_as.uid, self.run_as.gid, follow_symlinks=False)
 
