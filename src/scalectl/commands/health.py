@@ -140,15 +140,15 @@ def probe_command(
         failure_threshold=failure_threshold,
         success_threshold=success_threshold,
     )
-    run = resolve(flags, output.environ, interactive=output.interactive)
-    for note in run.notes:
+    settings = resolve(flags, output.environ, interactive=output.interactive)
+    for note in settings.notes:
         output.info(f"note: {note}")
     if wait or watch:
-        _rounds(output, run, strict=strict, wait=wait)
+        _rounds(output, settings, strict=strict, wait=wait)
         return
     from scalectl.health.probe import probe
 
-    summary = probe(run.checks, run.options, strict=strict, notes=run.notes)
+    summary = probe(settings.checks, settings.options, strict=strict, notes=settings.notes)
     if output.json_mode:
         output.emit_json(summary.to_json())
     else:
@@ -158,13 +158,13 @@ def probe_command(
     output.info(_healthy(summary))
 
 
-def _rounds(output: Output, run: HealthSettings, *, strict: bool, wait: bool) -> None:
+def _rounds(output: Output, settings: HealthSettings, *, strict: bool, wait: bool) -> None:
     from scalectl.health.probe import Prober
     from scalectl.health.watch import Tracker, WatchOutcome, run_rounds
 
-    assert run.timeout is not None
-    prober = Prober(run.checks, run.options, strict=strict, notes=run.notes)
-    tracker = Tracker(run.failure_threshold, run.success_threshold)
+    assert settings.timeout is not None
+    prober = Prober(settings.checks, settings.options, strict=strict, notes=settings.notes)
+    tracker = Tracker(settings.failure_threshold, settings.success_threshold)
     live = _live(output) if output.interactive else None
     last_line = [""]
     done_rounds = [0]
@@ -193,8 +193,8 @@ def _rounds(output: Output, run: HealthSettings, *, strict: bool, wait: bool) ->
         outcome = run_rounds(
             one,
             tracker,
-            interval=run.interval,
-            timeout=run.timeout,
+            interval=settings.interval,
+            timeout=settings.timeout,
             on_round=on_round,
             stop_when=stop,
         )
@@ -228,7 +228,7 @@ def _rounds(output: Output, run: HealthSettings, *, strict: bool, wait: bool) ->
             output.info(f"healthy after {took}")
             return
         raise CheckFailed(
-            f"not healthy within {run.timeout:g}s ({took}); failing now:",
+            f"not healthy within {settings.timeout:g}s ({took}); failing now:",
             lines=[r.line() for r in summary.failing()] or ["(flapping: no check stayed healthy)"],
         )
     bad = tracker.unhealthy()
