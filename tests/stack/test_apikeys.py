@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scalectl.commands.loadtest import _stack_keys_env
+from scalectl.loadtest.settings import stack_keys_env
 from scalectl.stack import apikeys
 from scalectl.stack.state import StackState
 
@@ -49,9 +49,9 @@ def test_loadtest_passes_the_pool_only_to_the_stack(
     StackState(
         "plan.yaml", "local", str(state_dir), 0.0, urls={"app": "http://127.0.0.1:8080"}
     ).save()
-    assert _stack_keys_env({}, "http://127.0.0.1:8080") == {}  # no pool yet
+    assert stack_keys_env({}, "http://127.0.0.1:8080") == {}  # no pool yet
     path = with_pool(state_dir)
     expected = {"SCALECTL_API_KEYS_FILE": str(path.resolve())}
-    assert _stack_keys_env({}, "http://127.0.0.1:8080/") == expected
-    assert _stack_keys_env({}, "http://127.0.0.1:9999") == {}  # not the stack: no keys
-    assert _stack_keys_env({}, "https://api.example.com") == {}
+    assert stack_keys_env({}, "http://127.0.0.1:8080/") == expected
+    assert stack_keys_env({}, "http://127.0.0.1:9999") == {}  # not the stack: no keys
+    assert stack_keys_env({}, "https://api.example.com") == {}

@@ -9,6 +9,8 @@ from scalectl.checklist.run import iso
 
 
 def status_word(item: ItemResult) -> str:
+    """An item's status as the terminal and Markdown show it: pass, FAIL, or fail (optional),
+    marked (saved) when reused."""
     word = "pass" if item.status == "pass" else "FAIL"
     if item.status != "pass" and not item.required:
         word = "fail (optional)"
@@ -16,6 +18,7 @@ def status_word(item: ItemResult) -> str:
 
 
 def to_json(result: ChecklistResult) -> dict[str, Any]:
+    """The result of a checklist run as `scalectl checklist --json` prints it."""
     return {
         "ok": result.ok,
         "checklist": result.name,
@@ -50,6 +53,8 @@ def _cell(text: str) -> str:
 
 
 def to_markdown(result: ChecklistResult) -> str:
+    """The result of a checklist run as Markdown for a pull request: a headline, then a table of
+    every item with its evidence."""
     total = len(result.items)
     good = sum(i.status == "pass" for i in result.items)
     if result.ok:

@@ -22,6 +22,9 @@ DEFAULT_VALID_FOR = 86400.0  # a pass of a file-based or manual item is reused f
 
 @dataclass(frozen=True)
 class Item:
+    """One item of a loaded checklist: its spec and, for a verified item, its verifier and
+    validated parameters."""
+
     spec: ItemSpec
     verifier: Verifier[Any] | None  # None for a manual item
     params: Params | None
@@ -42,17 +45,21 @@ class Item:
 
 @dataclass(frozen=True)
 class Checklist:
+    """A validated checklist: its spec, its items, and where it came from."""
+
     spec: ChecklistSpec
     items: tuple[Item, ...]
     source: str  # "shipped: pre" or the file's path
 
     @property
     def name(self) -> str:
+        """The checklist's name: its progress file is named after it."""
         return self.spec.name
 
 
 def load_checklist(name_or_path: str) -> Checklist:
-    """`pre`, `deploy` or `post` (shipped with scalectl), or a path to a checklist file."""
+    """The checklist `pre`, `deploy` or `post` (shipped with scalectl), or the one in a
+    checklist file. Raises InputError for an unknown name or an invalid file."""
     if name_or_path in SHIPPED:
         text = resources.read_template(f"checklists/{name_or_path}.yaml")
         located = parse(text, f"checklists/{name_or_path}.yaml")
@@ -68,6 +75,9 @@ def load_checklist(name_or_path: str) -> Checklist:
 
 
 def validate(located: Located, source: str) -> Checklist:
+    """Validate a parsed checklist; `source` says where it came from. Returns the Checklist;
+    raises InputError listing every problem (schema, duplicate ids, unknown kinds and their
+    parameters) as file:line:col."""
     data = located.data
     if not isinstance(data, dict):
         raise InputError(

@@ -58,14 +58,18 @@ class ItemSpec(Strict):
 
     @property
     def manual(self) -> bool:
+        """Whether a person answers the item (`ask`) instead of a verifier."""
         return self.ask is not None
 
     @property
     def kind(self) -> str:
+        """The verifier kind, or manual."""
         return "manual" if self.verify is None else str(self.verify.get("kind", ""))
 
 
 class ChecklistSpec(Strict):
+    """A checklist file as written: `version: 1`, its name, title and items."""
+
     version: Literal[1]
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")] = Field(
         description="Progress is saved as .scalectl/checklists/<name>.json."
@@ -89,23 +93,28 @@ Status = Literal["pass", "fail"]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class VerifierOutcome:
     """What a verifier found: a verdict and the evidence lines behind it."""
 
     passed: bool
     evidence: tuple[str, ...]
 
 
-def passed(*evidence: str) -> Outcome:
-    return Outcome(True, tuple(evidence))
+def passed(*evidence: str) -> VerifierOutcome:
+    """A passing VerifierOutcome with its evidence lines."""
+    return VerifierOutcome(True, tuple(evidence))
 
 
-def failed(*evidence: str) -> Outcome:
-    return Outcome(False, tuple(evidence))
+def failed(*evidence: str) -> VerifierOutcome:
+    """A failing VerifierOutcome with its evidence lines (the reasons among them)."""
+    return VerifierOutcome(False, tuple(evidence))
 
 
 @dataclass(frozen=True)
 class Answer:
+    """A person's answer to a manual item: yes or no, who, when, an optional note, and whether it
+    came from a prompt or an answers file."""
+
     answer: bool
     by: str
     at: float  # Unix time
@@ -113,6 +122,7 @@ class Answer:
     source: Literal["prompt", "answers file"] = "prompt"
 
     def to_json(self) -> dict[str, Any]:
+        """The answer as progress files and `--json` hold it."""
         return {
             "answer": "yes" if self.answer else "no",
             "by": self.by,
@@ -124,6 +134,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class ItemResult:
+    """How one item ended in a run: pass or fail, its evidence, when it was checked, how long it
+    took, and whether the pass was reused from saved progress."""
+
     id: str
     title: str
     required: bool
@@ -138,6 +151,8 @@ class ItemResult:
 
 @dataclass(frozen=True)
 class ChecklistResult:
+    """A checklist run: every item's result, and where progress was saved."""
+
     name: str
     title: str
     source: str
@@ -146,8 +161,10 @@ class ChecklistResult:
 
     @property
     def required_failures(self) -> list[ItemResult]:
+        """The required items that did not pass."""
         return [i for i in self.items if i.required and i.status != "pass"]
 
     @property
     def ok(self) -> bool:
+        """Whether the checklist is complete: every required item passed."""
         return not self.required_failures

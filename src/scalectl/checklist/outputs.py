@@ -1,6 +1,6 @@
 """Where a checklist run writes (the progress directory, the Markdown export), checked
 before any item runs: a run that verifies everything and then cannot save its result
-would waste minutes of drills and backups (validate up front)."""
+would waste minutes of drills and backups."""
 
 from __future__ import annotations
 

@@ -24,11 +24,14 @@ DEFAULT_DIR = Path(".scalectl/checklists")
 
 @dataclass(frozen=True)
 class Saved:
+    """An item's saved result and the fingerprint of what it depended on."""
+
     result: ItemResult
     fingerprint: str
 
 
 def progress_file(directory: Path, name: str) -> Path:
+    """The progress file of checklist `name` in `directory`."""
     return directory / f"{name}.json"
 
 
@@ -76,6 +79,8 @@ def _stack_members(ctx: Context) -> list[list[Any]] | None:
 
 
 def load_progress(path: Path) -> dict[str, Saved]:
+    """The saved results in the progress file at `path` by item id; empty when there is none.
+    Raises InputError when it is unreadable or not a progress file (--reset starts over)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -118,6 +123,7 @@ def _saved(key: str, value: dict[str, Any]) -> Saved:
 
 
 def save_progress(path: Path, checklist: Checklist, saved: dict[str, Saved]) -> None:
+    """Write every saved result of `checklist` to `path`, atomically."""
     items = {}
     for key, entry in saved.items():
         r = entry.result

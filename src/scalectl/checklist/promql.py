@@ -56,6 +56,8 @@ SYNTHETIC_PREFIXES = ("scrape_",)
 
 
 def synthetic(name: str) -> bool:
+    """Whether `name` is a series Prometheus makes itself (up, ALERTS, scrape_*), never on a
+    target's page."""
     return name in SYNTHETIC or name.startswith(SYNTHETIC_PREFIXES)
 
 

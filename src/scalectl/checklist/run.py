@@ -15,7 +15,7 @@ from scalectl.checklist.model import (
     ChecklistResult,
     ItemResult,
     ItemSpec,
-    Outcome,
+    VerifierOutcome,
     failed,
 )
 from scalectl.checklist.progress import Saved, fingerprint, load_progress, save_progress
@@ -28,11 +28,13 @@ Ask = Callable[[ItemSpec, Answer | None], Answer | None]
 
 
 def iso(timestamp: float) -> str:
+    """A Unix time as UTC ISO 8601 to the second: 2024-05-01T12:00:00Z."""
     moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def answer_evidence(answer: Answer) -> tuple[str, ...]:
+    """The evidence lines of an answer: who answered what and when, and the note."""
     word = "yes" if answer.answer else "no"
     via = " (answers file)" if answer.source == "answers file" else ""
     lines = [f"answered {word} by {answer.by} at {iso(answer.at)}{via}"]
@@ -53,7 +55,9 @@ def run_checklist(
     reset: bool = False,
     on_item: Callable[[ItemResult], None] = lambda _: None,
 ) -> ChecklistResult:
-    """Run every item in order and return the results; progress is saved after each."""
+    """Run every item in order and return the results; progress is saved after each, and a
+    fresh saved pass is reused unless `recheck`. Raises InputError when the saved progress
+    is unreadable (`reset` starts over)."""
     if reset:
         progress.unlink(missing_ok=True)
     saved = load_progress(progress)
@@ -86,13 +90,15 @@ def run_checklist(
 
 
 def verify_item(item: Item, ctx: Context) -> ItemResult:
+    """Run the verifier of one verified item. Returns its ItemResult; a ScalectlError the
+    verifier raises fails the item, its message as evidence."""
     assert item.verifier is not None and item.params is not None
     spec = item.spec
     ctx.progress(f"checking {spec.id} ({spec.kind})")
     checked_at = ctx.now()
     started = time.monotonic()
     try:
-        outcome: Outcome = item.verifier.check(item.params, ctx)
+        outcome: VerifierOutcome = item.verifier.check(item.params, ctx)
     except ScalectlError as exc:
         # A verifier's own problem (no stack, a bad plan, a tool that failed) fails the item.
         outcome = failed(exc.message, *exc.lines)

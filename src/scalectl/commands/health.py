@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from scalectl.commands.common import DefaultHelpGroup, output_of
-from scalectl.errors import CheckFailed, InputError
+from scalectl.errors import CheckFailed
 from scalectl.output import Output
 
 if TYPE_CHECKING:
-    from scalectl.health.checks import Check
-    from scalectl.health.config import HealthConfig
-    from scalectl.health.probe import HealthSummary, ProbeOptions
+    from scalectl.health.probe import HealthSummary
+    from scalectl.health.settings import HealthSettings
     from scalectl.health.watch import Tracker
 
 
@@ -38,12 +35,6 @@ app = typer.Typer(
     no_args_is_help=False,
     rich_markup_mode=None,
 )
-
-_T = TypeVar("_T")
-DEFAULT_CHECK_TIMEOUT = 5.0
-DEFAULT_INTERVAL = 2.0
-DEFAULT_WAIT = 120.0
-WATCH_AT_TERMINAL = 24 * 3600.0  # Ctrl-C ends a watch at a terminal; this bounds it anyway
 
 
 @app.command("probe")
@@ -125,9 +116,10 @@ def probe_command(
 
     Example: scalectl health --wait --timeout 120s
     """
+    from scalectl.health.settings import HealthFlags, resolve
+
     output = output_of(ctx, json_out)
-    run = _prepare(
-        output,
+    flags = HealthFlags(
         urls=urls or [],
         plan=plan,
         profile=profile,
@@ -148,14 +140,15 @@ def probe_command(
         failure_threshold=failure_threshold,
         success_threshold=success_threshold,
     )
-    for note in run.notes:
+    settings = resolve(flags, output.environ, interactive=output.interactive)
+    for note in settings.notes:
         output.info(f"note: {note}")
     if wait or watch:
-        _rounds(output, run, strict=strict, wait=wait)
+        _rounds(output, settings, strict=strict, wait=wait)
         return
     from scalectl.health.probe import probe
 
-    summary = probe(run.checks, run.options, strict=strict, notes=run.notes)
+    summary = probe(settings.checks, settings.options, strict=strict, notes=settings.notes)
     if output.json_mode:
         output.emit_json(summary.to_json())
     else:
@@ -165,205 +158,13 @@ def probe_command(
     output.info(_healthy(summary))
 
 
-@dataclass(frozen=True)
-class _Run:
-    checks: list[Check]
-    options: ProbeOptions
-    notes: list[str]
-    timeout: float | None
-    interval: float
-    failure_threshold: int
-    success_threshold: int
-
-
-def _prepare(
-    output: Output,
-    *,
-    urls: list[str],
-    plan: Path | None,
-    profile: str,
-    state_dir: Path,
-    config_path: Path | None,
-    condition_texts: list[str],
-    check_timeout: str | None,
-    rate_window: str | None,
-    header_texts: list[str],
-    token_env: str | None,
-    allow_host: list[str],
-    insecure: bool,
-    ca_cert: Path | None,
-    watch: bool,
-    wait: bool,
-    timeout: str | None,
-    interval: str | None,
-    failure_threshold: int | None,
-    success_threshold: int | None,
-) -> _Run:
-    """Every flag and the config checked up front; all problems reported together."""
-    from scalectl.duration import parse_duration
-    from scalectl.health import checks as checks_mod
-    from scalectl.health import headers as headers_mod
-    from scalectl.health import probe as probe_mod
-    from scalectl.health import targets as targets_mod
-    from scalectl.health.conditions import Condition, ConditionError, parse_condition
-    from scalectl.health.watch import FAILURE_THRESHOLD, SUCCESS_THRESHOLD
-
-    problems: list[str] = []
-
-    def attempt(fn: Callable[..., _T], *args: Any) -> _T | None:
-        try:
-            return fn(*args)
-        except InputError as exc:
-            problems.extend(exc.lines or [exc.message])
-            return None
-
-    def duration(flag: str, text: str | None) -> float | None:
-        if text is None:
-            return None
-        try:
-            return parse_duration(text)
-        except ValueError as exc:
-            problems.append(f"{flag} {text}: {exc}")
-            return None
-
-    if watch and wait:
-        problems.append("give --watch or --wait, not both")
-    if timeout is not None and not (watch or wait):
-        problems.append("--timeout bounds --watch or --wait; for one probe use --check-timeout")
-    if urls and plan is not None:
-        problems.append("give URLs or --plan, not both")
-    seconds = {
-        "check": duration("--check-timeout", check_timeout),
-        "timeout": duration("--timeout", timeout),
-        "interval": duration("--interval", interval),
-        "rate_window": duration("--rate-window", rate_window),
-    }
-    parsed: list[Condition] = []
-    for text in condition_texts:
-        try:
-            parsed.append(parse_condition(text))
-        except ConditionError as exc:
-            problems.append(f"--condition {exc.message}")
-    url_targets = [t for t in (attempt(targets_mod.from_url, u) for u in urls) if t]
-    extra = [h for h in (attempt(headers_mod.parse_header, h) for h in header_texts) if h]
-    config = attempt(_load_config, config_path) if config_path else None
-    defaults = config.defaults if config is not None else None
-    env_name = token_env or (defaults.token_env if defaults else None)
-    token = attempt(headers_mod.bearer, env_name, output.environ) if env_name else None
-    if token:
-        extra.append(token)
-    cert = ca_cert
-    if cert is None and config is not None and config.defaults.ca_cert:
-        cert = Path(config.source).parent / config.defaults.ca_cert  # relative to the file
-    insecure = insecure or bool(defaults and defaults.insecure)
-    verify = attempt(probe_mod.tls, insecure, cert)
-    if watch and seconds["timeout"] is None and not output.interactive:
-        problems.append("--watch needs --timeout when not at a terminal (CI must end)")
-    if problems:
-        _raise(problems)
-
-    notes: list[str] = []
-    facts = targets_mod.PlanFacts()
-    if url_targets:
-        found = url_targets
-    elif plan is not None:
-        found, facts = targets_mod.from_plan(plan, profile)
-    elif config is not None and not config.needs_targets:
-        found = []
-    else:
-        found, facts, notes = targets_mod.from_state(state_dir)
-    if config is not None:
-        from scalectl.health.config import config_checks
-
-        checks = config_checks(config, found, facts, parsed)
-    else:
-        checks = checks_mod.default_checks(found, facts, parsed)
-    if not checks:
-        raise InputError("nothing to probe: no endpoint of the config matches a target")
-    if token:
-        named = [t.base_url for t in url_targets]
-        _token_stays_home([c.url for c in checks], [*named, *allow_host], env_name or "")
-
-    header_pairs = [*(defaults.headers.items() if defaults else ()), *extra]
-    check_seconds = seconds["check"] or (defaults.timeout if defaults else None)
-    timeout_seconds = seconds["timeout"]
-    if timeout_seconds is None and wait:
-        timeout_seconds = DEFAULT_WAIT
-    if timeout_seconds is None and watch:
-        timeout_seconds = WATCH_AT_TERMINAL
-    interval_seconds = seconds["interval"] or (
-        defaults.interval if defaults and defaults.interval else DEFAULT_INTERVAL
-    )
-    # Rounds are the natural window: each round's scrape is the next one's first.
-    window = (
-        seconds["rate_window"]
-        or (defaults.rate_window if defaults else None)
-        or (interval_seconds if wait or watch else probe_mod.RATE_WINDOW)
-    )
-    return _Run(
-        checks=checks,
-        options=probe_mod.ProbeOptions(
-            timeout=check_seconds or DEFAULT_CHECK_TIMEOUT,
-            headers=tuple(header_pairs),
-            verify=verify if verify is not None else True,
-            rate_window=window,
-        ),
-        notes=notes,
-        timeout=timeout_seconds,
-        interval=interval_seconds,
-        failure_threshold=failure_threshold
-        or (defaults.failure_threshold if defaults else None)
-        or FAILURE_THRESHOLD,
-        success_threshold=success_threshold
-        or (defaults.success_threshold if defaults else None)
-        or SUCCESS_THRESHOLD,
-    )
-
-
-def _token_stays_home(urls: list[str], allowed: list[str], env_name: str) -> None:
-    """The bearer token goes only to loopback (scalectl.netguard) or to a host the user
-    named: a URL argument or --allow-host. A plan, config or stack state from someone else
-    must not redirect it (issue 11, finding 5)."""
-    from scalectl.netguard import url_host, url_problem
-
-    hosts = []
-    for url in allowed:
-        try:
-            hosts.append(url_host(url))
-        except ValueError:
-            hosts.append(url)  # an --allow-host value is a bare host
-    problems: dict[str, str] = {}
-    for url in urls:
-        try:
-            host = url_host(url)
-        except ValueError as exc:
-            problems.setdefault(url, f"{url}: {exc}")
-            continue
-        if host not in problems and (problem := url_problem(url, hosts)):
-            problems[host] = f"{url}: {problem}; add --allow-host {host} to send it there"
-    if problems:
-        _raise([f"--token-env {env_name}: not sent to {p}" for p in problems.values()])
-
-
-def _load_config(path: Path) -> HealthConfig:
-    from scalectl.health.config import load_config
-
-    return load_config(path)
-
-
-def _raise(problems: list[str]) -> None:
-    if len(problems) == 1:
-        raise InputError(problems[0])
-    raise InputError(f"{len(problems)} problems in the input", lines=problems)
-
-
-def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
+def _rounds(output: Output, settings: HealthSettings, *, strict: bool, wait: bool) -> None:
     from scalectl.health.probe import Prober
-    from scalectl.health.watch import Outcome, Tracker, run_rounds
+    from scalectl.health.watch import Tracker, WatchOutcome, run_rounds
 
-    assert run.timeout is not None
-    prober = Prober(run.checks, run.options, strict=strict, notes=run.notes)
-    tracker = Tracker(run.failure_threshold, run.success_threshold)
+    assert settings.timeout is not None
+    prober = Prober(settings.checks, settings.options, strict=strict, notes=settings.notes)
+    tracker = Tracker(settings.failure_threshold, settings.success_threshold)
     live = _live(output) if output.interactive else None
     last_line = [""]
     done_rounds = [0]
@@ -392,15 +193,15 @@ def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
         outcome = run_rounds(
             one,
             tracker,
-            interval=run.interval,
-            timeout=run.timeout,
+            interval=settings.interval,
+            timeout=settings.timeout,
             on_round=on_round,
             stop_when=stop,
         )
     except KeyboardInterrupt:
         # Ctrl-C is how a watch at a terminal ends: show where things stood, then exit 130.
         interrupted = True
-        outcome = Outcome(done_rounds[0], time.monotonic() - started, False)
+        outcome = WatchOutcome(done_rounds[0], time.monotonic() - started, False)
     finally:
         if live is not None:
             live.stop()
@@ -414,16 +215,7 @@ def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
                 "mode": "wait" if wait else "watch",
                 "rounds": outcome.rounds,
                 "elapsed_seconds": round(outcome.elapsed_seconds, 2),
-                "checks": [
-                    {
-                        "target": s.key[0],
-                        "url": s.key[1],
-                        "state": s.state,
-                        "consecutive_successes": s.successes,
-                        "consecutive_failures": s.failures,
-                    }
-                    for s in tracker.checks.values()
-                ],
+                "checks": [s.to_json() for s in tracker.checks.values()],
             }
         )
     elif live is None:
@@ -436,7 +228,7 @@ def _rounds(output: Output, run: _Run, *, strict: bool, wait: bool) -> None:
             output.info(f"healthy after {took}")
             return
         raise CheckFailed(
-            f"not healthy within {run.timeout:g}s ({took}); failing now:",
+            f"not healthy within {settings.timeout:g}s ({took}); failing now:",
             lines=[r.line() for r in summary.failing()] or ["(flapping: no check stayed healthy)"],
         )
     bad = tracker.unhealthy()

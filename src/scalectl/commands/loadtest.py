@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from scalectl.commands.common import default_group, output_of
-from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError, ScalectlError
+from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
 from scalectl.output import Output
 
 app = typer.Typer(
@@ -20,17 +17,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-
-def parse_duration(text: str) -> int:
-    """Whole seconds for Locust's --run-time, in scalectl's one duration grammar (30s, 5m,
-    1h30m, ...; scalectl.duration), rounded up."""
-    from scalectl.duration import parse_duration as seconds_of
-
-    try:
-        return max(1, math.ceil(seconds_of(text)))
-    except ValueError as exc:
-        raise InputError(f"--run-time {text}: {exc}") from None
 
 
 @app.command("run")
@@ -122,8 +108,9 @@ def run_command(
     """
     from scalectl.commands.loadtest_progress import progress_for
     from scalectl.loadtest import runner
+    from scalectl.loadtest import settings as settings_mod
     from scalectl.loadtest import slo as slo_mod
-    from scalectl.loadtest.reports import write_reports
+    from scalectl.loadtest.reports import run_meta, write_reports
     from scalectl.loadtest.verdict import judge
     from scalectl.loadtest.warmup import resolve_warmup
 
@@ -132,25 +119,17 @@ def run_command(
         raise InputError("give --slo or --plan, not both")
     if master and worker:
         raise InputError("give --master or --worker, not both")
-    if run_time is None:
-        if not output.interactive:
-            raise InputError("--run-time is required when not at a terminal (CI must end)")
-        seconds = 24 * 3600  # at a terminal, Ctrl-C ends it
-    else:
-        seconds = parse_duration(run_time)
-    count = _processes(processes)
+    seconds = settings_mod.run_seconds(run_time, interactive=output.interactive)
+    count = settings_mod.process_count(processes)
     path = runner.resolve_locustfile(locustfile)
     if worker:
         _worker(output, path, master_host, master_port, count, seconds, ctx)
         return
-    spec = _spec(slo, plan)
+    spec = settings_mod.load_spec(slo, plan)
     warmup_seconds = resolve_warmup(warmup, spec, str(slo or plan), seconds)
-    target = host or _stack_url()
+    target = host or settings_mod.stack_url()
     runner.check_host(target, tuple(allow_host))
-    if users is None:
-        users = 10 if rate is None else min(max(10, math.ceil(rate)), 1000)
-    if spawn_rate is None:
-        spawn_rate = 10.0 if rate is None else float(users)
+    users, spawn_rate = settings_mod.load_shape(users, spawn_rate, rate)
 
     config = runner.RunConfig(
         locustfile=path,
@@ -162,7 +141,7 @@ def run_command(
         tags=tuple(tags),
         # The environment the command was given, for the scenario, plus the local stack's
         # API keys when the target is that stack.
-        env={**output.environ, **_stack_keys_env(output.environ, target)},
+        env={**output.environ, **settings_mod.stack_keys_env(output.environ, target)},
         rate=rate,
         master=runner.Distributed(expect_workers, master_bind_host, master_bind_port)
         if master
@@ -180,13 +159,7 @@ def run_command(
         f"loadtest {path.name} -> {target}: {model}{users} users, {spawn_rate:g}/s, "
         f"{length}, {generators}"
     )
-    # Only with abort criteria: decoding the live histograms every second costs CPU that the
-    # load generator and the service under test share.
-    abort = (
-        (lambda r: slo_mod.abort_breached(spec, r.windows, measured_t=r.measured_t))
-        if spec is not None and spec.abort
-        else None
-    )
+    abort = settings_mod.abort_check(spec)
     with progress_for(output, seconds, warmup_seconds) as progress:
         outcome = runner.run(config, progress=progress, abort_check=abort)
     results = outcome.results
@@ -195,21 +168,12 @@ def run_command(
     judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
     verdict, reasons, generator = judged.verdict, judged.reasons, judged.generator
 
-    meta = {
-        "scenario": str(path),
-        "host": target,
-        "users": users,
-        "spawn_rate": spawn_rate,
-        "run_time": f"{seconds}s",
-        "processes": count,
-        "rate": rate,
-    }
     written = write_reports(
         report_dir,
         results,
         evaluation,
         generator,
-        meta,
+        run_meta(config),
         verdict=verdict,
         reasons=reasons,
         environ=output.environ,
@@ -238,6 +202,7 @@ def _worker(
     """`--worker`: the master decides host, users, rate and run time, and writes the reports;
     options that would be ignored here are refused rather than silently dropped."""
     from scalectl.loadtest import runner
+    from scalectl.loadtest import settings as settings_mod
 
     given = [
         f"--{name.replace('_', '-')}"
@@ -253,64 +218,12 @@ def _worker(
         f"loadtest worker {path.name}: {processes} Locust process(es) for the master at "
         f"{master_host}:{master_port} (at most {seconds}s)"
     )
-    # The master's time bound plus its wait for workers, then this worker stops by itself.
     code = runner.run_worker(
-        path,
-        master_host,
-        master_port,
-        processes,
-        seconds + runner.WORKER_WAIT_SECONDS + runner.GRACE_SECONDS,
+        path, master_host, master_port, processes, settings_mod.worker_seconds(seconds)
     )
     output.info(f"loadtest worker: Locust exited with {code}")
     if code != 0:
         raise CheckFailed(f"the Locust worker exited with {code}")
-
-
-def _spec(slo: Path | None, plan: Path | None) -> Any:
-    from scalectl.loadtest import slo as slo_mod
-
-    if slo is not None:
-        return slo_mod.load_slo_file(slo)
-    if plan is not None:
-        from scalectl.plan.load import load_plan
-
-        return slo_mod.from_plan(load_plan(plan).plan)
-    return None
-
-
-def _stack_url() -> str:
-    from scalectl.stack.state import load
-
-    state = load(Path(".scalectl/stack"))
-    if state is None or "app" not in state.urls:
-        raise InputError("no --host given and no `scalectl stack` is running here")
-    return state.urls["app"]
-
-
-def _stack_keys_env(environ: Mapping[str, str], target: str) -> dict[str, str]:
-    """SCALECTL_API_KEYS_FILE of the stack in .scalectl/stack when `target` is one of its
-    URLs (and the caller did not choose keys): never for another host."""
-    from scalectl.stack import apikeys
-    from scalectl.stack.state import load
-
-    state_dir = Path(".scalectl/stack")
-    try:
-        state = load(state_dir)
-    except ScalectlError:
-        return {}
-    if state is None:
-        return {}
-    if target.rstrip("/") not in {url.rstrip("/") for url in state.urls.values()}:
-        return {}
-    return apikeys.scenario_env(environ, state_dir)
-
-
-def _processes(value: str) -> int:
-    if value == "auto":
-        return max(1, os.cpu_count() or 1)
-    if not value.isdigit() or int(value) < 1:
-        raise InputError(f"--processes {value}: expected a number >= 1 or auto")
-    return int(value)
 
 
 def _print(

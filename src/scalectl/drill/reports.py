@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scalectl import junit
 from scalectl.drill.model import DrillResult
 from scalectl.files import write_file
 
@@ -78,44 +78,31 @@ def report_data(results: list[DrillResult]) -> dict[str, Any]:
 
 
 def junit_xml(data: dict[str, Any]) -> str:
-    suites = ET.Element("testsuites", name="scalectl drill")
+    suites = []
     for drill in data["drills"]:
         gated = [f for f in drill["figures"] if f["status"] != "info"]
-        suite = ET.SubElement(
-            suites,
-            "testsuite",
-            name=f"drill {drill['name']}",
-            tests=str(len(gated) or 1),
-            failures=str(sum(f["status"] == "fail" for f in gated)),
-            errors="0",
-            skipped=str(sum(f["status"] == "inconclusive" for f in gated)),
-            timestamp=drill["started_at"] or "",
-        )
+        classname = f"scalectl.drill.{drill['name']}"
+        cases = []
         for f in gated:
-            case = ET.SubElement(
-                suite, "testcase", classname=f"scalectl.drill.{drill['name']}", name=f["name"]
-            )
             numbers = f"{f['value']} {f['unit']}, threshold {f['comparator']} {f['threshold']}"
+            failure = skipped = None
             if f["status"] == "fail":
-                failure = ET.SubElement(case, "failure", message=numbers, type="DrillFailed")
-                failure.text = f"{f['name']}: {numbers} ({f['detail']})"
+                text = f"{f['name']}: {numbers} ({f['detail']})"
+                failure = junit.Failure(numbers, "DrillFailed", text)
             elif f["status"] == "inconclusive":
-                ET.SubElement(case, "skipped", message=f"inconclusive: {numbers}")
+                skipped = f"inconclusive: {numbers}"
+            cases.append(junit.Case(classname, f["name"], failure=failure, skipped=skipped))
         if not gated:
-            ET.SubElement(
-                suite, "testcase", classname=f"scalectl.drill.{drill['name']}", name="ran"
-            )
-    ET.indent(suites)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
-    )
+            cases.append(junit.Case(classname, "ran"))
+        suites.append(junit.Suite(f"drill {drill['name']}", cases, drill["started_at"] or ""))
+    return junit.to_xml("scalectl drill", suites)
 
 
 def report_html(data: dict[str, Any]) -> str:
     from markupsafe import Markup
 
     from scalectl.loadtest.html import _script_json, chart, fmt
-    from scalectl.plan.render import environment
+    from scalectl.templating import environment
 
     charts = {
         d["name"]: [

@@ -24,6 +24,9 @@ _NOT_PROBES = 'route!~"/health.*|/metrics"'
 
 @dataclass(frozen=True)
 class Check:
+    """One GET of `url` on `target`, judged by `conditions`; `headers`, `timeout` and
+    `rate_window` add to or override the run's options."""
+
     target: Target
     name: str  # the path for default checks, the endpoint's name from a config
     url: str
@@ -34,6 +37,7 @@ class Check:
 
     @property
     def key(self) -> tuple[str, str]:
+        """(target name, URL): how rows, trackers and earlier scrapes find the check."""
         return (self.target.name, self.url)
 
     @property
@@ -43,6 +47,7 @@ class Check:
 
 
 def health_conditions() -> tuple[Condition, ...]:
+    """The default conditions of a /health* path: a 200."""
     # A 200 is enough: a health+json body's own status (warn, fail) is judged as well, and
     # warn is healthy unless --strict, so host pressure in /health/comprehensive (CPU,
     # event-loop lag, memory: warn only) cannot fail a default run on a busy machine.
@@ -60,12 +65,16 @@ def metrics_conditions(error_rate: float) -> tuple[Condition, ...]:
 
 
 def default_conditions(path: str, facts: PlanFacts) -> tuple[Condition, ...]:
+    """The default conditions of `path`: the error-rate ratio for /metrics, a 200 for anything
+    else."""
     if path.split("?", 1)[0].rstrip("/").endswith(METRICS_PATH):
         return metrics_conditions(facts.error_rate)
     return health_conditions()
 
 
 def default_paths(target: Target) -> list[str]:
+    """The paths a target gets by default: the balancer its readiness path, a URL with a path
+    that path, anything else liveness, readiness, /health/comprehensive and /metrics."""
     if target.kind == "balancer":
         return [target.readiness_path]
     if target.kind == "url" and target.path:

@@ -44,6 +44,9 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 
 
 class Endpoint(Strict):
+    """One entry of `endpoints:`: a `url` probed once, or a `path` probed on every selected
+    target."""
+
     name: str | None = Field(None, description="Shown in the table; default: the URL or path.")
     url: str | None = Field(None, description="An absolute http(s) URL, probed once.")
     path: str | None = Field(
@@ -69,6 +72,8 @@ class Endpoint(Strict):
 
 
 class Defaults(Strict):
+    """`defaults:`, for every endpoint and the run (flags given on the command line win)."""
+
     timeout: Duration | None = Field(None, description="Per-check timeout (default 5s).")
     interval: Duration | None = Field(None, description="--watch/--wait round interval.")
     rate_window: Duration | None = Field(
@@ -85,6 +90,8 @@ class Defaults(Strict):
 
 
 class ConfigFile(Strict):
+    """A health config file as written: `version: 1`, `defaults` and `endpoints`."""
+
     version: Literal[1]
     defaults: Defaults = Defaults()
     endpoints: list[Endpoint] = Field(min_length=1)
@@ -92,6 +99,8 @@ class ConfigFile(Strict):
 
 @dataclass(frozen=True)
 class EndpointSpec:
+    """An endpoint, validated and parsed: conditions as Condition objects, durations as seconds."""
+
     name: str
     url: str | None
     path: str | None
@@ -104,16 +113,21 @@ class EndpointSpec:
 
 @dataclass(frozen=True)
 class HealthConfig:
+    """A loaded health config: where it came from, its defaults and its endpoints."""
+
     source: str
     defaults: Defaults
     endpoints: tuple[EndpointSpec, ...]
 
     @property
     def needs_targets(self) -> bool:
+        """Whether some endpoint is a `path` and so needs targets (the stack, a plan or URLs)."""
         return any(e.path is not None for e in self.endpoints)
 
 
 def load_config(path: Path) -> HealthConfig:
+    """Load and validate the health config at `path`. Raises InputError listing every problem
+    (schema, conditions, URLs, headers) as file:line:col."""
     located = load(path)
     data = located.data
     if not isinstance(data, dict):

@@ -36,12 +36,15 @@ class SelectorError(ValueError):
 
 @dataclass(frozen=True)
 class Sample:
+    """One sample line: a series name, its labels in order, and the value."""
+
     name: str
     labels: tuple[tuple[str, str], ...]
     value: float
 
     @property
     def label_map(self) -> dict[str, str]:
+        """The labels as a dict."""
         return dict(self.labels)
 
 
@@ -56,6 +59,8 @@ _SUFFIXES = {
 
 @dataclass(frozen=True)
 class Exposition:
+    """A parsed /metrics page: its samples and what its # TYPE, # HELP and # UNIT lines declare."""
+
     samples: tuple[Sample, ...]
     declared: frozenset[str] = frozenset()  # names from # TYPE / # HELP / # UNIT lines
     types: tuple[tuple[str, str], ...] = ()  # (family, type) from # TYPE lines
@@ -82,6 +87,7 @@ class Exposition:
         )
 
     def select(self, selector: Selector) -> list[Sample]:
+        """The samples `selector` matches, in page order."""
         return [s for s in self.samples if selector.matches(s)]
 
     def series(self, name: str) -> list[Sample]:
@@ -91,12 +97,15 @@ class Exposition:
 
 @dataclass(frozen=True)
 class Matcher:
+    """One label matcher of a selector: `label op "value"`, op one of = != =~ !~."""
+
     label: str
     op: str  # = != =~ !~
     value: str
     pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether `labels` satisfy the matcher."""
         # As in PromQL: a missing label is the empty string; regexes are fully anchored.
         actual = labels.get(self.label, "")
         if self.op == "=":
@@ -114,10 +123,13 @@ class Matcher:
 
 @dataclass(frozen=True)
 class Selector:
+    """A series selector: a metric name and label matchers, as in PromQL."""
+
     name: str
     matchers: tuple[Matcher, ...] = ()
 
     def matches(self, sample: Sample) -> bool:
+        """Whether `sample` has the selector's name and satisfies every matcher."""
         if sample.name != self.name:
             return False
         labels = sample.label_map

@@ -42,6 +42,9 @@ class Component:
 
 @dataclass(frozen=True)
 class HealthDoc:
+    """A parsed health+json body: the overall status, identifiers, and one Component per entry of
+    `checks`."""
+
     status: Status
     release_id: str | None
     version: str | None
@@ -51,10 +54,12 @@ class HealthDoc:
 
 
 def worst(statuses: list[Status]) -> Status:
+    """The worst of `statuses` (fail over warn over pass); pass for none."""
     return max(statuses, key=RANK.__getitem__, default="pass")
 
 
 def is_health_json(content_type: str) -> bool:
+    """Whether a Content-Type header names application/health+json (parameters ignored)."""
     return content_type.split(";", 1)[0].strip().lower() == MEDIA_TYPE
 
 

@@ -35,6 +35,9 @@ RATE_WINDOW = 5.0  # seconds between the two scrapes rate() and increase() compa
 
 @dataclass(frozen=True)
 class ProbeOptions:
+    """How every check of a run is probed unless the check says otherwise: its time limit, extra
+    headers, TLS verification, a cap near a deadline, and the rate() window."""
+
     timeout: float = 5.0  # per check without its own, the whole exchange (connect ... body)
     headers: tuple[tuple[str, str], ...] = ()
     verify: bool | ssl.SSLContext = True
@@ -44,6 +47,9 @@ class ProbeOptions:
 
 @dataclass(frozen=True)
 class Row:
+    """One line of a health table: a check's endpoint (`component` None) or one health+json
+    component of its response."""
+
     target: str  # api-1, nginx, 127.0.0.1:8080
     url: str
     check: str  # the check's name: its path, or the endpoint's name from a config
@@ -56,6 +62,7 @@ class Row:
 
     @property
     def key(self) -> tuple[str, str]:
+        """(target, URL): the check this row belongs to."""
         return (self.target, self.url)
 
     def line(self) -> str:
@@ -65,6 +72,7 @@ class Row:
         return f"{where}: {self.status}{latency}" + (f"; {self.detail}" if self.detail else "")
 
     def to_json(self) -> dict[str, Any]:
+        """The row as `scalectl health --json` reports it."""
         return {
             "target": self.target,
             "url": self.url,
@@ -82,12 +90,15 @@ class Row:
 
 @dataclass(frozen=True)
 class HealthSummary:
+    """The rows of one probe round and whether they are healthy (with `strict`, warn is not)."""
+
     healthy: bool
     rows: list[Row]
     strict: bool = False
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
+        """Every row as one line of evidence."""
         return [row.line() for row in self.rows]
 
     def failing(self) -> list[Row]:
@@ -95,9 +106,11 @@ class HealthSummary:
         return [r for r in self.rows if not _ok(r.status, self.strict)]
 
     def counts(self) -> dict[str, int]:
+        """How many rows pass, warn and fail."""
         return {s: sum(r.status == s for r in self.rows) for s in ("pass", "warn", "fail")}
 
     def to_json(self) -> dict[str, Any]:
+        """The summary as `scalectl health --json` reports it."""
         return {
             "healthy": self.healthy,
             "strict": self.strict,
@@ -112,6 +125,7 @@ def _ok(status: Status, strict: bool) -> bool:
 
 
 def summarize(rows: Sequence[Row], *, strict: bool, notes: Sequence[str] = ()) -> HealthSummary:
+    """A summary of `rows`: healthy when none fails (and, with `strict`, none warns)."""
     healthy = all(_ok(r.status, strict) for r in rows)
     return HealthSummary(healthy, list(rows), strict, list(notes))
 
@@ -349,6 +363,9 @@ def probe_stack(
 
 
 def tls(insecure: bool, ca_cert: Path | None) -> bool | ssl.SSLContext:
+    """TLS verification from --insecure and --ca-cert: False, True (the system's CAs), or a
+    context trusting the bundle. Raises InputError for both flags together, or a bundle that
+    is missing or not PEM."""
     if insecure and ca_cert is not None:
         raise InputError("give --insecure or --ca-cert, not both")
     if insecure:

@@ -14,6 +14,9 @@ Kind = Literal["instance", "balancer", "url"]
 
 @dataclass(frozen=True)
 class Target:
+    """Something to probe: an app instance, the balancer or a URL, with its base URL and the
+    plan's probe paths."""
+
     name: str  # api-1, nginx, 127.0.0.1:8080
     base_url: str  # scheme://host:port, no trailing slash
     kind: Kind
@@ -31,9 +34,11 @@ class PlanFacts:
     liveness: tuple[tuple[str, str], ...] = ()  # (service, path), in plan order
 
     def readiness_of(self, service: str | None) -> str:
+        """The readiness path of `service` (None: the balancer, which uses the first service's)."""
         return _path_of(self.readiness, service, "/health/ready")
 
     def liveness_of(self, service: str | None) -> str:
+        """The liveness path of `service` (None: the first service's)."""
         return _path_of(self.liveness, service, "/health")
 
     def target(self, name: str, url: str, kind: Kind, service: str | None) -> Target:
@@ -61,6 +66,8 @@ def check_url(text: str) -> str | None:
 
 
 def from_url(text: str) -> Target:
+    """A target from a URL argument; its path, when it has one, is the only one probed. Raises
+    InputError for a URL health cannot probe."""
     problem = check_url(text)
     if problem:
         raise InputError(problem)
@@ -93,7 +100,8 @@ def from_state(state_dir: Path) -> tuple[list[Target], PlanFacts, list[str]]:
 
 
 def from_plan(path: Path, profile: str) -> tuple[list[Target], PlanFacts]:
-    """Every instance of every service in the profile, and the balancer."""
+    """Every instance of every service in the plan's `profile`, and the balancer, with the
+    plan's facts. Raises InputError when the plan is not valid."""
     from scalectl.plan import prepare
     from scalectl.plan.context import build
 
@@ -127,6 +135,8 @@ def plan_facts(path: str | None, profile: str = "local") -> tuple[PlanFacts, lis
 
 
 def facts(plan: object) -> PlanFacts:
+    """The health facts of a loaded plan (a scalectl.plan.model.Plan): probe paths per service
+    and the error-rate SLO."""
     from scalectl.plan.model import Plan
 
     assert isinstance(plan, Plan)

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from scalectl.health.probe import HealthSummary, Row
 
@@ -23,20 +23,35 @@ SUCCESS_THRESHOLD = 2
 
 @dataclass
 class CheckState:
+    """Where one check stands across rounds: its state and its current streak."""
+
     key: tuple[str, str]  # (target, url)
     state: State = "pending"
     successes: int = 0  # consecutive
     failures: int = 0  # consecutive
 
+    def to_json(self) -> dict[str, Any]:
+        """The check's state as `scalectl health --json` reports it after rounds."""
+        return {
+            "target": self.key[0],
+            "url": self.key[1],
+            "state": self.state,
+            "consecutive_successes": self.successes,
+            "consecutive_failures": self.failures,
+        }
+
 
 @dataclass(frozen=True)
 class Transition:
+    """A check's state changing in a round, with that round's rows as evidence."""
+
     key: tuple[str, str]
     old: State
     new: State
     rows: tuple[Row, ...]  # the check's rows in the round that flipped it
 
     def line(self) -> str:
+        """One line for the log: `api-1 http://...: pending -> healthy (HTTP 200)`."""
         target, url = self.key
         why = next((r.detail for r in self.rows if r.component is None), "")
         return f"{target} {url}: {self.old} -> {self.new}" + (f" ({why})" if why else "")
@@ -44,12 +59,16 @@ class Transition:
 
 @dataclass
 class Tracker:
+    """The state of every check across rounds, by Gatus's consecutive thresholds."""
+
     failure_threshold: int = FAILURE_THRESHOLD
     success_threshold: int = SUCCESS_THRESHOLD
     checks: dict[tuple[str, str], CheckState] = field(default_factory=dict)
     last: HealthSummary | None = None
 
     def update(self, summary: HealthSummary) -> list[Transition]:
+        """Count one round's summary into each check's streak; returns the checks whose state
+        changed."""
         self.last = summary
         failing = {r.key for r in summary.failing()}
         grouped: dict[tuple[str, str], list[Row]] = {}
@@ -82,14 +101,19 @@ class Tracker:
         )
 
     def unhealthy(self) -> list[CheckState]:
+        """The checks in the unhealthy state."""
         return [s for s in self.checks.values() if s.state == "unhealthy"]
 
     def state_of(self, key: tuple[str, str]) -> CheckState | None:
+        """The state of the check `key` (target, URL), or None before its first round."""
         return self.checks.get(key)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class WatchOutcome:
+    """How a run of rounds ended: rounds done, seconds taken, and whether the stop condition was
+    met."""
+
     rounds: int
     elapsed_seconds: float
     done: bool  # the stop condition was met (for --wait: everything healthy)
@@ -105,7 +129,7 @@ def run_rounds(
     stop_when: Callable[[Tracker], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Outcome:
+) -> WatchOutcome:
     """Probe every `interval` until `stop_when` holds or `timeout` passes. `probe` gets the
     time left, to cap its per-check timeout so the last round ends by the deadline."""
     start = clock()
@@ -120,8 +144,8 @@ def run_rounds(
         rounds += 1
         on_round(summary, tracker.update(summary))
         if stop_when is not None and stop_when(tracker):
-            return Outcome(rounds, clock() - start, True)
+            return WatchOutcome(rounds, clock() - start, True)
         pause = min(start + rounds * interval, deadline) - clock()
         if pause > 0:
             sleep(pause)
-    return Outcome(rounds, clock() - start, False)
+    return WatchOutcome(rounds, clock() - start, False)

@@ -50,6 +50,8 @@ class Stats:
 
 @dataclass(frozen=True)
 class Report:
+    """The figures compare reads from one report.json: per endpoint and the total."""
+
     path: Path
     endpoints: Mapping[str, Stats]  # by "METHOD name"
     total: Stats
@@ -57,6 +59,9 @@ class Report:
 
 @dataclass(frozen=True)
 class Row:
+    """One metric of one endpoint compared: BASE's median and range, NEW's median, the relative
+    change and the status."""
+
     endpoint: str
     metric: str
     base: float | None  # median over the side's runs
@@ -68,11 +73,14 @@ class Row:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The row as `scalectl loadtest compare --json` reports it."""
         return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """Two sides compared: the rows, endpoints only one side has, and the rules used."""
+
     base: tuple[Path, ...]
     new: tuple[Path, ...]
     tolerance: float
@@ -83,9 +91,11 @@ class Comparison:
 
     @property
     def regressed(self) -> list[Row]:
+        """The rows that regressed (any makes the comparison exit 5)."""
         return [r for r in self.rows if r.status == "regressed"]
 
     def to_json(self) -> dict[str, Any]:
+        """The comparison as `scalectl loadtest compare --json` reports it."""
         return {
             "ok": not self.regressed,
             "base": [str(p) for p in self.base],
@@ -103,7 +113,8 @@ class Comparison:
 
 
 def parse_tolerance(text: str) -> float:
-    """`10%` or a fraction `0.1`."""
+    """--tolerance as a fraction, from `10%` or `0.1`. Raises InputError for anything else
+    (or a tolerance of 1000% or more)."""
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
@@ -115,7 +126,8 @@ def parse_tolerance(text: str) -> float:
 
 
 def report_paths(spec: str) -> list[Path]:
-    """A side: comma-separated report.json files, report dirs, or globs of either."""
+    """The report.json files of a side: comma-separated files, report dirs, or globs of
+    either. Raises InputError for an entry that names no report."""
     paths: list[Path] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -139,6 +151,8 @@ def report_paths(spec: str) -> list[Path]:
 
 
 def load_report(path: Path) -> Report:
+    """The endpoint figures of the report.json at `path`. Raises InputError when it cannot be
+    read, is not JSON, or is not a version 1 scalectl report."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -189,7 +203,8 @@ def _stats(item: Mapping[str, Any], bad: str, where: str) -> Stats:
 def compare(
     base: Sequence[Report], new: Sequence[Report], *, tolerance: float, min_delta_ms: float
 ) -> Comparison:
-    """Rows per common endpoint (sorted) then the total; endpoints on one side are listed."""
+    """Rows per common endpoint (sorted) then the total; endpoints on one side are listed.
+    Raises InputError when the sides have no endpoint in common."""
     base_keys = set.intersection(*(set(r.endpoints) for r in base))
     new_keys = set.intersection(*(set(r.endpoints) for r in new))
     common = sorted(base_keys & new_keys)

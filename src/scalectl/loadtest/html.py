@@ -21,6 +21,8 @@ X_TICKS = 6
 
 @dataclass(frozen=True)
 class Series:
+    """One line of a chart: its name, colour and SVG polyline segments."""
+
     name: str
     color: str
     segments: list[str]  # SVG polyline "points", one per run of windows with a value
@@ -29,12 +31,16 @@ class Series:
 
 @dataclass(frozen=True)
 class Tick:
+    """An axis tick: its position in the SVG and its label."""
+
     pos: float
     label: str
 
 
 @dataclass(frozen=True)
 class Chart:
+    """One inline SVG line chart: its series, axis ticks, geometry and the warm-up shading."""
+
     id: str
     title: str
     unit: str
@@ -53,6 +59,7 @@ class Chart:
 
     @property
     def aria_label(self) -> str:
+        """What a screen reader says for the chart."""
         names = ", ".join(s.name for s in self.series)
         return f"{self.title} ({self.unit}) over time in seconds: {names}"
 
@@ -61,7 +68,7 @@ def report_html(data: Mapping[str, Any]) -> str:
     """report.html from report_data()'s dict."""
     from markupsafe import Markup
 
-    from scalectl.plan.render import environment
+    from scalectl.templating import environment
 
     template = environment().get_template("loadtest/report.html.j2")
     text: str = template.render(
@@ -81,6 +88,8 @@ def warmup_end(timeseries: Sequence[Mapping[str, Any]]) -> float | None:
 
 
 def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
+    """The three charts of report.html: throughput with users, latency percentiles, and errors,
+    with the warm-up shaded."""
     warm = warmup_end(timeseries)
     return [
         chart(
@@ -201,4 +210,5 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 
 def pct(value: Any) -> str:
+    """A fraction as a percentage for a table cell; n/a for none."""
     return "n/a" if value is None else f"{float(value) * 100:.2f}%"

@@ -10,15 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scalectl import junit
 from scalectl.files import write_file
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
+from scalectl.loadtest.runner import RunConfig
 from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
 
 REPORT_VERSION = 1
@@ -80,6 +81,19 @@ def write_reports(
 
 
 # --- report.json ------------------------------------------------------------------------
+
+
+def run_meta(config: RunConfig) -> dict[str, Any]:
+    """report.json's `meta` as the run was asked for: scenario, host, load and length."""
+    return {
+        "scenario": str(config.locustfile),
+        "host": config.host,
+        "users": config.users,
+        "spawn_rate": config.spawn_rate,
+        "run_time": f"{config.run_time_seconds}s",
+        "processes": config.processes,
+        "rate": config.rate,
+    }
 
 
 def report_data(
@@ -209,32 +223,23 @@ def _percentiles(latency: Latency, *, full: bool = False) -> dict[str, float | N
 
 def junit_xml(results: Results, evaluation: Evaluation) -> str:
     """One testcase per SLO: a breach is a <failure>, an inconclusive SLO is <skipped>."""
-    slos = evaluation.results
-    suites = ET.Element("testsuites", name="scalectl loadtest")
-    suite = ET.SubElement(
-        suites,
-        "testsuite",
-        name="scalectl loadtest",
-        tests=str(len(slos)),
-        failures=str(sum(s.status == "fail" for s in slos)),
-        errors="0",
-        skipped=str(sum(s.status == "inconclusive" for s in slos)),
-        time=f"{results.run_duration:.3f}",
-        timestamp=_iso(results.started_at),
-    )
-    for s in slos:
-        case = ET.SubElement(
-            suite, "testcase", classname=f"scalectl.loadtest.{s.scope}", name=s.name, time="0"
-        )
+    cases = []
+    for s in evaluation.results:
         numbers = f"threshold {s.comparator} {s.threshold_text}, observed {s.observed_text}"
+        failure = skipped = None
         if s.status == "fail":
-            failure = ET.SubElement(case, "failure", message=numbers, type="SLOBreach")
-            failure.text = f"{s.name}: {numbers}" + (f" ({s.detail})" if s.detail else "")
+            text = f"{s.name}: {numbers}" + (f" ({s.detail})" if s.detail else "")
+            failure = junit.Failure(numbers, "SLOBreach", text)
         elif s.status == "inconclusive":
-            ET.SubElement(case, "skipped", message=f"inconclusive: {s.detail}; {numbers}")
-    ET.indent(suites)
-    body = ET.tostring(suites, encoding="unicode")
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
+            skipped = f"inconclusive: {s.detail}; {numbers}"
+        cases.append(junit.Case(f"scalectl.loadtest.{s.scope}", s.name, "0", failure, skipped))
+    suite = junit.Suite(
+        "scalectl loadtest",
+        cases,
+        timestamp=_iso(results.started_at),
+        time=f"{results.run_duration:.3f}",
+    )
+    return junit.to_xml("scalectl loadtest", [suite])
 
 
 # --- summary.md -------------------------------------------------------------------------
@@ -251,6 +256,8 @@ def summary_markdown(
     verdict: Verdict | None = None,
     reasons: Sequence[str] = (),
 ) -> str:
+    """summary.md: the verdict and its reasons, the totals, warm-up and open-model notes, and
+    tables of the SLOs and endpoints (GitHub Markdown, for a job summary or a pull request)."""
     total = results.total
     parts = [f"{k} {meta[k]}" for k in META_KEYS if meta.get(k) is not None]
     lines = [f"## scalectl loadtest: {_VERDICT[verdict or evaluation.verdict]}", ""]

@@ -73,6 +73,7 @@ class Latency:
 
     @classmethod
     def of(cls, hist: Any) -> Latency:
+        """The statistics of an HDR histogram of microseconds; all None when it is empty."""
         count = int(hist.get_total_count())
         if count == 0:
             return cls(0, None, None, None, None, None, None)
@@ -98,6 +99,9 @@ class Latency:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """One endpoint's totals over the measured part of the run (or the aggregate of all HTTP
+    requests)."""
+
     key: str  # "<METHOD> <name>", the name SLOs use
     method: str
     name: str
@@ -109,6 +113,7 @@ class Endpoint:
 
     @property
     def error_rate(self) -> float:
+        """Failed requests as a fraction of all; 0 without requests."""
         return self.failures / self.requests if self.requests else 0.0
 
 
@@ -144,6 +149,7 @@ class OpenStats:
 
     @property
     def total_arrivals(self) -> int:
+        """Every arrival started in the measured part."""
         return sum(self.arrivals.values())
 
     def achieved_rate(self) -> float:
@@ -161,6 +167,9 @@ class OpenStats:
 
 @dataclass(frozen=True)
 class Results:
+    """Everything one run measured: totals per endpoint and in aggregate, per-second windows, the
+    open model's figures, and where the warm-up ends."""
+
     started_at: float
     ended_at: float
     endpoints: list[Endpoint]
@@ -177,6 +186,7 @@ class Results:
 
     @property
     def measured_start(self) -> float:
+        """Unix time the measured part starts: the end of the warm-up, or the run's start."""
         return self.started_at if self.measured_from is None else self.measured_from
 
     @property
@@ -206,6 +216,9 @@ class Results:
 
 
 def load_raw(path: Path, warmup: float = 0.0) -> Results:
+    """The results in a raw.json written by the Locust plugin, the first `warmup` seconds left
+    out of every total. Raises ScalectlError when the file is missing or not JSON (the load
+    generator failed)."""
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -258,6 +271,8 @@ def _add_window(totals: dict[str, _Totals], key: str, entry: list[Any], hist: An
 
 
 def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
+    """Typed results from raw.json's dict (or the live file's), the first `warmup` seconds left
+    out of every total and marked in the windows."""
     started, ended = float(raw["started_at"]), float(raw["ended_at"])
     boundary = warmup_boundary(started, warmup)
     duration = max(ended - (started if boundary is None else boundary), 1e-9)

@@ -50,6 +50,9 @@ class Distributed:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """One load-test run as Locust is to be started: scenario, target, load shape, length,
+    processes, and the open model or distributed mode when asked."""
+
     locustfile: Path
     host: str
     users: int
@@ -68,11 +71,15 @@ class RunConfig:
 
     @property
     def user_rate(self) -> float:
+        """The open model's arrivals per second per user; 0 for the closed model."""
         return self.rate / self.users if self.rate else 0.0
 
 
 @dataclass
 class GeneratorStats:
+    """How busy the load generator was: CPU used and demanded per Locust process, one sample a
+    second; `saturated` is what the verdict rests on."""
+
     processes: int
     # Per process, one sample a second, % of a core: CPU used (local processes only), and
     # CPU demanded, used plus waited for a core (loadtest.cpu), which the verdict rests on:
@@ -92,17 +99,23 @@ class GeneratorStats:
 
     @property
     def cpu_median(self) -> dict[str, float]:
+        """Median CPU used per process after start-up and warm-up, % of a core."""
         return self._medians(self.cpu)
 
     @property
     def demand_median(self) -> dict[str, float]:
+        """Median CPU demanded (used plus waited for) per process after start-up and warm-up, %
+        of a core."""
         return self._medians(self.demand)
 
     @property
     def saturated(self) -> bool:
+        """Whether some process demanded SATURATED_CPU or more of a core (median): the generator,
+        not the target, may have set the pace."""
         return any(v >= SATURATED_CPU for v in self.demand_median.values())
 
     def to_json(self) -> dict[str, Any]:
+        """report.json's `generator` figures."""
         return {
             "processes": self.processes,
             "cpu_percent_median": {k: round(v, 1) for k, v in self.cpu_median.items()},
@@ -114,7 +127,10 @@ class GeneratorStats:
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
+    """What a run produced: the results, how busy the generator was, why it was stopped early (if
+    it was), whether Ctrl-C interrupted it, and Locust's exit code."""
+
     results: Results
     generator: GeneratorStats
     aborted: str | None  # why the run was stopped early, if it was
@@ -128,7 +144,8 @@ StopCheck = Callable[[], bool]  # True: the caller is done, stop Locust now (not
 
 
 def resolve_locustfile(name: str) -> Path:
-    """A path to a locustfile, or the name of one of our scenarios."""
+    """The locustfile `name` means: a path to one, or the name of a shipped scenario.
+    Raises InputError when it is neither."""
     path = Path(name)
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
@@ -160,8 +177,9 @@ def scenarios() -> dict[str, str]:
 
 
 def check_host(host: str, allowed: tuple[str, ...]) -> tuple[str, int]:
-    """Only loopback (scalectl.netguard), or a host the user named with --allow-host; and
-    it must answer."""
+    """Check that load may go to `host`: only loopback (scalectl.netguard), or a host the
+    user named with --allow-host; and it must answer. Returns (host name, port); raises
+    InputError otherwise."""
     from scalectl.netguard import url_host, url_problem
 
     try:
@@ -190,7 +208,16 @@ def run(
     progress: Progress = lambda _: None,
     abort_check: AbortCheck | None = None,
     should_stop: StopCheck | None = None,
-) -> Outcome:
+) -> RunOutcome:
+    """Run Locust as `config` says, in child processes in their own session, and watch it until
+    it ends: CPU of every Locust process each second, `progress` with the live figures,
+    `abort_check` on them (a reason stops the run), `should_stop` (True stops it without an
+    abort), and a hard bound of the run time plus GRACE_SECONDS. Ctrl-C stops Locust, which
+    still writes its results.
+
+    Returns the RunOutcome. Raises InputError when Locust exits without results (the tail of its
+    log says why) and ScalectlError when its results cannot be read.
+    """
     plugin = Path(__file__).resolve().parent / "child" / "plugin.py"
     with tempfile.TemporaryDirectory(prefix="scalectl-loadtest-") as tmp:
         raw_path, live_path = Path(tmp) / "raw.json", Path(tmp) / "live.json"
@@ -280,7 +307,7 @@ def run(
             # The local process is only the master; the load came from the workers.
             stats.demand.update(results.worker_demand)
             stats.processes = len(results.worker_demand)
-        return Outcome(results, stats, aborted, interrupted, returncode)
+        return RunOutcome(results, stats, aborted, interrupted, returncode)
 
 
 def run_worker(

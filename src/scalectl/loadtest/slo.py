@@ -95,6 +95,9 @@ class AbortCriterion(_Bound):
 
 
 class SloSpec(Strict):
+    """An SLO file (or a plan's `slo` section): whole-run thresholds globally and per endpoint,
+    per-window criteria, abort criteria and the warm-up. SloSpec() has none: nothing is gated."""
+
     model_config = ConfigDict(populate_by_name=True)  # merged with Strict's
 
     version: Literal[1] = 1  # required in a file (load_slo_file); SloSpec() is "no SLOs"
@@ -168,6 +171,8 @@ def from_plan(plan: Plan) -> SloSpec:
 
 @dataclass(frozen=True)
 class SloResult:
+    """One SLO judged: what was asked, what was observed, and pass, fail or inconclusive."""
+
     name: str  # "global p95_ms <= 300", "GET /api/stats error_rate <= 0.01"
     scope: str  # "global" or the endpoint's "METHOD name"
     metric: str  # a THRESHOLD_METRICS or WindowMetric name
@@ -180,23 +185,29 @@ class SloResult:
 
     @property
     def passed(self) -> bool:
+        """Whether the SLO passed."""
         return self.status == "pass"
 
     @property
     def threshold_text(self) -> str:
+        """The threshold as a person reads it: '300.0 ms', '1.00%'."""
         return format_value(self.metric if self.kind == "run" else "fraction", self.threshold)
 
     @property
     def observed_text(self) -> str:
+        """The observed value as a person reads it; n/a when nothing was measured."""
         return format_value(self.metric if self.kind == "run" else "fraction", self.observed)
 
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Every SLO of a spec judged against one run."""
+
     results: list[SloResult]  # one per SLO: global, then endpoints, then windows
 
     @property
     def verdict(self) -> Verdict:
+        """fail if any SLO failed, else inconclusive if any was, else pass."""
         statuses = {s.status for s in self.results}
         if "fail" in statuses:
             return "fail"
@@ -204,6 +215,7 @@ class Evaluation:
 
     @property
     def exit_code(self) -> ExitCode:
+        """The exit code of the verdict: 0 pass, 1 fail, 4 inconclusive."""
         return {
             "pass": ExitCode.OK,
             "fail": ExitCode.CHECK_FAILED,

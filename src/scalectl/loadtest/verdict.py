@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalectl.loadtest.runner import SATURATED_CPU, Outcome
+from scalectl.loadtest.runner import SATURATED_CPU, RunOutcome
 from scalectl.loadtest.slo import Evaluation, Verdict
 
 RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
@@ -17,13 +17,15 @@ RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one b
 
 @dataclass
 class Judgement:
+    """A run's verdict, the reasons that changed it, and report.json's `generator` figures."""
+
     verdict: Verdict
     reasons: list[str] = field(default_factory=list)
     generator: dict[str, Any] = field(default_factory=dict)  # report.json's `generator`
 
 
 def judge(
-    outcome: Outcome, evaluation: Evaluation, *, rate: float | None, warmup_seconds: float
+    outcome: RunOutcome, evaluation: Evaluation, *, rate: float | None, warmup_seconds: float
 ) -> Judgement:
     """The verdict of a finished run, with a reason for every rule that changed it."""
     verdict = evaluation.verdict

@@ -16,7 +16,9 @@ from scalectl.loadtest.slo import SloSpec
 def resolve_warmup(
     option: str | None, spec: SloSpec | None, where: str, run_seconds: float
 ) -> float:
-    """Seconds of warm-up; `where` names the SLO file or plan in messages."""
+    """Seconds of warm-up: `option` (--warmup), else the spec's, else none; `where` names the
+    SLO file or plan in messages. Raises InputError for a malformed --warmup or a warm-up
+    that leaves nothing of `run_seconds` to measure."""
     if option is not None:
         try:
             warmup, source = parse_duration(option, allow_zero=True), f"--warmup {option}"

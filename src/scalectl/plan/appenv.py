@@ -98,6 +98,9 @@ class EnvVar:
 
 @dataclass(frozen=True)
 class ContainerEnv:
+    """One container's environment, as Compose and as Kubernetes write it (their backing services
+    and secrets differ)."""
+
     compose: tuple[EnvVar, ...]
     kubernetes: tuple[EnvVar, ...]
 
@@ -119,6 +122,7 @@ def app_env(plan: Plan) -> list[tuple[str, str]]:
 
 
 def database_name(plan: Plan) -> str:
+    """The application database's name: the plan's name with dashes as underscores."""
     return plan.name.replace("-", "_")
 
 
@@ -130,6 +134,8 @@ def release_id(image: str) -> str:
 
 
 def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> ContainerEnv:
+    """The environment of one HTTP service's container: where it listens, its sized processes and
+    pool, and the plan-wide settings."""
     head = [
         ("HOST", CONTAINER_HOST),
         ("PORT", str(spec.port)),
@@ -141,6 +147,8 @@ def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> Cont
 
 
 def worker_env(plan: Plan, name: str, spec: Worker) -> ContainerEnv:
+    """The environment of one worker's container: its drain time, where its metrics go, its
+    pool capped at its threads, and the plan-wide settings."""
     head = [
         ("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds)),
         ("dramatiq_prom_db", METRICS_DIR),

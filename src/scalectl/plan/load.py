@@ -28,6 +28,9 @@ DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class LoadedPlan:
+    """A valid plan with one profile applied: the merged plan, the profile, and the file it came
+    from."""
+
     plan: Plan
     profile_name: str
     profile: Profile
@@ -36,6 +39,8 @@ class LoadedPlan:
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem of a YAML input: where (file:line:col), the key path, and the message."""
+
     mark: Mark
     path: tuple[str | int, ...]
     message: str
@@ -45,11 +50,16 @@ class Problem:
 
 
 def load_plan(path: Path, profile: str = "production") -> LoadedPlan:
+    """Load the plan at `path` with `profile`'s overrides merged in. Returns the LoadedPlan;
+    raises InputError listing every problem (schema, profile, cross-field rules) as
+    file:line:col."""
     located = load(path)
     return validate(located, profile, Path(path))
 
 
 def validate(located: Located, profile_name: str, source: Path) -> LoadedPlan:
+    """Validate a parsed plan for `profile_name` (`source` is its path). Returns the LoadedPlan;
+    raises InputError listing every problem as file:line:col."""
     data = located.data
     if not isinstance(data, dict):
         raise InputError(f"{located.file}:1:1: a plan is a YAML mapping starting with 'version: 1'")
@@ -86,6 +96,7 @@ def _identity(path: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def raise_problems(file: str, problems: list[Problem]) -> None:
+    """Raise InputError for `problems` in `file`: a count, then each problem in file order."""
     ordered = sorted(set(problems), key=lambda p: (p.mark.line, p.mark.col, str(p.path)))
     noun = "problem" if len(ordered) == 1 else "problems"
     raise InputError(f"{file}: {len(ordered)} {noun}", lines=[str(p) for p in ordered])
@@ -125,6 +136,9 @@ def schema_problems(
     located: Located,
     origin: Callable[[tuple[str | int, ...]], tuple[str | int, ...]] = _identity,
 ) -> list[Problem]:
+    """Every way `data` breaks `model`'s schema, each at its place in the file (`origin` maps a
+    path merged from a profile back to where the profile wrote it); empty when it fits.
+    Unknown keys get a suggestion."""
     try:
         model.model_validate(data)
     except ValidationError as exc:

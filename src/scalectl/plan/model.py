@@ -45,10 +45,12 @@ def _memory(value: str) -> str:
 
 
 def cpu_cores(value: str) -> float:
+    """A Kubernetes CPU quantity as cores: 500m is 0.5."""
     return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
 
 
 def memory_bytes(value: str) -> int:
+    """A Kubernetes memory quantity (512Mi, 2Gi, 1G) as bytes."""
     match = re.match(r"^(\d+(?:\.\d+)?)([A-Za-z]*)$", value)
     assert match, value
     return int(float(match.group(1)) * _MEM_FACTORS[match.group(2)])
@@ -97,6 +99,8 @@ HttpPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.\-]*$")]
 
 
 class Traffic(Strict):
+    """`services.<name>.traffic`: the peak load to plan for and its growth."""
+
     peak_rps: Positive = Field(description="Requests per second at today's peak.")
     headroom: float = Field(
         1.3, ge=1, le=100, description="Growth multiplier applied to peak_rps (1.3 = 30% growth)."
@@ -104,6 +108,9 @@ class Traffic(Strict):
 
 
 class Capacity(Strict):
+    """`services.<name>.capacity`: what one replica was measured to hold, and how much of it to
+    use."""
+
     per_replica_rps: Positive = Field(
         description="Measured requests/s one replica sustains at the latency target."
     )
@@ -119,16 +126,22 @@ class Capacity(Strict):
 
 
 class Quantities(Strict):
+    """CPU and memory, as Kubernetes writes them."""
+
     cpu: Cpu = Field(description="CPU cores: 500m or 2.")
     memory: Memory = Field(description="Bytes with a suffix: 512Mi, 2Gi.")
 
 
 class Resources(Strict):
+    """`services.<name>.resources`: requests and limits per replica."""
+
     requests: Quantities
     limits: Quantities
 
 
 class Replicas(Strict):
+    """`services.<name>.replicas`: bounds of the replica count and the HPA."""
+
     min: int = Field(ge=1, le=MAX_REPLICAS, description="Never fewer (also the HPA's minReplicas).")
     max: int = Field(
         ge=1, le=MAX_REPLICAS, description="Never more; sizing above this is infeasible."
@@ -136,6 +149,8 @@ class Replicas(Strict):
 
 
 class Autoscaling(Strict):
+    """`services.<name>.autoscaling`: the HPA's targets and stabilization windows."""
+
     enabled: bool = True
     cpu_percent: int | None = Field(70, ge=1, le=100, description="HPA average CPU target.")
     memory_percent: int | None = Field(None, ge=1, le=100)
@@ -148,12 +163,17 @@ class Autoscaling(Strict):
 
 
 class Health(Strict):
+    """`services.<name>.health`: the paths of the liveness, readiness and startup probes."""
+
     liveness: HttpPath = "/health"
     readiness: HttpPath = "/health/ready"
     startup: HttpPath = "/health"
 
 
 class Service(Strict):
+    """One HTTP tier (`services.<name>`): its image, route, load, measured capacity, resources,
+    replicas, probes and app server."""
+
     image: Image = Field(description="Container image with a pinned tag or digest.")
     port: Port = Field(8000, description="Port the app listens on inside its container.")
     route: HttpPath = Field(
@@ -182,11 +202,16 @@ class Service(Strict):
 
 
 class Backoff(Strict):
+    """A queue's retry backoff bounds."""
+
     min_seconds: Positive = 1
     max_seconds: Positive = 300
 
 
 class Queue(Strict):
+    """One queue a worker consumes: arrival rate, job duration, the wait target, retries and
+    alert thresholds."""
+
     name: Name
     arrival_rate: Positive = Field(description="Jobs per second arriving at peak.")
     mean_duration_seconds: Positive = Field(description="Mean time a consumer spends on a job.")
@@ -208,6 +233,9 @@ class Queue(Strict):
 
 
 class Worker(Strict):
+    """One background worker (`workers.<name>`): its image, queues, processes and threads,
+    replicas and database use."""
+
     image: Image = Field(description="Container image with a pinned tag or digest.")
     queues: list[Queue] = Field(min_length=1, description="Queues this worker consumes.")
     processes: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
@@ -226,6 +254,8 @@ class Worker(Strict):
 
 
 class Primary(Strict):
+    """`database.primary`: the primary's cores and connection limits."""
+
     cores: int = Field(ge=1, le=1024, description="CPU cores of the primary.")
     max_connections: int = Field(ge=1, le=100000)
     reserved_connections: int = Field(
@@ -234,6 +264,8 @@ class Primary(Strict):
 
 
 class Pool(Strict):
+    """`database.pool`: each app process's connection pool and statement timeout."""
+
     min: int = Field(1, ge=0, le=10000, description="Connections each process keeps open.")
     max: int = Field(10, ge=1, le=10000, description="Most connections one process may open.")
     acquire_timeout_seconds: Positive = 5
@@ -241,6 +273,8 @@ class Pool(Strict):
 
 
 class PgBouncer(Strict):
+    """`database.pgbouncer`: whether a PgBouncer sits in front of the primary, and how it pools."""
+
     enabled: bool = False
     pool_mode: Literal["transaction", "session", "statement"] = "transaction"
     port: Port = 6432
@@ -248,6 +282,8 @@ class PgBouncer(Strict):
 
 
 class Database(Strict):
+    """`database`: PostgreSQL, its primary, read replicas, pools and PgBouncer."""
+
     image: Image = "postgres:16.4"
     primary: Primary
     read_replicas: int = Field(0, ge=0, le=32, description="Streaming replicas for reads.")
@@ -268,6 +304,9 @@ EvictionPolicy = Literal[
 
 
 class Cache(Strict):
+    """`cache`: the Redis cache, sized from its keys and their size, with its eviction policy and
+    TTLs."""
+
     image: Image = "redis:7.4"
     keys: int = Field(ge=1, le=10**12, description="Keys held at peak.")
     # Redis refuses strings over 512 MB; the key and value bounds are that limit.
@@ -290,6 +329,8 @@ class Cache(Strict):
 
 
 class Timeouts(Strict):
+    """`load_balancer.timeouts`: nginx's timeouts towards clients and upstreams."""
+
     connect_seconds: Positive = 5
     read_seconds: Positive = 60
     send_seconds: Positive = 60
@@ -298,11 +339,15 @@ class Timeouts(Strict):
 
 
 class RateLimit(Strict):
+    """One rate limit: requests per second and the burst allowed above it."""
+
     rps: Positive
     burst: int = Field(0, ge=0, le=1_000_000)
 
 
 class RateLimits(Strict):
+    """`load_balancer.rate_limits`: per client address, and per API key by tier."""
+
     per_ip: RateLimit | None = None
     tier_header: str = Field("X-API-Tier", pattern=r"^[A-Za-z0-9-]+$")
     tiers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], RateLimit] = Field(
@@ -318,6 +363,8 @@ _DEFAULT_RETRY_ON: tuple[RetryCondition, ...] = ("error", "timeout", "http_502",
 
 
 class Retries(Strict):
+    """`load_balancer.retries`: when nginx tries another upstream, how often and for how long."""
+
     tries: int = Field(2, ge=1, le=10)
     timeout_seconds: Positive = 10
     on: list[RetryCondition] = Field(default_factory=lambda: list(_DEFAULT_RETRY_ON))
@@ -336,6 +383,9 @@ PRIVATE_NETWORKS = (
 
 
 class LoadBalancer(Strict):
+    """`load_balancer`: nginx in front of the services: balancing, failure handling, timeouts,
+    limits and trusted networks."""
+
     image: Image = "nginx:1.27"
     algorithm: Literal["least_conn", "round_robin", "ip_hash"] = "least_conn"
     max_fails: int = Field(3, ge=0, le=1000)
@@ -392,11 +442,15 @@ Warmup = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_warmup
 
 
 class Availability(Strict):
+    """`slo.availability`: the fraction of requests that succeed over a period (for alerting)."""
+
     target: Fraction = Field(description="Fraction of requests that succeed, e.g. 0.999.")
     period_days: int = Field(30, ge=1, le=366)
 
 
 class Latency(Strict):
+    """Latency objectives in milliseconds: any of p50, p90, p95, p99 and max."""
+
     p50_ms: Positive | None = None
     p90_ms: Positive | None = None
     p95_ms: Positive | None = None
@@ -405,12 +459,17 @@ class Latency(Strict):
 
 
 class EndpointSlo(Strict):
+    """`slo.endpoints.<request>`: objectives of one endpoint that override the global ones."""
+
     latency: Latency | None = None
     error_rate: float | None = Field(None, ge=0, lt=1)
     min_throughput_rps: Positive | None = None
 
 
 class Slo(Strict):
+    """`slo`: availability, latency, error rate and throughput objectives, per endpoint overrides
+    and the load-test warm-up."""
+
     availability: Availability
     latency: Latency = Latency(p95_ms=300, p99_ms=1000)
     error_rate: float = Field(0.01, ge=0, lt=1, description="Largest acceptable failed fraction.")
@@ -430,12 +489,17 @@ class Slo(Strict):
 
 
 class Alerting(Strict):
+    """`alerting`: where Alertmanager sends pages and tickets, and where runbooks live."""
+
     page_webhook_url: Url = "http://127.0.0.1:9095/page"
     ticket_webhook_url: Url = "http://127.0.0.1:9095/ticket"
     runbook_base_url: Url = "https://runbooks.example.com/scalectl"
 
 
 class Profile(Strict):
+    """`profiles.<name>`: how the plan is deployed (loopback ports or DNS), where nginx listens,
+    and overrides merged over the plan."""
+
     upstreams: Literal["loopback", "dns"] = Field(
         description="loopback: app instances on 127.0.0.1 ports (scalectl stack); "
         "dns: service names resolved by compose or Kubernetes."
@@ -455,6 +519,9 @@ class Profile(Strict):
 
 
 class Plan(Strict):
+    """A capacity plan (version 1): services, workers, database, cache, load balancer, SLOs,
+    alerting and profiles."""
+
     version: Literal[1] = Field(description="Plan format version; always 1 for now.")
     name: Name = Field(description="The application's name: a DNS label.")
     namespace: Name | None = Field(None, description="Kubernetes namespace; default: name.")
@@ -477,4 +544,5 @@ class Plan(Strict):
 
     @property
     def k8s_namespace(self) -> str:
+        """The Kubernetes namespace: `namespace`, else the plan's name."""
         return self.namespace or self.name

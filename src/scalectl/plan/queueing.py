@@ -26,6 +26,9 @@ def erlang_c(servers: int, offered: float) -> float:
 
 @dataclass(frozen=True)
 class QueueFit:
+    """How `consumers` consumers handle a queue (Erlang C): load, utilization, and the chance and
+    length of a wait."""
+
     consumers: int
     offered_load: float  # a = λ × mean service time, in busy consumers
     utilization: float  # a / c
@@ -35,6 +38,8 @@ class QueueFit:
 
 
 def fit(servers: int, arrival_rate: float, mean_service: float, target_wait: float) -> QueueFit:
+    """The M/M/c figures of `servers` consumers for jobs arriving at `arrival_rate`/s taking
+    `mean_service` s; every job waits when the consumers cannot keep up."""
     offered = arrival_rate * mean_service
     mu = 1 / mean_service
     c_prob = erlang_c(servers, offered)

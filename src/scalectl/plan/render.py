@@ -6,19 +6,25 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scalectl import resources
+from scalectl import templating
 from scalectl.errors import ScalectlError
 from scalectl.plan import context, escape
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.sizing import Sizing
+
+if TYPE_CHECKING:
+    import jinja2
 
 Files = dict[str, bytes]  # relative output path -> content
 
 
 @dataclass(frozen=True)
 class Target:
+    """One template and where it renders to: once, or once per service or worker ({name} in the
+    path), when its condition holds."""
+
     template: str
     path: str  # may contain {name}
     each: str = "plan"  # plan | service | worker
@@ -47,30 +53,28 @@ TARGETS: tuple[Target, ...] = (
 
 
 @functools.cache
-def environment() -> Any:
-    """One Jinja environment per process, so compiled templates are reused."""
-    import jinja2  # lazy: keeps `scalectl --help` fast
-
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: resources.read_template(name)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
+def environment() -> jinja2.Environment:
+    """The plan templates' environment, with a filter per target language, built once per
+    process so compiled templates are reused."""
+    return templating.make_environment(
+        {
+            "prom_duration": context.prom_duration,
+            # One escape per target language (scalectl.plan.escape); plan strings go
+            # through them.
+            "json": escape.json_value,
+            "yaml_str": escape.yaml_str,
+            "promql_label": escape.promql_label,
+            "go_text": escape.go_template_text,
+            "mib": lambda b: f"{round(b / 2**20)}Mi",
+            "g": lambda v: f"{v:g}",
+        }
     )
-    env.filters["prom_duration"] = context.prom_duration
-    # One escape per target language (scalectl.plan.escape); plan strings go through them.
-    env.filters["json"] = escape.json_value
-    env.filters["yaml_str"] = escape.yaml_str
-    env.filters["promql_label"] = escape.promql_label
-    env.filters["go_text"] = escape.go_template_text
-    env.filters["mib"] = lambda b: f"{round(b / 2**20)}Mi"
-    env.filters["g"] = lambda v: f"{v:g}"
-    return env
 
 
 def render(loaded: LoadedPlan, sizing: Sizing) -> Files:
+    """Every config file of the sized plan, by relative path, plus sizing.json; sorted, the same
+    bytes for the same plan. Raises ScalectlError when a template fails (a bug in scalectl,
+    not the input)."""
     import jinja2
 
     ctx = context.build(loaded, sizing)

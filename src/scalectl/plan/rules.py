@@ -12,6 +12,8 @@ PathMsg = tuple[tuple[str | int, ...], str]
 
 
 def check(plan: Plan, profile: Profile) -> list[PathMsg]:
+    """The cross-field problems of `plan` under `profile`, each with the key path to fix; empty
+    when there are none."""
     return list(_check(plan, profile))
 
 

@@ -38,6 +38,8 @@ class Sandbox:
     python: Interpreter | None  # None: `run_as` can start no Python of this version
 
     def env(self, python: bool = False) -> dict[str, str]:
+        """The environment validators run with: the sandbox's PATH, HOME and TMPDIR, a C.UTF-8
+        locale, no colour; for a Python validator also the PYTHONPATH its interpreter needs."""
         env = {
             "PATH": self.path,
             "HOME": str(self.home),
@@ -98,6 +100,7 @@ class Sandbox:
         return proc.returncode, text.replace(str(self.files), str(self.original))
 
     def give(self, path: Path) -> None:
+        """Hand `path` to the account the validators run as (when they run as another account)."""
         if self.run_as is not None:
             os.chown(path, self.run_as.uid, self.run_as.gid, follow_symlinks=False)
 

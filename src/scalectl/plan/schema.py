@@ -11,7 +11,13 @@ SCHEMA_ID = "https://scalectl.dev/schemas/plan-v1.json"
 
 
 def json_schema() -> dict[str, Any]:
+    """The plan's JSON Schema (draft 2020-12) as `scalectl plan schema` prints it: generated from
+    the model, field descriptions only."""
     schema = Plan.model_json_schema(mode="validation")
+    # Pydantic turns class docstrings into descriptions; they are written for readers of the
+    # code, while the schema (and docs/plan.md) describes the fields.
+    for node in (schema, *schema.get("$defs", {}).values()):
+        node.pop("description", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
     schema["title"] = "scalectl capacity plan (version 1)"

@@ -14,6 +14,9 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class ServiceSize:
+    """The sizing of one HTTP service: replicas from design load and per-replica budget,
+    processes, pools, HPA targets and the PDB."""
+
     name: str
     design_rps: float  # peak_rps × headroom
     replica_budget_rps: float  # per_replica_rps × target_utilization
@@ -36,6 +39,9 @@ class ServiceSize:
 
 @dataclass(frozen=True)
 class QueueSize:
+    """The sizing of one queue (Erlang C): consumers, load and utilization, waits against the
+    target, and alert thresholds."""
+
     worker: str
     queue: str
     priority: str
@@ -53,6 +59,8 @@ class QueueSize:
 
 @dataclass(frozen=True)
 class WorkerSize:
+    """The sizing of one worker: consumers its queues need and the replicas that provide them."""
+
     name: str
     consumers_needed: int
     consumers_per_replica: int
@@ -64,6 +72,9 @@ class WorkerSize:
 
 @dataclass(frozen=True)
 class DatabaseSize:
+    """The database's connection budget: what the fleet may open against what the primary allows,
+    and PgBouncer's pools."""
+
     max_connections: int
     reserved: int
     available: int  # max_connections − reserved
@@ -78,6 +89,9 @@ class DatabaseSize:
 
 @dataclass(frozen=True)
 class CacheSize:
+    """The cache's memory: data from keys and their size, maxmemory with headroom, and the
+    container's memory."""
+
     keys: int
     bytes_per_key: int
     data_bytes: int
@@ -89,6 +103,9 @@ class CacheSize:
 
 @dataclass
 class Sizing:
+    """Everything `size` decided for one plan and profile, with warnings and, when it cannot fit,
+    why (infeasible)."""
+
     plan: str
     profile: str
     services: list[ServiceSize] = field(default_factory=list)
@@ -101,15 +118,20 @@ class Sizing:
 
     @property
     def feasible(self) -> bool:
+        """Whether the plan fits its own limits (no infeasible reason)."""
         return not self.infeasible
 
     def service(self, name: str) -> ServiceSize:
+        """The sizing of service `name`. Raises StopIteration for a name the plan does not have."""
         return next(s for s in self.services if s.name == name)
 
     def worker(self, name: str) -> WorkerSize:
+        """The sizing of worker `name`. Raises StopIteration for a name the plan does not have."""
         return next(w for w in self.workers if w.name == name)
 
     def to_json(self) -> dict[str, Any]:
+        """sizing.json: every figure, floats rounded to 4 decimals (non-finite as null), and
+        `feasible`."""
         data = asdict(self)
         data["feasible"] = self.feasible
         rounded: dict[str, Any] = _rounded(data)
@@ -128,6 +150,13 @@ def _rounded(value: Any) -> Any:
 
 
 def size(plan: Plan, profile: str = "production") -> Sizing:
+    """Size `plan` for `profile` (docs/sizing.md): replicas, processes and pools of each service,
+    consumers and replicas of each worker, the database's connection budget and the cache's
+    memory.
+
+    Returns the Sizing. Never raises for a plan that loaded: what cannot fit is listed in
+    Sizing.infeasible, doubtful choices in Sizing.warnings.
+    """
     result = Sizing(plan=plan.name, profile=profile)
     pool_min = plan.database.pool.min if plan.database else 0
     pool_max = plan.database.pool.max if plan.database else 0

@@ -26,6 +26,9 @@ _EXTRA_PATH = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One validator run on one file: the tool, the file, ok, failed or skipped, and what it
+    said."""
+
     tool: str
     target: str
     status: Status
@@ -43,6 +46,8 @@ def which(tool: str, environ: Mapping[str, str]) -> str | None:
 
 
 def find(tool: str, environ: Mapping[str, str]) -> str:
+    """The path of `tool` (as `which` finds it). Raises _Missing when it is not installed, which
+    skips the check (fails it under CI=true)."""
     found = which(tool, environ)
     if not found:
         raise _Missing(tool)

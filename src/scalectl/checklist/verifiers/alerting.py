@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Verifier
 from scalectl.checklist.verifiers.rendered import (
     RenderedParams,
@@ -35,10 +35,16 @@ def rules_in(path: Path) -> list[dict[str, Any]]:
 
 
 class AlertRulesParams(RenderedParams):
+    """Parameters of the `alert-rules` verifier: where the configs come from, and the fewest
+    alert rules."""
+
     min_alerts: int = 1
 
 
-def check_alert_rules(params: AlertRulesParams, ctx: Context) -> Outcome:
+def check_alert_rules(params: AlertRulesParams, ctx: Context) -> VerifierOutcome:
+    """The `alert-rules` item: the rendered Prometheus rules exist and pass `promtool check
+    rules` and `promtool test rules`. Raises CheckFailed (or another ScalectlError), which
+    fails the item, when the plan is missing or infeasible."""
     from scalectl.plan.validate import run_checks
 
     with rendered(params, ctx) as r:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
 from scalectl.stack.credentials import with_password
@@ -39,6 +39,9 @@ ORDER BY 1
 
 
 class BackupParams(Params):
+    """Parameters of the `backup-restore` verifier: the database, the fewest tables, and the time
+    limit of pg_dump and pg_restore."""
+
     database: str | None = None  # default: the stack's application database
     min_tables: int = Field(1, ge=0)  # a dump of an empty schema proves little
     timeout: Duration = Field(300.0, gt=0, le=3600)  # seconds, for pg_dump and for pg_restore
@@ -92,7 +95,11 @@ class _Target:
     password: str
 
 
-def check_backup(params: BackupParams, ctx: Context) -> Outcome:
+def check_backup(params: BackupParams, ctx: Context) -> VerifierOutcome:
+    """The `backup-restore` item: pg_dump the stack's database, pg_restore it into a scratch
+    database and compare row counts table by table; the scratch database is dropped. Raises
+    CheckFailed (or another ScalectlError), which fails the item, when no stack runs or a tool
+    is missing."""
     import psycopg
 
     from scalectl.stack.binaries import find_postgres_clients
@@ -139,7 +146,9 @@ def check_backup(params: BackupParams, ctx: Context) -> Outcome:
             shutil.rmtree(work)
 
 
-def _dump_and_restore(target: _Target, work: Path, min_tables: int, lines: list[str]) -> Outcome:
+def _dump_and_restore(
+    target: _Target, work: Path, min_tables: int, lines: list[str]
+) -> VerifierOutcome:
     import psycopg
 
     dump = work / f"{target.dbname}.dump"

@@ -1,4 +1,4 @@
-"""What every verifier gets (a Context), gives back (an Outcome), and declares (its kind
+"""What every verifier gets (a Context), gives back (a VerifierOutcome), and declares (its kind
 and a pydantic model of its parameters, so a checklist file is validated up front)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from scalectl.checklist.model import Outcome
+from scalectl.checklist.model import VerifierOutcome
 from scalectl.errors import CheckFailed
 from scalectl.stack.state import Member, StackState
 from scalectl.strict import Strict
@@ -39,6 +39,7 @@ class Context:
     progress: Callable[[str], None] = lambda _: None
 
     def path(self, text: str) -> Path:
+        """`text` as a path: absolute as given, relative from the run's root."""
         path = Path(text)
         return path if path.is_absolute() else self.root / path
 
@@ -74,9 +75,12 @@ class Context:
 
 @dataclass(frozen=True)
 class Verifier(Generic[P]):
+    """A verifier kind: its name in checklist files, its parameters' model, the check, one line
+    about it, and whether it checks the live stack."""
+
     kind: str
     params: type[P]
-    check: Callable[[P, Context], Outcome]
+    check: Callable[[P, Context], VerifierOutcome]
     about: str  # one line for `scalectl checklist list` and docs/checklist.md
     # Checks the live stack: a pass says how it was at that moment, so by default it is
     # never reused by a later run (valid_for 0; docs/checklist.md "Progress and resuming").
@@ -95,6 +99,7 @@ def require_loopback(url: str) -> str:
 
 
 def app_members(state: StackState) -> list[Member]:
+    """The app instances of the running stack. Raises CheckFailed when it has none."""
     members = [m for m in state.members if m.kind == "app" and m.url]
     if not members:
         raise CheckFailed(f"the stack in {state.state_dir} has no app instance")

@@ -6,18 +6,23 @@ import re
 
 from pydantic import Field
 
-from scalectl.checklist.model import Outcome, failed, format_duration, passed
+from scalectl.checklist.model import VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 
 class RollbackDocParams(Params):
+    """Parameters of the `rollback-doc` verifier: where the document may be, its fewest lines and
+    the words it must mention."""
+
     # The first that exists counts; relative to the directory scalectl runs in.
     path: str | list[str] = Field(default_factory=lambda: ["docs/rollback.md", "ROLLBACK.md"])
     min_lines: int = Field(5, ge=1)  # non-blank lines: a title alone is not a procedure
     mentions: list[str] = Field(default_factory=list)  # words it must contain (any case)
 
 
-def check_rollback_doc(params: RollbackDocParams, ctx: Context) -> Outcome:
+def check_rollback_doc(params: RollbackDocParams, ctx: Context) -> VerifierOutcome:
+    """The `rollback-doc` item: the first of `path` that exists is long enough and mentions every
+    word asked for. A missing or unreadable document fails the item."""
     candidates = [params.path] if isinstance(params.path, str) else list(params.path)
     for candidate in candidates:
         path = ctx.path(candidate)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 DrillName = Literal[
@@ -28,6 +28,9 @@ DrillName = Literal[
 
 
 class DrillParams(Params):
+    """Parameters of the `drill` verifier: which drill, run now or read from a report, and the
+    limits of either."""
+
     name: DrillName
     run: bool = True  # run it now; false: the latest drill.json in report_dir is the evidence
     report_dir: str = "drill-report"
@@ -45,7 +48,11 @@ def _figure_lines(drill: dict[str, Any]) -> list[str]:
     return lines
 
 
-def check_drill(params: DrillParams, ctx: Context) -> Outcome:
+def check_drill(params: DrillParams, ctx: Context) -> VerifierOutcome:
+    """The `drill` item: run the drill now against the local stack (run: true), or read the
+    latest drill.json in report_dir; it must pass (and be no older than max_age). Raises
+    CheckFailed (or another ScalectlError), which fails the item, when no stack runs for a
+    drill run now."""
     directory = ctx.path(params.report_dir)
     if params.run:
         return _run(params, ctx)
@@ -75,7 +82,7 @@ def check_drill(params: DrillParams, ctx: Context) -> Outcome:
     return passed(*lines)
 
 
-def _run(params: DrillParams, ctx: Context) -> Outcome:
+def _run(params: DrillParams, ctx: Context) -> VerifierOutcome:
     try:
         from scalectl.drill import catalog, engine
         from scalectl.drill.reports import write_reports

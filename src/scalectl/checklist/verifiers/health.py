@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import InputError
 
 
 class HealthParams(Params):
+    """Parameters of the `health` verifier: whether warn fails, and the time limit per probe."""
+
     strict: bool = False  # warn counts as a failure
     timeout: Duration = Field(5.0, gt=0, le=120)  # seconds per probe
 
 
-def check_health(params: HealthParams, ctx: Context) -> Outcome:
+def check_health(params: HealthParams, ctx: Context) -> VerifierOutcome:
+    """The `health` item: `scalectl health`'s default checks against the running stack. Raises
+    CheckFailed (or another ScalectlError), which fails the item, when no stack runs."""
     from scalectl.health import probe_stack
 
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Verifier
 from scalectl.checklist.verifiers.rendered import (
     RenderedParams,
@@ -36,6 +36,8 @@ def manifests(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def find(docs: dict[str, list[dict[str, Any]]], kind: str, name: str) -> tuple[str, dict[str, Any]]:
+    """The manifest of `kind` named `name` in `docs` (by file), with its file. Raises KeyError
+    when there is none."""
     for file, items in docs.items():
         for doc in items:
             if doc.get("kind") == kind and (doc.get("metadata") or {}).get("name") == name:
@@ -54,10 +56,16 @@ def _metric(m: dict[str, Any]) -> str:
 
 
 class HpaParams(RenderedParams):
+    """Parameters of the `hpa` verifier: where the configs come from, and the Kubernetes version
+    to validate against."""
+
     k8s_version: str | None = None
 
 
-def check_hpa(params: HpaParams, ctx: Context) -> Outcome:
+def check_hpa(params: HpaParams, ctx: Context) -> VerifierOutcome:
+    """The `hpa` item: an HPA per autoscaled service and worker, with the plan's bounds and
+    metrics, valid for the Kubernetes version. Raises CheckFailed (or another ScalectlError),
+    which fails the item, when the plan is missing or infeasible."""
     from scalectl.plan.validate import run_checks
 
     with rendered(params, ctx) as r:
@@ -121,10 +129,17 @@ HPA = Verifier(
 
 
 class RolloutParams(RenderedParams):
+    """Parameters of the `rollout-strategy` verifier: where the configs come from, and the most
+    pods a rollout may take down."""
+
     max_unavailable: int = 0  # the most pods a rollout may take down at once
 
 
-def check_rollout(params: RolloutParams, ctx: Context) -> Outcome:
+def check_rollout(params: RolloutParams, ctx: Context) -> VerifierOutcome:
+    """The `rollout-strategy` item: each Deployment rolls out without dropping capacity, has
+    readiness probes, a grace period covering its drain, and its PodDisruptionBudget. Raises
+    CheckFailed (or another ScalectlError), which fails the item, when the plan is missing or
+    infeasible."""
     with rendered(params, ctx) as r:
         docs = manifests(r.root)
         plan = r.prepared.loaded.plan

@@ -9,11 +9,14 @@ import datetime
 import json
 from typing import Any
 
-from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 
 class LoadtestParams(Params):
+    """Parameters of the `loadtest-report` verifier: the report directory and the oldest report
+    accepted."""
+
     report_dir: str | None = None  # default: --report-dir (loadtest-report)
     max_age: Duration = 7 * 86400.0  # the run must have ended at most this long ago
 
@@ -38,7 +41,9 @@ def _percent(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, int | float) else "?"
 
 
-def check_loadtest(params: LoadtestParams, ctx: Context) -> Outcome:
+def check_loadtest(params: LoadtestParams, ctx: Context) -> VerifierOutcome:
+    """The `loadtest-report` item: the latest report.json has verdict pass against at least one
+    SLO and ended within max_age. A missing or unreadable report fails the item."""
     directory = ctx.path(params.report_dir) if params.report_dir else ctx.report_dir
     path = directory / "report.json"
     try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, format_duration, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.promql import metric_names, quantile, synthetic
 from scalectl.checklist.verifiers.alerting import rules_in
 from scalectl.checklist.verifiers.base import (
@@ -49,12 +49,18 @@ def scrape(http: httpx.Client, member: Member) -> Exposition:
 
 
 class MetricsExposedParams(Params):
+    """Parameters of the `metrics-exposed` verifier: the rule files, names to ignore, and the
+    scrape time limit."""
+
     rules: list[str] | None = None  # rule files; default: the stack's rendered *.rules.yml
     ignore: list[str] = Field(default_factory=list)  # names not to look for
     timeout: Duration = Field(5.0, gt=0, le=60)
 
 
-def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> Outcome:
+def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> VerifierOutcome:
+    """The `metrics-exposed` item: every series the alert rules select is on each app instance's
+    /metrics (a worker-only series on a worker's). Raises CheckFailed (or another
+    ScalectlError), which fails the item, when no stack runs."""
     state = ctx.stack()
     if params.rules is not None:
         files = [ctx.path(p) for p in params.rules]
@@ -117,6 +123,9 @@ METRICS_EXPOSED = Verifier(
 
 
 class SloLiveParams(Params):
+    """Parameters of the `slo-live` verifier: the plan, the window between scrapes, and SLOs that
+    override the plan's."""
+
     plan: str | None = None  # default: the running stack's plan
     window: Duration = 10.0  # seconds between the two scrapes
     min_requests: int = Field(100, ge=1)  # fewer in the window: use the totals since start
@@ -163,7 +172,10 @@ def _sum(parts: list[dict[Key, float]]) -> dict[Key, float]:
     return out
 
 
-def check_slo_live(params: SloLiveParams, ctx: Context) -> Outcome:
+def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
+    """The `slo-live` item: error rate and p95/p99 latency from the app instances' /metrics are
+    within the SLOs. Raises CheckFailed (or another ScalectlError), which fails the item, when
+    no stack runs or the plan cannot be read."""
     from scalectl.plan.load import load_plan
 
     state = ctx.stack()

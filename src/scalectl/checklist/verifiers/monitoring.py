@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.alerting import rules_in
 from scalectl.checklist.verifiers.base import (
     Context,
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 
 class PrometheusParams(Params):
+    """Parameters of the `prometheus` verifier: its URL, how long to wait for targets, and the
+    time limit per request."""
+
     url: str | None = None  # default: the running stack's Prometheus
     wait: Duration = Field(30.0, ge=0, le=600)  # seconds for targets not (yet) up to be scraped up
     timeout: Duration = Field(5.0, gt=0, le=60)  # seconds per request
@@ -64,7 +67,10 @@ def _labels(target: dict[str, Any]) -> dict[str, Any]:
     return labels if isinstance(labels, dict) else {}
 
 
-def check_prometheus(params: PrometheusParams, ctx: Context) -> Outcome:
+def check_prometheus(params: PrometheusParams, ctx: Context) -> VerifierOutcome:
+    """The `prometheus` item: Prometheus is ready, every scrape target is up (waiting up to
+    `wait`), and the rendered alerts are loaded. Raises CheckFailed (or another
+    ScalectlError), which fails the item, when no stack runs or the URL is not loopback."""
     import httpx
 
     rendered_rules: list[Path] = []

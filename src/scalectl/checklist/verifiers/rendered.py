@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from scalectl.checklist.model import Outcome, failed, passed
+from scalectl.checklist.model import VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 from scalectl.errors import CheckFailed
 from scalectl.plan import Prepared
@@ -31,6 +31,9 @@ ToolName = Literal[
 
 
 class RenderedParams(Params):
+    """Where a verifier of rendered configs gets them: the plan rendered afresh, an existing
+    directory, or the running stack's."""
+
     source: Literal["plan", "stack"] = "plan"
     plan: str | None = None  # default: --plan, else the running stack's plan
     profile: str = "production"
@@ -45,6 +48,9 @@ class RenderedParams(Params):
 
 @dataclass(frozen=True)
 class Rendered:
+    """Rendered configs to check: the directory, where they came from, the prepared plan and what
+    it renders now."""
+
     root: Path  # the directory holding nginx/, prometheus/, kubernetes/, ...
     label: str  # where it came from, for evidence lines
     prepared: Prepared
@@ -83,6 +89,7 @@ def rendered(params: RenderedParams, ctx: Context) -> Iterator[Rendered]:
 
 
 def k8s_version(rendered_: Rendered, given: str | None) -> str:
+    """The Kubernetes version to validate against: `given`, else the plan's."""
     return given or rendered_.prepared.loaded.plan.kubernetes_version
 
 
@@ -99,11 +106,13 @@ def drift(rendered_: Rendered) -> list[str]:
 
 
 def relative(path: str, root: Path) -> str:
+    """`path` relative to `root` when it is inside it, else as given."""
     p = Path(path)
     return str(p.relative_to(root)) if p.is_relative_to(root) else path
 
 
 def first_lines(text: str, limit: int = 3) -> list[str]:
+    """The first `limit` non-blank lines of `text`, and how many more there are."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[:limit] + (
         [f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else []
@@ -111,11 +120,17 @@ def first_lines(text: str, limit: int = 3) -> list[str]:
 
 
 class PlanCheckParams(RenderedParams):
+    """Parameters of the `plan-check` verifier: where the configs come from, which tools, and the
+    Kubernetes version."""
+
     tools: list[ToolName] | None = None  # only these validators (default: all that apply)
     k8s_version: str | None = None  # default: the plan's kubernetes_version
 
 
-def check_plan(params: PlanCheckParams, ctx: Context) -> Outcome:
+def check_plan(params: PlanCheckParams, ctx: Context) -> VerifierOutcome:
+    """The `plan-check` item: the rendered configs pass `scalectl plan --check`; with `dir`, the
+    directory also matches what the plan renders now. Raises CheckFailed (or another
+    ScalectlError), which fails the item, when the plan is missing or infeasible."""
     from scalectl.plan.validate import run_checks
 
     with rendered(params, ctx) as r:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, Outcome, failed, passed
+from scalectl.checklist.model import Duration, VerifierOutcome, failed, passed
 from scalectl.checklist.verifiers.base import (
     Context,
     Params,
@@ -34,6 +34,9 @@ from scalectl.stack.process import member_process, stop, wait_gone
 
 
 class ShutdownParams(Params):
+    """Parameters of the `graceful-shutdown` verifier: which instance, the light load sent to it,
+    and how long the stop may take."""
+
     member: str | None = None  # default: the stack's last app instance
     path: str = Field("/health/ready", pattern=r"^/")  # what the light load requests
     rps: float = Field(20.0, gt=0, le=200)
@@ -113,7 +116,11 @@ class _Load:
                 self.records.append(_Request(started, time.monotonic(), outcome, detail))
 
 
-def check_shutdown(params: ShutdownParams, ctx: Context) -> Outcome:
+def check_shutdown(params: ShutdownParams, ctx: Context) -> VerifierOutcome:
+    """The `graceful-shutdown` item: SIGTERM one app instance under light load sent straight to
+    it; no request may fail and it must stop within its drain time; then it is restarted.
+    Raises CheckFailed (or another ScalectlError), which fails the item, when no stack runs
+    or the instance cannot be found."""
     from scalectl.plan.load import load_plan
     from scalectl.stack.run import restart_member
 

@@ -27,6 +27,8 @@ from scalectl.health.exposition import Exposition, Selector
 
 @dataclass(frozen=True)
 class ConditionResult:
+    """One condition judged against one response: whether it held, and why."""
+
     condition: str
     ok: bool
     detail: str  # the condition with what each side resolved to, or why it could not be
@@ -47,6 +49,9 @@ class _AnyOf:
 
 
 def evaluate(cond: Condition, obs: Observation) -> ConditionResult:
+    """Judge `cond` against the observation. Never raises: a value the response cannot supply (no
+    such JSON path, no such series, a rate without an earlier scrape) makes the condition
+    fail, the detail saying why."""
     try:
         left = _value(cond.left, obs)
         right = _value(cond.right, obs)

@@ -37,10 +37,12 @@ class Observation:
 
     @cached_property
     def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
         return self.body.decode("utf-8", errors="replace")
 
     @cached_property
     def json(self) -> tuple[bool, Any]:
+        """(True, the parsed body) when the body is JSON, else (False, None)."""
         try:
             return True, json.loads(self.body)
         except ValueError:

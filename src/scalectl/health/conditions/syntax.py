@@ -44,6 +44,8 @@ class ConditionError(InputError):
 
 @dataclass(frozen=True)
 class Literal:
+    """A number, a quoted string, true, false or null in a condition."""
+
     value: float | str | bool | None
     text: str
     pos: int
@@ -51,6 +53,9 @@ class Literal:
 
 @dataclass(frozen=True)
 class Placeholder:
+    """[STATUS], [BODY].path, [METRIC].name{labels} and the like: a value taken from the
+    response; `path` walks into [BODY], `selector` picks [METRIC] series."""
+
     name: str
     path: tuple[str | int, ...]
     selector: Selector | None
@@ -60,6 +65,8 @@ class Placeholder:
 
 @dataclass(frozen=True)
 class Call:
+    """A function applied to its arguments: len, has, pat, any, rate or increase."""
+
     func: str
     args: tuple[Node, ...]
     text: str
@@ -68,6 +75,8 @@ class Call:
 
 @dataclass(frozen=True)
 class BinOp:
+    """Arithmetic (+ - * /) on two values."""
+
     op: str
     left: Node
     right: Node
@@ -80,6 +89,8 @@ Node = Literal | Placeholder | Call | BinOp
 
 @dataclass(frozen=True)
 class Condition:
+    """A parsed condition: `left op right`, with the text it was parsed from."""
+
     text: str
     left: Node
     op: str

@@ -18,6 +18,9 @@ _PLACEHOLDER = re.compile(r"\[([A-Za-z_]+)\]")
 
 
 class Tok(NamedTuple):
+    """One token of a condition: its kind, its text, where it starts (0-based), and for numbers
+    and strings its value."""
+
     kind: str  # ph op arith lp rp comma str num word end
     text: str
     pos: int
@@ -25,6 +28,9 @@ class Tok(NamedTuple):
 
 
 def tokens(text: str) -> list[Tok]:
+    """The tokens of a condition's text, ending with an `end` token. Raises ConditionError
+    where the text cannot be split into tokens (an unclosed string, an unknown placeholder,
+    a stray character)."""
     out: list[Tok] = []
     i, n = 0, len(text)
 

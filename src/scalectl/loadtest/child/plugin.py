@@ -65,6 +65,8 @@ class Recorder:
         self.pending: dict[tuple[int, str], list[int]] = {}
 
     def record(self, method: str, name: str, micros: int, error: str | None) -> None:
+        """Count one request of `method name` that took `micros` µs in the current second;
+        `error` is its failure message, None for a success. Called once per request: cheap."""
         key = f"{method} {name}"
         second = int(time.time())
         values = self.pending.get((second, key))
@@ -121,6 +123,7 @@ class Recorder:
         }
 
     def merge(self, data: dict[str, Any]) -> None:
+        """Add what another process exported (a worker's report) to these totals and windows."""
         for key, item in data.get("endpoints", {}).items():
             total = self.totals.get(key)
             if total is None:
@@ -160,6 +163,7 @@ class OpenModel:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the arrivals, late arrivals and lags counted so far: they were shipped."""
         # All per second of actual start, so a warm-up can be left out afterwards.
         self.arrivals: Counter[int] = Counter()
         self.late: Counter[int] = Counter()
@@ -185,9 +189,12 @@ class OpenModel:
             self.end_backlog = self.backlog(now)
 
     def current_backlog(self) -> int:
+        """The backlog now, or as frozen when the run ended."""
         return self.end_backlog if self.ended_at is not None else self.backlog(time.time())
 
     def export(self) -> dict[str, Any]:
+        """The arrivals, late arrivals and lags since the last export, and the current backlog;
+        the counts start over."""
         data = {
             "user_rate": self.user_rate,
             "arrivals": {str(k): v for k, v in self.arrivals.items()},
@@ -199,6 +206,8 @@ class OpenModel:
         return data
 
     def merge(self, client_id: str, data: dict[str, Any]) -> None:
+        """Add a worker's export (`client_id` names it) to the master's counts; its backlog
+        replaces the one it reported before."""
         self.user_rate = max(self.user_rate, float(data.get("user_rate", 0.0)))
         self.arrivals.update({int(k): int(v) for k, v in data.get("arrivals", {}).items()})
         self.late.update({int(k): int(v) for k, v in data.get("late", {}).items()})

@@ -1,0 +1,126 @@
+"""What one `scalectl loadtest run` sends and gates on, from its options: how long, how
+many processes, which SLOs, which host (the running stack when none is given) with which
+API keys, how many users, and whether to watch for abort criteria."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from scalectl.duration import parse_duration
+from scalectl.errors import InputError, ScalectlError
+from scalectl.loadtest import runner
+from scalectl.loadtest import slo as slo_mod
+from scalectl.loadtest.slo import SloSpec, abort_breached
+
+STACK_STATE_DIR = Path(".scalectl/stack")
+AT_TERMINAL_SECONDS = 24 * 3600  # a run without --run-time at a terminal; Ctrl-C ends it
+DEFAULT_USERS = 10
+DEFAULT_SPAWN_RATE = 10.0
+MAX_OPEN_MODEL_USERS = 1000
+
+
+def run_time_seconds(text: str) -> int:
+    """Whole seconds for Locust's --run-time, in scalectl's one duration grammar (30s, 5m,
+    1h30m, ...; scalectl.duration), rounded up. Raises InputError naming --run-time."""
+    try:
+        return max(1, math.ceil(parse_duration(text)))
+    except ValueError as exc:
+        raise InputError(f"--run-time {text}: {exc}") from None
+
+
+def run_seconds(run_time: str | None, *, interactive: bool) -> int:
+    """How long the run lasts, warm-up included. Without --run-time only at a terminal
+    (where Ctrl-C ends it); InputError otherwise, as CI must end."""
+    if run_time is not None:
+        return run_time_seconds(run_time)
+    if not interactive:
+        raise InputError("--run-time is required when not at a terminal (CI must end)")
+    return AT_TERMINAL_SECONDS
+
+
+def process_count(value: str) -> int:
+    """Locust processes from --processes: a number >= 1, or auto (one per core).
+    Raises InputError for anything else."""
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"--processes {value}: expected a number >= 1 or auto")
+    return int(value)
+
+
+def load_spec(slo: Path | None, plan: Path | None) -> SloSpec | None:
+    """The SLOs to gate on: an SLO file's, a plan's `slo` section, or None for neither.
+    Raises InputError when the file or the plan is not valid."""
+    if slo is not None:
+        return slo_mod.load_slo_file(slo)
+    if plan is not None:
+        from scalectl.plan.load import load_plan
+
+        return slo_mod.from_plan(load_plan(plan).plan)
+    return None
+
+
+def load_shape(
+    users: int | None, spawn_rate: float | None, rate: float | None
+) -> tuple[int, float]:
+    """Users and users started per second, given or by default. Closed model: 10 and 10/s.
+    Open model (`rate` tasks/s): a user per task/s, at least 10, at most 1000, all
+    started within a second."""
+    if users is None:
+        users = (
+            DEFAULT_USERS
+            if rate is None
+            else min(max(DEFAULT_USERS, math.ceil(rate)), MAX_OPEN_MODEL_USERS)
+        )
+    if spawn_rate is None:
+        spawn_rate = DEFAULT_SPAWN_RATE if rate is None else float(users)
+    return users, spawn_rate
+
+
+def abort_check(spec: SloSpec | None) -> runner.AbortCheck | None:
+    """The check a run makes every second when the SLOs have abort criteria; None without.
+    Only with criteria: decoding the live histograms every second costs CPU that the load
+    generator and the service under test share."""
+    if spec is None or not spec.abort:
+        return None
+    return lambda r: abort_breached(spec, r.windows, measured_t=r.measured_t)
+
+
+def worker_seconds(run_seconds: int) -> int:
+    """How long a --worker runs at most: its master's time bound plus the master's wait for
+    workers, after which the worker stops by itself."""
+    return run_seconds + runner.WORKER_WAIT_SECONDS + runner.GRACE_SECONDS
+
+
+def stack_url(state_dir: Path = STACK_STATE_DIR) -> str:
+    """The app URL of the stack running in `state_dir`, the target when no --host is
+    given. Raises InputError when none runs there."""
+    from scalectl.stack.state import load
+
+    state = load(state_dir)
+    if state is None or "app" not in state.urls:
+        raise InputError("no --host given and no `scalectl stack` is running here")
+    return state.urls["app"]
+
+
+def stack_keys_env(
+    environ: Mapping[str, str], target: str, state_dir: Path = STACK_STATE_DIR
+) -> dict[str, str]:
+    """SCALECTL_API_KEYS_FILE of the stack in `state_dir` when `target` is one of its URLs
+    (and the caller did not choose keys): never for another host. Empty otherwise, also
+    when the stack's state cannot be read."""
+    from scalectl.stack import apikeys
+    from scalectl.stack.state import load
+
+    try:
+        state = load(state_dir)
+    except ScalectlError:
+        return {}
+    if state is None:
+        return {}
+    if target.rstrip("/") not in {url.rstrip("/") for url in state.urls.values()}:
+        return {}
+    return apikeys.scenario_env(environ, state_dir)
