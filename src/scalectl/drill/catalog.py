@@ -72,11 +72,6 @@ def plan_gates(
     return dataclasses.replace(gates, min_availability=min_availability)
 
 
-def plan_thresholds(state: StackState, max_failed: int = 0) -> DrillGates:
-    """plan_gates under its former name, as the checklist's drill verifier calls it."""
-    return plan_gates(state, DrillGates(max_failed=max_failed))
-
-
 def prepare(
     kinds: list[DrillKind], state: StackState, gates: DrillGates, options: DrillOptions
 ) -> list[Spec]:

@@ -21,6 +21,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 def drill_data(result: DrillResult) -> dict[str, Any]:
+    """One drill's result as drill.json holds it: times relative to its start."""
 
     def rel(ts: float | None) -> float | None:
         return None if ts is None else round(ts - result.started_at, 2)
@@ -66,6 +67,8 @@ def drill_data(result: DrillResult) -> dict[str, Any]:
 
 
 def report_data(results: list[DrillResult]) -> dict[str, Any]:
+    """drill.json for a run: every drill's data and the overall verdict (fail, else
+    inconclusive, else pass)."""
     verdicts = [r.verdict for r in results]
     overall = (
         "fail" if "fail" in verdicts else "inconclusive" if "inconclusive" in verdicts else "pass"
@@ -78,6 +81,7 @@ def report_data(results: list[DrillResult]) -> dict[str, Any]:
 
 
 def junit_xml(data: dict[str, Any]) -> str:
+    """junit.xml for a run: a suite per drill, a test case per gated figure."""
     suites = []
     for drill in data["drills"]:
         gated = [f for f in drill["figures"] if f["status"] != "info"]
@@ -99,9 +103,10 @@ def junit_xml(data: dict[str, Any]) -> str:
 
 
 def report_html(data: dict[str, Any]) -> str:
+    """report.html for a run: one self-contained page with a chart per drill."""
     from markupsafe import Markup
 
-    from scalectl.loadtest.html import _script_json, chart, fmt
+    from scalectl.loadtest.html import chart, fmt, script_json
     from scalectl.templating import environment
 
     charts = {
@@ -115,7 +120,7 @@ def report_html(data: dict[str, Any]) -> str:
     }  # fmt: skip
     template = environment().get_template("drill/report.html.j2")
     text: str = template.render(
-        report=data, charts=charts, data_json=Markup(_script_json(data)), fmt=fmt
+        report=data, charts=charts, data_json=Markup(script_json(data)), fmt=fmt
     )
     return text
 
@@ -123,6 +128,8 @@ def report_html(data: dict[str, Any]) -> str:
 def write_reports(
     report_dir: Path, results: list[DrillResult]
 ) -> tuple[dict[str, Any], list[Path]]:
+    """Write drill.json, junit.xml and report.html into `report_dir` (created); the
+    report data and the paths written. OSError when the directory cannot be written."""
     data = report_data(results)
     report_dir.mkdir(parents=True, exist_ok=True)
     files = {

@@ -74,7 +74,7 @@ def report_html(data: Mapping[str, Any]) -> str:
     text: str = template.render(
         report=data,
         charts=charts(data.get("timeseries", [])),
-        data_json=Markup(_script_json(data)),
+        data_json=Markup(script_json(data)),
         fmt=fmt,
         pct=pct,
     )
@@ -190,7 +190,7 @@ def _nice(value: float) -> float:
     return 10.0 * power  # pragma: no cover - the loop always returns
 
 
-def _script_json(data: Mapping[str, Any]) -> str:
+def script_json(data: Mapping[str, Any]) -> str:
     """JSON safe inside <script>: no `</script>` or `<!--` can end or confuse the element."""
     text = json.dumps(data, indent=1, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -65,6 +65,7 @@ def prom_duration(seconds: float) -> str:
 
 
 def burn_windows(period_days: int) -> list[BurnWindow]:
+    """The multiwindow, multi-burn-rate alert windows for an SLO period of `period_days`."""
     # Sloth and the workbook scale windows with the SLO period; factors stay the same.
     scale = period_days / 30
     windows = []
@@ -88,6 +89,8 @@ def burn_windows(period_days: int) -> list[BurnWindow]:
 
 @dataclass(frozen=True)
 class ServiceView:
+    """A service as templates see it: its spec, its sizing and the profile's upstreams."""
+
     name: str
     spec: Service
     size: ServiceSize
@@ -103,12 +106,16 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class QueueView:
+    """A worker queue as templates see it: its spec and its sizing."""
+
     spec: Queue
     size: QueueSize
 
 
 @dataclass(frozen=True)
 class WorkerView:
+    """A worker fleet as templates see it: its spec, sizing and queues."""
+
     name: str
     spec: Worker
     size: WorkerSize
@@ -134,6 +141,8 @@ LOCUST_RAMP_SECONDS = 60
 
 @dataclass(frozen=True)
 class LoadtestView:
+    """The in-cluster load test the plan renders: its target, rate, users and scenarios."""
+
     target: ServiceView  # the plan's first service: the one the scenarios' routes hit
     rps: float  # its design peak (peak_rps × headroom)
     users: int
@@ -147,6 +156,7 @@ LOCAL_ONLY_SCENARIOS = frozenset({"drill.py"})  # fault drills run against the l
 
 
 def scenario_files() -> list[tuple[str, str]]:
+    """The shipped scenarios as (file name, text), sorted by name."""
     folder = resources.data_dir("scenarios")
     return sorted(
         (entry.name, entry.read_text(encoding="utf-8"))
@@ -156,6 +166,7 @@ def scenario_files() -> list[tuple[str, str]]:
 
 
 def loadtest(target: ServiceView) -> LoadtestView:
+    """The load test sized for `target`'s design rate."""
     rps = target.size.design_rps
     users = max(1, math.ceil(rps / LOCUST_RPS_PER_USER))
     files = scenario_files()

@@ -85,12 +85,13 @@ def check_drill(params: DrillParams, ctx: Context) -> VerifierOutcome:
 def _run(params: DrillParams, ctx: Context) -> VerifierOutcome:
     try:
         from scalectl.drill import catalog, engine
+        from scalectl.drill.kinds.base import DrillGates
         from scalectl.drill.reports import write_reports
     except ImportError as exc:  # the drills need the loadtest extra (Locust)
         return failed(f"cannot run the {params.name} drill: {exc} (pip install scalectl[loadtest])")
     state = ctx.stack()
-    thresholds = catalog.plan_thresholds(state, max_failed=params.max_failed)
-    spec = catalog.DRILLS[params.name](thresholds)
+    gates = catalog.plan_gates(state, DrillGates(max_failed=params.max_failed))
+    spec = catalog.DRILLS[params.name](gates)
     spec = dataclasses.replace(spec, before_seconds=params.before, after_seconds=params.after)
     ctx.progress(f"running the {params.name} drill against {ctx.state_dir}")
     result = engine.run(
