@@ -200,7 +200,8 @@ def _start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/bare/1", timeout=1, trust_env=False).status_code == 200:
+            probe = f"{url}/bare/00000000-0000-4000-8000-000000000001"
+            if httpx.get(probe, timeout=1, trust_env=False).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)
