@@ -55,7 +55,9 @@ UserId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `rk_...`")
 
 
-def _caller(
+# Dependencies are `async def`: FastAPI runs a plain `def` in its thread pool, a hand-off
+# per request each (they only read the request).
+async def _caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Principal:
@@ -72,7 +74,7 @@ def _owned(found: Any, caller: Principal) -> bool:
     return found is not None and found.get("user_id") == caller.user_id
 
 
-def _wants_origin(
+async def _wants_origin(
     cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> bool:
     """`Cache-Control: no-cache` asks for a response from the origin (RFC 9111 §5.2.1.4):

@@ -76,6 +76,8 @@ class Services:
             await asyncio.sleep(1)
 
 
-def get(request: Request) -> Services:
+async def get(request: Request) -> Services:
+    """The app's services. async: FastAPI runs a plain `def` dependency in its thread pool,
+    a hand-off per request for what is a dictionary lookup."""
     services: Services = request.app.state.services
     return services
