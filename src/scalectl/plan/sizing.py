@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scalectl.plan import queueing
-from scalectl.plan.model import Plan, Service, Worker, cpu_cores
+from scalectl.plan.fieldtypes import cpu_cores
+from scalectl.plan.model import Plan
+from scalectl.plan.workloads import Service, Worker
 
 MIB = 2**20
 
