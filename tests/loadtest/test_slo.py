@@ -18,7 +18,7 @@ from scalectl.loadtest.slo import (
     load_slo_file,
 )
 from scalectl.plan.load import load_plan
-from scalectl.plan.model import EndpointSlo, Latency, Slo
+from scalectl.plan.slo import EndpointSlo, Latency, Slo
 from tests.conftest import fixture_path
 from tests.helpers.loadtest_runs import Second, make_raw
 

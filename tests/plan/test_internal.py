@@ -10,7 +10,8 @@ import pytest
 from scalectl.plan import prepare, render_files
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import load_plan
-from scalectl.plan.model import Health, LoadBalancer, Service
+from scalectl.plan.loadbalancer import LoadBalancer
+from scalectl.plan.workloads import Health, Service
 from tests.conftest import ROOT, fixture_path
 from tests.helpers.input_files import problems
 

@@ -17,7 +17,8 @@ from pydantic import ConfigDict, Field, model_validator
 from scalectl.errors import ExitCode, InputError
 from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, Window
 from scalectl.plan.load import Problem, raise_problems, schema_problems
-from scalectl.plan.model import Plan, Warmup
+from scalectl.plan.model import Plan
+from scalectl.plan.slo import Warmup
 from scalectl.strict import Strict
 from scalectl.usertext import did_you_mean, shown
 from scalectl.yamlsource import Located, load

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from scalectl.plan.model import Plan, Service, Worker
+from scalectl.plan.model import Plan
 from scalectl.plan.sizing import ServiceSize
+from scalectl.plan.workloads import Service, Worker
 
 Target = Literal["compose", "kubernetes"]
 

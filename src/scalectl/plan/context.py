@@ -17,18 +17,14 @@ from scalectl.plan.appenv import (
     service_env,
     worker_env,
 )
+from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
-from scalectl.plan.model import (
-    Latency,
-    Queue,
-    Service,
-    Worker,
-    cpu_cores,
-    memory_bytes,
-)
-from scalectl.plan.sizing import QueueSize, ServiceSize, Sizing, WorkerSize
+from scalectl.plan.sizing import ServiceSize, Sizing
+from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
+from scalectl.plan.workersizing import QueueSize, WorkerSize
+from scalectl.plan.workloads import Queue, Service, Worker
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scalectl.plan.model import Service
+from scalectl.plan.workloads import Service
 
 # Below a service's route: operational endpoints and generated API docs (FastAPI serves
 # /docs, /docs/oauth2-redirect, /redoc and /openapi.json), and every /health/ check.

@@ -6,7 +6,10 @@ import ipaddress
 import itertools
 from collections.abc import Iterator
 
-from scalectl.plan.model import Latency, Plan, Profile, Replicas, Resources, cpu_cores, memory_bytes
+from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
+from scalectl.plan.model import Plan, Profile
+from scalectl.plan.slo import Latency
+from scalectl.plan.workloads import Replicas, Resources
 
 PathMsg = tuple[tuple[str | int, ...], str]
 

@@ -1,4 +1,8 @@
-"""Turn a plan into numbers: replicas, processes, pools, consumers, memory. docs/sizing.md."""
+"""Turn a plan into numbers: replicas, processes, pools, consumers, memory. docs/sizing.md.
+
+Services, the database and the cache are sized here; workers and their queues in
+scalectl.plan.workersizing.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scalectl.plan import queueing
-from scalectl.plan.model import Plan, Service, Worker, cpu_cores
+from scalectl.plan.fieldtypes import cpu_cores
+from scalectl.plan.model import Plan
+from scalectl.plan.workersizing import QueueSize, WorkerSize, size_worker
+from scalectl.plan.workloads import Service
 
 MIB = 2**20
 
@@ -35,39 +41,6 @@ class ServiceSize:
     hpa_rps_per_pod: float | None
     pdb_min_available: int | None
     active_db_connections: float  # across all replicas at peak
-
-
-@dataclass(frozen=True)
-class QueueSize:
-    """The sizing of one queue (Erlang C): consumers, load and utilization, waits against the
-    target, and alert thresholds."""
-
-    worker: str
-    queue: str
-    priority: str
-    consumers: int
-    offered_load: float
-    utilization: float
-    p_wait: float
-    mean_wait_seconds: float
-    p_wait_over_target: float
-    target_wait_seconds: float
-    wait_quantile: float
-    max_depth: int
-    max_age_seconds: float
-
-
-@dataclass(frozen=True)
-class WorkerSize:
-    """The sizing of one worker: consumers its queues need and the replicas that provide them."""
-
-    name: str
-    consumers_needed: int
-    consumers_per_replica: int
-    required_replicas: int
-    replicas: int
-    min_replicas: int
-    max_replicas: int
 
 
 @dataclass(frozen=True)
@@ -172,7 +145,10 @@ def size(plan: Plan, profile: str = "production") -> Sizing:
             "instance at once"
         )
     for name, worker in plan.workers.items():
-        result.workers.append(_worker(name, worker, result))
+        worker_size, queues, infeasible = size_worker(name, worker)
+        result.queues += queues
+        result.infeasible += infeasible
+        result.workers.append(worker_size)
     if plan.database is not None:
         result.database = _database(plan, result)
     if plan.cache is not None:
@@ -274,56 +250,6 @@ def _service(name: str, svc: Service, pool_min: int, pool_max: int, result: Sizi
         hpa_rps_per_pod=rps_target if auto.enabled else None,
         pdb_min_available=(min_replicas - 1) if svc.pdb else None,
         active_db_connections=design * cap.db_time_ms / 1000,
-    )
-
-
-def _worker(name: str, worker: Worker, result: Sizing) -> WorkerSize:
-    needed = 0
-    for queue in worker.queues:
-        fit = queueing.consumers_needed(
-            queue.arrival_rate,
-            queue.mean_duration_seconds,
-            queue.target_wait_seconds,
-            queue.wait_quantile,
-            worker.target_utilization,
-        )
-        needed += fit.consumers
-        max_age = queue.max_age_seconds or 10 * queue.target_wait_seconds
-        # Alert depth: what arrives during max_age, beyond what consumers drain.
-        max_depth = queue.max_depth or max(10, math.ceil(queue.arrival_rate * max_age))
-        result.queues.append(
-            QueueSize(
-                worker=name,
-                queue=queue.name,
-                priority=queue.priority,
-                consumers=fit.consumers,
-                offered_load=fit.offered_load,
-                utilization=fit.utilization,
-                p_wait=fit.p_wait,
-                mean_wait_seconds=fit.mean_wait_seconds,
-                p_wait_over_target=fit.p_wait_over_target,
-                target_wait_seconds=queue.target_wait_seconds,
-                wait_quantile=queue.wait_quantile,
-                max_depth=max_depth,
-                max_age_seconds=max_age,
-            )
-        )
-    per_replica = worker.processes * worker.threads
-    required = math.ceil(needed / per_replica)
-    replicas = min(max(required, worker.replicas.min), worker.replicas.max)
-    if required > worker.replicas.max:
-        result.infeasible.append(
-            f"workers.{name}: needs {needed} consumers ({required} replicas of "
-            f"{worker.processes} × {worker.threads}), but replicas.max is {worker.replicas.max}"
-        )
-    return WorkerSize(
-        name=name,
-        consumers_needed=needed,
-        consumers_per_replica=per_replica,
-        required_replicas=required,
-        replicas=replicas,
-        min_replicas=worker.replicas.min,
-        max_replicas=worker.replicas.max,
     )
 
 
