@@ -37,14 +37,14 @@ def _jsonable(row: Row) -> dict[str, Any]:
 async def create_submission(
     db: Session, submission_id: UUID, job_id: UUID, owner: int, body: SubmissionCreate
 ) -> dict[str, Any]:
-    await db.execute(
-        "INSERT INTO submissions (id, user_id, title, content, priority)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (submission_id, owner, body.title, body.content, body.priority),
-    )
+    # One statement, one round trip: the job row references the submission row inserted by
+    # the same statement (a data-modifying CTE; the foreign key is checked at its end).
     row = await db.fetchone(
-        "INSERT INTO jobs (id, submission_id, kind) VALUES (%s, %s, 'analyse') RETURNING status",
-        (job_id, submission_id),
+        "WITH s AS (INSERT INTO submissions (id, user_id, title, content, priority)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id)"
+        " INSERT INTO jobs (id, submission_id, kind) SELECT %s, s.id, 'analyse' FROM s"
+        " RETURNING status",
+        (submission_id, owner, body.title, body.content, body.priority, job_id),
     )
     assert row is not None
     return {"id": str(submission_id), "job_id": str(job_id), "status": row["status"]}
