@@ -9,8 +9,8 @@ from typing import Any
 
 from scalectl.cli import run
 from scalectl.loadtest.compare import load_report, parse_tolerance
+from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.reports import write_reports
-from scalectl.loadtest.results import from_raw
 from scalectl.loadtest.slo import SloSpec, evaluate
 from tests.helpers.loadtest_runs import GENERATOR, META, make_raw
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from scalectl.loadtest.html import report_html
+from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.reports import report_data, write_reports
-from scalectl.loadtest.results import Results, from_raw
+from scalectl.loadtest.results import Results
 from scalectl.loadtest.slo import Evaluation, SloSpec, evaluate
 from tests.helpers.loadtest_runs import make_raw
 from tests.helpers.report_page import open_in_chromium, parse

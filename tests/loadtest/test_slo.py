@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from scalectl.errors import ExitCode, InputError
-from scalectl.loadtest.results import Results, Window, from_raw
+from scalectl.loadtest.rawjson import from_raw
+from scalectl.loadtest.results import Results, Window
 from scalectl.loadtest.slo import (
     AbortCriterion,
     SloSpec,

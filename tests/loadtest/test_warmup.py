@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from scalectl.errors import ExitCode, InputError
-from scalectl.loadtest.results import from_raw
+from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.slo import SloSpec, WindowCriterion, abort_breached, evaluate, from_plan
 from scalectl.loadtest.slo import load_slo_file as load_slo
 from scalectl.plan.load import load_plan

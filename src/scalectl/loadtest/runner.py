@@ -26,7 +26,8 @@ from scalectl import resources
 from scalectl.errors import InputError
 from scalectl.files import tail
 from scalectl.loadtest.cpu import CpuMeter
-from scalectl.loadtest.results import Results, from_raw, load_raw
+from scalectl.loadtest.rawjson import from_raw, load_raw
+from scalectl.loadtest.results import Results
 from scalectl.processes import signal_group
 from scalectl.stack.process import child_environment
 
