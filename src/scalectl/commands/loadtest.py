@@ -110,6 +110,7 @@ def run_command(
     from scalectl.loadtest import runner
     from scalectl.loadtest import settings as settings_mod
     from scalectl.loadtest import slo as slo_mod
+    from scalectl.loadtest.evaluation import evaluate
     from scalectl.loadtest.reports import run_meta, write_reports
     from scalectl.loadtest.verdict import judge
     from scalectl.loadtest.warmup import resolve_warmup
@@ -164,7 +165,7 @@ def run_command(
         outcome = runner.run(config, progress=progress, abort_check=abort)
     results = outcome.results
 
-    evaluation = slo_mod.evaluate(spec or slo_mod.SloSpec(), results)
+    evaluation = evaluate(spec or slo_mod.SloSpec(), results)
     judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
     verdict, reasons, generator = judged.verdict, judged.reasons, judged.generator
 

@@ -13,7 +13,8 @@ from scalectl.duration import parse_duration
 from scalectl.errors import InputError, ScalectlError
 from scalectl.loadtest import runner
 from scalectl.loadtest import slo as slo_mod
-from scalectl.loadtest.slo import SloSpec, abort_breached
+from scalectl.loadtest.evaluation import abort_breached
+from scalectl.loadtest.slo import SloSpec
 
 STACK_STATE_DIR = Path(".scalectl/stack")
 AT_TERMINAL_SECONDS = 24 * 3600  # a run without --run-time at a terminal; Ctrl-C ends it
