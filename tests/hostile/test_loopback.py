@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scalectl.errors import ExitCode, InputError
-from scalectl.loadtest import runner
+from scalectl.loadtest.target import check_host
 from scalectl.netguard import url_problem
 from scalectl.stack.state import load
 from tests.conftest import Result, fixture_path
@@ -102,7 +102,7 @@ def test_allow_host_is_an_exact_match() -> None:
 )
 def test_real_loopback_still_passes(family: socket.AddressFamily, bind: str, host: str) -> None:
     with listening(family, bind) as port:
-        assert runner.check_host(f"http://{host}:{port}", ()) == (host.strip("[]"), port)
+        assert check_host(f"http://{host}:{port}", ()) == (host.strip("[]"), port)
 
 
 def _tampered(state_dir: Path, url: str) -> Path:

@@ -9,9 +9,10 @@ from typing import Any
 
 from scalectl.cli import run
 from scalectl.loadtest.compare import load_report, parse_tolerance
+from scalectl.loadtest.evaluation import evaluate
+from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.reports import write_reports
-from scalectl.loadtest.results import from_raw
-from scalectl.loadtest.slo import SloSpec, evaluate
+from scalectl.loadtest.slo import SloSpec
 from tests.helpers.loadtest_runs import GENERATOR, META, make_raw
 
 STATS = "GET /api/stats"

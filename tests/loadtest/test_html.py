@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from scalectl.loadtest.evaluation import Evaluation, evaluate
 from scalectl.loadtest.html import report_html
+from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.reports import report_data, write_reports
-from scalectl.loadtest.results import Results, from_raw
-from scalectl.loadtest.slo import Evaluation, SloSpec, evaluate
+from scalectl.loadtest.results import Results
+from scalectl.loadtest.slo import SloSpec
 from tests.helpers.loadtest_runs import make_raw
 from tests.helpers.report_page import open_in_chromium, parse
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from scalectl.loadtest.evaluation import Evaluation, evaluate
+from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.reports import CSV_COLUMNS, write_reports
-from scalectl.loadtest.results import Results, from_raw
-from scalectl.loadtest.slo import Evaluation, SloSpec, evaluate
+from scalectl.loadtest.results import Results
+from scalectl.loadtest.slo import SloSpec
 from tests.helpers.loadtest_runs import GENERATOR, META, make_raw
 
 

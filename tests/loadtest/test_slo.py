@@ -6,14 +6,14 @@ from typing import Any
 import pytest
 
 from scalectl.errors import ExitCode, InputError
-from scalectl.loadtest.results import Results, Window, from_raw
+from scalectl.loadtest.evaluation import abort_breached, evaluate
+from scalectl.loadtest.rawjson import from_raw
+from scalectl.loadtest.results import Results, Window
 from scalectl.loadtest.slo import (
     AbortCriterion,
     SloSpec,
     Thresholds,
     WindowCriterion,
-    abort_breached,
-    evaluate,
     from_plan,
     load_slo_file,
 )

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from scalectl.errors import ExitCode, InputError
-from scalectl.loadtest.results import from_raw
-from scalectl.loadtest.slo import SloSpec, WindowCriterion, abort_breached, evaluate, from_plan
+from scalectl.loadtest.evaluation import abort_breached, evaluate
+from scalectl.loadtest.rawjson import from_raw
+from scalectl.loadtest.slo import SloSpec, WindowCriterion, from_plan
 from scalectl.loadtest.slo import load_slo_file as load_slo
 from scalectl.plan.load import load_plan
 from scalectl.stack.process import free_port

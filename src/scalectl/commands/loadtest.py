@@ -110,7 +110,10 @@ def run_command(
     from scalectl.loadtest import runner
     from scalectl.loadtest import settings as settings_mod
     from scalectl.loadtest import slo as slo_mod
+    from scalectl.loadtest.evaluation import evaluate
     from scalectl.loadtest.reports import run_meta, write_reports
+    from scalectl.loadtest.scenarios import resolve_locustfile
+    from scalectl.loadtest.target import check_host
     from scalectl.loadtest.verdict import judge
     from scalectl.loadtest.warmup import resolve_warmup
 
@@ -121,14 +124,14 @@ def run_command(
         raise InputError("give --master or --worker, not both")
     seconds = settings_mod.run_seconds(run_time, interactive=output.interactive)
     count = settings_mod.process_count(processes)
-    path = runner.resolve_locustfile(locustfile)
+    path = resolve_locustfile(locustfile)
     if worker:
         _worker(output, path, master_host, master_port, count, seconds, ctx)
         return
     spec = settings_mod.load_spec(slo, plan)
     warmup_seconds = resolve_warmup(warmup, spec, str(slo or plan), seconds)
     target = host or settings_mod.stack_url()
-    runner.check_host(target, tuple(allow_host))
+    check_host(target, tuple(allow_host))
     users, spawn_rate = settings_mod.load_shape(users, spawn_rate, rate)
 
     config = runner.RunConfig(
@@ -164,7 +167,7 @@ def run_command(
         outcome = runner.run(config, progress=progress, abort_check=abort)
     results = outcome.results
 
-    evaluation = slo_mod.evaluate(spec or slo_mod.SloSpec(), results)
+    evaluation = evaluate(spec or slo_mod.SloSpec(), results)
     judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
     verdict, reasons, generator = judged.verdict, judged.reasons, judged.generator
 
@@ -294,7 +297,7 @@ def list_command(
 
     Example: scalectl loadtest list
     """
-    from scalectl.loadtest.runner import scenarios
+    from scalectl.loadtest.scenarios import scenarios
 
     output = output_of(ctx, json_out)
     found = scenarios()

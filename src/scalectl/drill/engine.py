@@ -121,10 +121,11 @@ def run(
     the fault's own error (a ScalectlError, reworded to name the drill) after the restore
     when the fault failed; the restore runs in every case."""
     from scalectl.loadtest import runner
+    from scalectl.loadtest.target import check_host
     from scalectl.stack import apikeys
 
     timeline = Timeline()
-    runner.check_host(spec.url(state), ())  # loopback only, whatever state.json says
+    check_host(spec.url(state), ())  # loopback only, whatever state.json says
     # The stack's API keys for every Locust run of the drill (the load and any surge), and
     # for the members a drill restarts.
     locust_env = scenario_environment(environ, state_dir)

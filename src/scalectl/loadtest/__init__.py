@@ -1,3 +1,4 @@
-"""`scalectl loadtest`: Locust scenarios run in child processes (runner), measured with HDR
-histograms (results), gated on SLOs (slo, verdict), reported (reports, html) and compared
+"""`scalectl loadtest`: Locust scenarios (scenarios) sent to a checked host (target), run in
+child processes (runner) and watched (watch), measured with HDR histograms (rawjson,
+results), gated on SLOs (slo, evaluation, verdict), reported (reports, html) and compared
 across runs (compare). No typer or rich here."""

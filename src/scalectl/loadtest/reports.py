@@ -17,10 +17,10 @@ from typing import Any
 
 from scalectl import junit
 from scalectl.files import write_file
+from scalectl.loadtest.evaluation import Evaluation, SloResult, Verdict
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
 from scalectl.loadtest.runner import RunConfig
-from scalectl.loadtest.slo import Evaluation, SloResult, Verdict
 
 REPORT_VERSION = 1
 TOP_ERRORS = 10

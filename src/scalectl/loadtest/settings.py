@@ -11,9 +11,11 @@ from pathlib import Path
 
 from scalectl.duration import parse_duration
 from scalectl.errors import InputError, ScalectlError
-from scalectl.loadtest import runner
 from scalectl.loadtest import slo as slo_mod
-from scalectl.loadtest.slo import SloSpec, abort_breached
+from scalectl.loadtest.evaluation import abort_breached
+from scalectl.loadtest.runner import WORKER_WAIT_SECONDS
+from scalectl.loadtest.slo import SloSpec
+from scalectl.loadtest.watch import GRACE_SECONDS, AbortCheck
 
 STACK_STATE_DIR = Path(".scalectl/stack")
 AT_TERMINAL_SECONDS = 24 * 3600  # a run without --run-time at a terminal; Ctrl-C ends it
@@ -80,7 +82,7 @@ def load_shape(
     return users, spawn_rate
 
 
-def abort_check(spec: SloSpec | None) -> runner.AbortCheck | None:
+def abort_check(spec: SloSpec | None) -> AbortCheck | None:
     """The check a run makes every second when the SLOs have abort criteria; None without.
     Only with criteria: decoding the live histograms every second costs CPU that the load
     generator and the service under test share."""
@@ -92,7 +94,7 @@ def abort_check(spec: SloSpec | None) -> runner.AbortCheck | None:
 def worker_seconds(run_seconds: int) -> int:
     """How long a --worker runs at most: its master's time bound plus the master's wait for
     workers, after which the worker stops by itself."""
-    return run_seconds + runner.WORKER_WAIT_SECONDS + runner.GRACE_SECONDS
+    return run_seconds + WORKER_WAIT_SECONDS + GRACE_SECONDS
 
 
 def stack_url(state_dir: Path = STACK_STATE_DIR) -> str:

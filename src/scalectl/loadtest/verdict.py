@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scalectl.loadtest.runner import SATURATED_CPU, RunOutcome
-from scalectl.loadtest.slo import Evaluation, Verdict
+from scalectl.loadtest.evaluation import Evaluation, Verdict
+from scalectl.loadtest.runner import RunOutcome
+from scalectl.loadtest.watch import SATURATED_CPU
 
 RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
 

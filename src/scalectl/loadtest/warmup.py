@@ -3,7 +3,7 @@
 Where it comes from (`--warmup`, else the SLO file's or the plan's `warmup`) and what it may
 be: the warm-up is the first part of `-t`, as Locust's own `-t` is the whole run (ramp-up
 included), so it must leave some of the run to measure (docs/loadtest.md, "Warm-up").
-What a warm-up leaves out is decided in scalectl.loadtest.results.
+What a warm-up leaves out is decided in scalectl.loadtest.rawjson.
 """
 
 from __future__ import annotations

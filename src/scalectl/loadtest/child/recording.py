@@ -1,0 +1,195 @@
+"""What the Locust plugin (plugin.py) records, in Locust's processes: every request in HDR
+histograms per endpoint and per wall-clock second (Recorder), and the open model's arrivals
+(OpenModel). Exported, shipped from workers to the master and merged as deltas.
+
+No locust or gevent here: plugin.py owns Locust's events and the greenlets; this module is
+plain bookkeeping, importable anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+HIGHEST_US = 3_600_000_000  # one hour
+
+
+def _new() -> HdrHistogram:
+    return HdrHistogram(1, HIGHEST_US, 3)
+
+
+class Recorder:
+    """Per endpoint and per second. The hot path (`record`, once per request inside Locust)
+    only appends the raw microseconds to a list; `_flush` folds them into the histograms in
+    batches with counts, which records exactly the same histogram with far fewer calls into
+    the pure-Python HDR code (bench/loadtest_bench.py measures the generator overhead)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[Any]] = {}  # key -> [method, name, req, fail, errors, hist]
+        # second -> key -> [req, fail, hist, {error message: count}]: per second, so a warm-up
+        # (`scalectl loadtest --warmup`) can be left out of every total afterwards
+        self.windows: dict[int, dict[str, list[Any]]] = {}
+        self.pending: dict[tuple[int, str], list[int]] = {}
+
+    def record(self, method: str, name: str, micros: int, error: str | None) -> None:
+        """Count one request of `method name` that took `micros` µs in the current second;
+        `error` is its failure message, None for a success. Called once per request: cheap."""
+        key = f"{method} {name}"
+        second = int(time.time())
+        values = self.pending.get((second, key))
+        if values is None:
+            values = self.pending[(second, key)] = []
+            if key not in self.totals:
+                self.totals[key] = [method, name, 0, 0, {}, _new()]
+            if key not in self.windows.setdefault(second, {}):
+                self.windows[second][key] = [0, 0, _new(), {}]
+        values.append(min(max(micros, 1), HIGHEST_US))
+        if error is not None:
+            total = self.totals[key]
+            total[3] += 1
+            total[4][error] = total[4].get(error, 0) + 1
+            window = self.windows[second][key]
+            window[1] += 1
+            window[3][error] = window[3].get(error, 0) + 1
+
+    def _flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for (second, key), values in pending.items():
+            total = self.totals[key]
+            window = self.windows[second][key]
+            total[2] += len(values)
+            window[0] += len(values)
+            for value, count in Counter(values).items():
+                total[5].record_value(value, count)
+                window[2].record_value(value, count)
+
+    def export(self, since: int | None = None) -> dict[str, Any]:
+        """Everything recorded (windows from `since` on), histograms encoded: what a worker
+        sends, what raw.json holds, what the live file shows."""
+        self._flush()
+        return {
+            "endpoints": {
+                key: {
+                    "method": method,
+                    "name": name,
+                    "requests": req,
+                    "failures": fail,
+                    "errors": errors,
+                    "hist": hist.encode().decode("ascii"),
+                }
+                for key, (method, name, req, fail, errors, hist) in self.totals.items()
+            },
+            "windows": {
+                str(second): {
+                    key: [req, fail, hist.encode().decode("ascii"), errors]
+                    for key, (req, fail, hist, errors) in per_key.items()
+                }
+                for second, per_key in self.windows.items()
+                if since is None or second >= since
+            },
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add what another process exported (a worker's report) to these totals and windows."""
+        for key, item in data.get("endpoints", {}).items():
+            total = self.totals.get(key)
+            if total is None:
+                total = self.totals[key] = [item["method"], item["name"], 0, 0, {}, _new()]
+            total[2] += item["requests"]
+            total[3] += item["failures"]
+            for message, count in item["errors"].items():
+                total[4][message] = total[4].get(message, 0) + count
+            total[5].add(HdrHistogram.decode(item["hist"].encode("ascii")))
+        for second, per_key in data.get("windows", {}).items():
+            bucket = self.windows.setdefault(int(second), {})
+            for key, (req, fail, encoded, *rest) in per_key.items():
+                window = bucket.get(key)
+                if window is None:
+                    window = bucket[key] = [0, 0, _new(), {}]
+                window[0] += req
+                window[1] += fail
+                window[2].add(HdrHistogram.decode(encoded.encode("ascii")))
+                for message, count in (rest[0] if rest else {}).items():
+                    window[3][message] = window[3].get(message, 0) + count
+
+
+class OpenModel:
+    """The open model's bookkeeping in one process: per-user schedules and what happened to
+    the arrivals. Arrivals, late ones and the worst lag are shipped to the master as deltas,
+    like the histograms. The backlog (arrivals due but not yet sent) is a level, not a
+    delta: every report carries the process's current backlog, frozen at the run's end, and
+    the master keeps the latest one per worker. What is still due at the end is dropped."""
+
+    def __init__(self) -> None:
+        self.user_rate = 0.0  # arrivals per second per user; 0 is the closed model
+        self.schedules: list[list[float]] = []  # [t0, claimed] per user
+        self.intended: dict[int, float] = {}  # greenlet id -> intended start of its arrival
+        self.ended_at: float | None = None  # the run's end (test_stopping), once known
+        self.end_backlog = 0  # this process's backlog at ended_at
+        self.backlogs: dict[str, int] = {}  # master: the latest backlog of each worker
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the arrivals, late arrivals and lags counted so far: they were shipped."""
+        # All per second of actual start, so a warm-up can be left out afterwards.
+        self.arrivals: Counter[int] = Counter()
+        self.late: Counter[int] = Counter()
+        self.max_lag_us: dict[int, int] = {}
+
+    def backlog(self, now: float) -> int:
+        """Arrivals due by `now` that were not sent (their user is stuck behind slow
+        responses). A user counts an arrival as claimed before sleeping until it, so a user
+        waiting for its next, not yet due arrival has no backlog."""
+        if self.user_rate <= 0:
+            return 0
+        total = 0
+        for t0, claimed in self.schedules:
+            if now >= t0:
+                due = math.floor((now - t0) * self.user_rate) + 1
+                total += max(0, due - int(claimed))
+        return total
+
+    def end(self, now: float) -> None:
+        """The run ended at `now`: freeze the backlog, which is what gets dropped."""
+        if self.ended_at is None:
+            self.ended_at = now
+            self.end_backlog = self.backlog(now)
+
+    def current_backlog(self) -> int:
+        """The backlog now, or as frozen when the run ended."""
+        return self.end_backlog if self.ended_at is not None else self.backlog(time.time())
+
+    def export(self) -> dict[str, Any]:
+        """The arrivals, late arrivals and lags since the last export, and the current backlog;
+        the counts start over."""
+        data = {
+            "user_rate": self.user_rate,
+            "arrivals": {str(k): v for k, v in self.arrivals.items()},
+            "late": {str(k): v for k, v in self.late.items()},
+            "max_lag_us": {str(k): v for k, v in self.max_lag_us.items()},
+            "backlog": self.current_backlog(),
+        }
+        self.reset()
+        return data
+
+    def merge(self, client_id: str, data: dict[str, Any]) -> None:
+        """Add a worker's export (`client_id` names it) to the master's counts; its backlog
+        replaces the one it reported before."""
+        self.user_rate = max(self.user_rate, float(data.get("user_rate", 0.0)))
+        self.arrivals.update({int(k): int(v) for k, v in data.get("arrivals", {}).items()})
+        self.late.update({int(k): int(v) for k, v in data.get("late", {}).items()})
+        for second, lag in data.get("max_lag_us", {}).items():
+            self.max_lag_us[int(second)] = max(self.max_lag_us.get(int(second), 0), int(lag))
+        # Latest wins: a worker's messages arrive in order over its one connection, and
+        # once the worker saw the end its backlog no longer changes.
+        self.backlogs[client_id] = int(data.get("backlog", 0))
+
+    @property
+    def dropped(self) -> int:
+        """Arrivals due before the run ended but never sent: this process's own backlog at
+        the end (a local run) plus the last backlog each worker reported (a master)."""
+        return self.end_backlog + sum(self.backlogs.values())

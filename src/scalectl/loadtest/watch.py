@@ -1,0 +1,148 @@
+"""Watching a running Locust from scalectl's process: CPU of every Locust process each second
+(GeneratorStats), live progress from the plugin's live file, abort criteria, a stop asked for
+by the caller, and a hard time bound."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from scalectl.loadtest.cpu import CpuMeter
+from scalectl.loadtest.rawjson import from_raw
+from scalectl.loadtest.results import Results
+from scalectl.processes import signal_group
+
+SATURATED_CPU = 90.0  # percent of one core: the median after start-up, any Locust process
+STARTUP_SAMPLES = 2  # seconds of start-up (imports, spawning) left out of the verdict
+GRACE_SECONDS = 60  # beyond --run-time before the run is stopped by force
+
+Progress = Callable[[dict[str, Any]], None]
+AbortCheck = Callable[[Results], str | None]
+StopCheck = Callable[[], bool]  # True: the caller is done, stop Locust now (not an abort)
+
+
+@dataclass
+class GeneratorStats:
+    """How busy the load generator was: CPU used and demanded per Locust process, one sample a
+    second; `saturated` is what the verdict rests on."""
+
+    processes: int
+    # Per process, one sample a second, % of a core: CPU used (local processes only), and
+    # CPU demanded, used plus waited for a core (loadtest.cpu), which the verdict rests on:
+    # a generator starved by a busy machine is as much the bottleneck as a saturated one.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    demand: dict[str, list[float]] = field(default_factory=dict)
+    # One sample a second: start-up, then the warm-up, are not what the verdict rests on
+    # (a generator busy only while spawning its users did not distort the measured part).
+    skip_samples: int = STARTUP_SAMPLES
+
+    def _medians(self, series: dict[str, list[float]]) -> dict[str, float]:
+        return {
+            label: statistics.median(samples[self.skip_samples :] or samples)
+            for label, samples in series.items()
+            if samples
+        }
+
+    @property
+    def cpu_median(self) -> dict[str, float]:
+        """Median CPU used per process after start-up and warm-up, % of a core."""
+        return self._medians(self.cpu)
+
+    @property
+    def demand_median(self) -> dict[str, float]:
+        """Median CPU demanded (used plus waited for) per process after start-up and warm-up, %
+        of a core."""
+        return self._medians(self.demand)
+
+    @property
+    def saturated(self) -> bool:
+        """Whether some process demanded SATURATED_CPU or more of a core (median): the generator,
+        not the target, may have set the pace."""
+        return any(v >= SATURATED_CPU for v in self.demand_median.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """report.json's `generator` figures."""
+        return {
+            "processes": self.processes,
+            "cpu_percent_median": {k: round(v, 1) for k, v in self.cpu_median.items()},
+            "cpu_percent_max": {k: round(max(v), 1) for k, v in self.cpu.items() if v},
+            "demand_percent_median": {k: round(v, 1) for k, v in self.demand_median.items()},
+            "saturated": self.saturated,
+            "saturation_threshold_percent": SATURATED_CPU,
+        }
+
+
+def watch_locust(
+    proc: subprocess.Popen[bytes],
+    stats: GeneratorStats,
+    live_path: Path,
+    *,
+    bound_seconds: float,
+    warmup_seconds: float,
+    progress: Progress,
+    abort_check: AbortCheck | None,
+    should_stop: StopCheck | None = None,
+) -> str | None:
+    """Watch Locust (`proc`, the leader of its process group) until it exits, once a second:
+    the CPU of each of its processes into `stats`, `progress` with the live file's figures,
+    `abort_check` on them, `should_stop`. Past `bound_seconds` (the run time, and any wait for
+    workers) plus GRACE_SECONDS the group is stopped by force.
+
+    Returns why the run was stopped early (an abort reason or the time bound), or None when
+    Locust ended by itself or `should_stop` asked for it. Locust is sent SIGTERM for each,
+    and still writes its results.
+    """
+    deadline = time.monotonic() + bound_seconds + GRACE_SECONDS
+    tracked: dict[int, CpuMeter] = {}
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            signal_group(proc.pid, signal.SIGTERM)
+            return f"did not stop within --run-time + {GRACE_SECONDS}s"
+        try:
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            family = []
+        for member in family:
+            if member.pid not in tracked:
+                with contextlib.suppress(psutil.Error):
+                    tracked[member.pid] = CpuMeter(member)
+        time.sleep(1.0)
+        for index, (pid, meter) in enumerate(sorted(tracked.items())):
+            label = "master" if pid == proc.pid else f"worker-{index}"
+            try:
+                used, demanded = meter.read()
+            except psutil.Error:
+                continue
+            stats.cpu.setdefault(label, []).append(used)
+            stats.demand.setdefault(label, []).append(demanded)
+        if should_stop is not None and should_stop():
+            signal_group(proc.pid, signal.SIGTERM)  # Locust quits and still writes its results
+            return None
+        live = _read_live(live_path)
+        if live is None:
+            continue
+        progress(live)
+        if abort_check is not None and live.get("windows"):
+            reason = abort_check(from_raw(live, warmup_seconds))
+            if reason:
+                signal_group(proc.pid, signal.SIGTERM)
+                return reason
+    return None
+
+
+def _read_live(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("started_at") else None
