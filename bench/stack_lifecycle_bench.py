@@ -75,7 +75,7 @@ class Cycle:
 
 
 def cycle(env: dict[str, str], idle: float, busy: bool) -> Cycle:
-    from tests.stack.conftest import local_plan
+    from tests.helpers.stack import local_plan
 
     root = Path(tempfile.mkdtemp(prefix="scalectl-lifecycle-"))
     root.chmod(0o711)  # PostgreSQL's account traverses it when run as root (docs/stack.md)

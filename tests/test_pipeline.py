@@ -21,8 +21,8 @@ import yaml
 from scalectl.stack.process import free_port
 from tests.conftest import ROOT
 from tests.helpers.action import install_tools_input
+from tests.helpers.stack import free_block
 from tests.packaging import EXTRAS, Installed, uv
-from tests.stack.conftest import free_block
 
 # A generous gate on purpose: this test proves the steps work outside the checkout, not the
 # speed of a 2-core machine shared with other tests (tests/loadtest gate on real figures).

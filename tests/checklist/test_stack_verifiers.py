@@ -32,7 +32,7 @@ from tests.checklist.conftest import check, checklist_file, write_report
 from tests.conftest import ROOT, Result
 from tests.drill.races import report_only_raced
 from tests.health.server import serve
-from tests.stack.conftest import running_stack
+from tests.helpers.stack import running_stack
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack

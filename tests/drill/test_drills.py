@@ -18,7 +18,7 @@ from scalectl.stack.state import load
 from tests.conftest import Result
 from tests.drill.races import ALLOWED, only_the_keepalive_race, report_only_raced
 from tests.helpers.report_page import open_in_chromium, parse
-from tests.stack.conftest import running_stack
+from tests.helpers.stack import running_stack
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack

@@ -28,7 +28,7 @@ from scalectl.stack import apikeys
 from scalectl.stack.run import restart_member
 from scalectl.stack.state import Member, load
 from tests.conftest import Result
-from tests.stack.conftest import running_stack
+from tests.helpers.stack import running_stack
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack

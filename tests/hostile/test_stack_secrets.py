@@ -22,7 +22,7 @@ from scalectl import crashlog
 from scalectl.stack import apikeys, credentials
 from scalectl.stack.state import StackState, load
 from tests.conftest import Result
-from tests.stack.conftest import local_plan, running_stack
+from tests.helpers.stack import local_plan, running_stack
 
 pytestmark = pytest.mark.stack
 

@@ -21,7 +21,7 @@ import pytest
 from scalectl.errors import ExitCode
 from scalectl.stack.state import load
 from tests.conftest import Result
-from tests.stack.conftest import running_stack
+from tests.helpers.stack import running_stack
 
 Cli = Callable[..., Result]
 

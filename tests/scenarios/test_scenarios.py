@@ -26,7 +26,7 @@ import pytest
 from scalectl.stack import apikeys, run
 from scalectl.stack.state import StackState
 from tests.conftest import reachable_dir
-from tests.stack.conftest import local_plan
+from tests.helpers.stack import local_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"

@@ -19,7 +19,7 @@ from scalectl.stack import apikeys
 from scalectl.stack.process import port_in_use
 from scalectl.stack.state import load
 from tests.conftest import Result, reachable_dir
-from tests.stack.conftest import local_plan, running_stack
+from tests.helpers.stack import local_plan, running_stack
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack

@@ -27,7 +27,7 @@ from scalectl.stack.run import restart_member
 from scalectl.stack.servers import start_postgres
 from scalectl.stack.state import StackState, load
 from tests.conftest import Result
-from tests.stack.conftest import local_plan
+from tests.helpers.stack import local_plan
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack

@@ -1,3 +1,6 @@
+"""The local stack for tests of any package: free ports, the reference plan on them, and a
+real `scalectl stack` started and stopped around a block."""
+
 from __future__ import annotations
 
 import shutil
