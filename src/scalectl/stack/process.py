@@ -244,10 +244,3 @@ def wait_for(
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a member's log, for an error message."""
-    from scalectl.files import tail as last_lines
-
-    return "\n".join(last_lines(path, lines))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scalectl import resources
 from scalectl.errors import CheckFailed, InputError, ScalectlError
-from scalectl.files import write_tree
+from scalectl.files import tail, write_tree
 from scalectl.netguard import loopback_client
 from scalectl.plan import Prepared, prepare, render_files
 from scalectl.plan.topology import Topology, topology
@@ -33,7 +33,7 @@ from scalectl.stack.launch import (
     relaunch,
     worker_launch,
 )
-from scalectl.stack.process import free_port, member_process, port_in_use, tail, wait_for
+from scalectl.stack.process import free_port, member_process, port_in_use, wait_for
 from scalectl.stack.servers import Server
 from scalectl.stack.shutdown import Progress, down, stop_member, stop_members
 from scalectl.stack.state import Member, StackState, clear, ensure_dir, load
@@ -266,13 +266,13 @@ def _wait_healthy(state: StackState, timeout: float) -> None:
             except _Died:
                 raise CheckFailed(
                     f"{member.name} exited during start-up; last lines of {member.log}:",
-                    lines=tail(Path(member.log)).splitlines(),
+                    lines=tail(Path(member.log)),
                 ) from None
             if not ok:
                 raise CheckFailed(
                     f"{member.name} was not healthy within {timeout:g}s ({member.health_url}); "
                     f"last lines of {member.log}:",
-                    lines=tail(Path(member.log)).splitlines(),
+                    lines=tail(Path(member.log)),
                 )
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from scalectl import privileges
+from scalectl.files import tail
 from scalectl.stack.access import open_within, require_traversable
 from scalectl.stack.binaries import Binaries, ServerError, find_postgres, find_redis
 from scalectl.stack.credentials import new_password, without_password, write_private
@@ -29,7 +30,6 @@ from scalectl.stack.process import (
     same_process,
     spawn,
     stop,
-    tail,
     wait_for,
 )
 
@@ -192,7 +192,7 @@ def start_postgres(
         server.kill()
         raise
     server.kill()
-    raise ServerError(f"PostgreSQL did not become ready on port {port}:\n{tail(log)}")
+    raise ServerError(f"PostgreSQL did not become ready on port {port}:\n" + "\n".join(tail(log)))
 
 
 def _initdb(bindir: Path, data_dir: Path, account: RunAs | None, password: str) -> None:
@@ -335,7 +335,7 @@ def start_redis(
         auth.unlink(missing_ok=True)
     if not ready or _died(proc):
         server.kill()
-        raise ServerError(f"Redis did not become ready on port {port}:\n{tail(log)}")
+        raise ServerError(f"Redis did not become ready on port {port}:\n" + "\n".join(tail(log)))
     return server
 
 
