@@ -95,7 +95,10 @@ def test_starved_generator_is_inconclusive(cli: Cli, tmp_path: Path, server: str
     core = min(os.sched_getaffinity(0))
     before = os.sched_getaffinity(0)
     spin = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
-    spinner = subprocess.Popen([sys.executable, "-c", spin])
+    # Its own session, as the Locust child has: with the kernel's autogroups, a spinner left
+    # in pytest's session shares that group's CPU with every busy test process, and the
+    # generator got 81% of the core in a loaded suite instead of about half.
+    spinner = subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
     try:
         os.sched_setaffinity(spinner.pid, {core})
         os.sched_setaffinity(0, {core})  # the Locust child inherits it
