@@ -174,10 +174,20 @@ def test_postgres_outage_fails_without_a_cache(cli: Cli, state_dir: Path, tmp_pa
     assert figures(data, "postgres-outage")["cached_read_availability"]["value"] < 0.9
 
 
+def conclusive(run: Callable[[], tuple[Result, dict]]) -> tuple[Result, dict]:
+    """A queue-worker-kill run that interrupted a job: a job seen running can finish before
+    the SIGKILL lands, and that run is inconclusive (it proves nothing). At most 3 runs."""
+    for _ in range(3):
+        result, data = run()
+        if result.code != ExitCode.INCONCLUSIVE:
+            break
+    return result, data
+
+
 def test_queue_worker_kill_completes_every_job_exactly_once(
     cli: Cli, state_dir: Path, tmp_path: Path
 ) -> None:
-    result, data = drill(cli, state_dir, tmp_path, "queue-worker-kill", *SHORT)
+    result, data = conclusive(lambda: drill(cli, state_dir, tmp_path, "queue-worker-kill", *SHORT))
     assert result.code == 0, result.stdout + result.stderr
     f = figures(data, "queue-worker-kill")
     assert f["jobs_unfinished"]["value"] == 0
@@ -201,8 +211,17 @@ def test_queue_worker_kill_fails_without_redelivery(
     for name in names:
         restart_member(state_dir, name, overrides=broken)
     try:
-        result, data = drill(
-            cli, state_dir, tmp_path, "queue-worker-kill", "--job-wait", "15", *SHORT, env=broken
+        result, data = conclusive(
+            lambda: drill(
+                cli,
+                state_dir,
+                tmp_path,
+                "queue-worker-kill",
+                "--job-wait",
+                "15",
+                *SHORT,
+                env=broken,
+            )
         )
     finally:
         for name in names:
