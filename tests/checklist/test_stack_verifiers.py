@@ -574,8 +574,12 @@ def test_a_stopped_redis_fails_strict_health(stack: tuple[Path, Path]) -> None:
 def test_a_killed_instance_fails_health_shutdown_and_metrics(stack: tuple[Path, Path]) -> None:
     _, state_dir = stack
     victim = member(state_dir, "api-1")
+    group = [victim, *victim.children(recursive=True)]
     os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait(5)
+    # Every process of the group, not only gunicorn's master: a worker still dying holds the
+    # listening socket, and a probe then connects and reads nothing (ReadError).
+    _, alive = psutil.wait_procs(group, timeout=5)
+    assert not alive, alive
     ctx = Context(state_dir=state_dir)
 
     health = check("{kind: health}", ctx)
