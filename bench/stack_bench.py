@@ -1,6 +1,6 @@
 """Reference-app benchmark on the local stack, reported as ratios to a floor from one run.
 
-Run: .venv/bin/python bench/stack_bench.py [--seconds 8] [--concurrency 16] [--rate 50]
+Run: .venv/bin/python bench/stack_bench.py [--seconds 8] [--concurrency 16] [--rate R]
 
 It brings up its own stack on free loopback ports (and down again), and beside it the floor:
 a bare FastAPI route (bench/bare_app.py) under the same gunicorn worker class and worker
@@ -9,9 +9,11 @@ count as one app instance. Then, with the stack's own premium API keys:
   directly to one instance and through nginx; the same uncached (`Cache-Control: no-cache`
   makes the app skip its cache and read PostgreSQL); a read-heavy mix through nginx (90%
   reads over hot ids, 10% POSTs). Phases run in ABBA order, twice each, averaged.
-- open model (a paced client that measures from each request's intended start, so a stall
-  is not hidden): cached vs uncached GET at the same offered rate, and `POST
-  /api/submissions` at 30 requests/s while the queue worker analyses the posts.
+- open model (latency measured from each request's intended start, so a stall is not
+  hidden): cached vs uncached GET at the same offered rate with `scalectl loadtest --rate`
+  (by default half the rate the uncached GET reached closed-loop, which both paths hold),
+  and `POST /api/submissions` at 30 requests/s from a paced client while the queue worker
+  analyses the posts.
 - SQL statements per request over the mix, from the app's own `db_queries_total`.
 
 It prints each figure, then each issue-13 goal as a ratio with met/missed. Everything is
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -149,6 +152,44 @@ def paced(
     return asyncio.run(_paced(base, rate, seconds, headers, request))
 
 
+OPEN_LOCUSTFILE = """
+import json, os, random
+from locust import FastHttpUser, task
+
+PATHS = os.environ["BENCH_PATHS"].split(",")
+HEADERS = json.loads(os.environ["BENCH_HEADERS"])
+
+
+class Reader(FastHttpUser):
+    @task
+    def read(self):
+        self.client.get(random.choice(PATHS), headers=HEADERS, name="GET")
+"""
+
+
+def open_model(
+    base: str, paths: list[str], headers: dict[str, str], rate: float, seconds: float
+) -> dict[str, float]:
+    """`scalectl loadtest --rate`: arrivals at `rate` whatever the server does, latency
+    corrected for late starts; p50/p95 over the whole run, in ms."""
+    with tempfile.TemporaryDirectory(prefix="scalectl-open-") as tmp:
+        work = Path(tmp)
+        (work / "reader.py").write_text(OPEN_LOCUSTFILE)
+        argv = [str(Path(sys.executable).parent / "scalectl"), "loadtest", str(work / "reader.py")]
+        argv += ["-H", base, "--rate", f"{rate:g}", "-t", f"{seconds:g}s", "--processes", "1"]
+        argv += ["--report-dir", str(work / "out")]
+        env = {**os.environ, "BENCH_PATHS": ",".join(paths), "BENCH_HEADERS": json.dumps(headers)}
+        subprocess.run(argv, capture_output=True, env=env, timeout=seconds + 120, check=False)
+        report = json.loads((work / "out" / "report.json").read_text())
+    total = report["total"]
+    return {
+        "rps": float(total["rps"]),
+        "p50": float(total["p50_ms"] or 0),
+        "p95": float(total["p95_ms"] or 0),
+        "errors": float(total["failures"]),
+    }
+
+
 def _free_block(size: int) -> int:
     """A base port with `size` free ports from it."""
     for _ in range(200):
@@ -235,7 +276,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8, help="per closed-model phase")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=50, help="open-model GET rate")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="open-model GET rate (default: half the uncached GET's closed-model rate)",
+    )
     args = parser.parse_args()
     s, c = args.seconds, args.concurrency
 
@@ -304,12 +350,15 @@ def main() -> None:
             for label, r in res.items():
                 _row(label, r)
 
-            print(f"open model: paced client, latency from each intended start, {s:g} s each")
-            hit = paced(direct, args.rate, s, auth, paths[0])
-            miss = paced(direct, args.rate, s, uncached, paths[0])
+            # A rate both paths hold: half what the slower (uncached) one reached closed-loop.
+            rate = args.rate or max(10.0, round(res["uncached GET direct"]["rps"] / 2, -1))
+            print(f"open model: scalectl loadtest --rate, from each intended start, {s:g} s each")
+            hit = open_model(direct, paths, auth, rate, s)
+            miss = open_model(direct, paths, uncached, rate, s)
+            print("open model: paced client, latency from each intended start")
             post = paced(via_nginx, 30, s, auth, "POST /api/submissions")
-            _row(f"cached GET direct at {args.rate:g}/s", hit)
-            _row(f"uncached GET direct at {args.rate:g}/s", miss)
+            _row(f"cached GET direct at {rate:g}/s", hit)
+            _row(f"uncached GET direct at {rate:g}/s", miss)
             _row("POST via nginx at 30/s", post)
             sql = mix_after / max(mix_sent, 1)
             print(f"  SQL statements per request, read-heavy mix: {sql:.3f}")

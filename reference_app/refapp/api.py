@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -18,7 +19,6 @@ from uuid import UUID, uuid4
 from fastapi import (
     APIRouter,
     Depends,
-    Header,
     HTTPException,
     Path,
     Query,
@@ -28,8 +28,9 @@ from fastapi import (
     status,
 )
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter
 
-from refapp import auth, cachekeys, queue_client, services, store
+from refapp import auth, cachekeys, clients, queue_client, store
 from refapp.cachekeys import Invalidation
 from refapp.models import (
     BIGINT_MAX,
@@ -49,41 +50,49 @@ from refapp.principal import caller as caller_of
 from refapp.services import Services
 
 router = APIRouter(prefix="/api", responses=ERROR_RESPONSES)
-Deps = Annotated[Services, Depends(services.get)]
 UserId = Annotated[int, Path(gt=0, le=BIGINT_MAX)]
+_SUBMISSION = TypeAdapter(Submission)
+_PAGE = TypeAdapter(SubmissionPage)
+_JOB = TypeAdapter(Job)
+_STATS = TypeAdapter(Stats)
 # Declares the scheme in the OpenAPI document; refapp.auth has already checked the key.
 _bearer = HTTPBearer(auto_error=False, description="An API key: `rk_...`")
 
 
-# Dependencies are `async def`: FastAPI runs a plain `def` in its thread pool, a hand-off
-# per request each (they only read the request).
-async def _caller(
+@dataclass(frozen=True)
+class Call:
+    """What every route needs about its request: the app's services, the API key's user,
+    and whether the client asked for a response from the origin (`Cache-Control:
+    no-cache`, RFC 9111 §5.2.1.4: cached reads then skip the cache)."""
+
+    deps: Services
+    caller: Principal
+    fresh: bool
+
+
+# One dependency per route, `async def`: FastAPI runs a plain `def` in its thread pool (a
+# hand-off per request), and each dependency costs its own resolution on every request.
+async def _call(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-) -> Principal:
+) -> Call:
     found = caller_of(request.scope)
     if found is None:  # only if the app was assembled without AuthMiddleware
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(auth.UNAUTHORIZED["detail"]))
-    return found
+    cache_control = clients.header(request.scope, b"cache-control") or ""
+    fresh = "no-cache" in {d.strip().lower() for d in cache_control.split(",")}
+    return Call(request.app.state.services, found, fresh)
 
 
-Caller = Annotated[Principal, Depends(_caller)]
+Ctx = Annotated[Call, Depends(_call)]
 
 
 def _owned(found: Any, caller: Principal) -> bool:
     return found is not None and found.get("user_id") == caller.user_id
 
 
-async def _wants_origin(
-    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> bool:
-    """`Cache-Control: no-cache` asks for a response from the origin (RFC 9111 §5.2.1.4):
-    cached reads skip the cache for it."""
-    directives = {d.strip().lower() for d in (cache_control or "").split(",")}
-    return "no-cache" in directives
-
-
-Fresh = Annotated[bool, Depends(_wants_origin)]
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def _not_found(what: str) -> HTTPException:
@@ -115,12 +124,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     responses={403: {"model": Error, "description": "user_id is not the key's user"}},
     summary="Submit a document for analysis",
 )
-async def create_submission(
-    body: SubmissionCreate, response: Response, deps: Deps, caller: Caller
-) -> dict[str, Any]:
-    if body.user_id is not None and body.user_id != caller.user_id:
+async def create_submission(body: SubmissionCreate, response: Response, ctx: Ctx) -> dict[str, Any]:
+    deps, owner = ctx.deps, ctx.caller.user_id
+    if body.user_id is not None and body.user_id != owner:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "user_id must be the API key's user")
-    owner = caller.user_id
     submission_id, job_id = uuid4(), uuid4()
     created = await deps.db.write(
         lambda db: store.create_submission(db, submission_id, job_id, owner, body)
@@ -134,19 +141,21 @@ async def create_submission(
     return created
 
 
+# Cached reads answer with the cache's serialized body (Cache.body): a hit skips the
+# response model's validation and serialization, which the first answer already did.
 @router.get("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
-async def get_submission(
-    submission_id: UUID, deps: Deps, fresh: Fresh, caller: Caller
-) -> dict[str, Any]:
+async def get_submission(submission_id: UUID, ctx: Ctx) -> Response:
+    deps = ctx.deps
+    key = cachekeys.submission(str(submission_id))
     found = await deps.cache.get_or_load(
-        cachekeys.submission(str(submission_id)),
+        key,
         deps.settings.cache_ttl_submission,
         lambda: deps.db.read(lambda db: store.get_submission(db, submission_id)),
-        fresh=fresh,
+        fresh=ctx.fresh,
     )
-    if not _owned(found, caller):
+    if not _owned(found, ctx.caller):
         raise _not_found("submission")
-    return dict(found)
+    return _json(deps.cache.body(key, found, _SUBMISSION))
 
 
 @router.get(
@@ -156,13 +165,12 @@ async def get_submission(
 )
 async def list_user_submissions(
     user_id: UserId,
-    deps: Deps,
-    fresh: Fresh,
-    caller: Caller,
+    ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
-    if user_id != caller.user_id:  # any other user, existing or not
+) -> Response:
+    deps = ctx.deps
+    if user_id != ctx.caller.user_id:  # any other user, existing or not
         raise _not_found("user")
     after = decode_cursor(cursor) if cursor else None
 
@@ -175,26 +183,22 @@ async def list_user_submissions(
         more = len(rows) > limit
         return {"items": items, "next_cursor": encode_cursor(items[-1]) if more else None}
 
-    if fresh:
-        return await load()
-    version = await deps.cache.user_list_version(user_id)
-    if version is None:  # no Redis: another worker's write could not reach our L1
-        return await load()
-    page: dict[str, Any] = await deps.cache.get_or_load(
-        cachekeys.user_page(user_id, version, limit, cursor),
-        deps.settings.cache_ttl_user_submissions,
-        load,
-    )
-    return page
+    version = None if ctx.fresh else await deps.cache.user_list_version(user_id)
+    if version is None:  # asked fresh, or no Redis: another worker's write could not reach L1
+        return _json(_PAGE.dump_json(_PAGE.validate_python(await load())))
+    key = cachekeys.user_page(user_id, version, limit, cursor)
+    page = await deps.cache.get_or_load(key, deps.settings.cache_ttl_user_submissions, load)
+    return _json(deps.cache.body(key, page, _PAGE))
 
 
 @router.patch("/submissions/{submission_id}", response_model=Submission, responses=NOT_FOUND)
 async def update_submission(
-    submission_id: UUID, body: SubmissionUpdate, deps: Deps, caller: Caller
+    submission_id: UUID, body: SubmissionUpdate, ctx: Ctx
 ) -> dict[str, Any]:
+    deps = ctx.deps
     updated = await deps.db.write(
         lambda db: store.update_submission(
-            db, submission_id, caller.user_id, body.title, body.content
+            db, submission_id, ctx.caller.user_id, body.title, body.content
         )
     )
     if updated is None:
@@ -211,9 +215,10 @@ async def update_submission(
     response_class=Response,
     responses=NOT_FOUND,
 )
-async def delete_submission(submission_id: UUID, deps: Deps, caller: Caller) -> Response:
+async def delete_submission(submission_id: UUID, ctx: Ctx) -> Response:
+    deps = ctx.deps
     user_id = await deps.db.write(
-        lambda db: store.delete_submission(db, submission_id, caller.user_id)
+        lambda db: store.delete_submission(db, submission_id, ctx.caller.user_id)
     )
     if user_id is None:
         raise _not_found("submission")
@@ -224,25 +229,26 @@ async def delete_submission(submission_id: UUID, deps: Deps, caller: Caller) -> 
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=NOT_FOUND)
-async def get_job(job_id: UUID, deps: Deps, fresh: Fresh, caller: Caller) -> dict[str, Any]:
+async def get_job(job_id: UUID, ctx: Ctx) -> Response:
+    deps = ctx.deps
+    key = cachekeys.job(str(job_id))
     found = await deps.cache.get_or_load(
-        cachekeys.job(str(job_id)),
+        key,
         deps.settings.cache_ttl_job,
         lambda: deps.db.read(lambda db: store.get_job(db, job_id)),
-        fresh=fresh,
+        fresh=ctx.fresh,
     )
-    if not _owned(found, caller):
+    if not _owned(found, ctx.caller):
         raise _not_found("job")
-    return dict(found)
+    return _json(deps.cache.body(key, found, _JOB))
 
 
 @router.get("/stats", response_model=Stats)
-async def get_stats(deps: Deps, fresh: Fresh, _: Caller) -> dict[str, Any]:
+async def get_stats(ctx: Ctx) -> Response:
     """Service-wide counts (no user's rows): any valid key may read them."""
-    found: dict[str, Any] = await deps.cache.get_or_load(
-        cachekeys.stats(),
-        deps.settings.cache_ttl_stats,
-        lambda: deps.db.read(store.stats),
-        fresh=fresh,
+    deps = ctx.deps
+    key = cachekeys.stats()
+    found = await deps.cache.get_or_load(
+        key, deps.settings.cache_ttl_stats, lambda: deps.db.read(store.stats), fresh=ctx.fresh
     )
-    return found
+    return _json(deps.cache.body(key, found, _STATS))

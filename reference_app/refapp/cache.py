@@ -27,6 +27,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from refapp import cachekeys
 from refapp.cachekeys import Invalidation
 from refapp.metrics import CACHE_REQUESTS
@@ -101,6 +103,8 @@ class Cache:
         self.settings = settings
         self.redis = redis
         self.l1 = L1(settings.cache_l1_ttl, settings.cache_l1_max_entries)
+        # Serialized bodies of L1's values, kept with the value they were made from.
+        self._bodies = L1(settings.cache_l1_ttl, settings.cache_l1_max_entries)
         self._inflight: dict[str, asyncio.Task[Any]] = {}
         self._pending: Invalidation | None = None  # writes Redis has not heard of yet
         self._listener: asyncio.Task[None] | None = None
@@ -110,6 +114,17 @@ class Cache:
         self._release = redis.client.register_script(_RELEASE)
 
     # -- reads -------------------------------------------------------------------------
+
+    def body(self, key: str, value: Any, adapter: TypeAdapter[Any]) -> bytes:
+        """`value` validated and serialized as JSON by `adapter`, reusing the bytes made for
+        the same cached object (the one L1 holds under `key`), so a hit costs neither."""
+        hit, made = self._bodies.get(key)
+        if hit and made[0] is value:  # the same object: it is read-only (module doc)
+            return made[1]  # type: ignore[no-any-return]
+        body = adapter.dump_json(adapter.validate_python(value))
+        if self._l1_usable():
+            self._bodies.set(key, (value, body))
+        return body
 
     async def get_or_load(self, key: str, ttl: int, loader: Loader, *, fresh: bool = False) -> Any:
         """The cached value, or loader()'s (None is returned and not cached).

@@ -59,7 +59,7 @@ def create_app(config: settings.Settings | None = None) -> FastAPI:
     app.add_middleware(RateLimitMiddleware, limiter=deps.limiter)
     app.add_middleware(LoadShedMiddleware, monitor=deps.monitor)
     app.add_middleware(AuthMiddleware, resolver=deps.keys)
-    app.add_middleware(TelemetryMiddleware, routes=routes, debug=config.debug)
+    app.add_middleware(TelemetryMiddleware, routes=routes, settings=config)
     return app
 
 

@@ -1,6 +1,7 @@
 """Rate limits in Redis: GCRA (the generic cell rate algorithm) for two limits per request,
 per client IP and per API key (its database id) within the key's tier, decided together by
-one Lua script in one round trip. A limit of N per period P admits a burst of N and then one
+one Lua script in one round trip, or for a busy key, one round trip per lease of several
+requests (see RateLimiter). A limit of N per period P admits a burst of N and then one
 request every P/N; each key holds a single timestamp (the theoretical arrival time), so a
 limit costs one small string in Redis whatever its rate. The tighter limit sets the
 RateLimit-* headers (IETF draft names), which every limited response carries; a breach
@@ -10,8 +11,11 @@ losing the limiter must not take the API down with it."""
 
 from __future__ import annotations
 
+import asyncio
 import math
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 from limits import RateLimitItem, parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,13 +27,16 @@ from refapp.principal import caller as caller_of
 from refapp.redisconn import UNREACHABLE, RedisDependency
 from refapp.settings import Settings
 
-# KEYS: one per limit. ARGV: per limit, its emission interval and its period (microseconds).
-# Returns {allowed, then per limit: remaining, microseconds until fully reset, microseconds
-# until one more request would be allowed}. Redis's own clock: every instance agrees.
+# KEYS: one per limit. ARGV: per limit, its emission interval and its period (microseconds),
+# then how many requests to admit at once (a lease; 1 for a single request). Admits as many
+# as every limit has room for, at most that many, or none. Returns {admitted, then per
+# limit: remaining, microseconds until fully reset, microseconds until one more request
+# would be allowed}. Redis's own clock: every instance agrees.
 _GCRA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
-local allowed = 1
+local want = tonumber(ARGV[#ARGV])
+local admit = want
 local tats = {}
 for i = 1, #KEYS do
   local interval = tonumber(ARGV[2 * i - 1])
@@ -37,15 +44,17 @@ for i = 1, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
   tats[i] = tat
-  if tat + interval - now > period then allowed = 0 end
+  local room = math.floor((period - (tat - now)) / interval)
+  if room < admit then admit = room end
 end
-local result = {allowed}
+if admit < 0 then admit = 0 end
+local result = {admit}
 for i = 1, #KEYS do
   local interval = tonumber(ARGV[2 * i - 1])
   local period = tonumber(ARGV[2 * i])
   local tat = tats[i]
-  if allowed == 1 then
-    tat = tat + interval
+  if admit > 0 then
+    tat = tat + admit * interval
     redis.call('SET', KEYS[i], tat, 'PX', math.ceil((tat - now) / 1000) + 1)
   end
   local used = tat - now
@@ -56,6 +65,10 @@ end
 return result
 """
 _PREFIX = "rl:"
+LEASE_SECONDS = 0.5  # how long a worker may spend a lease before it is dropped
+LEASE_SHARE = 20  # a lease holds at most this fraction (1/20) of the tighter limit's burst
+LEASE_WAITS = 8  # times a request waits for another's round trip before making its own
+LEASES_KEPT = 10_000  # (IP, tier, bucket) entries remembered per worker
 
 
 @dataclass(frozen=True)
@@ -97,8 +110,28 @@ def _seconds(microseconds: int) -> int:
     return max(0, math.ceil(microseconds / 1_000_000))
 
 
+@dataclass
+class _Lease:
+    """Requests Redis admitted for one (IP, tier, bucket) ahead of time, for this worker."""
+
+    left: int
+    size: int  # how many the last round trip admitted
+    granted: float  # time.monotonic() of that round trip
+    verdict: Verdict  # its binding verdict; `remaining` already counts the whole lease
+
+
 class RateLimiter:
-    """The app's two limits (per IP, per key within its tier), checked in one round trip."""
+    """The app's two limits (per IP, per key within its tier), checked in one round trip,
+    and for a busy key, one round trip per lease of several requests.
+
+    Leases: when a key's requests arrive faster than one per lease period, one round trip
+    admits several of them at once (doubling while leases are used up quickly, at most
+    RATE_LIMIT_LEASE_MAX and at most 1/LEASE_SHARE of the tighter limit), and this worker
+    spends them locally for LEASE_SECONDS. Redis counts every leased request as made when
+    it is leased, so a lease never lets more through than the limit; requests leased and
+    not used in time are dropped, which makes the limit stricter by at most one lease per
+    worker and key. A quiet key (the first request, or one a lease period) asks Redis each
+    time, exactly as without leases."""
 
     def __init__(self, settings: Settings, redis: RedisDependency) -> None:
         self.redis = redis
@@ -108,7 +141,10 @@ class RateLimiter:
             "basic": _Limit.of("basic", parse(settings.rate_limit_tier_basic)),
             "free": _Limit.of("free", parse(settings.rate_limit_tier_free)),
         }
+        self.lease_max = settings.rate_limit_lease_max
         self.script = redis.client.register_script(_GCRA)
+        self._leases: OrderedDict[tuple[str, str, str], _Lease] = OrderedDict()
+        self._fetching: dict[tuple[str, str, str], asyncio.Future[Verdict | None]] = {}
 
     async def check(self, ip: str, tier: str, bucket: str | None) -> Verdict | None:
         """The binding verdict, or None when Redis is unavailable (fail open)."""
@@ -117,23 +153,67 @@ class RateLimiter:
         if not self.redis.available:
             RATE_LIMIT_FAIL_OPEN.inc()
             return None
-        tier_limit = self.per_tier[tier]
-        limits = (self.per_ip, tier_limit)
         # The bucket is the key's database id, never a client-chosen string: rotating
         # made-up keys gives no fresh bucket (they get 401 anyway). Without a key (outside
         # /api) a caller is its IP within the tier.
-        keys = [f"{_PREFIX}ip:{ip}", f"{_PREFIX}{tier}:{bucket or f'ip:{ip}'}"]
+        ident = (ip, tier, bucket or f"ip:{ip}")
+        for _ in range(LEASE_WAITS):
+            leased = self._spend(ident)
+            if leased is not None:
+                return leased
+            fetching = self._fetching.get(ident)
+            if fetching is None:
+                break
+            # Another request of this key is asking Redis: share its answer, not a trip.
+            verdict = await asyncio.shield(fetching)
+            if verdict is None or not verdict.allowed:
+                return verdict
+        return await self._ask(ident)
+
+    def _spend(self, ident: tuple[str, str, str]) -> Verdict | None:
+        lease = self._leases.get(ident)
+        if lease is None or lease.left <= 0 or time.monotonic() - lease.granted > LEASE_SECONDS:
+            return None
+        lease.left -= 1
+        return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
+
+    def _wanted(self, lease: _Lease | None, limits: tuple[_Limit, _Limit]) -> int:
+        cap = min(self.lease_max, max(1, min(limit.amount for limit in limits) // LEASE_SHARE))
+        if lease is None:
+            return 1
+        age = time.monotonic() - lease.granted
+        if age > LEASE_SECONDS:  # it ran out of time: lease what was used
+            return max(1, min(cap, lease.size - lease.left))
+        return max(1, min(cap, lease.size * 2 if age < LEASE_SECONDS / 2 else lease.size))
+
+    async def _ask(self, ident: tuple[str, str, str]) -> Verdict | None:
+        future: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
+        self._fetching[ident] = future
+        verdict: Verdict | None = None
+        try:
+            verdict = await self._round_trip(ident)
+        finally:
+            if self._fetching.get(ident) is future:
+                del self._fetching[ident]
+            future.set_result(verdict)
+        return verdict
+
+    async def _round_trip(self, ident: tuple[str, str, str]) -> Verdict | None:
+        ip, tier, bucket = ident
+        limits = (self.per_ip, self.per_tier[tier])
+        want = self._wanted(self._leases.get(ident), limits)
+        keys = [f"{_PREFIX}ip:{ip}", f"{_PREFIX}{tier}:{bucket}"]
         args = [n for limit in limits for n in (limit.interval_us, limit.period_us)]
         try:
             async with self.redis.guard():
-                answer = await self.script(keys=keys, args=args)
+                answer = await self.script(keys=keys, args=[*args, want])
         except UNREACHABLE:
             RATE_LIMIT_FAIL_OPEN.inc()
             return None
-        allowed = bool(answer[0])
+        admitted = int(answer[0])
         verdicts = [
             Verdict(
-                allowed,
+                admitted > 0,
                 limit.name,
                 limit.amount,
                 max(0, int(answer[1 + 3 * i])),
@@ -142,10 +222,19 @@ class RateLimiter:
             )
             for i, limit in enumerate(limits)
         ]
-        if allowed:
-            return min(verdicts, key=lambda v: v.remaining)
-        # Refused by the limit whose next free slot is furthest away; nothing was consumed.
-        return max(verdicts, key=lambda v: v.retry_after)
+        if not admitted:
+            # Refused by the limit whose next free slot is furthest away; nothing was consumed.
+            return max(verdicts, key=lambda v: v.retry_after)
+        binding = min(verdicts, key=lambda v: v.remaining)
+        left = admitted - 1
+        held = self._leases.get(ident)  # requests that waited too long made their own trip:
+        if held is not None and time.monotonic() - held.granted <= LEASE_SECONDS:
+            left += held.left  # keep what is left of the lease in hand, Redis counted it
+        self._leases[ident] = _Lease(left, admitted, time.monotonic(), binding)
+        self._leases.move_to_end(ident)
+        while len(self._leases) > LEASES_KEPT:
+            self._leases.popitem(last=False)
+        return replace(binding, remaining=binding.remaining + admitted - 1)
 
 
 class RateLimitMiddleware:

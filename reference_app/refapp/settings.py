@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    # Access log lines (refapp.telemetry): one in ACCESS_LOG_EVERY fast successful requests;
+    # every error, every slow request and every request with its own X-Request-ID is logged.
+    access_log_every: int = Field(default=1, ge=1, le=1_000_000)
+    access_log_slow_ms: float = Field(default=500, ge=0)
 
     # gunicorn (services.<name>.processes, graceful_shutdown_seconds)
     web_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
     rate_limit_tier_premium: str = "200/second"
     rate_limit_tier_basic: str = "50/second"
     rate_limit_tier_free: str = "10/second"
+    # Requests one Redis round trip may admit for a key at most (refapp.ratelimit leases);
+    # 1 asks Redis on every request.
+    rate_limit_lease_max: int = Field(default=64, ge=1, le=1024)
     # Rendered by plans for the gateway; the app never reads a tier from it (refapp.auth).
     tier_header: str = "X-API-Tier"
 

@@ -3,7 +3,12 @@
 Requests are labelled by route template (`/api/submissions/{submission_id}`), never by raw
 path, so the label set stays bounded; requests that match no route are "unmatched". The
 route is resolved up front, because shedding and rate limiting answer before the router
-runs and their responses must be counted under the right route too."""
+runs and their responses must be counted under the right route too.
+
+Access log: every error (status >= 400; health and metrics only at DEBUG), every request
+slower than ACCESS_LOG_SLOW_MS and every request that came with its own X-Request-ID (a
+client tracing it) gets a line; of the other, fast successful ones, one in ACCESS_LOG_EVERY
+does (1: all). The metrics count every request whatever is logged."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import os
 import re
 import time
 import uuid
+from typing import Any
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from refapp import clients
 from refapp.logs import request_id
 from refapp.metrics import HTTP_DURATION, HTTP_REQUESTS
+from refapp.settings import Settings
 
 log = logging.getLogger("refapp.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -36,18 +43,46 @@ def route_template(routes: list[BaseRoute], scope: Scope) -> str:
 
 
 class TelemetryMiddleware:
-    def __init__(self, app: ASGIApp, routes: list[BaseRoute], debug: bool = False) -> None:
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute], settings: Settings) -> None:
         self.app = app
         self.routes = routes
-        self.debug = debug
+        self.debug = settings.debug
+        self.log_every = settings.access_log_every
+        self.slow = settings.access_log_slow_ms / 1000
         self.pid = str(os.getpid())
+        self._seen = 0  # fast successful requests, for sampling the access log
+        # Labelled children by (route, method, status): .labels() is a lock and a dict
+        # lookup per call. Bounded: routes are templates, statuses are numbers.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    def _observe(self, route: str, method: str, status: int, elapsed: float) -> None:
+        counter = self._counters.get((route, method, status))
+        if counter is None:
+            counter = self._counters[route, method, status] = HTTP_REQUESTS.labels(
+                route, method, str(status)
+            )
+        timer = self._timers.get((route, method))
+        if timer is None:
+            timer = self._timers[route, method] = HTTP_DURATION.labels(route, method)
+        counter.inc()
+        timer.observe(elapsed)
+
+    def _logged(self, exempt: bool, status: int, elapsed: float, traced: bool) -> bool:
+        if exempt and status < 500:  # health and metrics: only at DEBUG
+            return log.isEnabledFor(logging.DEBUG)
+        if status >= 400 or elapsed >= self.slow or traced:
+            return True
+        self._seen += 1
+        return self._seen % self.log_every == 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = clients.header(scope, b"x-request-id")
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        traced = bool(given and _REQUEST_ID.match(given))
+        rid = given if given and traced else uuid.uuid4().hex
         token = request_id.set(rid)
         route = route_template(self.routes, scope)
         method = scope["method"]
@@ -68,17 +103,17 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_DURATION.labels(route, method).observe(elapsed)
-            quiet = clients.is_exempt(scope["path"]) and status < 500
-            log.log(
-                logging.DEBUG if quiet else logging.INFO,
-                "request",
-                extra={
-                    "route": route,
-                    "method": method,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            self._observe(route, method, status, elapsed)
+            exempt = clients.is_exempt(scope["path"])
+            if self._logged(exempt, status, elapsed, traced):
+                log.log(
+                    logging.DEBUG if exempt and status < 500 else logging.INFO,
+                    "request",
+                    extra={
+                        "route": route,
+                        "method": method,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             request_id.reset(token)

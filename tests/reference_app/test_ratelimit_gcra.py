@@ -23,25 +23,57 @@ from refapp.ratelimit import RateLimiter
 from refapp.redisconn import RedisDependency
 from refapp.settings import Settings
 
+def shown(v):
+    return {"allowed": v.allowed, "name": v.name, "limit": v.limit,
+            "remaining": v.remaining, "headers": v.headers()}
+
+async def trips(redis):
+    stats = await redis.client.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
 async def main():
     spec = json.loads(sys.argv[1])
     settings = Settings(redis_url=spec["redis"], **spec["limits"])
-    limiter = RateLimiter(settings, RedisDependency(settings))
+    # Several limiters: as many workers, each with its own leases, one Redis.
+    limiters = [RateLimiter(settings, RedisDependency(settings)) for _ in range(spec["workers"])]
     out = []
     for ip, tier, bucket, pause in spec["calls"]:
         time.sleep(pause)
-        v = await limiter.check(ip, tier, bucket)
-        out.append({"allowed": v.allowed, "name": v.name, "limit": v.limit,
-                    "remaining": v.remaining, "headers": v.headers()})
-    await limiter.redis.close()
+        out.append(shown(await limiters[0].check(ip, tier, bucket)))
+    before = await trips(limiters[0].redis)
+    for ip, tier, bucket, rounds, each in spec["concurrent"]:
+        for _ in range(rounds):
+            group = [l.check(ip, tier, bucket) for l in limiters for _ in range(each)]
+            out.extend(shown(v) for v in await asyncio.gather(*group))
+    # Less this script's own INFO call.
+    out.append({"trips": await trips(limiters[0].redis) - before})
+    for limiter in limiters:
+        await limiter.redis.close()
     print(json.dumps(out))
 
 asyncio.run(main())
 """
 
 
-def checks(redis: Server, limits: dict[str, str], calls: list[Any]) -> list[dict[str, Any]]:
-    spec = json.dumps({"redis": redis.url, "limits": limits, "calls": calls})
+def checks(
+    redis: Server,
+    limits: dict[str, str],
+    calls: list[Any],
+    concurrent: list[Any] | None = None,
+    workers: int = 1,
+) -> list[dict[str, Any]]:
+    """Verdicts of `calls` ([ip, tier, bucket, pause first]) in turn, then of `concurrent`
+    ([ip, tier, bucket, rounds, requests per worker per round]), each round's requests
+    at once on every worker, then {"trips": script calls Redis saw for `concurrent`}."""
+    spec = json.dumps(
+        {
+            "redis": redis.url,
+            "limits": limits,
+            "calls": calls,
+            "concurrent": concurrent or [],
+            "workers": workers,
+        }
+    )
     with tempfile.TemporaryDirectory() as metrics:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics}
         done = subprocess.run(
@@ -50,7 +82,7 @@ def checks(redis: Server, limits: dict[str, str], calls: list[Any]) -> list[dict
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result: list[dict[str, Any]] = json.loads(done.stdout)
-    return result
+    return result[:-1] if concurrent is None else result
 
 
 def test_a_burst_of_the_limit_then_one_per_interval(redis_server: Server) -> None:
@@ -85,3 +117,42 @@ def test_the_per_ip_limit_binds_across_keys(redis_server: Server) -> None:
     assert [v["allowed"] for v in verdicts] == [True, True, True, False]
     assert verdicts[3]["name"] == "ip"
     assert 1 <= int(verdicts[3]["headers"]["Retry-After"]) <= 20
+
+
+def test_a_busy_key_is_leased_requests_and_never_gets_more_than_its_limit(
+    redis_server: Server,
+) -> None:
+    # Two workers, 16 requests at once on each, 20 rounds: 640 requests for a limit of
+    # 200 a minute. Leases (at most 200 / 20 = 10 requests each) must not let more through
+    # than Redis admitted, and may drop at most one unspent lease per worker.
+    bucket = f"key:{time.monotonic_ns()}"
+    *verdicts, trips = checks(
+        redis_server,
+        {"rate_limit_tier_premium": "200/minute", "rate_limit_per_ip": "100000/second"},
+        [],
+        [["10.0.1.1", "premium", bucket, 20, 16]],
+        workers=2,
+    )
+    allowed = sum(v["allowed"] for v in verdicts)
+    assert 200 - 2 * 10 <= allowed <= 200
+    assert trips["trips"] < len(verdicts) / 3, trips
+
+
+def test_remaining_counts_down_by_one_through_leases(redis_server: Server) -> None:
+    call = ["10.0.1.2", "premium", f"key:{time.monotonic_ns()}", 0]
+    *verdicts, trips = checks(
+        redis_server,
+        {"rate_limit_tier_premium": "1000/minute", "rate_limit_per_ip": "100000/second"},
+        [],
+        [[*call[:3], 40, 1]],
+    )
+    assert [v["remaining"] for v in verdicts] == list(range(999, 959, -1))
+    assert trips["trips"] <= 10, trips  # 1 + 2 + 4 + 8 + 16 + 32 > 40: about 6 round trips
+
+
+def test_one_request_per_round_trip_when_leases_are_off(redis_server: Server) -> None:
+    call = ["10.0.1.3", "premium", f"key:{time.monotonic_ns()}", 0]
+    limits = {"rate_limit_tier_premium": "1000/minute", "rate_limit_lease_max": "1"}
+    *verdicts, trips = checks(redis_server, limits, [], [[*call[:3], 10, 4]])
+    assert all(v["allowed"] for v in verdicts)
+    assert trips["trips"] == len(verdicts) == 40
