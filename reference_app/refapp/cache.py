@@ -59,6 +59,17 @@ return 0
 """
 
 
+def _counted(layer: str, result: str) -> Any:
+    """The labelled counter, made once: .labels() costs a lock and a lookup per call."""
+    child = _COUNTERS.get((layer, result))
+    if child is None:
+        child = _COUNTERS[layer, result] = CACHE_REQUESTS.labels(layer, result)
+    return child
+
+
+_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
 class L1:
     """A bounded LRU with per-entry expiry."""
 
@@ -132,11 +143,11 @@ class Cache:
         fresh: the client sent `Cache-Control: no-cache`, which asks for a response from
         the origin; the cache is neither read nor filled (RFC 9111 §5.2.1.4)."""
         if fresh:
-            CACHE_REQUESTS.labels("l1", "bypass").inc()
+            _counted("l1", "bypass").inc()
             return await loader()
         if self._l1_usable():
             hit, value = self.l1.get(key)
-            CACHE_REQUESTS.labels("l1", "hit" if hit else "miss").inc()
+            _counted("l1", "hit" if hit else "miss").inc()
             if hit:
                 return value
         task = self._inflight.get(key)
@@ -151,7 +162,7 @@ class Cache:
         if not self.redis.available:
             return self._keep(key, await loader())
         raw = await self._redis(lambda r: r.get(key))
-        CACHE_REQUESTS.labels("l2", "hit" if raw not in (None, DOWN) else "miss").inc()
+        _counted("l2", "hit" if raw not in (None, DOWN) else "miss").inc()
         if raw is DOWN:
             return self._keep(key, await loader())
         if raw is not None:

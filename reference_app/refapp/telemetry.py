@@ -2,8 +2,8 @@
 
 Requests are labelled by route template (`/api/submissions/{submission_id}`), never by raw
 path, so the label set stays bounded; requests that match no route are "unmatched". The
-route is resolved up front, because shedding and rate limiting answer before the router
-runs and their responses must be counted under the right route too.
+label is the route the router picked, or for a request it never saw (shedding and rate
+limiting answer before it runs) the one it would have picked.
 
 Access log: every error (status >= 400; health and metrics only at DEBUG), every request
 slower than ACCESS_LOG_SLOW_MS and every request that came with its own X-Request-ID (a
@@ -84,7 +84,6 @@ class TelemetryMiddleware:
         traced = bool(given and _REQUEST_ID.match(given))
         rid = given if given and traced else uuid.uuid4().hex
         token = request_id.set(rid)
-        route = route_template(self.routes, scope)
         method = scope["method"]
         status = 500
         started = time.perf_counter()
@@ -103,6 +102,14 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
+            # The router leaves the route it picked in the scope; matching again here is
+            # for requests it never saw (shed, limited, refused) and for unmatched ones.
+            matched = scope.get("route")
+            route = (
+                str(matched.path)
+                if isinstance(matched, BaseRoute) and hasattr(matched, "path")
+                else route_template(self.routes, scope)
+            )
             self._observe(route, method, status, elapsed)
             exempt = clients.is_exempt(scope["path"])
             if self._logged(exempt, status, elapsed, traced):
