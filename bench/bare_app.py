@@ -9,7 +9,13 @@ from uuid import UUID
 
 from fastapi import FastAPI
 
-app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+# Native OpenTelemetry off, as in the reference app: it checks its providers per request.
+app = FastAPI(
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    telemetry={"tracing": False, "metrics": False, "logs": False},
+)
 
 _BODY = {
     "user_id": 1000,

@@ -41,6 +41,9 @@ def create_app(config: settings.Settings | None = None) -> FastAPI:
         version=health.VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The app exports Prometheus metrics and JSON logs itself. Left on, FastAPI's native
+        # OpenTelemetry looks up its providers (and the environment) on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = deps
     errors.install(app)
