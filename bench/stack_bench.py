@@ -41,6 +41,7 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+WARMUP = 3  # seconds of each `scalectl loadtest` phase left out of its figures
 MAX_OPEN_REQUESTS = 20_000  # bound of one open-model phase, whatever the rate and duration
 
 WRK_SCRIPT = """
@@ -176,7 +177,9 @@ def open_model(
         work = Path(tmp)
         (work / "reader.py").write_text(OPEN_LOCUSTFILE)
         argv = [str(Path(sys.executable).parent / "scalectl"), "loadtest", str(work / "reader.py")]
-        argv += ["-H", base, "--rate", f"{rate:g}", "-t", f"{seconds:g}s", "--processes", "1"]
+        # Warm-up first: the generator's own start must not count as the server's latency.
+        argv += ["-H", base, "--rate", f"{rate:g}", "-t", f"{seconds + WARMUP:g}s"]
+        argv += ["--warmup", f"{WARMUP:g}s", "--processes", "1"]
         argv += ["--report-dir", str(work / "out")]
         env = {**os.environ, "BENCH_PATHS": ",".join(paths), "BENCH_HEADERS": json.dumps(headers)}
         subprocess.run(argv, capture_output=True, env=env, timeout=seconds + 120, check=False)
