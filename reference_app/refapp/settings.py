@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     # Access log lines (refapp.telemetry): one in ACCESS_LOG_EVERY fast successful requests;
-    # every error, every slow request and every request with its own X-Request-ID is logged.
+    # every error and every request slower than ACCESS_LOG_SLOW_MS is logged.
     access_log_every: int = Field(default=1, ge=1, le=1_000_000)
     access_log_slow_ms: float = Field(default=500, ge=0)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from scalectl.stack.servers import Server
 from tests.reference_app.cluster import DEFAULT_USER, Cluster
+from tests.reference_app.conftest import app_env, start_cluster
 
 pytestmark = pytest.mark.stack
 
@@ -213,6 +217,39 @@ def test_request_id_is_echoed_or_minted(client: httpx.Client) -> None:
     )
     minted = client.get("/health").headers["x-request-id"]
     assert len(minted) == 32
+
+
+def test_access_log_samples_successes_and_keeps_errors(
+    postgres_server: Server, redis_server: Server, tmp_path: Path
+) -> None:
+    # One worker, so its count of fast successes is the whole cluster's.
+    env = app_env(
+        postgres_server, redis_server, WEB_CONCURRENCY="1",
+        ACCESS_LOG_EVERY="5", ACCESS_LOG_SLOW_MS="150", LOG_LEVEL="info",
+    )  # fmt: skip
+    app = start_cluster(tmp_path, env)
+    try:
+        with httpx.Client(base_url=app.url, headers=app.auth(), timeout=10) as client:
+            for n in range(20):
+                ok = client.get("/api/stats", headers={"X-Request-ID": f"ok-{n}"})
+                assert ok.status_code == 200
+            for n in range(3):
+                missing = client.get(
+                    f"/api/submissions/{uuid.uuid4()}", headers={"X-Request-ID": f"nf-{n}"}
+                )
+                assert missing.status_code == 404
+            slow = client.get(
+                "/api/debug/sleep", params={"ms": 300}, headers={"X-Request-ID": "slow-0"}
+            )
+            assert slow.status_code == 200
+    finally:
+        app.stop()
+    entries = [json.loads(line) for line in app.log.read_text().splitlines() if line[:1] == "{"]
+    logged = [e["request_id"] for e in entries if e.get("logger") == "refapp.access"]
+    assert sum(rid.startswith("ok-") for rid in logged) == 4  # one in five of 20
+    assert [rid for rid in logged if not rid.startswith("ok-")] == [
+        "nf-0", "nf-1", "nf-2", "slow-0",
+    ]  # fmt: skip
 
 
 def test_openapi_declares_errors(client: httpx.Client) -> None:
