@@ -27,11 +27,40 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack_bench import _bench_plan, wrk
 
+# Where a sample goes in the per-pattern table: the deepest frame in its stack that
+# matches one of these (a substring of "function (file:line)"), else "framework".
+PATTERNS = (
+    ("TelemetryMiddleware", "telemetry: request id, route label"),
+    ("AuthMiddleware", "API key (in-process cache)"),
+    ("LoadShedMiddleware", "load shedding"),
+    ("RateLimitMiddleware", "rate limit (leases, Redis)"),
+    ("solve_dependencies", "FastAPI dependencies"),
+    ("serialize_response", "FastAPI response validation and serialization"),
+    ("(refapp/api.py", "route: cache lookup and cached body"),
+    ("(refapp/cache.py", "route: cache lookup and cached body"),
+    ("(prometheus_client/", "Prometheus metrics (multiprocess)"),
+    ("(logging/", "access log line"),
+    ("(refapp/logs.py", "access log line"),
+    ("(redis/", "Redis client"),
+    ("(psycopg", "PostgreSQL client"),
+    ("RequestResponseCycle.send", "uvicorn: writing the response"),
+)
 
-def summarise(raw: Path, top: int) -> None:
-    """Print the `top` functions by inclusive and by self share of the busy samples."""
+
+def _pattern(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for marker, name in PATTERNS:
+            if marker in frame:
+                return name
+    return "framework: uvicorn, Starlette, FastAPI routing"
+
+
+def summarise(raw: Path, top: int, cpu_per_request_us: float | None) -> None:
+    """Print each pattern's share of the busy samples (and its CPU time per request), then
+    the `top` functions by inclusive and by self share."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
+    patterns: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -43,17 +72,16 @@ def summarise(raw: Path, top: int) -> None:
         for frame in set(frames):
             inclusive[frame] += n
         own[frames[-1]] += n
+        patterns[_pattern(frames)] += n
     if not total:
         print("no busy samples: was the worker under load?")
         return
-    print(f"{total} busy samples")
-    roots: collections.Counter[str] = collections.Counter()
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if stack:
-            roots[";".join(stack.split(";")[:2])] += int(count)
-    for frame, n in roots.most_common(5):
-        print(f"  root {100 * n / total:5.1f}%  {frame[:150]}")
+    per_request = f", {cpu_per_request_us:.0f} us CPU per request" if cpu_per_request_us else ""
+    print(f"{total} busy samples{per_request}")
+    print("by pattern (share of the worker's busy samples; us per request):")
+    for name, n in patterns.most_common():
+        cost = f"{cpu_per_request_us * n / total:6.0f} us" if cpu_per_request_us else ""
+        print(f"  {100 * n / total:5.1f}%  {cost}  {name}")
     for title, counter in (("inclusive", inclusive), ("self", own)):
         print(f"top {top} by {title} share:")
         for frame, n in counter.most_common(top):
@@ -93,9 +121,14 @@ def main() -> None:
             headers = {**auth, "Cache-Control": "no-cache"} if args.path == "uncached" else auth
             write_every = 10 if args.path == "mix" else 0
             wrk(direct, paths, 3, 16, headers, write_every)  # warm the caches
+            served: list[dict[str, float]] = []
             load = threading.Thread(
-                target=wrk, args=(direct, paths, args.seconds + 2, 16, headers, write_every)
+                target=lambda: served.append(
+                    wrk(direct, paths, args.seconds + 2, 16, headers, write_every)
+                )
             )
+            process = psutil.Process(worker)
+            cpu_before = sum(process.cpu_times()[:2])
             load.start()
             raw = Path(tmp) / "profile.raw"
             record = [spy, "record", "-p", str(worker), "-d", f"{args.seconds:g}", "-r", "100"]
@@ -105,7 +138,11 @@ def main() -> None:
                 capture_output=True,
             )
             load.join()
-            summarise(raw, args.top)
+            cpu = sum(process.cpu_times()[:2]) - cpu_before
+            # The instance's workers share its requests about evenly.
+            workers = len(psutil.Process(apps[0].pid).children())
+            requests = served[0]["rps"] * (args.seconds + 2) / max(1, workers) if served else 0
+            summarise(raw, args.top, 1e6 * cpu / requests if requests else None)
         finally:
             down(state_dir)
 
