@@ -33,31 +33,56 @@ Conn = psycopg.AsyncConnection[Row]
 ACQUIRE_PROBE_AFTER = 0.25
 
 
-class Session:
-    """A connection that counts what it sends."""
+class WriteNotAtomic(RuntimeError):
+    """A write sent a second statement outside a transaction: a bug in the write."""
 
-    def __init__(self, conn: Conn, target: str) -> None:
+
+class Session:
+    """A connection that counts what it sends.
+
+    The connection is in autocommit. A session made with `one_statement=True` (a write)
+    refuses a second statement outside `transaction()`: alone, a statement runs in an
+    implicit transaction of its own; two in a row would commit separately."""
+
+    def __init__(self, conn: Conn, target: str, *, one_statement: bool = False) -> None:
         self.conn = conn
         self._counter = DB_QUERIES.labels(target)
+        self._one_statement = one_statement
+        self._sent = 0  # statements sent outside a transaction
+        self._in_transaction = False
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        if self._one_statement and self._sent:
+            raise WriteNotAtomic("a write opens its transaction before its first statement")
         self._counter.inc(2)  # BEGIN, then COMMIT or ROLLBACK
-        async with self.conn.transaction():
-            yield
+        self._in_transaction = True
+        try:
+            async with self.conn.transaction():
+                yield
+        finally:
+            self._in_transaction = False
+            self._sent += 1  # nothing may follow the transaction outside it
+
+    def _count(self) -> None:
+        if not self._in_transaction:
+            if self._one_statement and self._sent:
+                raise WriteNotAtomic("a write of several statements needs db.transaction()")
+            self._sent += 1
+        self._counter.inc()
 
     async def execute(self, sql: str | bytes, params: Sequence[Any] | None = None) -> int:
-        self._counter.inc()
+        self._count()
         cur = await self.conn.execute(sql, params)
         return cur.rowcount
 
     async def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> Row | None:
-        self._counter.inc()
+        self._count()
         cur = await self.conn.execute(sql, params)
         return await cur.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
-        self._counter.inc()
+        self._count()
         cur = await self.conn.execute(sql, params)
         return await cur.fetchall()
 
@@ -211,13 +236,13 @@ class Target:
         return getter.result()
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
+    async def session(self, *, one_statement: bool = False) -> AsyncIterator[Session]:
         self.breaker.check()
         pool = self.pool
         conn: Conn | None = None
         try:
             conn = await self._acquire()
-            yield Session(conn, self.label)
+            yield Session(conn, self.label, one_statement=one_statement)
         except PoolTimeout:
             # Saturation or an outage? Only a failed fresh connection opens the breaker, so
             # a busy pool does not turn into an outage of its own.
@@ -316,8 +341,14 @@ class Database:
         raise AssertionError("unreachable")
 
     async def write(self, fn: Callable[[Session], Awaitable[T]]) -> T:
-        """One transaction on the primary, not retried (the caller may not be idempotent)."""
-        async with self.primary.session() as db, db.transaction():
+        """Run `fn` on the primary, not retried (the caller may not be idempotent).
+
+        A single statement goes in autocommit: PostgreSQL runs it in an implicit
+        transaction of its own, atomic and committed exactly as durably as by COMMIT, so
+        BEGIN and COMMIT would add two round trips and nothing else. A write of several
+        statements opens `db.transaction()` before its first; the session raises
+        WriteNotAtomic (before sending) on a second statement outside one."""
+        async with self.primary.session(one_statement=True) as db:
             return await fn(db)
 
     def sample_pool_metrics(self) -> None:
