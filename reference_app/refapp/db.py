@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from refapp.breaker import CircuitBreaker
 from refapp.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, DB_POOL_WAITING, DB_QUERIES
 from refapp.migration import SCHEMA_LOCK_KEY, schema_sql
+from refapp.pgcheckout import CheckoutCheck
 from refapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Target:
         self.conninfo = conninfo
         self.label = label  # db_queries_total{target}
         self.dependency = dependency  # circuit_breaker_state{dependency}
+        self.checkout = CheckoutCheck(settings.database_check_idle_after)
         self.pool = self._new_pool()
         self._confirming: asyncio.Task[None] | None = None
         self.breaker = CircuitBreaker(
@@ -155,12 +157,18 @@ class Target:
             "SELECT set_config('statement_timeout', %s, false)",
             (str(self.settings.database_statement_timeout_ms),),
         )
+        self.checkout.good(conn)
 
     async def _check(self, conn: Conn) -> None:
+        # A connection just used, idle and quiet goes out unchecked (refapp.pgcheckout):
+        # otherwise every statement under load would cost a second round trip.
+        if self.checkout.trusted(conn):
+            return
         DB_QUERIES.labels(self.label).inc()
         try:
             await AsyncConnectionPool.check_connection(conn)
         except Exception:
+            self.checkout.lost()
             # A dead pooled connection is either one idle connection that was cut, or the
             # server gone. A fresh connection tells which; if the server is gone, open the
             # breaker now so this request (waiting in getconn) answers 503 at once instead of
@@ -250,9 +258,13 @@ class Target:
             raise
         except Exception as exc:
             if connection_lost(exc):
+                self.checkout.lost()
                 self.breaker.record_failure(exc)
+            elif conn is not None:
+                self.checkout.good(conn)
             raise
         else:
+            self.checkout.good(conn)
             self.breaker.record_success()
         finally:
             if conn is not None:
