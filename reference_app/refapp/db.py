@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from refapp.breaker import CircuitBreaker
 from refapp.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, DB_POOL_WAITING, DB_QUERIES
 from refapp.migration import SCHEMA_LOCK_KEY, schema_sql
+from refapp.pgcheckout import CheckoutCheck
 from refapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,31 +34,56 @@ Conn = psycopg.AsyncConnection[Row]
 ACQUIRE_PROBE_AFTER = 0.25
 
 
-class Session:
-    """A connection that counts what it sends."""
+class WriteNotAtomic(RuntimeError):
+    """A write sent a second statement outside a transaction: a bug in the write."""
 
-    def __init__(self, conn: Conn, target: str) -> None:
+
+class Session:
+    """A connection that counts what it sends.
+
+    The connection is in autocommit. A session made with `one_statement=True` (a write)
+    refuses a second statement outside `transaction()`: alone, a statement runs in an
+    implicit transaction of its own; two in a row would commit separately."""
+
+    def __init__(self, conn: Conn, target: str, *, one_statement: bool = False) -> None:
         self.conn = conn
         self._counter = DB_QUERIES.labels(target)
+        self._one_statement = one_statement
+        self._sent = 0  # statements sent outside a transaction
+        self._in_transaction = False
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        if self._one_statement and self._sent:
+            raise WriteNotAtomic("a write opens its transaction before its first statement")
         self._counter.inc(2)  # BEGIN, then COMMIT or ROLLBACK
-        async with self.conn.transaction():
-            yield
+        self._in_transaction = True
+        try:
+            async with self.conn.transaction():
+                yield
+        finally:
+            self._in_transaction = False
+            self._sent += 1  # nothing may follow the transaction outside it
+
+    def _count(self) -> None:
+        if not self._in_transaction:
+            if self._one_statement and self._sent:
+                raise WriteNotAtomic("a write of several statements needs db.transaction()")
+            self._sent += 1
+        self._counter.inc()
 
     async def execute(self, sql: str | bytes, params: Sequence[Any] | None = None) -> int:
-        self._counter.inc()
+        self._count()
         cur = await self.conn.execute(sql, params)
         return cur.rowcount
 
     async def fetchone(self, sql: str, params: Sequence[Any] | None = None) -> Row | None:
-        self._counter.inc()
+        self._count()
         cur = await self.conn.execute(sql, params)
         return await cur.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
-        self._counter.inc()
+        self._count()
         cur = await self.conn.execute(sql, params)
         return await cur.fetchall()
 
@@ -86,6 +112,7 @@ class Target:
         self.conninfo = conninfo
         self.label = label  # db_queries_total{target}
         self.dependency = dependency  # circuit_breaker_state{dependency}
+        self.checkout = CheckoutCheck(settings.database_check_idle_after)
         self.pool = self._new_pool()
         self._confirming: asyncio.Task[None] | None = None
         self.breaker = CircuitBreaker(
@@ -130,12 +157,18 @@ class Target:
             "SELECT set_config('statement_timeout', %s, false)",
             (str(self.settings.database_statement_timeout_ms),),
         )
+        self.checkout.good(conn)
 
     async def _check(self, conn: Conn) -> None:
+        # A connection just used, idle and quiet goes out unchecked (refapp.pgcheckout):
+        # otherwise every statement under load would cost a second round trip.
+        if self.checkout.trusted(conn):
+            return
         DB_QUERIES.labels(self.label).inc()
         try:
             await AsyncConnectionPool.check_connection(conn)
         except Exception:
+            self.checkout.lost()
             # A dead pooled connection is either one idle connection that was cut, or the
             # server gone. A fresh connection tells which; if the server is gone, open the
             # breaker now so this request (waiting in getconn) answers 503 at once instead of
@@ -211,13 +244,13 @@ class Target:
         return getter.result()
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
+    async def session(self, *, one_statement: bool = False) -> AsyncIterator[Session]:
         self.breaker.check()
         pool = self.pool
         conn: Conn | None = None
         try:
             conn = await self._acquire()
-            yield Session(conn, self.label)
+            yield Session(conn, self.label, one_statement=one_statement)
         except PoolTimeout:
             # Saturation or an outage? Only a failed fresh connection opens the breaker, so
             # a busy pool does not turn into an outage of its own.
@@ -225,9 +258,13 @@ class Target:
             raise
         except Exception as exc:
             if connection_lost(exc):
+                self.checkout.lost()
                 self.breaker.record_failure(exc)
+            elif conn is not None:
+                self.checkout.good(conn)
             raise
         else:
+            self.checkout.good(conn)
             self.breaker.record_success()
         finally:
             if conn is not None:
@@ -316,8 +353,14 @@ class Database:
         raise AssertionError("unreachable")
 
     async def write(self, fn: Callable[[Session], Awaitable[T]]) -> T:
-        """One transaction on the primary, not retried (the caller may not be idempotent)."""
-        async with self.primary.session() as db, db.transaction():
+        """Run `fn` on the primary, not retried (the caller may not be idempotent).
+
+        A single statement goes in autocommit: PostgreSQL runs it in an implicit
+        transaction of its own, atomic and committed exactly as durably as by COMMIT, so
+        BEGIN and COMMIT would add two round trips and nothing else. A write of several
+        statements opens `db.transaction()` before its first; the session raises
+        WriteNotAtomic (before sending) on a second statement outside one."""
+        async with self.primary.session(one_statement=True) as db:
             return await fn(db)
 
     def sample_pool_metrics(self) -> None:

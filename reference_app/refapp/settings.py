@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     debug: bool = Field(default=False, alias="REFAPP_DEBUG")
     database_connect_timeout: float = 2
     database_read_retries: int = 3
+    # A pooled connection used less than this many seconds ago, idle and with nothing to read
+    # on its socket, is handed out without a round trip (refapp.pgcheckout); 0: always check.
+    database_check_idle_after: float = 5
     redis_socket_timeout: float = 0.5
     redis_max_connections: int = 100
     cache_l1_max_entries: int = 1024

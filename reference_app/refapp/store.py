@@ -110,13 +110,15 @@ async def get_job(db: Session, job_id: UUID) -> dict[str, Any] | None:
 
 
 async def stats(db: Session) -> dict[str, Any]:
-    by_status = await db.fetchall(
-        "SELECT status, count(*) AS n FROM submissions WHERE deleted_at IS NULL GROUP BY status"
+    # One statement: one round trip, and both counts from the same snapshot.
+    rows = await db.fetchall(
+        "SELECT 'submissions' AS counted, status, count(*) AS n FROM submissions"
+        " WHERE deleted_at IS NULL GROUP BY status"
+        " UNION ALL SELECT 'jobs', status, count(*) FROM jobs GROUP BY status"
     )
-    jobs = await db.fetchall("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-    submissions = {r["status"]: int(r["n"]) for r in by_status}
+    submissions = {r["status"]: int(r["n"]) for r in rows if r["counted"] == "submissions"}
     return {
         "submissions": submissions,
-        "jobs": {r["status"]: int(r["n"]) for r in jobs},
+        "jobs": {r["status"]: int(r["n"]) for r in rows if r["counted"] == "jobs"},
         "total": sum(submissions.values()),
     }

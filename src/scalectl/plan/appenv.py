@@ -70,6 +70,7 @@ APP_DEFAULTS: dict[str, str] = {
             "ANALYSIS_WORK_FACTOR",
             "DATABASE_CONNECT_TIMEOUT",
             "DATABASE_READ_RETRIES",
+            "DATABASE_CHECK_IDLE_AFTER",
             "REDIS_SOCKET_TIMEOUT",
             "REDIS_MAX_CONNECTIONS",
             "ENQUEUE_TIMEOUT",
