@@ -27,6 +27,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack_bench import _bench_plan, wrk
 
+FRAMEWORK = "framework: uvicorn, Starlette, FastAPI routing"
 # Where a sample goes in the per-pattern table: the deepest frame in its stack that
 # matches one of these (a substring of "function (file:line)"), else "framework".
 PATTERNS = (
@@ -34,6 +35,11 @@ PATTERNS = (
     ("AuthMiddleware", "API key (in-process cache)"),
     ("LoadShedMiddleware", "load shedding"),
     ("RateLimitMiddleware", "rate limit (leases, Redis)"),
+    # The framework's own layers under our middlewares: routing, exception handling.
+    ("Router.__call__", FRAMEWORK),
+    ("ExceptionMiddleware.__call__", FRAMEWORK),
+    ("AsyncExitStackMiddleware", FRAMEWORK),
+    ("get_request_handler", FRAMEWORK),
     ("solve_dependencies", "FastAPI dependencies"),
     ("serialize_response", "FastAPI response validation and serialization"),
     ("(refapp/api.py", "route: cache lookup and cached body"),
@@ -52,7 +58,7 @@ def _pattern(frames: list[str]) -> str:
         for marker, name in PATTERNS:
             if marker in frame:
                 return name
-    return "framework: uvicorn, Starlette, FastAPI routing"
+    return FRAMEWORK
 
 
 def summarise(raw: Path, top: int, cpu_per_request_us: float | None) -> None:
@@ -86,6 +92,24 @@ def summarise(raw: Path, top: int, cpu_per_request_us: float | None) -> None:
         print(f"top {top} by {title} share:")
         for frame, n in counter.most_common(top):
             print(f"  {100 * n / total:5.1f}%  {frame[:150]}")
+
+
+def _cpu_by_program() -> dict[str, float]:
+    """CPU seconds (user + system) of every process, summed by program: the app's workers,
+    the queue worker, PostgreSQL, Redis, nginx, wrk, and the rest."""
+    out: dict[str, float] = collections.defaultdict(float)
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        times, argv = proc.info["cpu_times"], proc.info["cmdline"] or []
+        if times is None:
+            continue
+        line = " ".join(argv)
+        name = next(
+            (k for k in ("gunicorn", "dramatiq", "postgres", "valkey", "redis", "nginx", "wrk")
+             if k in line or k in (proc.info["name"] or "")),
+            "other",
+        )  # fmt: skip
+        out[name] += times.user + times.system
+    return out
 
 
 def main() -> None:
@@ -129,6 +153,7 @@ def main() -> None:
             )
             process = psutil.Process(worker)
             cpu_before = sum(process.cpu_times()[:2])
+            machine_before = _cpu_by_program()
             load.start()
             raw = Path(tmp) / "profile.raw"
             record = [spy, "record", "-p", str(worker), "-d", f"{args.seconds:g}", "-r", "100"]
@@ -139,6 +164,11 @@ def main() -> None:
             )
             load.join()
             cpu = sum(process.cpu_times()[:2]) - cpu_before
+            machine = _cpu_by_program()
+            spent = {k: machine[k] - machine_before.get(k, 0.0) for k in machine}
+            print(f"CPU seconds by program over the {args.seconds + 2:g} s of load:")
+            for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:8]:
+                print(f"  {seconds:6.2f}  {name}")
             # The instance's workers share its requests about evenly.
             workers = len(psutil.Process(apps[0].pid).children())
             requests = served[0]["rps"] * (args.seconds + 2) / max(1, workers) if served else 0

@@ -46,6 +46,8 @@ def create_app(config: settings.Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = deps
+    generated = app.openapi
+    app.openapi = lambda: api.declare_bearer(generated())  # type: ignore[method-assign]
     errors.install(app)
     routers = [api.router, health.router, *([debug.router] if config.debug else [])]
     for router in routers:

@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     # gunicorn (services.<name>.processes, graceful_shutdown_seconds)
     web_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1)
     graceful_timeout: int = 30
-    max_requests: int = 10000
-    max_requests_jitter: int = 1000
+    max_requests: int = 100000
+    max_requests_jitter: int = 10000
 
     # PostgreSQL (database.*). URLs may hold passwords: repr=False keeps them out of the
     # repr that logs and tracebacks show.
@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     cleanup_deleted_after_seconds: float = 86400
     cleanup_stuck_queued_seconds: float = 300
     analysis_work_factor: int = 100000
+    # How much a queue worker lowers its CPU priority (refapp.tasks.Niceness): 0 leaves it.
+    worker_nice: int = Field(default=0, ge=0, le=19)
 
     prometheus_multiproc_dir: str = ""
 

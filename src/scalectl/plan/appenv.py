@@ -68,6 +68,7 @@ APP_DEFAULTS: dict[str, str] = {
             "CLEANUP_DELETED_AFTER_SECONDS",
             "CLEANUP_STUCK_QUEUED_SECONDS",
             "ANALYSIS_WORK_FACTOR",
+            "WORKER_NICE",
             "DATABASE_CONNECT_TIMEOUT",
             "DATABASE_READ_RETRIES",
             "DATABASE_CHECK_IDLE_AFTER",

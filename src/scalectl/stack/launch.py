@@ -271,6 +271,8 @@ def worker_launch(
         # How often an idle worker thread or consumer wakes up (default 1000 ms); each one
         # notices a stop only then, so it bounds how long an idle worker takes to stop.
         "dramatiq_worker_timeout": "500",
+        # One machine: the jobs share the app's cores, and requests must come first.
+        "WORKER_NICE": "10",
     }
     name = worker_member(worker.name)
     return Launch(
