@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--path", choices=("cached", "uncached", "mix"), default="cached")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--keep", type=Path, help="copy py-spy's raw profile here")
     args = parser.parse_args()
     # `uv tool install` puts it in ~/.local/bin, which is not always on PATH.
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path.home() / ".local/bin"))
@@ -173,6 +174,8 @@ def main() -> None:
             workers = len(psutil.Process(apps[0].pid).children())
             requests = served[0]["rps"] * (args.seconds + 2) / max(1, workers) if served else 0
             summarise(raw, args.top, 1e6 * cpu / requests if requests else None)
+            if args.keep:
+                shutil.copy(raw, args.keep)
         finally:
             down(state_dir)
 
