@@ -42,10 +42,13 @@ Loader = Callable[[], Awaitable[Any]]
 # What `Cache._redis` returns when Redis could not answer (None is a valid answer: a miss).
 DOWN: Any = object()
 
-# Store the value only if no write has marked the key since this reader started, and
-# release the recompute lock if we still hold it.
+# Store the value only if no write has marked the key since this reader started (the
+# marker is as the reader saw it beside its miss: ARGV[4], '' for none), and release the
+# recompute lock if we still hold it. Each write sets a fresh random marker, so a reader
+# that started after the last write fills at once, and one that overlapped it never does.
 _FILL = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
+local marker = redis.call('GET', KEYS[2]) or ''
+if marker ~= ARGV[4] then
   if redis.call('GET', KEYS[3]) == ARGV[3] then redis.call('DEL', KEYS[3]) end
   return 0
 end
@@ -161,7 +164,10 @@ class Cache:
     async def _load(self, key: str, ttl: int, loader: Loader) -> Any:
         if not self.redis.available:
             return self._keep(key, await loader())
-        raw = await self._redis(lambda r: r.get(key))
+        # The value and the key's write marker in one round trip: the marker as it is now
+        # decides whether this reader's load may be stored (_FILL).
+        got = await self._redis(lambda r: r.mget(key, cachekeys.marker(key)))
+        raw, seen = (DOWN, None) if got is DOWN else got
         _counted("l2", "hit" if raw not in (None, DOWN) else "miss").inc()
         if raw is DOWN:
             return self._keep(key, await loader())
@@ -190,7 +196,7 @@ class Cache:
         stored = await self._redis(
             lambda r: self._fill(
                 keys=[key, cachekeys.marker(key), lock_key],
-                args=[json.dumps(value), ttl, token],
+                args=[json.dumps(value), ttl, token, seen or b""],
                 client=r,
             )
         )

@@ -4,9 +4,10 @@ submission's status, call `invalidate_sync`).
 
 Invalidating means, in one Redis pipeline:
 - DEL the entity keys (submission, stats, job);
-- SET a short-lived "recently written" marker beside each one, so a reader that loaded the
-  old row before the write cannot put it back into Redis after the DEL (the fill script
-  refuses while the marker exists);
+- SET a short-lived "recently written" marker beside each one, a fresh random value per
+  write, so a reader that loaded the old row before the write cannot put it back into
+  Redis after the DEL (the fill script refuses unless the marker is still what the reader
+  saw beside its miss), while a reader that started after the write fills at once;
 - INCR the user's list version: list pages live under versioned keys, so a write makes
   every cached page of that user unreachable without a SCAN;
 - PUBLISH the keys and prefixes, so every worker drops them from its in-process L1.
@@ -15,13 +16,15 @@ Invalidating means, in one Redis pipeline:
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "refapp:"
 CHANNEL = PREFIX + "invalidate"
-# How long a written key refuses fills: longer than a read's load time.
+# How long a write's marker lives: longer than a read's load time (a reader that saw no
+# marker and loads for longer than this, across a write, could store what it read).
 WRITE_MARKER_MS = 2000
 
 
@@ -94,8 +97,9 @@ class Invalidation:
         """Queue the commands on a redis-py pipeline (sync or asyncio)."""
         if self.keys:
             pipe.delete(*self.keys)
+        token = uuid.uuid4().hex  # never reused, so a marker cannot come back to a value
         for key in self.keys:
-            pipe.set(marker(key), 1, px=WRITE_MARKER_MS)
+            pipe.set(marker(key), token, px=WRITE_MARKER_MS)
         for user_id in self.user_ids:
             pipe.incr(user_version(user_id))
         pipe.publish(CHANNEL, self.message())
