@@ -11,7 +11,8 @@ count as one app instance. Then, with the stack's own premium API keys:
   reads over hot ids, 10% POSTs). Phases run in ABBA order, twice each, averaged.
 - open model (latency measured from each request's intended start, so a stall is not
   hidden): cached vs uncached GET at the same offered rate with `scalectl loadtest --rate`
-  (by default half the rate the uncached GET reached closed-loop, which both paths hold),
+  (by default half the rate the uncached GET reached closed-loop, lowered by a quarter
+  until both paths hold it),
   and `POST /api/submissions` at 30 requests/s from a paced client while the queue worker
   analyses the posts.
 - SQL statements per request over the mix, from the app's own `db_queries_total`.
@@ -361,7 +362,7 @@ def main() -> None:
                 _row(label, r)
 
             # A rate both paths hold: the generator (Locust) takes CPU that wrk did not, so
-            # start at half what the uncached GET reached closed-loop and halve until both
+            # start at half what the uncached GET reached closed-loop and step down until both
             # paths answer (under 1% errors, 95% of the rate achieved), at most 3 tries.
             rate = args.rate or max(10.0, round(res["uncached GET direct"]["rps"] / 2, -1))
             print(f"open model: scalectl loadtest --rate, from each intended start, {s:g} s each")
@@ -370,10 +371,10 @@ def main() -> None:
                 miss = open_model(direct, paths, uncached, rate, s)
                 if all(_held(r, rate) for r in (hit, miss)) or args.rate:
                     break
-                print(f"  not held at {rate:g}/s: halving")
+                print(f"  not held at {rate:g}/s: a quarter lower")
                 _row("  cached", hit)
                 _row("  uncached", miss)
-                rate = max(10.0, round(rate / 2, -1))
+                rate = max(10.0, round(rate * 0.75, -1))
             print("open model: paced client, latency from each intended start")
             post = paced(via_nginx, 30, s, auth, "POST /api/submissions")
             _row(f"cached GET direct at {rate:g}/s", hit)
