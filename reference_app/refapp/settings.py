@@ -102,8 +102,13 @@ class Settings(BaseSettings):
     # How long Redis keeps a copy of a resolved key for use while PostgreSQL is down.
     api_key_outage_ttl: int = 600
 
-    # Load shedding thresholds
-    shed_max_in_flight: int = 200
+    # Load shedding (refapp.shedding), per worker: free-tier requests are refused from
+    # shed_max_in_flight requests in flight, basic from 1.5x, premium from 2x (the most a
+    # worker holds). 22: Little's law on the reference plan, 150 rps per worker (300 per
+    # 2-process replica) x the 300 ms p95 objective = 45 in flight at most, half for free.
+    # Memory likewise from shed_max_memory_percent. The loop lag no longer sheds:
+    # shed_max_loop_lag_ms is where /health/system warns.
+    shed_max_in_flight: int = 22
     shed_max_loop_lag_ms: float = 200
     shed_max_memory_percent: float = 90
 

@@ -235,23 +235,23 @@ def test_overload_sheds_the_free_tier_first_and_recovers(
 ) -> None:
     result, data = drill(cli, state_dir, tmp_path, "overload", "--before", "3", "--after", "6")
     f = figures(data, "overload")
-    # Two of its gates are speed figures: every health probe answered within 2 s through the
-    # surge, and premium refused at most half as often as free. On a 2-core machine that
-    # also runs the load generator neither holds every run (issue 13 is the work to make
-    # them hold; the drill still fails on them). Speed is measured, not asserted in tests:
-    # this test holds the drill's logic and sanity bounds. The app's shedding order itself
-    # is tested deterministically in tests/reference_app/test_limits.py.
-    speed = {"health_answered", "premium_vs_free_refused"}
+    # One gate is a speed figure: every health probe answered within 2 s through the surge,
+    # on a 2-core machine that also runs the load generator and the job worker. Speed is
+    # measured, not asserted in tests (docs/drills.md has the drill's own runs). Priority
+    # is not speed: the app sheds by requests in flight, which the surge sets, not the
+    # machine's pace, so premium refused at most half as often as free is a gate here too.
+    # The shedding order itself is tested deterministically in
+    # tests/reference_app/test_shedding.py.
+    speed = {"health_answered"}
     failing = {name for name, fig in f.items() if fig["status"] == "fail"}
     assert failing <= speed, result.stdout + result.stderr
     assert f["health_answered"]["value"] >= 0.9, f["health_answered"]
     assert f["recovery_seconds"]["value"] is not None and f["recovery_seconds"]["value"] <= 10
     shed = f["free_refused"]["value"] or f["premium_refused"]["value"]
-    if shed:  # premium is never refused more often than free
-        assert f["premium_vs_free_refused"]["value"] <= 1.0, f["premium_vs_free_refused"]
-    # Exit code follows the figures: a failing gate fails; nothing shed proves nothing.
-    expected = ExitCode.CHECK_FAILED if failing else 0 if shed else ExitCode.INCONCLUSIVE
-    assert result.code == expected, result.stdout + result.stderr
+    assert shed, f  # 200 users without think time are more than 4 workers admit
+    assert f["premium_vs_free_refused"]["value"] <= 0.5, f["premium_vs_free_refused"]
+    # Exit code follows the figures: a failing gate fails.
+    assert result.code == (ExitCode.CHECK_FAILED if failing else 0), result.stdout + result.stderr
 
 
 def test_bad_drill_options_are_refused_before_any_load(

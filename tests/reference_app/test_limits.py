@@ -58,7 +58,7 @@ def test_basic_tier_gets_429_past_its_limit(cluster: Cluster) -> None:
 def small_cluster(
     postgres_server: Server, redis_server: Server, tmp_path: Path
 ) -> Iterator[Cluster]:
-    """Sheds free-tier requests at 4 in flight per worker, premium only at 6."""
+    """Sheds free-tier requests at 4 in flight per worker, premium only at 8."""
     app = start_cluster(tmp_path, app_env(postgres_server, redis_server, SHED_MAX_IN_FLIGHT="4"))
     yield app
     app.stop()
