@@ -241,3 +241,17 @@ def test_a_plan_env_key_replaces_the_generated_one(tmp_path: Path) -> None:
     env = k8s_env(k8s_container(files["kubernetes/api.yaml"])[1])
     assert env["HOST"] == "[::]"
     assert list(env).count("HOST") == 1
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_shedding_limit_comes_from_capacity_and_the_latency_objective(profile: str) -> None:
+    prepared = prepare(PLAN, profile)
+    plan = prepared.loaded.plan
+    size = next(s for s in prepared.sizing.services if s.name == "api")
+    # Little's law per worker at the measured capacity and the p95 objective; free tier
+    # from half of it, premium (2x) up to all of it.
+    per_worker = plan.services["api"].capacity.per_replica_rps / size.processes
+    expected = -(-per_worker * plan.slo.latency.p95_ms / 1000 // 2)
+    compose = rendered(profile)["compose/docker-compose.yaml"][0]["services"]["api"]
+    assert compose["environment"]["SHED_MAX_IN_FLIGHT"] == str(int(expected))
+    assert int(expected) >= 4

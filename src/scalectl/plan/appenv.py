@@ -8,6 +8,7 @@ when one is neither rendered here nor listed in APP_DEFAULTS.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,7 +56,6 @@ APP_DEFAULTS: dict[str, str] = {
             "CACHE_L1_MAX_ENTRIES",
             "CACHE_LOCK_MS",
             "CACHE_LOCK_WAIT_MS",
-            "SHED_MAX_IN_FLIGHT",
             "SHED_MAX_LOOP_LAG_MS",
             "SHED_MAX_MEMORY_PERCENT",
             "BREAKER_FAILURE_THRESHOLD",
@@ -87,8 +87,9 @@ APP_DEFAULTS: dict[str, str] = {
         _TUNING,
     ),
 }
-# Read by gunicorn.conf.py only: a Dramatiq worker serves no HTTP, so workers omit them.
-WEB_ONLY = ("HOST", "PORT", "WEB_CONCURRENCY")
+# For the web tier only (gunicorn.conf.py, load shedding): a Dramatiq worker serves no HTTP,
+# so workers omit them.
+WEB_ONLY = ("HOST", "PORT", "WEB_CONCURRENCY", "SHED_MAX_IN_FLIGHT")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,16 @@ def release_id(image: str) -> str:
     return last.partition(":")[2] or digest
 
 
+def shed_max_in_flight(plan: Plan, spec: Service, size: ServiceSize) -> int:
+    """Requests in flight per worker from which the app refuses free-tier requests (basic
+    from 1.5×, premium from 2×): half of what one worker holds at the service's measured
+    capacity and the latency objective, by Little's law (per_replica_rps / processes ×
+    p95), so premium keeps the whole of it. At least 4."""
+    p95_seconds = (plan.slo.latency.p95_ms or 300) / 1000
+    per_worker_rps = spec.capacity.per_replica_rps / max(1, size.processes)
+    return max(4, math.ceil(per_worker_rps * p95_seconds / 2))
+
+
 def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> ContainerEnv:
     """The environment of one HTTP service's container: where it listens, its sized processes and
     pool, and the plan-wide settings."""
@@ -147,6 +158,7 @@ def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> Cont
         ("PORT", str(spec.port)),
         ("WEB_CONCURRENCY", str(size.processes)),
         ("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds)),
+        ("SHED_MAX_IN_FLIGHT", str(shed_max_in_flight(plan, spec, size))),
     ]
     pool = (size.pool_min, size.pool_max)
     return _container_env(plan, name, spec, head, pool)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scalectl import resources
 from scalectl.plan import Prepared
-from scalectl.plan.appenv import APP_DEFAULTS, app_env
+from scalectl.plan.appenv import APP_DEFAULTS, app_env, shed_max_in_flight
 from scalectl.stack import credentials
 from scalectl.stack.process import child_environment
 from scalectl.stack.state import StackState
@@ -52,7 +52,7 @@ def base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> d
 
 def app_environment(prepared: Prepared) -> dict[str, str]:
     """Settings the reference app reads, from the plan (names match its fields): the
-    plan-wide ones, and the first service's pool sizes and drain window."""
+    plan-wide ones, and the first service's pool sizes, drain window and shedding limit."""
     plan = prepared.loaded.plan
     env = dict(app_env(plan))
     first = prepared.sizing.services[0]
@@ -63,4 +63,5 @@ def app_environment(prepared: Prepared) -> dict[str, str]:
         env["DATABASE_STATEMENT_TIMEOUT_MS"] = str(plan.database.pool.statement_timeout_ms)
     svc = next(iter(plan.services.values()))
     env["GRACEFUL_TIMEOUT"] = str(svc.graceful_shutdown_seconds)
+    env["SHED_MAX_IN_FLIGHT"] = str(shed_max_in_flight(plan, svc, first))
     return env
