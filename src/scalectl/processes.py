@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 
 
 def signal_group(leader: int, sig: int) -> None:
@@ -12,3 +14,17 @@ def signal_group(leader: int, sig: int) -> None:
     own). A group that is gone, or not ours to signal, is left alone: nothing is raised."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, sig)
+
+
+def kill_group(leader: int, timeout: float = 2.0) -> None:
+    """SIGKILL the group `leader` leads and wait, at most `timeout` seconds, until none of
+    it is left: the signal is delivered asynchronously, and a caller that returns at once
+    would leave processes (a Locust worker, say) running a moment longer."""
+    signal_group(leader, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(leader, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)

@@ -27,7 +27,7 @@ from scalectl.loadtest.watch import (
     StopCheck,
     watch_locust,
 )
-from scalectl.processes import signal_group
+from scalectl.processes import kill_group, signal_group
 from scalectl.stack.process import child_environment
 
 # Loaded by Locust beside the locustfile, in Locust's processes only.
@@ -174,7 +174,7 @@ def run_worker(
         _finish(proc)
         raise
     finally:
-        _signal_group(proc, signal.SIGKILL)
+        kill_group(proc.pid)
 
 
 def _run_argv(config: RunConfig) -> list[str]:
@@ -277,5 +277,5 @@ def _finish(proc: subprocess.Popen[bytes]) -> int:
         _signal_group(proc, signal.SIGKILL)
         return proc.wait(timeout=10)
     finally:
-        # No orphans: whatever is left of the group goes.
-        _signal_group(proc, signal.SIGKILL)
+        # No orphans: whatever is left of the group goes, and is gone when we return.
+        kill_group(proc.pid)
