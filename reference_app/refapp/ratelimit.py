@@ -144,7 +144,8 @@ class RateLimiter:
         self.lease_max = settings.rate_limit_lease_max
         self.script = redis.client.register_script(_GCRA)
         self._leases: OrderedDict[tuple[str, str, str], _Lease] = OrderedDict()
-        self._fetching: dict[tuple[str, str, str], asyncio.Future[Verdict | None]] = {}
+        self._fetching: dict[tuple[str, str, str], asyncio.Future[tuple[bool, Verdict | None]]]
+        self._fetching = {}
 
     async def check(self, ip: str, tier: str, bucket: str | None) -> Verdict | None:
         """The binding verdict, or None when Redis is unavailable (fail open)."""
@@ -165,9 +166,11 @@ class RateLimiter:
             if fetching is None:
                 break
             # Another request of this key is asking Redis: share its answer, not a trip.
-            verdict = await asyncio.shield(fetching)
-            if verdict is None or not verdict.allowed:
+            answered, verdict = await asyncio.shield(fetching)
+            if answered and (verdict is None or not verdict.allowed):
                 return verdict
+            # Admitted (spend from the new lease), or that request went away before Redis
+            # answered (cancelled): never let this one through unchecked, look again.
         return await self._ask(ident)
 
     def _spend(self, ident: tuple[str, str, str]) -> Verdict | None:
@@ -187,16 +190,19 @@ class RateLimiter:
         return max(1, min(cap, lease.size * 2 if age < LEASE_SECONDS / 2 else lease.size))
 
     async def _ask(self, ident: tuple[str, str, str]) -> Verdict | None:
-        future: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
+        # Waiters get (answered, verdict): answered is False when this request was cancelled
+        # (its client went away) or failed before Redis answered.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[bool, Verdict | None]] = loop.create_future()
         self._fetching[ident] = future
-        verdict: Verdict | None = None
+        answer: tuple[bool, Verdict | None] = (False, None)
         try:
-            verdict = await self._round_trip(ident)
+            answer = (True, await self._round_trip(ident))
         finally:
             if self._fetching.get(ident) is future:
                 del self._fetching[ident]
-            future.set_result(verdict)
-        return verdict
+            future.set_result(answer)
+        return answer[1]
 
     async def _round_trip(self, ident: tuple[str, str, str]) -> Verdict | None:
         ip, tier, bucket = ident

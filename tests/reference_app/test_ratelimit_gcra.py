@@ -45,6 +45,17 @@ async def main():
         for _ in range(rounds):
             group = [l.check(ip, tier, bucket) for l in limiters for _ in range(each)]
             out.extend(shown(v) for v in await asyncio.gather(*group))
+    for ip, tier, bucket, waiters in spec.get("cancel", []):
+        # The first request of a key goes to Redis (paused: it cannot answer yet); others
+        # wait for it; it is cancelled before the answer.
+        await limiters[0].redis.client.execute_command("CLIENT", "PAUSE", "250", "WRITE")
+        first = asyncio.create_task(limiters[0].check(ip, tier, bucket))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(limiters[0].check(ip, tier, bucket)) for _ in range(waiters)]
+        await asyncio.sleep(0.05)
+        first.cancel()
+        done = await asyncio.gather(*rest)
+        out.extend({"verdict": None if v is None else shown(v)} for v in done)
     # Less this script's own INFO call.
     out.append({"trips": await trips(limiters[0].redis) - before})
     for limiter in limiters:
@@ -61,10 +72,12 @@ def checks(
     calls: list[Any],
     concurrent: list[Any] | None = None,
     workers: int = 1,
+    cancel: list[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Verdicts of `calls` ([ip, tier, bucket, pause first]) in turn, then of `concurrent`
     ([ip, tier, bucket, rounds, requests per worker per round]), each round's requests
-    at once on every worker, then {"trips": script calls Redis saw for `concurrent`}."""
+    at once on every worker, then for `cancel` ([ip, tier, bucket, waiters]) the verdicts
+    of requests that waited for a cancelled one, then {"trips": script calls Redis saw}."""
     spec = json.dumps(
         {
             "redis": redis.url,
@@ -72,6 +85,7 @@ def checks(
             "calls": calls,
             "concurrent": concurrent or [],
             "workers": workers,
+            "cancel": cancel or [],
         }
     )
     with tempfile.TemporaryDirectory() as metrics:
@@ -82,7 +96,7 @@ def checks(
         )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result: list[dict[str, Any]] = json.loads(done.stdout)
-    return result[:-1] if concurrent is None else result
+    return result[:-1] if concurrent is None and cancel is None else result
 
 
 def test_a_burst_of_the_limit_then_one_per_interval(redis_server: Server) -> None:
@@ -156,3 +170,20 @@ def test_one_request_per_round_trip_when_leases_are_off(redis_server: Server) ->
     *verdicts, trips = checks(redis_server, limits, [], [[*call[:3], 10, 4]])
     assert all(v["allowed"] for v in verdicts)
     assert trips["trips"] == len(verdicts) == 40
+
+
+def test_requests_waiting_for_a_cancelled_round_trip_are_still_checked(
+    redis_server: Server,
+) -> None:
+    # A client that goes away while its key's round trip is out must not let the requests
+    # waiting for that answer through unchecked: each asks Redis itself, and the limit (2 a
+    # minute) holds.
+    bucket = f"key:{time.monotonic_ns()}"
+    *verdicts, _ = checks(
+        redis_server,
+        {"rate_limit_tier_basic": "2/minute"},
+        [],
+        cancel=[["10.0.1.4", "basic", bucket, 5]],
+    )
+    assert all(v["verdict"] is not None for v in verdicts), verdicts  # none unchecked
+    assert sum(v["verdict"]["allowed"] for v in verdicts) <= 2
