@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 
 from refapp import cachekeys
 from refapp.cachekeys import Invalidation
-from refapp.metrics import CACHE_REQUESTS
+from refapp.metrics import CACHE_REQUESTS, child
 from refapp.redisconn import UNREACHABLE, RedisDependency
 from refapp.settings import Settings
 
@@ -60,17 +60,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def _counted(layer: str, result: str) -> Any:
-    """The labelled counter, made once: .labels() costs a lock and a lookup per call."""
-    child = _COUNTERS.get((layer, result))
-    if child is None:
-        child = _COUNTERS[layer, result] = CACHE_REQUESTS.labels(layer, result)
-    return child
-
-
-_COUNTERS: dict[tuple[str, str], Any] = {}
 
 
 class L1:
@@ -146,11 +135,11 @@ class Cache:
         fresh: the client sent `Cache-Control: no-cache`, which asks for a response from
         the origin; the cache is neither read nor filled (RFC 9111 §5.2.1.4)."""
         if fresh:
-            _counted("l1", "bypass").inc()
+            child(CACHE_REQUESTS, "l1", "bypass").inc()
             return await loader()
         if self._l1_usable():
             hit, value = self.l1.get(key)
-            _counted("l1", "hit" if hit else "miss").inc()
+            child(CACHE_REQUESTS, "l1", "hit" if hit else "miss").inc()
             if hit:
                 return value
         task = self._inflight.get(key)
@@ -168,7 +157,7 @@ class Cache:
         # decides whether this reader's load may be stored (_FILL).
         got = await self._redis(lambda r: r.mget(key, cachekeys.marker(key)))
         raw, seen = (DOWN, None) if got is DOWN else got
-        _counted("l2", "hit" if raw not in (None, DOWN) else "miss").inc()
+        child(CACHE_REQUESTS, "l2", "hit" if raw not in (None, DOWN) else "miss").inc()
         if raw is DOWN:
             return self._keep(key, await loader())
         if raw is not None:

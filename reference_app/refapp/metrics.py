@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import psutil
 from prometheus_client import (
@@ -73,6 +74,22 @@ BREAKER_STATE = Gauge(
 EVENT_LOOP_LAG = Gauge(
     "event_loop_lag_seconds", "Event loop scheduling delay", multiprocess_mode="livemax"
 )
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Counter | Histogram, *labels: str) -> Any:
+    """`metric.labels(*labels)`, made once per process: .labels() takes a lock and a lookup
+    on every call, which the hot path pays per request. Bounded by the label values the
+    callers use (route templates, statuses, fixed names)."""
+    key = (id(metric), labels)  # the metrics are module-level: their ids do not change
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
+
+
 # registry=None: the default registry already holds prometheus_client's own (single-process)
 # collector under these names; in multiprocess mode only the files matter.
 RESIDENT_MEMORY = Gauge(

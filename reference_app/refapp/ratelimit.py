@@ -120,6 +120,12 @@ class _Lease:
     verdict: Verdict  # its binding verdict; `remaining` already counts the whole lease
 
 
+# What requests waiting on another's round trip get: (answered, verdict); answered is
+# False when that request was cancelled (its client went away) or failed before Redis
+# answered.
+_Answer = tuple[bool, Verdict | None]
+
+
 class RateLimiter:
     """The app's two limits (per IP, per key within its tier), checked in one round trip,
     and for a busy key, one round trip per lease of several requests.
@@ -144,8 +150,7 @@ class RateLimiter:
         self.lease_max = settings.rate_limit_lease_max
         self.script = redis.client.register_script(_GCRA)
         self._leases: OrderedDict[tuple[str, str, str], _Lease] = OrderedDict()
-        self._fetching: dict[tuple[str, str, str], asyncio.Future[tuple[bool, Verdict | None]]]
-        self._fetching = {}
+        self._fetching: dict[tuple[str, str, str], asyncio.Future[_Answer]] = {}
 
     async def check(self, ip: str, tier: str, bucket: str | None) -> Verdict | None:
         """The binding verdict, or None when Redis is unavailable (fail open)."""
@@ -190,12 +195,10 @@ class RateLimiter:
         return max(1, min(cap, lease.size * 2 if age < LEASE_SECONDS / 2 else lease.size))
 
     async def _ask(self, ident: tuple[str, str, str]) -> Verdict | None:
-        # Waiters get (answered, verdict): answered is False when this request was cancelled
-        # (its client went away) or failed before Redis answered.
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[bool, Verdict | None]] = loop.create_future()
+        future: asyncio.Future[_Answer] = loop.create_future()
         self._fetching[ident] = future
-        answer: tuple[bool, Verdict | None] = (False, None)
+        answer: _Answer = (False, None)
         try:
             answer = (True, await self._round_trip(ident))
         finally:

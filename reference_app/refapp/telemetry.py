@@ -17,14 +17,13 @@ import os
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from refapp import clients
 from refapp.logs import request_id
-from refapp.metrics import HTTP_DURATION, HTTP_REQUESTS
+from refapp.metrics import HTTP_DURATION, HTTP_REQUESTS, child
 from refapp.settings import Settings
 
 log = logging.getLogger("refapp.access")
@@ -51,22 +50,6 @@ class TelemetryMiddleware:
         self.slow = settings.access_log_slow_ms / 1000
         self.pid = str(os.getpid())
         self._seen = 0  # fast successful requests, for sampling the access log
-        # Labelled children by (route, method, status): .labels() is a lock and a dict
-        # lookup per call. Bounded: routes are templates, statuses are numbers.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._timers: dict[tuple[str, str], Any] = {}
-
-    def _observe(self, route: str, method: str, status: int, elapsed: float) -> None:
-        counter = self._counters.get((route, method, status))
-        if counter is None:
-            counter = self._counters[route, method, status] = HTTP_REQUESTS.labels(
-                route, method, str(status)
-            )
-        timer = self._timers.get((route, method))
-        if timer is None:
-            timer = self._timers[route, method] = HTTP_DURATION.labels(route, method)
-        counter.inc()
-        timer.observe(elapsed)
 
     def _logged(self, exempt: bool, status: int, elapsed: float) -> bool:
         if exempt and status < 500:  # health and metrics: only at DEBUG
@@ -109,7 +92,8 @@ class TelemetryMiddleware:
                 if isinstance(matched, BaseRoute) and hasattr(matched, "path")
                 else route_template(self.routes, scope)
             )
-            self._observe(route, method, status, elapsed)
+            child(HTTP_REQUESTS, route, method, str(status)).inc()
+            child(HTTP_DURATION, route, method).observe(elapsed)
             exempt = clients.is_exempt(scope["path"])
             if self._logged(exempt, status, elapsed):
                 log.log(
