@@ -17,42 +17,27 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack_bench import _bench_plan, _start_bare, _workers_of, wrk
+from stack_bench import _workers_of, bare_floor, bench_stack, seed, wrk
 
 
 def measure(setting: str, seconds: float) -> tuple[float, float]:
     """(cached GET direct, floor) in requests/s for one stack started with `setting`."""
     from scalectl.stack import apikeys
-    from scalectl.stack.run import down, up
 
     name, _, value = setting.partition("=")
     saved = os.environ.get(name) if name != "-" else None
     if name != "-":
         os.environ[name] = value
     try:
-        with tempfile.TemporaryDirectory(prefix="scalectl-ab-") as tmp:
-            Path(tmp).chmod(0o711)  # PostgreSQL's account traverses it when run as root
-            state_dir = Path(tmp) / "state"
-            result = up(_bench_plan(Path(tmp)), "local", state_dir, timeout=120)
-            bare_proc = None
-            try:
-                apps = [m for m in result.state.members if m.kind == "app" and m.url]
-                direct = str(apps[0].url)
-                bare_proc, bare = _start_bare(_workers_of(apps[0].pid))
+        with bench_stack("scalectl-ab-") as (state_dir, state):
+            apps = [m for m in state.members if m.kind == "app" and m.url]
+            direct = str(apps[0].url)
+            with bare_floor(_workers_of(apps[0].pid)) as bare:
                 auth = apikeys.auth_headers(state_dir, "premium")
-                with httpx.Client(base_url=direct, headers=auth, trust_env=False) as client:
-                    ids = [
-                        client.post("/api/submissions", json={"title": "t", "content": "x"})
-                        .raise_for_status()
-                        .json()["id"]
-                        for _ in range(50)
-                    ]
+                ids = seed(direct, auth, "x")
                 paths = [f"/api/submissions/{i}" for i in ids]
                 floor = [f"/bare/{i}" for i in ids]
                 wrk(direct, paths, 3, 16, auth)  # warm the caches
@@ -63,11 +48,6 @@ def measure(setting: str, seconds: float) -> tuple[float, float]:
                     )
                     runs[which].append(wrk(base, targets, seconds / 2, 16, headers)["rps"])
                 return statistics.fmean(runs["app"]), statistics.fmean(runs["floor"])
-            finally:
-                if bare_proc is not None:
-                    os.killpg(bare_proc.pid, 15)
-                    bare_proc.wait(timeout=30)
-                down(state_dir)
     finally:
         if name != "-":
             if saved is None:

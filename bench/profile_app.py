@@ -17,15 +17,13 @@ import collections
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
-import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack_bench import _bench_plan, wrk
+from stack_bench import bench_stack, seed, wrk
 
 FRAMEWORK = "framework: uvicorn, Starlette, FastAPI routing"
 # Where a sample goes in the per-pattern table: the deepest frame in its stack that
@@ -125,59 +123,47 @@ def main() -> None:
         raise SystemExit("py-spy is needed: uv tool install py-spy")
 
     from scalectl.stack import apikeys
-    from scalectl.stack.run import down, up
 
-    with tempfile.TemporaryDirectory(prefix="scalectl-profile-") as tmp:
-        Path(tmp).chmod(0o711)  # PostgreSQL's account traverses it when run as root
-        state_dir = Path(tmp) / "state"
-        result = up(_bench_plan(Path(tmp)), "local", state_dir, timeout=120)
-        try:
-            apps = [m for m in result.state.members if m.kind == "app" and m.url]
-            direct = str(apps[0].url)
-            worker = psutil.Process(apps[0].pid).children()[0].pid
-            auth = apikeys.auth_headers(state_dir, "premium")
-            ids = []
-            with httpx.Client(base_url=direct, timeout=10, headers=auth, trust_env=False) as cl:
-                for i in range(50):
-                    r = cl.post("/api/submissions", json={"title": f"cv {i}", "content": "x"})
-                    r.raise_for_status()
-                    ids.append(r.json()["id"])
-            paths = [f"/api/submissions/{i}" for i in ids]
-            headers = {**auth, "Cache-Control": "no-cache"} if args.path == "uncached" else auth
-            write_every = 10 if args.path == "mix" else 0
-            wrk(direct, paths, 3, 16, headers, write_every)  # warm the caches
-            served: list[dict[str, float]] = []
-            load = threading.Thread(
-                target=lambda: served.append(
-                    wrk(direct, paths, args.seconds + 2, 16, headers, write_every)
-                )
+    with bench_stack("scalectl-profile-") as (state_dir, state):
+        apps = [m for m in state.members if m.kind == "app" and m.url]
+        direct = str(apps[0].url)
+        worker = psutil.Process(apps[0].pid).children()[0].pid
+        auth = apikeys.auth_headers(state_dir, "premium")
+        ids = seed(direct, auth, "x")
+        paths = [f"/api/submissions/{i}" for i in ids]
+        headers = {**auth, "Cache-Control": "no-cache"} if args.path == "uncached" else auth
+        write_every = 10 if args.path == "mix" else 0
+        wrk(direct, paths, 3, 16, headers, write_every)  # warm the caches
+        served: list[dict[str, float]] = []
+        load = threading.Thread(
+            target=lambda: served.append(
+                wrk(direct, paths, args.seconds + 2, 16, headers, write_every)
             )
-            process = psutil.Process(worker)
-            cpu_before = sum(process.cpu_times()[:2])
-            machine_before = _cpu_by_program()
-            load.start()
-            raw = Path(tmp) / "profile.raw"
-            record = [spy, "record", "-p", str(worker), "-d", f"{args.seconds:g}", "-r", "100"]
-            subprocess.run(
-                [*record, "-f", "raw", "-o", str(raw), "--nonblocking"],
-                check=True,
-                capture_output=True,
-            )
-            load.join()
-            cpu = sum(process.cpu_times()[:2]) - cpu_before
-            machine = _cpu_by_program()
-            spent = {k: machine[k] - machine_before.get(k, 0.0) for k in machine}
-            print(f"CPU seconds by program over the {args.seconds + 2:g} s of load:")
-            for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:8]:
-                print(f"  {seconds:6.2f}  {name}")
-            # The instance's workers share its requests about evenly.
-            workers = len(psutil.Process(apps[0].pid).children())
-            requests = served[0]["rps"] * (args.seconds + 2) / max(1, workers) if served else 0
-            summarise(raw, args.top, 1e6 * cpu / requests if requests else None)
-            if args.keep:
-                shutil.copy(raw, args.keep)
-        finally:
-            down(state_dir)
+        )
+        process = psutil.Process(worker)
+        cpu_before = sum(process.cpu_times()[:2])
+        machine_before = _cpu_by_program()
+        load.start()
+        raw = state_dir.parent / "profile.raw"  # inside the temporary directory
+        record = [spy, "record", "-p", str(worker), "-d", f"{args.seconds:g}", "-r", "100"]
+        subprocess.run(
+            [*record, "-f", "raw", "-o", str(raw), "--nonblocking"],
+            check=True,
+            capture_output=True,
+        )
+        load.join()
+        cpu = sum(process.cpu_times()[:2]) - cpu_before
+        machine = _cpu_by_program()
+        spent = {k: machine[k] - machine_before.get(k, 0.0) for k in machine}
+        print(f"CPU seconds by program over the {args.seconds + 2:g} s of load:")
+        for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:8]:
+            print(f"  {seconds:6.2f}  {name}")
+        # The instance's workers share its requests about evenly.
+        workers = len(psutil.Process(apps[0].pid).children())
+        requests = served[0]["rps"] * (args.seconds + 2) / max(1, workers) if served else 0
+        summarise(raw, args.top, 1e6 * cpu / requests if requests else None)
+        if args.keep:
+            shutil.copy(raw, args.keep)
 
 
 if __name__ == "__main__":

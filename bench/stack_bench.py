@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -36,10 +37,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psutil
+
+if TYPE_CHECKING:
+    from scalectl.stack.state import StackState
 
 ROOT = Path(__file__).resolve().parent.parent
 MIX_WRITE_EVERY = 10  # the read-heavy mix: one POST in ten requests
@@ -260,6 +266,44 @@ def _start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the bare route did not start")
 
 
+@contextlib.contextmanager
+def bench_stack(prefix: str) -> Iterator[tuple[Path, StackState]]:
+    """The stack on the bench plan (`_bench_plan`) in a temporary state dir: its state dir
+    and state, brought down afterwards."""
+    from scalectl.stack.run import down, up
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        Path(tmp).chmod(0o711)  # PostgreSQL's account traverses it when run as root
+        state_dir = Path(tmp) / "state"
+        result = up(_bench_plan(Path(tmp)), "local", state_dir, timeout=120)
+        try:
+            yield state_dir, result.state
+        finally:
+            down(state_dir)
+
+
+@contextlib.contextmanager
+def bare_floor(workers: int) -> Iterator[str]:
+    """The bare route (bench/bare_app.py) under `workers` gunicorn workers: its URL."""
+    proc, url = _start_bare(workers)
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def seed(base: str, auth: dict[str, str], content: str, count: int = 50) -> list[str]:
+    """Ids of `count` submissions posted to `base` with `auth`."""
+    with httpx.Client(base_url=base, timeout=10, headers=auth, trust_env=False) as client:
+        return [
+            client.post("/api/submissions", json={"title": f"cv {i}", "content": content})
+            .raise_for_status()
+            .json()["id"]
+            for i in range(count)
+        ]
+
+
 def _queries(urls: list[str]) -> float:
     total = 0.0
     for url in urls:
@@ -301,30 +345,16 @@ def main() -> None:
     s, c = args.seconds, args.concurrency
 
     from scalectl.stack import apikeys
-    from scalectl.stack.run import down, up
 
-    with tempfile.TemporaryDirectory(prefix="scalectl-bench-") as tmp:
-        Path(tmp).chmod(0o711)  # PostgreSQL's account traverses it when run as root
-        state_dir = Path(tmp) / "state"
-        result = up(_bench_plan(Path(tmp)), "local", state_dir, timeout=120)
-        bare_proc = None
-        try:
-            state = result.state
-            via_nginx = state.urls["app"]
-            apps = [m for m in state.members if m.kind == "app" and m.url]
-            direct = str(apps[0].url)
-            workers = _workers_of(apps[0].pid)
-            bare_proc, bare = _start_bare(workers)
+    with bench_stack("scalectl-bench-") as (state_dir, state):
+        via_nginx = state.urls["app"]
+        apps = [m for m in state.members if m.kind == "app" and m.url]
+        direct = str(apps[0].url)
+        workers = _workers_of(apps[0].pid)
+        with bare_floor(workers) as bare:
             auth = apikeys.auth_headers(state_dir, "premium")
             assert auth, "the stack minted no API keys"
-            ids = []
-            with httpx.Client(base_url=via_nginx, timeout=10, headers=auth, trust_env=False) as cl:
-                for i in range(50):
-                    r = cl.post(
-                        "/api/submissions", json={"title": f"cv {i}", "content": "py " * 50}
-                    )
-                    r.raise_for_status()
-                    ids.append(r.json()["id"])
+            ids = seed(via_nginx, auth, "py " * 50)
             paths = [f"/api/submissions/{i}" for i in ids]
             uncached = {**auth, "Cache-Control": "no-cache"}
             print(
@@ -408,11 +438,6 @@ def main() -> None:
             _goal("read-heavy mix: SQL statements per request", sql, 0.1, False)
             _goal("read-heavy mix: reads answered without SQL", 1 - per_read, 0.9, True)
             _goal("POST at 30/s: p50 (ms)", post["p50"], 15, False)
-        finally:
-            if bare_proc is not None:
-                os.killpg(bare_proc.pid, 15)
-                bare_proc.wait(timeout=30)
-            down(state_dir)
 
 
 if __name__ == "__main__":
