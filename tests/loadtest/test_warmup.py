@@ -180,12 +180,14 @@ def cold_server() -> Iterator[str]:
         yield url
 
 
-def run(cli: Cli, tmp_path: Path, url: str, *args: str | Path) -> tuple[Result, dict[str, Any]]:
+def run(
+    cli: Cli, tmp_path: Path, url: str, *args: str | Path, seconds: int = 10
+) -> tuple[Result, dict[str, Any]]:
     slo = tmp_path / "slo.yaml"
     if not slo.exists():
         slo.write_text(f"version: 1\n{GATE}")
     result = cli(
-        "loadtest", COLD, "-H", url, "-u", "10", "-r", "10", "-t", "10s",
+        "loadtest", COLD, "-H", url, "-u", "10", "-r", "10", "-t", f"{seconds}s",
         "--slo", slo, "--report-dir", tmp_path / "report", *args,
     )  # fmt: skip
     path = tmp_path / "report" / "report.json"
@@ -240,9 +242,13 @@ def test_warm_up_from_the_slo_file_passes_a_cold_start(
 def test_warm_up_in_the_open_model(cli: Cli, tmp_path: Path, cold_server: str) -> None:
     # 4 arrivals/s per user cannot keep up with 300 ms responses: the lateness and the
     # corrected latency of the cold start stay in the warm-up; the steady rate is measured.
+    # 10 measured seconds, not 5: a generator that is still a few hundred ms behind its
+    # schedule when the run stops (a busy CI machine) misses the last arrivals, and over 5 s
+    # that alone was 14% of the rate (34.5/s of 40 in one CI run).
     result, report = run(
-        cli, tmp_path, cold_server, "--rate", "40", "--processes", "2", "--warmup", "5s"
-    )
+        cli, tmp_path, cold_server, "--rate", "40", "--processes", "2", "--warmup", "5s",
+        seconds=15,
+    )  # fmt: skip
     assert result.code == 0, result.stdout + result.stderr
     check_marked(report, tmp_path)
     model = report["load_model"]
@@ -253,7 +259,7 @@ def test_warm_up_in_the_open_model(cli: Cli, tmp_path: Path, cold_server: str) -
     # that leaks; the latency check below catches the cold start's slow answers.
     assert model["late"] <= 0.2 * model["arrivals"], model
     assert report["total"]["raw"]["p95_ms"] < COLD_MS
-    assert model["arrivals"] <= 40 * 6  # at most the measured seconds' arrivals
+    assert model["arrivals"] <= 40 * 11  # at most the measured seconds' arrivals
 
 
 @pytest.mark.stack
