@@ -18,7 +18,6 @@ racing to step 3 serialise on the row lock, so `completions` ends at exactly 1.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import uuid
@@ -44,6 +43,7 @@ from refapp.broker import (
     QUEUE_RENDER,
     broker,
 )
+from refapp.priority import Niceness
 
 log = logging.getLogger(__name__)
 
@@ -464,17 +464,6 @@ class CleanupSchedule(Middleware):
         if self._thread is not None:
             self._thread.join(timeout=2)
         worker_db.close()
-
-
-class Niceness(Middleware):
-    """Lowers the worker process's CPU priority by WORKER_NICE (0: unchanged) before it
-    consumes: where jobs share cores with the web tier (one machine), requests go first and
-    jobs take what is left. Only the worker: the web tier imports this module to enqueue."""
-
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        nice = settings.get().worker_nice
-        if nice > 0:
-            os.nice(nice)
 
 
 broker.add_middleware(Niceness())

@@ -5,6 +5,7 @@ the stuck-job sweep, and the queue figures the web tier exports."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -310,3 +311,48 @@ def test_cleanup_before_the_schema_exists_waits_for_the_next_tick(
         monkeypatch.undo()
         settings.get.cache_clear()
     assert "no schema yet" in caplog.text
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    try:  # "/autogroup-123 nice 7"
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@pytest.mark.stack
+def test_worker_nice_lowers_the_workers_and_their_sessions_priority(
+    queue_db: str, worker: tuple[Worker, str], tmp_path: Path
+) -> None:
+    import psutil
+
+    default, broker_url = worker
+    niced = start_worker(tmp_path, queue_db, broker_url, env={"WORKER_NICE": "7"})
+    try:
+        main = psutil.Process(niced.proc.pid)
+        # Dramatiq's children: the worker process, and the metrics exporter (not a worker).
+        children = main.children()
+        exporter = [
+            p for p in children
+            if any(c.laddr.port == niced.metrics_port for c in p.net_connections("tcp"))
+        ]  # fmt: skip
+        booted = [p for p in children if p not in exporter]
+        assert len(exporter) == 1 and booted and all(p.nice() == 7 for p in booted)
+        # The whole session (main process, exporter, workers) is one autogroup: niced, so
+        # the CPU split between sessions favours the web tier. Without WORKER_NICE: not.
+        if _autogroup_nice(main.pid) is not None:
+            assert _autogroup_nice(main.pid) == 7
+            assert _autogroup_nice(default.proc.pid) == 0
+    finally:
+        niced.stop()
+
+
+def test_session_priority_is_left_alone_outside_the_queue_sides_own_session() -> None:
+    # pytest runs in some other session (a shell's, CI's): never nice that one.
+    from refapp import priority
+
+    if os.getsid(0) in (os.getpid(), os.getppid()):
+        pytest.skip("this test process leads its own session")
+    before = _autogroup_nice(os.getpid())
+    assert priority.lower_session_priority(5) is False
+    assert _autogroup_nice(os.getpid()) == before
