@@ -27,7 +27,7 @@ from fastapi import (
 )
 from pydantic import TypeAdapter
 
-from refapp import auth, cachekeys, clients, queue_client, store
+from refapp import auth, cachekeys, clients, store
 from refapp.cachekeys import Invalidation
 from refapp.models import (
     BIGINT_MAX,
@@ -141,10 +141,8 @@ async def create_submission(
         lambda db: store.create_submission(db, submission_id, job_id, owner, body)
     )
     await deps.cache.invalidate(Invalidation.for_write(user_ids=[owner]))
-    # After the commit: a worker must find the rows. If this fails the job stays queued.
-    await queue_client.enqueue(
-        str(job_id), str(submission_id), "analyse", body.priority, deps.settings.enqueue_timeout
-    )
+    # After the commit (a worker must find the rows), and sent while we answer.
+    deps.enqueues.send(str(job_id), str(submission_id), "analyse", body.priority)
     response.headers["Location"] = f"/api/jobs/{job_id}"
     return created
 

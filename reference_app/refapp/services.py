@@ -30,6 +30,7 @@ class Services:
         self.db = Database(settings)
         self.redis = RedisDependency(settings)
         self.cache = Cache(settings, self.redis)
+        self.enqueues = queue_client.Enqueues(settings.enqueue_timeout)
         self.limiter = RateLimiter(settings, self.redis)
         self.keys = KeyResolver(
             database_lookup(self.db.read),
@@ -52,6 +53,7 @@ class Services:
         await asyncio.gather(self.db.open(), queue_client.preload())
 
     async def stop(self) -> None:
+        await self.enqueues.drain()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
