@@ -137,8 +137,8 @@ async def create_submission(
     if body.user_id is not None and body.user_id != owner:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "user_id must be the API key's user")
     submission_id, job_id = uuid4(), uuid4()
-    created = await deps.db.write(
-        lambda db: store.create_submission(db, submission_id, job_id, owner, body)
+    created = await deps.new_submissions.submit(
+        store.NewSubmission(submission_id, job_id, owner, body)
     )
     await deps.cache.invalidate(Invalidation.for_write(user_ids=[owner]))
     # After the commit (a worker must find the rows), and sent while we answer.

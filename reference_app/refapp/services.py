@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import psutil
 from fastapi import Request
 
-from refapp import queue_client
+from refapp import queue_client, store
 from refapp.auth import KeyResolver, RedisBackup, database_lookup
+from refapp.batching import Coalescer
 from refapp.cache import Cache
 from refapp.db import Database
 from refapp.metrics import ProcessSampler
@@ -20,6 +22,7 @@ from refapp.ratelimit import RateLimiter
 from refapp.redisconn import RedisDependency
 from refapp.settings import Settings
 from refapp.shedding import LoadMonitor
+from refapp.store import NewSubmission
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,10 @@ class Services:
         self.redis = RedisDependency(settings)
         self.cache = Cache(settings, self.redis)
         self.enqueues = queue_client.Enqueues(settings.enqueue_timeout)
+        self.new_submissions: Coalescer[NewSubmission, dict[str, Any]] = Coalescer(
+            lambda rows: self.db.write(lambda db: store.create_submissions(db, rows)),
+            settings.database_write_batch_max,
+        )
         self.limiter = RateLimiter(settings, self.redis)
         self.keys = KeyResolver(
             database_lookup(self.db.read),

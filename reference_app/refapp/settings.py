@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # A pooled connection used less than this many seconds ago, idle and with nothing to read
     # on its socket, is handed out without a round trip (refapp.pgcheckout); 0: always check.
     database_check_idle_after: float = 5
+    # POSTs that arrive while one's INSERT is in flight go together in the next statement,
+    # at most this many rows (refapp.batching); 1: one statement per POST.
+    database_write_batch_max: int = Field(default=32, ge=1, le=1000)
     redis_socket_timeout: float = 0.5
     redis_max_connections: int = 100
     cache_l1_max_entries: int = 1024

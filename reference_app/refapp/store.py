@@ -8,6 +8,7 @@ never served to another user."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -34,20 +35,42 @@ def _jsonable(row: Row) -> dict[str, Any]:
     return out
 
 
-async def create_submission(
-    db: Session, submission_id: UUID, job_id: UUID, owner: int, body: SubmissionCreate
-) -> dict[str, Any]:
-    # One statement, one round trip: the job row references the submission row inserted by
-    # the same statement (a data-modifying CTE; the foreign key is checked at its end).
-    row = await db.fetchone(
+@dataclass(frozen=True)
+class NewSubmission:
+    """A submission and its analyse job, as a POST creates them."""
+
+    id: UUID
+    job_id: UUID
+    owner: int
+    body: SubmissionCreate
+
+
+async def create_submissions(db: Session, rows: list[NewSubmission]) -> list[dict[str, Any]]:
+    """Every row's submission and job in one statement, one round trip and one commit
+    (several requests' rows when refapp.batching groups them); the answers in order."""
+    # Each job row references the submission row inserted by the same statement (a
+    # data-modifying CTE; the foreign key is checked at its end). One statement shape for
+    # any number of rows (arrays), so it is prepared once.
+    found = await db.fetchall(
         "WITH s AS (INSERT INTO submissions (id, user_id, title, content, priority)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING id)"
-        " INSERT INTO jobs (id, submission_id, kind) SELECT %s, s.id, 'analyse' FROM s"
-        " RETURNING status",
-        (submission_id, owner, body.title, body.content, body.priority, job_id),
+        " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::text[])"
+        " RETURNING id)"
+        " INSERT INTO jobs (id, submission_id, kind)"
+        " SELECT j.id, s.id, 'analyse' FROM unnest(%s::uuid[], %s::uuid[]) AS j (id, sid)"
+        " JOIN s ON s.id = j.sid"
+        " RETURNING submission_id, status",
+        (
+            [r.id for r in rows],
+            [r.owner for r in rows],
+            [r.body.title for r in rows],
+            [r.body.content for r in rows],
+            [r.body.priority for r in rows],
+            [r.job_id for r in rows],
+            [r.id for r in rows],
+        ),
     )
-    assert row is not None
-    return {"id": str(submission_id), "job_id": str(job_id), "status": row["status"]}
+    status = {row["submission_id"]: row["status"] for row in found}
+    return [{"id": str(r.id), "job_id": str(r.job_id), "status": status[r.id]} for r in rows]
 
 
 async def get_submission(db: Session, submission_id: UUID) -> dict[str, Any] | None:

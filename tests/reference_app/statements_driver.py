@@ -21,6 +21,7 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from refapp import store
+from refapp.batching import Coalescer
 from refapp.db import Database, Session, WriteNotAtomic
 from refapp.models import SubmissionCreate
 from refapp.settings import Settings
@@ -122,7 +123,8 @@ def database(url: str, idle_after: float) -> Database:
 
 async def post(db: Database) -> dict[str, Any]:
     body = SubmissionCreate(title="counted", content="x")
-    return await db.write(lambda s: store.create_submission(s, uuid.uuid4(), uuid.uuid4(), 7, body))
+    row = store.NewSubmission(uuid.uuid4(), uuid.uuid4(), 7, body)
+    return (await db.write(lambda s: store.create_submissions(s, [row])))[0]
 
 
 async def statements(spec: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +220,50 @@ async def cut(spec: dict[str, Any]) -> dict[str, Any]:
         await db.close()
 
 
+async def coalesce(spec: dict[str, Any]) -> dict[str, Any]:
+    """POSTs through refapp.batching as the web tier sends them: what reaches PostgreSQL."""
+    target = urlsplit(spec["url"])
+    relay = Relay(str(target.hostname), int(target.port or 5432))
+    db = database(through(spec["url"], await relay.start()), spec["idle_after"])
+    await db.open()
+
+    def coalescer(max_batch: int) -> Coalescer[store.NewSubmission, dict[str, Any]]:
+        return Coalescer(
+            lambda rows: db.write(lambda s: store.create_submissions(s, rows)), max_batch
+        )
+
+    def row(sid: uuid.UUID | None = None) -> store.NewSubmission:
+        body = SubmissionCreate(title="coalesced", content="x")
+        return store.NewSubmission(sid or uuid.uuid4(), uuid.uuid4(), 7, body)
+
+    async def burst(writes: Coalescer[Any, Any], rows: list[store.NewSubmission]) -> list[Any]:
+        before = relay.statements
+        answers = await asyncio.gather(*(writes.submit(r) for r in rows), return_exceptions=True)
+        await asyncio.sleep(0.05)  # the relay counts what it has read
+        out["wire"].append(relay.statements - before)
+        return [a["id"] if isinstance(a, dict) else type(a).__name__ for a in answers]
+
+    out: dict[str, Any] = {"wire": []}
+    try:
+        await post(db)  # warm: the connection is open and just used
+        rows = [row() for _ in range(20)]
+        out["answers"] = await burst(coalescer(32), rows) == [str(r.id) for r in rows]
+        await burst(coalescer(4), [row() for _ in range(13)])
+        twice = uuid.uuid4()
+        out["isolated"] = await burst(coalescer(32), [row(), row(twice), row(twice), row()])
+        async with await psycopg.AsyncConnection.connect(spec["url"]) as conn:
+            cur = await conn.execute(
+                "SELECT count(*), count(j.id) FROM submissions s"
+                " LEFT JOIN jobs j ON j.submission_id = s.id WHERE s.title = 'coalesced'"
+            )
+            out["rows"] = await cur.fetchone()
+    finally:
+        await db.close()
+        await relay.stop()
+    return out
+
+
 if __name__ == "__main__":
     given = json.loads(sys.argv[1])
-    scenario = {"statements": statements, "cut": cut}[given["scenario"]]
+    scenario = {"statements": statements, "cut": cut, "coalesce": coalesce}[given["scenario"]]
     print(json.dumps(asyncio.run(scenario(given))))

@@ -61,6 +61,21 @@ def test_each_call_sends_what_it_is_counted_for(postgres_server: Server) -> None
     }
 
 
+def test_posts_that_arrive_during_an_insert_share_the_next_statement(
+    postgres_server: Server,
+) -> None:
+    sent = drive(postgres_server, "coalesce", IDLE_AFTER)
+    # 20 at once: all arrive before the first statement is sent, so one statement, and each
+    # caller gets its own row's answer. 13 at most 4 a statement: 4 + 4 + 4 + 1. [a, b, b,
+    # c] with b twice: the statement fails on the duplicate key, then each row goes alone
+    # (1 + 4), so only the second b fails.
+    assert sent["answers"] is True
+    assert sent["wire"] == [1, 4, 1 + 4]
+    assert sent["isolated"][1:3] == [sent["isolated"][1], "UniqueViolation"]
+    assert sent["isolated"][0] != "UniqueViolation" != sent["isolated"][3]
+    assert sent["rows"] == [20 + 13 + 3, 20 + 13 + 3]
+
+
 def test_a_connection_cut_while_idle_is_replaced_before_use(postgres_server: Server) -> None:
     # Idle far below the threshold: only the socket's state can tell the connection died.
     cut = drive(postgres_server, "cut", idle_after=60)

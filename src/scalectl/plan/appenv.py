@@ -72,6 +72,7 @@ APP_DEFAULTS: dict[str, str] = {
             "DATABASE_CONNECT_TIMEOUT",
             "DATABASE_READ_RETRIES",
             "DATABASE_CHECK_IDLE_AFTER",
+            "DATABASE_WRITE_BATCH_MAX",
             "REDIS_SOCKET_TIMEOUT",
             "REDIS_MAX_CONNECTIONS",
             "ENQUEUE_TIMEOUT",
