@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import time
-import uuid
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from refapp import clients
-from refapp.logs import request_id
+from refapp.logs import AccessLog, request_id
 from refapp.metrics import HTTP_DURATION, HTTP_REQUESTS, child
 from refapp.settings import Settings
 
 log = logging.getLogger("refapp.access")
+access = AccessLog(log)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _new_request_id() -> str:
+    # 128 random bits as 32 hex digits, like a uuid4's hex, without uuid4's system call per
+    # request: an id need only be unique, and `random` is reseeded in each forked worker.
+    return f"{random.getrandbits(128):032x}"
 
 
 def route_template(routes: list[BaseRoute], scope: Scope) -> str:
@@ -64,7 +71,7 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send)
             return
         given = clients.header(scope, b"x-request-id")
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = given if given and _REQUEST_ID.match(given) else _new_request_id()
         token = request_id.set(rid)
         method = scope["method"]
         status = 500
@@ -96,10 +103,9 @@ class TelemetryMiddleware:
             child(HTTP_DURATION, route, method).observe(elapsed)
             exempt = clients.is_exempt(scope["path"])
             if self._logged(exempt, status, elapsed):
-                log.log(
+                access.write(
                     logging.DEBUG if exempt and status < 500 else logging.INFO,
-                    "request",
-                    extra={
+                    {
                         "route": route,
                         "method": method,
                         "status": status,

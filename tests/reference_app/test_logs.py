@@ -1,0 +1,70 @@
+"""The access line's direct path (refapp.logs.AccessLog) writes exactly what JsonFormatter
+writes, and gives way to an ordinary record under any other logging set-up."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from refapp.logs import AccessLog, JsonFormatter, request_id
+
+FIELDS = {"route": "/api/submissions/{submission_id}", "method": "GET", "status": 200}
+
+
+@pytest.fixture
+def tree() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger under a parent of its own with one JSON stderr-like handler, as dict_config
+    sets up the root."""
+    # Loggers of our own, outside logging's registry: pytest's capture attaches to those.
+    parent = logging.Logger(f"test-access-{uuid.uuid4().hex[:8]}", logging.INFO)
+    parent.propagate = False
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    parent.addHandler(handler)
+    child = logging.Logger(f"{parent.name}.refapp.access")
+    child.parent = parent
+    yield child, out
+
+
+def lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_the_direct_line_is_the_formatters_line(
+    tree: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, out = tree
+    token = request_id.set("rid-1")
+    try:
+        logger.info("request", extra={**FIELDS, "duration_ms": 1.5})
+        with monkeypatch.context() as patched:  # the direct path makes no record
+            patched.setattr(logger, "_log", lambda *a, **k: pytest.fail("a record was made"))
+            AccessLog(logger).write(logging.INFO, {**FIELDS, "duration_ms": 1.5})
+        AccessLog(logger).write(logging.DEBUG, FIELDS)  # below the level: nothing
+    finally:
+        request_id.reset(token)
+    via_record, direct = lines(out)
+    assert list(direct) == list(via_record)  # the same keys in the same order
+    assert {**direct, "time": ""} == {**via_record, "time": ""}
+    assert direct["request_id"] == "rid-1" and direct["logger"] == logger.name
+    assert direct["time"].endswith("Z") and len(direct["time"]) == len("2026-12-05T00:00:00.000Z")
+
+
+def test_any_other_set_up_gets_an_ordinary_record(
+    tree: tuple[logging.Logger, io.StringIO], caplog: pytest.LogCaptureFixture
+) -> None:
+    logger, out = tree
+    logger.addHandler(caplog.handler)  # a second handler: a capture, an operator's
+    try:
+        AccessLog(logger).write(logging.WARNING, FIELDS)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records] == ["request"]
+    assert caplog.records[0].status == 200  # type: ignore[attr-defined]
+    assert lines(out)[0]["status"] == 200  # and the JSON handler still got its line
