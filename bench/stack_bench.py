@@ -1,6 +1,6 @@
 """Reference-app benchmark on the local stack, reported as ratios to a floor from one run.
 
-Run: .venv/bin/python bench/stack_bench.py [--seconds 8] [--concurrency 16] [--rate R]
+Run: .venv/bin/python bench/stack_bench.py [--seconds 8] [--rounds 1] [--concurrency 16] [--rate R]
 
 It brings up its own stack on free loopback ports (and down again), and beside it the floor:
 a bare FastAPI route (bench/bare_app.py) under the same gunicorn worker class and worker
@@ -8,7 +8,10 @@ count as one app instance. Then, with the stack's own premium API keys:
 - closed model (wrk, saturating): the bare route; a cached `GET /api/submissions/{id}`
   directly to one instance and through nginx; the same uncached (`Cache-Control: no-cache`
   makes the app skip its cache and read PostgreSQL); a read-heavy mix through nginx (90%
-  reads over hot ids, 10% POSTs). Phases run in ABBA order, twice each, averaged.
+  reads over hot ids, a user's list and the stats; 10% POSTs). Phases run in ABBA order,
+  each with a floor measurement right before and right after it, and each ratio is taken
+  against those two, so the machine's drift during a run moves both sides alike;
+  `--rounds N` repeats the whole sequence and reports the median of the rounds.
 - open model (latency measured from each request's intended start, so a stall is not
   hidden): cached vs uncached GET at the same offered rate with `scalectl loadtest --rate`
   (by default half the rate the uncached GET reached closed-loop, lowered by a quarter
@@ -336,6 +339,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="per closed-model phase")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the closed-model phases; medians reported"
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=0,
@@ -358,7 +364,8 @@ def main() -> None:
             paths = [f"/api/submissions/{i}" for i in ids]
             uncached = {**auth, "Cache-Control": "no-cache"}
             print(
-                f"closed model: wrk, {c} connections, {s:g} s per phase (2 × {s / 2:g} s, ABBA); "
+                f"closed model: wrk, {c} connections, {s:g} s per phase (2 × {s / 2:g} s, ABBA, "
+                "a floor run before and after each); "
                 f"{len(paths)} hot ids; {workers} gunicorn workers per instance and for the floor"
             )
             # The first seconds after start-up are noisy (Prometheus, workers, autovacuum).
@@ -368,32 +375,71 @@ def main() -> None:
                 + paths
                 + ["/api/stats", f"/api/users/{apikeys.POOL_USER}/submissions"]
             )
+            floor_paths = [f"/bare/{i}" for i in ids]
             phases: dict[str, tuple[str, list[str], dict[str, str], int]] = {
-                "bare route (floor)": (bare, [f"/bare/{i}" for i in ids], {}, 0),
+                "bare route (floor)": (bare, floor_paths, {}, 0),
                 "cached GET direct": (direct, paths, auth, 0),
                 "cached GET via nginx": (via_nginx, paths, auth, 0),
                 "uncached GET direct": (direct, paths, uncached, 0),
                 "uncached GET via nginx": (via_nginx, paths, uncached, 0),
                 "read-heavy mix via nginx": (via_nginx, hot, auth, MIX_WRITE_EVERY),
             }
+            floor_label = "bare route (floor)"
             runs: dict[str, list[dict[str, float]]] = {label: [] for label in phases}
+            # Per phase and round: its rps and p95 over the floor's, measured right before
+            # and right after it, so the machine's drift over a run moves both alike.
+            ratios: dict[str, list[tuple[float, float]]] = {label: [] for label in phases}
             mix_before = mix_after = 0.0
             mix_sent = 0.0
-            for label in [*phases, *reversed(phases)]:
-                base, targets, headers, write_every = phases[label]
-                if write_every:
-                    mix_before = _queries([str(a.url) for a in apps])
-                measured = wrk(base, targets, s / 2, c, headers, write_every)
-                if write_every:
-                    mix_after += _queries([str(a.url) for a in apps]) - mix_before
-                    mix_sent += measured["rps"] * s / 2
-                runs[label].append(measured)
+            measured_by_app = [label for label in phases if label != floor_label]
+            for _ in range(args.rounds):
+                order = [*measured_by_app, *reversed(measured_by_app)]
+                floors = [wrk(bare, floor_paths, s / 2, c, {})]
+                runs[floor_label].append(floors[-1])
+                for label in order:
+                    base, targets, headers, write_every = phases[label]
+                    if write_every:
+                        mix_before = _queries([str(a.url) for a in apps])
+                    measured = wrk(base, targets, s / 2, c, headers, write_every)
+                    if write_every:
+                        mix_after += _queries([str(a.url) for a in apps]) - mix_before
+                        mix_sent += measured["rps"] * s / 2
+                    runs[label].append(measured)
+                    floors.append(wrk(bare, floor_paths, s / 2, c, {}))
+                    runs[floor_label].append(floors[-1])
+                    around = floors[-2:]
+                    ratios[label].append(
+                        (
+                            measured["rps"] / statistics.fmean(f["rps"] for f in around),
+                            measured["p95"] / statistics.fmean(f["p95"] for f in around),
+                        )
+                    )
             res = {
                 label: {k: statistics.fmean(m[k] for m in ms) for k in ms[0]}
                 for label, ms in runs.items()
             }
             for label, r in res.items():
                 _row(label, r)
+            # The median over rounds of each round's mean ratio (both halves of ABBA).
+            ratio = {
+                label: tuple(
+                    statistics.median(
+                        statistics.fmean(x[i] for x in pairs[r * 2 : r * 2 + 2])
+                        for r in range(args.rounds)
+                    )
+                    for i in (0, 1)
+                )
+                for label, pairs in ratios.items()
+                if pairs
+            }
+            if args.rounds > 1:
+                for label in measured_by_app:
+                    per_round = [
+                        statistics.fmean(x[0] for x in ratios[label][r * 2 : r * 2 + 2])
+                        for r in range(args.rounds)
+                    ]
+                    shown = ", ".join(f"{v:.2f}" for v in per_round)
+                    print(f"  {label:32s} throughput / floor by round: {shown}")
 
             # A rate both paths hold: the generator (Locust) takes CPU that wrk did not, so
             # start at half what the uncached GET reached closed-loop and step down until both
@@ -422,19 +468,22 @@ def main() -> None:
             print(f"  SQL statements per request, read-heavy mix: {sql:.3f}")
             print(f"  SQL statements per read, read-heavy mix: {per_read:.3f}")
 
-            floor = res["bare route (floor)"]
-            print("goals (issue 13), as ratios to the floor measured in this run:")
-            cd, cn, mix = (
-                res["cached GET direct"],
-                res["cached GET via nginx"],
-                res["read-heavy mix via nginx"],
+            print(
+                "goals (issue 13), as ratios to the floor measured beside each phase"
+                + (f" (median of {args.rounds} rounds)" if args.rounds > 1 else "")
+                + ":"
             )
-            _goal("cached GET direct: throughput / floor", cd["rps"] / floor["rps"], 0.5, True)
-            _goal("cached GET direct: p95 / floor p95", cd["p95"] / floor["p95"], 2.0, False)
-            _goal("cached GET via nginx: throughput / floor", cn["rps"] / floor["rps"], 0.4, True)
+            cd, cn, mix = (
+                ratio["cached GET direct"],
+                ratio["cached GET via nginx"],
+                ratio["read-heavy mix via nginx"],
+            )
+            _goal("cached GET direct: throughput / floor", cd[0], 0.5, True)
+            _goal("cached GET direct: p95 / floor p95", cd[1], 2.0, False)
+            _goal("cached GET via nginx: throughput / floor", cn[0], 0.4, True)
             _goal("open model: uncached p95 / cached p95", miss["p95"] / hit["p95"], 3.0, True)
-            _goal("read-heavy mix: throughput / floor", mix["rps"] / floor["rps"], 0.25, True)
-            _goal("read-heavy mix: p95 (ms)", mix["p95"], 50, False)
+            _goal("read-heavy mix: throughput / floor", mix[0], 0.25, True)
+            _goal("read-heavy mix: p95 (ms)", res["read-heavy mix via nginx"]["p95"], 50, False)
             _goal("read-heavy mix: SQL statements per request", sql, 0.1, False)
             _goal("read-heavy mix: reads answered without SQL", 1 - per_read, 0.9, True)
             _goal("POST at 30/s: p50 (ms)", post["p50"], 15, False)
