@@ -1,6 +1,6 @@
 """Where a reference-app worker spends its time under load: a py-spy profile, summarised.
 
-Run: .venv/bin/python bench/profile_app.py [--seconds 12] [--path cached|uncached|mix]
+Run: .venv/bin/python bench/profile_app.py [--seconds 12] [--path cached|uncached|mix|post]
 
 It brings up its own stack (the same plan as bench/stack_bench.py, rate limits out of
 reach but still checked), drives one instance directly with wrk, records one gunicorn worker
@@ -113,7 +113,7 @@ def _cpu_by_program() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=12)
-    parser.add_argument("--path", choices=("cached", "uncached", "mix"), default="cached")
+    parser.add_argument("--path", choices=("cached", "uncached", "mix", "post"), default="cached")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--keep", type=Path, help="copy py-spy's raw profile here")
     args = parser.parse_args()
@@ -132,7 +132,7 @@ def main() -> None:
         ids = seed(direct, auth, "x")
         paths = [f"/api/submissions/{i}" for i in ids]
         headers = {**auth, "Cache-Control": "no-cache"} if args.path == "uncached" else auth
-        write_every = 10 if args.path == "mix" else 0
+        write_every = {"mix": 10, "post": 1}.get(args.path, 0)
         wrk(direct, paths, 3, 16, headers, write_every)  # warm the caches
         served: list[dict[str, float]] = []
         load = threading.Thread(
