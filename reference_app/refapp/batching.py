@@ -9,6 +9,7 @@ by row, so one request's bad row fails only that request."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -35,7 +36,11 @@ class Coalescer(Generic[In, Out]):
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._drain(), name="coalesced-writes")
+            # A context of its own: the writer serves many requests, so it must not carry
+            # the first one's request id into every log line it writes.
+            self._writer = asyncio.create_task(
+                self._drain(), name="coalesced-writes", context=contextvars.Context()
+            )
         # A caller that goes away leaves its row in the batch (it may be written already,
         # as a single write cancelled mid-statement may be): only its answer is dropped.
         return await asyncio.shield(future)
@@ -45,7 +50,11 @@ class Coalescer(Generic[In, Out]):
             while self._waiting:
                 batch = self._waiting[: self.max_batch]
                 del self._waiting[: self.max_batch]
-                await self._run(batch)
+                try:
+                    await self._run(batch)
+                finally:  # cancelled mid-batch (row by row too): none of it is left waiting
+                    for _, future in batch:
+                        future.cancel()
         finally:
             self._writer = None
             for _, future in self._waiting:  # only if this task itself was cancelled

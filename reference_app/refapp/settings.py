@@ -145,7 +145,8 @@ class Settings(BaseSettings):
     # on its socket, is handed out without a round trip (refapp.pgcheckout); 0: always check.
     database_check_idle_after: float = 5
     # POSTs that arrive while one's INSERT is in flight go together in the next statement,
-    # at most this many rows (refapp.batching); 1: one statement per POST.
+    # at most this many rows (refapp.batching); 1: one row per statement (still one
+    # statement at a time per worker).
     database_write_batch_max: int = Field(default=32, ge=1, le=1000)
     redis_socket_timeout: float = 0.5
     redis_max_connections: int = 100
