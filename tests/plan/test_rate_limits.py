@@ -62,8 +62,10 @@ CASES = {
     "100/minute": ('{rate: "100/minute", burst: 20}', "100r/m", "100/minute", Fraction(100, 60)),
     "100/hour": ('{rate: "100/hour", burst: 20}', "2r/m", "100/hour", Fraction(100, 3600)),
     "rps 0.5": ("{rps: 0.5, burst: 20}", "30r/m", "30/minute", Fraction(1, 2)),
-    "rps 2.5": ("{rps: 2.5, burst: 20}", "150r/m", "150/minute", Fraction(5, 2)),
 }
+# rps 2.5: nginx exactly (150r/m, a smooth rate), the app per second rounded up (3/second),
+# so its burst stays a second's count rather than a minute's 150.
+SPLIT = ("{rps: 2.5, burst: 20}", "150r/m", "3/second")
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -95,7 +97,20 @@ def test_a_limit_nginx_cannot_state_is_rounded_looser_and_warned_about(tmp_path:
     ]
 
 
-@pytest.mark.parametrize("case", ["10/second", "100/minute", "rps 0.5", "rps 2.5"])
+def test_an_rps_above_one_stays_per_second_in_the_app(tmp_path: Path) -> None:
+    per_ip, nginx_rate, app_value = SPLIT
+    conf, env, warnings = rendered(write(tmp_path, plan_text(per_ip)))
+    assert f"zone=per_ip:10m rate={nginx_rate};" in conf
+    assert env["compose"]["RATE_LIMIT_PER_IP"] == env["kubernetes"]["RATE_LIMIT_PER_IP"]
+    assert env["compose"]["RATE_LIMIT_PER_IP"] == app_value
+    assert limit_of(app_value) == Fraction(3)
+    assert warnings == [
+        "load_balancer.rate_limits.per_ip: rps 2.5 is rounded up to a whole count: the app's "
+        "3/second (1.2×) looser; state it as `rate:` with a window that holds it exactly"
+    ]
+
+
+@pytest.mark.parametrize("case", ["10/second", "100/minute", "rps 0.5"])
 def test_exact_limits_warn_of_nothing(tmp_path: Path, case: str) -> None:
     _, _, warnings = rendered(write(tmp_path, plan_text(CASES[case][0])))
     assert not [w for w in warnings if "rate_limits" in w]
@@ -107,9 +122,9 @@ def test_an_rps_no_whole_count_per_minute_is_rounded_looser_for_both(tmp_path: P
     assert "rate=1r/m;" in conf
     assert env["compose"]["RATE_LIMIT_PER_IP"] == "1/minute"
     assert warnings == [
-        "load_balancer.rate_limits.per_ip: rps 0.01 is not a whole count per minute, so "
-        "nginx's limit is 1r/m and the app's 1/minute, 1.67× looser; state it as `rate:`, a "
-        "count per hour or day, for the app to enforce it exactly"
+        "load_balancer.rate_limits.per_ip: rps 0.01 is rounded up to a whole count: nginx's "
+        "1r/m (1.67×) and the app's 1/minute (1.67×) looser; state it as `rate:` with a "
+        "window that holds it exactly"
     ]
 
 
@@ -272,6 +287,8 @@ def test_the_plan_and_the_app_accept_the_same_rates(value: str) -> None:
 def test_every_rps_renders_a_value_the_app_accepts(rps: float) -> None:
     value = app_rate(RateLimit(rps=rps))
     assert Settings(rate_limit_per_ip=value).rate_limit_per_ip == value
-    # Never stricter than the plan, and looser only by rounding up to a whole per minute.
+    # Never stricter than the plan, and looser only by rounding up to a whole count: per
+    # second above 1, per minute below.
     limit = RateLimit(rps=rps).per_second
-    assert limit <= limit_of(value) < limit + Fraction(1, 60)
+    step = Fraction(1) if limit >= 1 else Fraction(1, 60)
+    assert limit <= limit_of(value) < limit + step

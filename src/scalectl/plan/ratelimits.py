@@ -34,16 +34,30 @@ def nginx_rate(limit: RateLimit) -> str:
     return f"{count}r/{unit}"
 
 
-def app_rate(limit: RateLimit) -> str:
-    """The app's RATE_LIMIT_* value: `rate` as written; `rps` per second when whole, else per
-    minute, exactly when it is a whole count per minute, otherwise the smallest count not
-    stricter than it."""
+def _app(limit: RateLimit) -> tuple[int, str]:
+    """The app's count and window for `limit`."""
     if limit.rate is not None:
-        return limit.rate
+        count, _, window = limit.rate.partition("/")
+        return int(count), window
     per_second = limit.per_second
     if per_second.denominator == 1:
-        return f"{per_second}/second"
-    return f"{math.ceil(per_second * 60)}/minute"
+        return int(per_second), "second"
+    if per_second >= 1:
+        # Per second, rounded up: as a count per minute (2.5 is 150) the app's limiter would
+        # admit the whole minute's count at once, where a second's count is its burst now.
+        return math.ceil(per_second), "second"
+    return math.ceil(per_second * 60), "minute"
+
+
+def app_rate(limit: RateLimit) -> str:
+    """The app's RATE_LIMIT_* value: `rate` as written; an `rps` per second when whole or at
+    least 1 (rounded up), else per minute: exactly when it is a whole count per minute,
+    otherwise the smallest count not stricter than it."""
+    count, window = _app(limit)
+    return f"{count}/{window}"
+
+
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 def _times(factor: Fraction) -> str:
@@ -65,7 +79,8 @@ def warnings(limits: RateLimits) -> list[str]:
             continue
         count, unit = _edge(limit)
         factor = Fraction(count, 60 if unit == "m" else 1) / limit.per_second
-        if factor <= 1:
+        app_count, window = _app(limit)
+        if factor <= 1 and Fraction(app_count, _SECONDS[window]) <= limit.per_second:
             continue
         where = f"load_balancer.rate_limits.{name}"
         if limit.rate is not None:
@@ -75,10 +90,14 @@ def warnings(limits: RateLimits) -> list[str]:
                 f"enforces {limit.rate} exactly"
             )
         else:
+            app_count, window = _app(limit)
+            app_factor = Fraction(app_count, _SECONDS[window]) / limit.per_second
+            looser = [f"nginx's {count}r/{unit} ({_times(factor)}×)"] if factor > 1 else []
+            if app_factor > 1:
+                looser.append(f"the app's {app_count}/{window} ({_times(app_factor)}×)")
             out.append(
-                f"{where}: rps {limit.rps:g} is not a whole count per minute, so nginx's "
-                f"limit is {count}r/{unit} and the app's {app_rate(limit)}, {_times(factor)}× "
-                "looser; state it as `rate:`, a count per hour or day, for the app to "
-                "enforce it exactly"
+                f"{where}: rps {limit.rps:g} is rounded up to a whole count: "
+                + " and ".join(looser)
+                + " looser; state it as `rate:` with a window that holds it exactly"
             )
     return out
