@@ -28,6 +28,13 @@ def _with_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+# A rate limit: a whole count per second, minute, hour or day, as scalectl's plans write it
+# (scalectl.plan.patterns.RATE; tests/plan/test_rate_limits.py holds the two to one set).
+# limits.parse alone would also take "5 per 2 hours" or "1/year" (360 days), and keep only
+# the first of "1/second;100/minute".
+RateText = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,10}/(second|minute|hour|day)$")]
+
+
 class Settings(BaseSettings):
     """The app's settings, each from the environment variable named as the field in capitals
     (`port` from PORT) unless its alias says otherwise, else the default.
@@ -84,10 +91,10 @@ class Settings(BaseSettings):
     cache_l1_ttl: float = 2
 
     # load_balancer.rate_limits.* (limits' notation: "50/second")
-    rate_limit_per_ip: str = "100/second"
-    rate_limit_tier_premium: str = "200/second"
-    rate_limit_tier_basic: str = "50/second"
-    rate_limit_tier_free: str = "10/second"
+    rate_limit_per_ip: RateText = "100/second"
+    rate_limit_tier_premium: RateText = "200/second"
+    rate_limit_tier_basic: RateText = "50/second"
+    rate_limit_tier_free: RateText = "10/second"
     # Requests one Redis round trip may admit for a key at most (refapp.ratelimit leases);
     # 1 asks Redis on every request.
     rate_limit_lease_max: int = Field(default=64, ge=1, le=1024)

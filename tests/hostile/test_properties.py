@@ -166,6 +166,12 @@ def _route(plan: Plan, _profile: str, value: str) -> None:
     plan["services"]["extra"]["route"] = value
 
 
+def _tier_rate(plan: Plan, _profile: str, value: str) -> None:
+    tier = next(iter(plan["load_balancer"]["rate_limits"]["tiers"].values()))
+    tier.pop("rps", None)
+    tier["rate"] = value
+
+
 FIELDS: dict[str, Field] = {
     "server_name": Field(_profile("server_name"), SERVER_NAME),
     "listen": Field(_profile("listen"), r"127\.0\.0\.1:[1-9][0-9]{3}"),
@@ -200,6 +206,9 @@ FIELDS: dict[str, Field] = {
         names=True,
     ),
     "tier header": Field(_set("load_balancer", "rate_limits", "tier_header"), r"X-[A-Za-z0-9-]+"),
+    # Valid rates above every base tier's and exact in nginx: a new strictest tier (nginx's
+    # maps) or a rounding warning (sizing.json) would be real changes of structure.
+    "tier rate": Field(_tier_rate, r"[1-9][0-9]{4,10}/(second|minute)"),
     "page webhook": Field(_set("alerting", "page_webhook_url"), URL),
     "ticket webhook": Field(_set("alerting", "ticket_webhook_url"), URL),
     "runbook url": Field(_set("alerting", "runbook_base_url"), URL),

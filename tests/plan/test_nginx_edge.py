@@ -271,3 +271,24 @@ def test_a_request_naming_no_known_tier_gets_the_strictest_tier_limit(
     # A named tier keeps its own limit (only a gateway in front may be trusted to set it).
     key = {"X-API-Key": "k3"}
     assert statuses(**{"X-API-Tier": "premium"}) == [200] * 6
+
+
+def test_exact_rates_run_in_nginx_and_a_slow_one_holds_per_minute(
+    edge: Callable[..., Edge],
+) -> None:
+    """Every form of limit renders a rate nginx accepts; 100/hour, which nginx cannot count,
+    is held to 2r/m (one request per 30 s, no burst): a second request at once is refused."""
+    nginx = edge(
+        "  rate_limits:\n"
+        '    per_ip: {rate: "100/hour"}\n'
+        "    tiers:\n"
+        '      a: {rate: "10/second", burst: 5}\n'
+        '      b: {rate: "100/minute"}\n'
+        "      c: {rps: 0.5}\n"
+        "      d: {rps: 2.5}\n"
+    )
+    for zone, rate in (("per_ip", "2r/m"), ("tier_a", "10r/s"), ("tier_b", "100r/m")):
+        assert f"zone={zone}:10m rate={rate};" in nginx.conf
+    for zone, rate in (("tier_c", "30r/m"), ("tier_d", "150r/m")):
+        assert f"zone={zone}:10m rate={rate};" in nginx.conf
+    assert [nginx.get("/api/x").status_code for _ in range(3)] == [200, 429, 429]

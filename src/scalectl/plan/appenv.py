@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from scalectl.plan.model import Plan
+from scalectl.plan.ratelimits import app_rate
 from scalectl.plan.sizing import ServiceSize
 from scalectl.plan.workloads import Service, Worker
 
@@ -122,9 +123,9 @@ def app_env(plan: Plan) -> list[tuple[str, str]]:
             env[f"CACHE_TTL_{kind.upper()}"] = str(ttl)
     limits = plan.load_balancer.rate_limits
     if limits.per_ip:
-        env["RATE_LIMIT_PER_IP"] = f"{max(1, round(limits.per_ip.rps))}/second"
+        env["RATE_LIMIT_PER_IP"] = app_rate(limits.per_ip)
     for tier, limit in limits.tiers.items():
-        env[f"RATE_LIMIT_TIER_{tier.upper()}"] = f"{max(1, round(limit.rps))}/second"
+        env[f"RATE_LIMIT_TIER_{tier.upper()}"] = app_rate(limit)
     env["TIER_HEADER"] = limits.tier_header
     return sorted(env.items())
 

@@ -7,12 +7,13 @@ are written for the person filling in the plan.
 
 from __future__ import annotations
 
+import fractions
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from scalectl.plan.fieldtypes import Image, Positive
-from scalectl.plan.patterns import Cidr
+from scalectl.plan.patterns import RATE_WINDOWS, Cidr, Rate
 from scalectl.strict import Strict
 
 
@@ -27,10 +28,40 @@ class Timeouts(Strict):
 
 
 class RateLimit(Strict):
-    """One rate limit: requests per second and the burst allowed above it."""
+    """One rate limit: `rps` or an exact `rate` (one of the two), and the burst nginx allows
+    above it."""
 
-    rps: Positive
+    rps: Positive | None = Field(
+        None, description="Requests per second; give this or `rate`, not both."
+    )
+    rate: Rate | None = Field(
+        None,
+        description="A whole count per window: '10/second', '100/minute', '100/hour' or "
+        "'1000/day'; give this or `rps`, not both. The app enforces it exactly; nginx counts "
+        "per second or per minute only (see docs/nginx.md).",
+    )
     burst: int = Field(0, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _rps_or_rate(self) -> RateLimit:
+        if self.rps is not None and self.rate is not None:
+            # A profile's overrides merge into the plan's limit, so they may add one to the other.
+            raise ValueError(
+                "give rps or rate, not both (a profile override that sets one must set the "
+                "other to null)"
+            )
+        if self.rps is None and self.rate is None:
+            raise ValueError("give rps (requests per second) or rate (such as '100/minute')")
+        return self
+
+    @property
+    def per_second(self) -> fractions.Fraction:
+        """The limit in requests per second, exactly: `rate` 100/minute is 5/3."""
+        if self.rate is not None:
+            count, _, window = self.rate.partition("/")
+            return fractions.Fraction(int(count), RATE_WINDOWS[window])
+        # The decimal the plan wrote (0.1 stays 1/10), not the float's binary expansion.
+        return fractions.Fraction(repr(self.rps))
 
 
 class RateLimits(Strict):
@@ -39,7 +70,7 @@ class RateLimits(Strict):
     per_ip: RateLimit | None = None
     tier_header: str = Field("X-API-Tier", pattern=r"^[A-Za-z0-9-]+$")
     tiers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], RateLimit] = Field(
-        default_factory=dict, description="Requests/s per API key, by tier name."
+        default_factory=dict, description="The limit per API key, by tier name."
     )
 
 

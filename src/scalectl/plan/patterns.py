@@ -92,6 +92,23 @@ EnvName = Annotated[
     _schema(ENV_NAME),
 ]
 
+# A rate limit as a whole count per window, in the notation the reference app reads
+# (refapp/settings.py holds its RATE_LIMIT_* settings to the same set; tests compare them).
+# Up to 11 digits: an `rps` limit (at most 1e9) the app gets per minute needs them.
+RATE_WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+RATE = rf"[1-9][0-9]{{0,10}}/(?:{'|'.join(RATE_WINDOWS)})"
+Rate = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            RATE,
+            "must be a whole count per second, minute, hour or day, such as '100/minute' "
+            "(no spaces; at most 11 digits)",
+        )
+    ),
+    _schema(RATE),
+]
+
 # An address or network in CIDR notation; rendered into nginx allow/set_real_ip_from.
 _CIDR_SHAPE = r"[0-9A-Fa-f.:/]{1,64}"
 _CIDR_CHARS = re.compile(_CIDR_SHAPE, re.ASCII)

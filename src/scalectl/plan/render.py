@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalectl import templating
 from scalectl.errors import ScalectlError
-from scalectl.plan import context, escape
+from scalectl.plan import context, escape, ratelimits
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.sizing import Sizing
 
@@ -59,6 +59,7 @@ def environment() -> jinja2.Environment:
     return templating.make_environment(
         {
             "prom_duration": context.prom_duration,
+            "nginx_rate": ratelimits.nginx_rate,
             # One escape per target language (scalectl.plan.escape); plan strings go
             # through them.
             "json": escape.json_value,

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scalectl.plan import ratelimits
 from scalectl.plan.fieldtypes import cpu_cores
 from scalectl.plan.model import Plan
 from scalectl.plan.workersizing import QueueSize, WorkerSize, size_worker
@@ -144,6 +145,7 @@ def size(plan: Plan, profile: str = "production") -> Sizing:
             "for fail_timeout; a 503 for shedding or a failing dependency would eject every "
             "instance at once"
         )
+    result.warnings += ratelimits.warnings(lb.rate_limits)
     for name, worker in plan.workers.items():
         worker_size, queues, infeasible = size_worker(name, worker)
         result.queues += queues
