@@ -269,6 +269,8 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
     for name, worker in plan.workers.items():
         busy = sum(q.offered_load for q in result.queues if q.worker == name)
         active += busy * worker.db_time_fraction  # busy consumers holding a connection
+    # One rounding (up: a fraction of a connection is still a connection) for every figure
+    # of busy connections, so the summary, the infeasible reasons and the warning agree.
     active_int = math.ceil(active - 1e-9)
 
     bouncer = db.pgbouncer
@@ -295,9 +297,9 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
             f"database: {active_int} connections are busy at peak but PgBouncer's "
             f"default_pool_size is {pool_size}"
         )
-    if active > 4 * db.primary.cores:
+    if active_int > 4 * db.primary.cores:
         result.warnings.append(
-            f"database: {active:.0f} busy connections at peak on {db.primary.cores} cores; "
+            f"database: {active_int} busy connections at peak on {db.primary.cores} cores; "
             "PostgreSQL throughput usually peaks near 2-4 active connections per core"
         )
     return DatabaseSize(
