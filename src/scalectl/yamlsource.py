@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,29 @@ MAX_VALUES = 100_000  # values built, counting each alias and merge expansion ag
 MAX_NUMBER_CHARS = 40  # digits in one number: beyond any bound the schemas accept
 KEY_LIMIT = 60  # characters of one key shown in a message
 
-# The C parser where libyaml is present: faster, and no Python recursion while parsing.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# YAML 1.2's booleans. PyYAML follows YAML 1.1, where yes/no/on/off are booleans too, so
+# `on:` under load_balancer.retries became the key True (issue 14).
+_BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+def _yaml12_loader() -> Any:
+    """PyYAML's safe loader, with the C parser where libyaml is present (faster, and no
+    Python recursion while parsing), resolving plain scalars to booleans as YAML 1.2 does:
+    only true and false; yes, no, on and off stay strings."""
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    resolvers = {
+        first: [(tag, regexp) for tag, regexp in pairs if tag != _BOOL_TAG]
+        for first, pairs in base.yaml_implicit_resolvers.items()
+    }
+    loader: Any = type("Yaml12SafeLoader", (base,), {"yaml_implicit_resolvers": resolvers})
+    loader.add_implicit_resolver(_BOOL_TAG, _BOOL_12, list("tTfF"))
+    return loader
+
+
+_Loader = _yaml12_loader()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from scalectl.plan.appenv import (
     METRICS_DIR,
     WEB_ONLY,
 )
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, fixture_path
 
 APP = ROOT / "reference_app"
 PLAN = EXAMPLES / "reference-app.yaml"
@@ -255,3 +255,23 @@ def test_the_shedding_limit_comes_from_capacity_and_the_latency_objective(profil
     compose = rendered(profile)["compose/docker-compose.yaml"][0]["services"]["api"]
     assert compose["environment"]["SHED_MAX_IN_FLIGHT"] == str(int(expected))
     assert int(expected) >= 4
+
+
+def test_a_workload_without_a_database_gets_no_pool_url_or_password() -> None:
+    # thumbnails has db_time_ms: 0 and the resize worker db_time_fraction: 0: with no pool
+    # settings the app would open its default pool, uncounted, so they get no URL either.
+    files = rendered("production", fixture_path("plans", "no-db-service.yaml"))
+    compose = files["compose/docker-compose.yaml"][0]["services"]
+    assert {"DATABASE_URL", "DATABASE_POOL_MAX"} <= set(compose["api"]["environment"])
+    assert "pgbouncer" in compose["api"]["depends_on"]
+    for name in ("thumbnails", "resize"):
+        service = compose[name]
+        assert not [k for k in service["environment"] if k.startswith("DATABASE_")], name
+        assert "secrets" not in service, name
+        assert "pgbouncer" not in service.get("depends_on", {}), name
+        pod, container = k8s_container(files[f"kubernetes/{name}.yaml"])
+        assert not [k for k in k8s_env(container) if k.startswith("DATABASE_")], name
+        assert "database-secret" not in {v["name"] for v in pod["volumes"]}, name
+    pod, container = k8s_container(files["kubernetes/api.yaml"])
+    assert k8s_env(container)["DATABASE_POOL_MAX"] == "4"
+    assert "database-secret" in {v["name"] for v in pod["volumes"]}

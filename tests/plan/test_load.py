@@ -137,3 +137,33 @@ def test_profile_overrides_apply_and_errors_point_into_the_profile(tmp_path: Pat
     assert problems(tmp_path, bad, profile="small") == [
         "34:27 profiles.small.overrides.services.api.replicas.min: must be <= max (4 > 3)"
     ]
+
+
+def test_unquoted_on_is_a_key_and_yes_no_words_fill_boolean_fields(tmp_path: Path) -> None:
+    # YAML 1.1 read `on:` as the key True: "load_balancer.retries.True: unknown key".
+    text = (
+        MINIMAL.replace(
+            "    replicas: {min: 2, max: 10}\n",
+            "    replicas: {min: 2, max: 10}\n"
+            "    pdb: off\n    autoscaling: {enabled: Yes}\n    env: {FEATURE: on}\n",
+        )
+        + "load_balancer:\n  retries:\n    on: [error, timeout]\n"
+    )
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    plan = load_plan(path, "production").plan
+    assert plan.load_balancer.retries.on == ["error", "timeout"]
+    api = plan.services["api"]
+    # A boolean field still reads the YAML 1.1 words as the boolean they meant...
+    assert (api.pdb, api.autoscaling.enabled) == (False, True)
+    # ...and a text field keeps them as text.
+    assert api.env == {"FEATURE": "on"}
+
+
+def test_a_boolean_field_refuses_other_words(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "    replicas: {min: 2, max: 10}\n", "    replicas: {min: 2, max: 10}\n    pdb: maybe\n"
+    )
+    assert problems(tmp_path, text) == [
+        "16:10 services.api.pdb: must be a valid boolean, unable to interpret input"
+    ]

@@ -285,3 +285,25 @@ def test_fixture_plan_renders(cli: Cli, tmp_path: Path) -> None:
     result = cli("plan", tmp_path / "p.yaml", "-o", tmp_path / "out")
     assert result.code == 0, result.stderr
     assert not (tmp_path / "out" / "pgbouncer").exists()
+
+
+def test_busy_connections_are_one_figure_in_the_summary_and_the_warning(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # 1000 rps × 26.5 ms = 26.5 busy connections, above 4 per core on 6 cores. The warning
+    # once formatted it with :.0f (26, half to even) while the summary rounded up (27).
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        fixture_path("plans", "minimal.yaml")
+        .read_text()
+        .replace("headroom: 1.2", "headroom: 1.0")
+        .replace("db_time_ms: 20", "db_time_ms: 26.5")
+        .replace("cores: 8", "cores: 6")
+        .replace("pool: {min: 1, max: 5}", "pool: {min: 1, max: 5}\n  pgbouncer: {enabled: true}")
+    )
+    result = cli("plan", plan, "-o", tmp_path / "out")
+    assert result.code == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "27 busy at peak" in output
+    assert "database: 27 busy connections at peak on 6 cores" in output
+    assert "26 busy" not in output

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scalectl.plan.load import load_plan
 from scalectl.plan.model import Plan
 from scalectl.plan.sizing import size
 from tests.conftest import fixture_path
@@ -178,3 +179,26 @@ def test_retrying_on_503_warns_that_shedding_ejects_every_instance() -> None:
             plan(load_balancer={"max_fails": 0, "retries": {"on": ["http_503"]}})
         ).warnings
     )
+
+
+NO_DB = fixture_path("plans", "no-db-service.yaml")
+
+
+def test_services_and_workers_without_a_database_get_no_pool_and_no_budget() -> None:
+    sizing = size(load_plan(NO_DB, "production").plan)
+    thumbnails = sizing.service("thumbnails")  # db_time_ms: 0
+    assert (thumbnails.pool_needed, thumbnails.pool_min, thumbnails.pool_max) == (0, 0, 0)
+    assert thumbnails.active_db_connections == 0
+    api = sizing.service("api")
+    assert (api.max_replicas, api.processes, api.pool_max) == (10, 2, 4)
+    db = sizing.database
+    assert db is not None
+    # Only api counts: 10 × 2 × 4 = 80. Before, thumbnails added 20 × 4 × 4 = 320 and the
+    # resize worker (db_time_fraction: 0) 4 × 16 = 64.
+    assert db.client_connections == 80
+    assert db.active_at_peak == 24  # 1200 rps × 20 ms, api alone
+    assert db.pgbouncer_max_client_conn == 90  # + 10 for the one service that uses it
+    # Without PgBouncer the budget fits: 80 ≤ 90 available.
+    data = yaml.safe_load(NO_DB.read_text())
+    del data["database"]["pgbouncer"]
+    assert size(Plan.model_validate(data)).feasible

@@ -41,3 +41,18 @@ def test_dotted_paths() -> None:
     assert dotted(("services", "api", "replicas", "min")) == "services.api.replicas.min"
     assert dotted(("workers", "w", "queues", 0, "name")) == "workers.w.queues[0].name"
     assert dotted(()) == "(document)"
+
+
+def test_yaml_1_2_booleans_only_true_and_false() -> None:
+    # YAML 1.1 (PyYAML's default) reads yes/no/on/off as booleans, keys included.
+    doc = parse(
+        "on: [error]\nyes: no\nOff: x\nflags: [true, True, TRUE, false, False, FALSE, y, n]\n",
+        "p.yaml",
+    )
+    assert doc.data == {
+        "on": ["error"],
+        "yes": "no",
+        "Off": "x",
+        "flags": [True, True, True, False, False, False, "y", "n"],
+    }
+    assert doc.keys[("on",)] == Mark("p.yaml", 1, 1)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from scalectl import resources
 from scalectl.checklist.model import AnswerSpec, ChecklistSpec, ItemSpec
 from scalectl.checklist.verifiers import REGISTRY, Params, Verifier
@@ -173,6 +175,21 @@ def plain(problems: list[Problem]) -> list[Problem]:
     return out
 
 
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _yes_no(value: Any) -> bool | None:
+    # YAML 1.2 reads a bare `yes` as text; the shorthand takes what the `answer` field takes.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return _BOOL.validate_python(value)
+        except ValidationError:
+            return None
+    return None
+
+
 def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
     """An answers file: `item-id: {answer: yes|no, by: NAME, note: TEXT}` (or `item-id: yes`)."""
     located = load(path)
@@ -209,7 +226,8 @@ def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
                 )
             )
             continue
-        if not isinstance(value, bool | dict):
+        answer = _yes_no(value)
+        if answer is None and not isinstance(value, dict):
             problems.append(
                 Problem(
                     located.mark(where),
@@ -219,7 +237,7 @@ def load_answers(path: Path, checklist: Checklist) -> dict[str, AnswerSpec]:
                 )
             )
             continue
-        values[key] = {"answer": value} if isinstance(value, bool) else value
+        values[key] = value if answer is None else {"answer": answer}
 
         def origin(loc: tuple[str | int, ...], key: str = key) -> tuple[str | int, ...]:
             return (key, *loc)

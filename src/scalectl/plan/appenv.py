@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from scalectl.plan.datastores import Database
 from scalectl.plan.model import Plan
 from scalectl.plan.ratelimits import app_rate
 from scalectl.plan.sizing import ServiceSize
@@ -154,7 +155,8 @@ def shed_max_in_flight(plan: Plan, spec: Service, size: ServiceSize) -> int:
 
 def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> ContainerEnv:
     """The environment of one HTTP service's container: where it listens, its sized processes and
-    pool, and the plan-wide settings."""
+    pool (no database settings at all when it does not use the database), and the plan-wide
+    settings."""
     head = [
         ("HOST", CONTAINER_HOST),
         ("PORT", str(spec.port)),
@@ -168,7 +170,8 @@ def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> Cont
 
 def worker_env(plan: Plan, name: str, spec: Worker) -> ContainerEnv:
     """The environment of one worker's container: its drain time, where its metrics go, its
-    pool capped at its threads, and the plan-wide settings."""
+    pool capped at its threads (no database settings when it does not use the database), and
+    the plan-wide settings."""
     head = [
         ("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds)),
         ("dramatiq_prom_db", METRICS_DIR),
@@ -194,7 +197,9 @@ def _container_env(
         ("RELEASE_ID", release_id(spec.image)),
         ("PROMETHEUS_MULTIPROC_DIR", METRICS_DIR),
     ]
-    db = plan.database
+    # A workload that does not use the database gets none of its settings, so it cannot
+    # open connections the budget does not count.
+    db = plan.database if spec.uses_database else None
     if db:
         generated += [
             ("DATABASE_POOL_MIN", str(pool[0])),
@@ -205,14 +210,13 @@ def _container_env(
     generated += app_env(plan)
     is_worker = isinstance(spec, Worker)
     return ContainerEnv(
-        compose=_finish(spec, generated, _compose_backing(plan)),
-        kubernetes=_finish(spec, generated, _kubernetes_backing(plan, is_worker)),
+        compose=_finish(spec, generated, _compose_backing(plan, db)),
+        kubernetes=_finish(spec, generated, _kubernetes_backing(plan, db, is_worker)),
     )
 
 
-def _compose_backing(plan: Plan) -> list[EnvVar]:
+def _compose_backing(plan: Plan, db: Database | None) -> list[EnvVar]:
     out = []
-    db = plan.database
     if db:
         host = f"pgbouncer:{db.pgbouncer.port}" if db.pgbouncer.enabled else "postgres:5432"
         url = f"postgresql://{DATABASE_USER}@{host}/{database_name(plan)}"
@@ -231,9 +235,9 @@ def _compose_backing(plan: Plan) -> list[EnvVar]:
     return out
 
 
-def _kubernetes_backing(plan: Plan, is_worker: bool) -> list[EnvVar]:
+def _kubernetes_backing(plan: Plan, db: Database | None, is_worker: bool) -> list[EnvVar]:
     out = []
-    if plan.database:
+    if db:
         out.append(EnvVar("DATABASE_PASSWORD_FILE", PASSWORD_FILE["kubernetes"]))
     if plan.workers:
         comment = (
@@ -242,7 +246,7 @@ def _kubernetes_backing(plan: Plan, is_worker: bool) -> list[EnvVar]:
             else "The Dramatiq broker (Redis) the app enqueues jobs on: never the evicting cache."
         )
         out.append(EnvVar("BROKER_URL", secret="broker", comment=comment))
-    if plan.database:
+    if db:
         no_password = (
             "The URL carries no password: DATABASE_PASSWORD_FILE points at the mounted Secret key."
         )

@@ -44,6 +44,21 @@ def _limits() -> list[str]:
     ]
 
 
+def _booleans() -> list[str]:
+    return [
+        "## Booleans",
+        "",
+        "Every YAML input reads booleans as YAML 1.2 does: a plain `true` or `false` (also "
+        "`True`, `TRUE`, `False`, `FALSE`) is a boolean, and `yes`, `no`, `on` and `off` are "
+        "text, where YAML 1.1 (PyYAML's default) made them booleans. So keys need no quotes: "
+        "`retries: {on: [error, timeout]}` is the key `on`, and `env: {FEATURE: on}` sets the "
+        "text `on`. A field whose type is boolean still takes `yes`/`no`, `on`/`off`, `y`/`n`, "
+        "`t`/`f` and `1`/`0` (any case) as the boolean they name, as Go's yaml.v3 does; any other "
+        "text there is an error.",
+        "",
+    ]
+
+
 def markdown() -> str:
     """docs/plan.md's field reference, one table per object in the schema."""
     schema = json_schema()
@@ -55,6 +70,7 @@ def markdown() -> str:
         "Print the schema itself with `scalectl plan schema`.",
         "",
         *_limits(),
+        *_booleans(),
     ]
     order = ["Plan", *sorted(defs)]
     for name in order:

@@ -135,7 +135,9 @@ def size(plan: Plan, profile: str = "production") -> Sizing:
     pool_min = plan.database.pool.min if plan.database else 0
     pool_max = plan.database.pool.max if plan.database else 0
     for name, svc in plan.services.items():
-        result.services.append(_service(name, svc, pool_min, pool_max, result))
+        # A service that does not use the database gets no pool (docs/sizing.md).
+        pools = (pool_min, pool_max) if svc.uses_database else (0, 0)
+        result.services.append(_service(name, svc, *pools, result))
     lb = plan.load_balancer
     if lb.max_fails > 0 and {"http_500", "http_503"} & set(lb.retries.on):
         listed = " and ".join(c for c in ("http_500", "http_503") if c in lb.retries.on)
@@ -209,7 +211,11 @@ def _service(name: str, svc: Service, pool_min: int, pool_max: int, result: Sizi
 
     per_process_rps = rps_per_replica / processes
     busy_connections = per_process_rps * cap.db_time_ms / 1000
-    pool_needed = max(1, math.ceil(busy_connections / cap.target_utilization - 1e-9))
+    pool_needed = (
+        max(1, math.ceil(busy_connections / cap.target_utilization - 1e-9))
+        if svc.uses_database
+        else 0
+    )
     if pool_max and pool_max < pool_needed:
         result.warnings.append(
             f"services.{name}: each process needs about {pool_needed} database connections "
@@ -263,12 +269,15 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
     for s in result.services:
         clients += s.max_replicas * s.processes * s.pool_max
     for w in result.workers:
-        # Each consumer thread holds at most one connection.
-        clients += w.max_replicas * w.consumers_per_replica
+        if plan.workers[w.name].uses_database:
+            # Each consumer thread holds at most one connection.
+            clients += w.max_replicas * w.consumers_per_replica
     active = sum(s.active_db_connections for s in result.services)
     for name, worker in plan.workers.items():
         busy = sum(q.offered_load for q in result.queues if q.worker == name)
         active += busy * worker.db_time_fraction  # busy consumers holding a connection
+    # One rounding (up: a fraction of a connection is still a connection) for every figure
+    # of busy connections, so the summary, the infeasible reasons and the warning agree.
     active_int = math.ceil(active - 1e-9)
 
     bouncer = db.pgbouncer
@@ -276,7 +285,8 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
     if bouncer.enabled:
         reserve = min(bouncer.reserve_pool_size, max(0, available - 1))
         pool_size = available - reserve
-        max_client = clients + 10 * max(1, len(result.services))
+        users = sum(s.uses_database for s in plan.services.values())
+        max_client = clients + 10 * max(1, users)
     if clients > available and not bouncer.enabled:
         result.infeasible.append(
             f"database: pools may open {clients} connections (Σ max replicas × processes "
@@ -295,9 +305,9 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
             f"database: {active_int} connections are busy at peak but PgBouncer's "
             f"default_pool_size is {pool_size}"
         )
-    if active > 4 * db.primary.cores:
+    if active_int > 4 * db.primary.cores:
         result.warnings.append(
-            f"database: {active:.0f} busy connections at peak on {db.primary.cores} cores; "
+            f"database: {active_int} busy connections at peak on {db.primary.cores} cores; "
             "PostgreSQL throughput usually peaks near 2-4 active connections per core"
         )
     return DatabaseSize(

@@ -51,7 +51,11 @@ class Capacity(Strict):
         50, description="Mean response time at peak; Little's law turns it into in-flight requests."
     )
     db_time_ms: float = Field(
-        10, ge=0, le=3_600_000, description="Mean time a request holds a database connection."
+        10,
+        ge=0,
+        le=3_600_000,
+        description="Mean time a request holds a database connection. 0: the service does "
+        "not use the database (no pool, no DATABASE_URL, nothing in the connection budget).",
     )
 
 
@@ -127,6 +131,11 @@ class Service(Strict):
     pdb: bool = Field(True, description="Generate a PodDisruptionBudget (forces ≥2 replicas).")
     env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment.")
 
+    @property
+    def uses_database(self) -> bool:
+        """Whether the service opens database connections (`capacity.db_time_ms` above 0)."""
+        return self.capacity.db_time_ms > 0
+
 
 # --- background workers ---------------------------------------------------------------
 
@@ -172,9 +181,19 @@ class Worker(Strict):
     threads: int = Field(4, ge=1, le=256, description="Consumer threads per process.")
     target_utilization: Fraction = 0.7
     db_time_fraction: float = Field(
-        1.0, ge=0, le=1, description="Fraction of a job's run time it holds a DB connection."
+        1.0,
+        ge=0,
+        le=1,
+        description="Fraction of a job's run time it holds a DB connection. 0: the worker "
+        "does not use the database (no pool, no DATABASE_URL, nothing in the connection "
+        "budget).",
     )
     replicas: Replicas
     resources: Resources
     graceful_shutdown_seconds: int = Field(60, ge=1, le=3600)
     env: dict[EnvName, str] = Field(default_factory=dict)
+
+    @property
+    def uses_database(self) -> bool:
+        """Whether the worker opens database connections (`db_time_fraction` above 0)."""
+        return self.db_time_fraction > 0

@@ -56,7 +56,7 @@ def app_environment(prepared: Prepared) -> dict[str, str]:
     plan = prepared.loaded.plan
     env = dict(app_env(plan))
     first = prepared.sizing.services[0]
-    if plan.database:
+    if plan.database and first.pool_max:  # pool_max 0: the service uses no database
         env["DATABASE_POOL_MIN"] = str(first.pool_min)
         env["DATABASE_POOL_MAX"] = str(first.pool_max)
         env["DATABASE_POOL_TIMEOUT"] = f"{plan.database.pool.acquire_timeout_seconds:g}"
