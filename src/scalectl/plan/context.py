@@ -17,6 +17,7 @@ from scalectl.plan.appenv import (
     service_env,
     worker_env,
 )
+from scalectl.plan.autoscaling import Direction, HpaRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
@@ -24,7 +25,7 @@ from scalectl.plan.sizing import ServiceSize, Sizing
 from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
 from scalectl.plan.workersizing import QueueSize, WorkerSize
-from scalectl.plan.workloads import Queue, Service, Worker
+from scalectl.plan.workloads import PROBE_KINDS, ProbeKind, ProbeTimes, Queue, Service, Worker
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,31 @@ class ServiceView:
     prestop_seconds: int
     termination_grace_seconds: int
     env: ContainerEnv  # what the container is given (scalectl.plan.appenv)
+    probes: dict[ProbeKind, ProbeTimes]  # by kind, defaults filled in
+    hpa: dict[Direction, HpaRules]  # the HPA's behavior by direction
+    healthcheck: ComposeHealthcheck
+
+
+@dataclass(frozen=True)
+class ComposeHealthcheck:
+    """A service's Compose healthcheck: the readiness timings the plan sets, else Compose's
+    own (10 s, 3 s, 3); the check's own HTTP timeout is 2 s unless the plan sets one."""
+
+    interval_seconds: int
+    timeout_seconds: int
+    retries: int
+    http_timeout_seconds: int
+
+
+def compose_healthcheck(spec: Service) -> ComposeHealthcheck:
+    """The Compose healthcheck of `spec`, from its readiness timings."""
+    given = spec.health.timings.readiness
+    return ComposeHealthcheck(
+        interval_seconds=10 if given.period_seconds is None else given.period_seconds,
+        timeout_seconds=3 if given.timeout_seconds is None else given.timeout_seconds,
+        retries=3 if given.failure_threshold is None else given.failure_threshold,
+        http_timeout_seconds=2 if given.timeout_seconds is None else given.timeout_seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -203,6 +229,9 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 prestop_seconds=prestop,
                 termination_grace_seconds=prestop + spec.graceful_shutdown_seconds + 5,
                 env=service_env(plan, name, spec, size),
+                probes={kind: spec.health.times(kind) for kind in PROBE_KINDS},
+                hpa={d: spec.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
+                healthcheck=compose_healthcheck(spec),
             )
         )
     workers = []

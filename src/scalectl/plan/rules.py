@@ -6,10 +6,11 @@ import ipaddress
 import itertools
 from collections.abc import Iterator
 
+from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
 from scalectl.plan.slo import Latency
-from scalectl.plan.workloads import Replicas, Resources
+from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources
 
 PathMsg = tuple[tuple[str | int, ...], str]
 
@@ -50,7 +51,9 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 "must differ from liveness: a failing dependency should take a pod out of "
                 "rotation, not restart it",
             )
+        yield from _probes(svc.health, (*base, "health", "timings"))
         auto = svc.autoscaling
+        yield from _behavior(auto, (*base, "autoscaling"))
         if (
             auto.enabled
             and auto.cpu_percent is None
@@ -137,6 +140,29 @@ def _resources(res: Resources, path: tuple[str | int, ...]) -> Iterator[PathMsg]
             (*path, "requests", "memory"),
             f"must be <= limits.memory ({res.requests.memory} > {res.limits.memory})",
         )
+
+
+def _probes(health: Health, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    for kind in PROBE_KINDS:
+        times = health.times(kind)
+        if times.timeout_seconds >= times.period_seconds:
+            # A check still running when the next is due: Kubernetes accepts it, but the
+            # probe's failure time (period × threshold) then no longer says what it does.
+            yield (
+                (*path, kind, "timeout_seconds"),
+                f"must be below period_seconds ({times.timeout_seconds} >= {times.period_seconds})",
+            )
+
+
+def _behavior(auto: Autoscaling, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    for direction in ("scale_up", "scale_down"):
+        rules: ScalingRules = getattr(auto.behavior, direction)
+        old = f"{direction}_stabilization_seconds"
+        if rules.stabilization_window_seconds is not None and old in auto.model_fields_set:
+            yield (
+                (*path, "behavior", direction, "stabilization_window_seconds"),
+                f"give this or autoscaling.{old}, not both",
+            )
 
 
 def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:

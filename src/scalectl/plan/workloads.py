@@ -7,10 +7,12 @@ are written for the person filling in the plan.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
+from scalectl.plan.autoscaling import Autoscaling
 from scalectl.plan.fieldtypes import (
     MAX_REPLICAS,
     Cpu,
@@ -82,26 +84,90 @@ class Replicas(Strict):
     )
 
 
-class Autoscaling(Strict):
-    """`services.<name>.autoscaling`: the HPA's targets and stabilization windows."""
+ProbeKind = Literal["liveness", "readiness", "startup"]
+PROBE_KINDS: tuple[ProbeKind, ...] = ("liveness", "readiness", "startup")
 
-    enabled: bool = True
-    cpu_percent: int | None = Field(70, ge=1, le=100, description="HPA average CPU target.")
-    memory_percent: int | None = Field(None, ge=1, le=100)
-    rps_per_pod: Positive | None = Field(
-        None,
-        description="HPA pods metric target; default per_replica_rps × target_utilization.",
+
+@dataclass(frozen=True)
+class ProbeTimes:
+    """A probe's timings with the defaults filled in; `default` when the plan set none."""
+
+    period_seconds: int
+    timeout_seconds: int
+    failure_threshold: int
+    default: bool
+
+
+# (period, timeout, failure threshold). Startup: up to 5 minutes to boot. Readiness: out of
+# rotation after 10 s of failures. Liveness: a restart only after a minute of them.
+PROBE_DEFAULTS: dict[ProbeKind, tuple[int, int, int]] = {
+    "liveness": (10, 5, 6),
+    "readiness": (5, 2, 2),
+    "startup": (5, 2, 60),
+}
+
+
+class ProbeTiming(Strict):
+    """One probe's timings; an omitted one keeps its default (see `health.timings`)."""
+
+    period_seconds: int | None = Field(
+        None, ge=1, le=3600, description="Seconds between checks (periodSeconds)."
     )
-    scale_up_stabilization_seconds: int = Field(0, ge=0, le=3600)
-    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600)
+    timeout_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=3600,
+        description="Seconds one check may take (timeoutSeconds); must be below period_seconds.",
+    )
+    failure_threshold: int | None = Field(
+        None, ge=1, le=100, description="Failed checks in a row before the probe fails."
+    )
+
+
+class ProbeTimings(Strict):
+    """`services.<name>.health.timings`: per probe, how often it runs, how long a check may
+    take and how many failures count. Defaults (period, timeout, failures): liveness 10 s, 5 s,
+    6; readiness 5 s, 2 s, 2; startup 5 s, 2 s, 60. Compose's healthcheck takes the readiness
+    timings the plan sets (interval, timeout, retries); unset ones stay 10 s, 3 s, 3."""
+
+    liveness: ProbeTiming = Field(
+        ProbeTiming(), description="Default: every 10 s, 5 s timeout, restart after 6 failures."
+    )
+    readiness: ProbeTiming = Field(
+        ProbeTiming(),
+        description="Default: every 5 s, 2 s timeout, out of rotation after 2 failures. Also "
+        "Compose's healthcheck (interval, timeout, retries) for the fields set here; unset ones "
+        "stay 10 s, 3 s, 3 there.",
+    )
+    startup: ProbeTiming = Field(
+        ProbeTiming(), description="Default: every 5 s, 2 s timeout, 60 failures (5 minutes)."
+    )
 
 
 class Health(Strict):
-    """`services.<name>.health`: the paths of the liveness, readiness and startup probes."""
+    """`services.<name>.health`: the paths of the liveness, readiness and startup probes,
+    and their timings."""
 
     liveness: HttpPath = "/health"
     readiness: HttpPath = "/health/ready"
     startup: HttpPath = "/health"
+    timings: ProbeTimings = Field(
+        ProbeTimings(), description="Probe periods, timeouts and failure thresholds."
+    )
+
+    def times(self, kind: ProbeKind) -> ProbeTimes:
+        """The `kind` probe's timings, defaults filled in."""
+        given: ProbeTiming = getattr(self.timings, kind)
+        defaults = PROBE_DEFAULTS[kind]
+        period, timeout, failures = (
+            default if value is None else value
+            for value, default in zip(
+                (given.period_seconds, given.timeout_seconds, given.failure_threshold),
+                defaults,
+                strict=True,
+            )
+        )
+        return ProbeTimes(period, timeout, failures, (period, timeout, failures) == defaults)
 
 
 class Service(Strict):
