@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalectl import __version__, resources
+from scalectl.plan.alerts import alert_settings
 from scalectl.plan.appenv import (
     DATABASE_USER,
     METRICS_DIR,
@@ -269,6 +270,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "error_budget": round(1 - slo.availability.target, 10),
         "burn_windows": burn_windows(slo.availability.period_days),
         "alerting": plan.alerting,
+        "alerts": alert_settings(plan.alerting.alerts),
         "database_user": DATABASE_USER,
         "database_name": database_name(plan),
         "metrics_dir": METRICS_DIR,

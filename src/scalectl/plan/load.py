@@ -154,6 +154,13 @@ def schema_problems(
             elif kind == "missing":
                 where = origin(loc)
                 out.append(Problem(located.mark(where[:-1]), where, "required"))
+            elif loc and loc[-1] == "[key]":
+                # Pydantic's path to a refused map key ends in "[key]"; the key is the place.
+                where = origin(loc[:-1])
+                message = _message(err)
+                if kind == "literal_error":
+                    message = "unknown name; " + message.replace("must be ", "known: ", 1)
+                out.append(Problem(located.mark(where, key=True), where, message))
             else:
                 where = origin(loc)
                 out.append(Problem(located.mark(where), where, _message(err)))

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from scalectl.plan.alerts import AlertName, AlertRule
 from scalectl.plan.fieldtypes import Fraction, Positive
 from scalectl.plan.patterns import EndpointKey, Url
 from scalectl.strict import Strict
@@ -80,8 +81,16 @@ class Slo(Strict):
 
 
 class Alerting(Strict):
-    """`alerting`: where Alertmanager sends pages and tickets, and where runbooks live."""
+    """`alerting`: where Alertmanager sends pages and tickets, where runbooks live, and the
+    symptom alerts' `for` and severity."""
 
     page_webhook_url: Url = "http://127.0.0.1:9095/page"
     ticket_webhook_url: Url = "http://127.0.0.1:9095/ticket"
     runbook_base_url: Url = "https://runbooks.example.com/scalectl"
+    alerts: dict[AlertName, AlertRule] = Field(
+        default_factory=dict,
+        description="`for` and severity per symptom alert, keyed by its name without the "
+        "service prefix: Down (services and workers), HighErrorRate, LatencyP95High, "
+        "LatencyP99High, MemoryNearLimit, EndpointLatencyP95High, QueueDepthHigh, "
+        "QueueJobTooOld, DeadLettersIncreasing. Unset: docs/alerts.md's defaults.",
+    )
