@@ -43,7 +43,7 @@ def test_strict_makes_warn_unhealthy(cli: Cli, app: Routes) -> None:
     assert cli("health", url).code == 0
     result = cli("health", url, "--strict")
     assert result.code == ExitCode.CHECK_FAILED
-    assert result.stderr == "error: unhealthy: 2 of 3 rows failing (--strict: warn counts)\n"
+    assert result.stderr == "error: unhealthy: 2 of 3 rows failing (warn counts as fail)\n"
 
 
 def test_a_failing_body_fails_with_its_components(cli: Cli, app: Routes) -> None:

@@ -318,7 +318,7 @@ def test_host_pressure_warns_without_failing_and_real_5xx_fail_metrics(
         assert comprehensive["memory:utilization"] == "warn"
         strict = cli("health", "--state-dir", state_dir, "--strict")
         assert strict.code == ExitCode.CHECK_FAILED
-        assert strict.stderr.endswith("(--strict: warn counts)\n")
+        assert strict.stderr.endswith("(warn counts as fail)\n")
 
         auth = apikeys.auth_headers(state_dir)
         assert get(f"{api1.url}/api/stats", 5, auth) == [503] * 5  # shed: real 5xx
@@ -366,7 +366,7 @@ def test_a_stopped_redis_is_a_warning_for_the_cache(cli: Cli, stack: tuple[Path,
         ("nginx", "/health/ready"): "warn",
     }
     assert strict.code == ExitCode.CHECK_FAILED
-    assert "(--strict: warn counts)" in strict.stderr
+    assert "(warn counts as fail)" in strict.stderr
 
 
 def test_a_dead_instance_is_found_behind_a_healthy_balancer(

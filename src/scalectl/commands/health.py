@@ -88,7 +88,20 @@ def probe_command(
     ca_cert: Path | None = typer.Option(
         None, "--ca-cert", help="Verify TLS against this CA bundle (PEM)."
     ),
-    strict: bool = typer.Option(False, "--strict", help="Count warn as unhealthy."),
+    strict: bool = typer.Option(False, "--strict", help="Count warn as unhealthy: --warn-is fail."),
+    warn_is: str | None = typer.Option(
+        None,
+        "--warn-is",
+        metavar="pass|fail",
+        help="What a warn row (degraded) means for the exit code (default pass).",
+    ),
+    vocabulary: str | None = typer.Option(
+        None,
+        "--vocabulary",
+        metavar="NAME",
+        help="Status words of JSON bodies: any (default), ietf, actuator or healthy; "
+        "an endpoint's own in --config wins.",
+    ),
     watch: bool = typer.Option(False, "--watch", help="Re-probe every --interval; a live table."),
     wait: bool = typer.Option(
         False, "--wait", help="Block until healthy (exit 0) or --timeout (exit 1): a CI gate."
@@ -111,7 +124,8 @@ def probe_command(
 
     With no URL, --plan or --config: every instance of the running stack directly
     (/health, /health/ready, /health/comprehensive with its components, /metrics) and
-    the balancer. Warn is healthy unless --strict. Conditions (rate(), increase() too)
+    the balancer. Warn (degraded) is healthy unless --warn-is fail (--strict). Status
+    words of JSON bodies, conditions (rate(), increase() too)
     and the config format: docs/health.md.
 
     Example: scalectl health --wait --timeout 120s
@@ -139,16 +153,19 @@ def probe_command(
         interval=interval,
         failure_threshold=failure_threshold,
         success_threshold=success_threshold,
+        vocabulary=vocabulary,
+        warn_is=warn_is,
+        strict=strict,
     )
     settings = resolve(flags, output.environ, interactive=output.interactive)
     for note in settings.notes:
         output.info(f"note: {note}")
     if wait or watch:
-        _rounds(output, settings, strict=strict, wait=wait)
+        _rounds(output, settings, wait=wait)
         return
     from scalectl.health.probe import probe
 
-    summary = probe(settings.checks, settings.options, strict=strict, notes=settings.notes)
+    summary = probe(settings.checks, settings.options, strict=settings.strict, notes=settings.notes)
     if output.json_mode:
         output.emit_json(summary.to_json())
     else:
@@ -158,12 +175,12 @@ def probe_command(
     output.info(_healthy(summary))
 
 
-def _rounds(output: Output, settings: HealthSettings, *, strict: bool, wait: bool) -> None:
+def _rounds(output: Output, settings: HealthSettings, *, wait: bool) -> None:
     from scalectl.health.probe import Prober
     from scalectl.health.watch import Tracker, WatchOutcome, run_rounds
 
     assert settings.timeout is not None
-    prober = Prober(settings.checks, settings.options, strict=strict, notes=settings.notes)
+    prober = Prober(settings.checks, settings.options, strict=settings.strict, notes=settings.notes)
     tracker = Tracker(settings.failure_threshold, settings.success_threshold)
     live = _live(output) if output.interactive else None
     last_line = [""]
@@ -285,7 +302,7 @@ def _table(summary: HealthSummary, tracker: Tracker | None = None) -> Any:
 def _unhealthy(summary: HealthSummary) -> str:
     failing = summary.failing()
     why = (
-        " (--strict: warn counts)"
+        " (warn counts as fail)"
         if summary.strict and any(r.status == "warn" for r in failing)
         else ""
     )

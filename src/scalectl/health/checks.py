@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from scalectl.health.conditions import Condition, parse_condition, uses_rates
 from scalectl.health.targets import PlanFacts, Target
+from scalectl.health.vocabulary import Vocabulary
 
 METRICS_PATH = "/metrics"
 COMPREHENSIVE_PATH = "/health/comprehensive"
@@ -24,8 +25,8 @@ _NOT_PROBES = 'route!~"/health.*|/metrics"'
 
 @dataclass(frozen=True)
 class Check:
-    """One GET of `url` on `target`, judged by `conditions`; `headers`, `timeout` and
-    `rate_window` add to or override the run's options."""
+    """One GET of `url` on `target`, judged by `conditions`; `headers`, `timeout`,
+    `rate_window` and `vocabulary` add to or override the run's options."""
 
     target: Target
     name: str  # the path for default checks, the endpoint's name from a config
@@ -34,6 +35,7 @@ class Check:
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float | None = None  # None: the run's --check-timeout
     rate_window: float | None = None  # None: the run's --rate-window
+    vocabulary: Vocabulary | None = None  # None: the run's --vocabulary
 
     @property
     def key(self) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from scalectl.health.checks import Check, default_conditions
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
 from scalectl.health.headers import name_problem, value_problem
 from scalectl.health.targets import PlanFacts, Target, check_url, from_url
+from scalectl.health.vocabulary import Vocabulary, builtin, custom, map_problems
 from scalectl.plan.load import Problem, raise_problems, schema_problems
 from scalectl.strict import Strict
 from scalectl.yamlsource import Located, load
@@ -43,6 +44,19 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
+def _vocabulary(value: Any) -> Any:
+    # A name is checked here; a map's words in _content_problems, each at its own place.
+    if isinstance(value, str):
+        builtin(value)
+        return value
+    if isinstance(value, dict):
+        return value
+    raise ValueError("expected a built-in vocabulary's name or a map {word: pass|warn|fail}")
+
+
+VocabularyChoice = Annotated[Any, BeforeValidator(_vocabulary)]
+
+
 class Endpoint(Strict):
     """One entry of `endpoints:`: a `url` probed once, or a `path` probed on every selected
     target."""
@@ -62,6 +76,9 @@ class Endpoint(Strict):
     timeout: Duration | None = None
     rate_window: Duration | None = Field(
         None, description="Between the two scrapes rate() and increase() compare."
+    )
+    vocabulary: VocabularyChoice = Field(
+        None, description="The body's status words: a built-in's name or {word: pass|warn|fail}."
     )
 
     @model_validator(mode="after")
@@ -87,6 +104,12 @@ class Defaults(Strict):
     ca_cert: str | None = None
     failure_threshold: int | None = Field(None, ge=1, le=100)
     success_threshold: int | None = Field(None, ge=1, le=100)
+    vocabulary: VocabularyChoice = Field(
+        None, description="Status words of every endpoint (--vocabulary wins)."
+    )
+    warn_is: Literal["pass", "fail"] | None = Field(
+        None, description="What a warn row means for the exit code (--warn-is wins)."
+    )
 
 
 class ConfigFile(Strict):
@@ -109,6 +132,7 @@ class EndpointSpec:
     headers: tuple[tuple[str, str], ...]
     timeout: float | None
     rate_window: float | None = None
+    vocabulary: Vocabulary | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,7 @@ class HealthConfig:
     source: str
     defaults: Defaults
     endpoints: tuple[EndpointSpec, ...]
+    vocabulary: Vocabulary | None = None  # defaults.vocabulary
 
     @property
     def needs_targets(self) -> bool:
@@ -151,10 +176,20 @@ def load_config(path: Path) -> HealthConfig:
             headers=tuple(endpoint.headers.items()),
             timeout=endpoint.timeout,
             rate_window=endpoint.rate_window,
+            vocabulary=vocabulary_of(endpoint.vocabulary),
         )
         for endpoint in model.endpoints
     ]
-    return HealthConfig(located.file, model.defaults, tuple(endpoints))
+    return HealthConfig(
+        located.file, model.defaults, tuple(endpoints), vocabulary_of(model.defaults.vocabulary)
+    )
+
+
+def vocabulary_of(choice: str | dict[str, str] | None) -> Vocabulary | None:
+    """A validated `vocabulary:` as a Vocabulary (None when not given)."""
+    if choice is None:
+        return None
+    return builtin(choice) if isinstance(choice, str) else custom(choice)
 
 
 def _content_problems(data: dict[str, Any], located: Located) -> list[Problem]:
@@ -174,9 +209,17 @@ def _content_problems(data: dict[str, Any], located: Located) -> list[Problem]:
             elif isinstance(text, str) and (why := value_problem(str(name), text)):
                 add(where, why)
 
+    def words(value: Any, here: tuple[str | int, ...]) -> None:
+        if not isinstance(value, dict):
+            return
+        for problem in map_problems(value):
+            where = here if problem.word is None else (*here, str(problem.word))
+            add(where, problem.message, key=problem.in_word)
+
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         headers(defaults.get("headers"), ("defaults", "headers"))
+        words(defaults.get("vocabulary"), ("defaults", "vocabulary"))
     endpoints = data.get("endpoints")
     for i, endpoint in enumerate(endpoints if isinstance(endpoints, list) else []):
         if not isinstance(endpoint, dict):
@@ -196,6 +239,7 @@ def _content_problems(data: dict[str, Any], located: Located) -> list[Problem]:
                     except ConditionError as exc:
                         add((*here, "conditions", j), str(exc))
         headers(endpoint.get("headers"), (*here, "headers"))
+        words(endpoint.get("vocabulary"), (*here, "vocabulary"))
     return problems
 
 
@@ -221,6 +265,7 @@ def config_checks(
                     spec.headers,
                     spec.timeout,
                     spec.rate_window,
+                    spec.vocabulary,
                 )
             )
             continue
@@ -231,7 +276,16 @@ def config_checks(
             chosen = tuple(conditions) or spec.conditions or default_conditions(spec.path, facts)
             url = target.base_url + spec.path
             checks.append(
-                Check(target, spec.name, url, chosen, spec.headers, spec.timeout, spec.rate_window)
+                Check(
+                    target,
+                    spec.name,
+                    url,
+                    chosen,
+                    spec.headers,
+                    spec.timeout,
+                    spec.rate_window,
+                    spec.vocabulary,
+                )
             )
     return checks
 

@@ -8,26 +8,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["pass", "warn", "fail"]
+from scalectl.health.vocabulary import ANY, Status, Vocabulary
+
 RANK: dict[Status, int] = {"pass": 0, "warn": 1, "fail": 2}
 MEDIA_TYPE = "application/health+json"
-
-# The draft's aliases: "ok"/"up" mean pass, "error"/"down" mean fail.
-_STATUS: dict[str, Status] = {
-    "pass": "pass",
-    "ok": "pass",
-    "up": "pass",
-    "warn": "warn",
-    "fail": "fail",
-    "error": "fail",
-    "down": "fail",
-}
 
 
 class HealthJsonError(ValueError):
     """A body that says it is health+json but is not."""
+
+
+class UnknownStatus(HealthJsonError):
+    """A JSON body whose `status` is a word the vocabulary does not know."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +57,13 @@ def is_health_json(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == MEDIA_TYPE
 
 
-def parse(content_type: str, body: bytes) -> HealthDoc | None:
+def parse(content_type: str, body: bytes, vocabulary: Vocabulary = ANY) -> HealthDoc | None:
     """The health document in a response, or None when the response is not one.
 
     A response is one when its media type is application/health+json (then it must be
-    valid, else HealthJsonError) or when it is JSON whose `status` is a health status
-    (many services answer plain application/json)."""
+    valid, else HealthJsonError) or when it is a JSON object with a text `status` (many
+    services answer plain application/json). `vocabulary` says what each status word
+    means; a word it does not know raises UnknownStatus, so it can never pass."""
     declared = is_health_json(content_type)
     try:
         data: Any = json.loads(body)
@@ -81,11 +76,13 @@ def parse(content_type: str, body: bytes) -> HealthDoc | None:
             raise HealthJsonError("not a JSON object")
         return None
     raw_status = data.get("status")
-    status = _STATUS.get(raw_status.lower()) if isinstance(raw_status, str) else None
-    if status is None:
+    if not isinstance(raw_status, str):
         if declared:
-            raise HealthJsonError(f"'status' must be pass, warn or fail, got {raw_status!r}")
+            raise HealthJsonError(f"'status' must be a status word, got {raw_status!r}")
         return None
+    status = vocabulary.status_of(raw_status)
+    if status is None:
+        raise UnknownStatus(vocabulary.unknown(raw_status))
     checks = data.get("checks", {})
     if not isinstance(checks, dict):
         raise HealthJsonError("'checks' must be an object")
@@ -95,7 +92,7 @@ def parse(content_type: str, body: bytes) -> HealthDoc | None:
         for entry in items:
             if not isinstance(entry, dict):
                 raise HealthJsonError(f"checks.{key}: entries must be objects")
-            components.append(_component(str(key), entry, status))
+            components.append(_component(str(key), entry, status, vocabulary))
     return HealthDoc(
         status=status,
         release_id=_text(data.get("releaseId")),
@@ -106,16 +103,26 @@ def parse(content_type: str, body: bytes) -> HealthDoc | None:
     )
 
 
-def _component(key: str, entry: dict[str, Any], overall: Status) -> Component:
+def _component(
+    key: str, entry: dict[str, Any], overall: Status, vocabulary: Vocabulary
+) -> Component:
     name = key
     if entry.get("componentId") is not None:
         name = f"{key}[{entry['componentId']}]"
     raw = entry.get("status")
+    output = _text(entry.get("output")) or ""
     # The draft makes a component's status optional; without one it shares the whole's.
-    status = _STATUS.get(raw.lower(), overall) if isinstance(raw, str) else overall
+    status: Status = overall
+    if isinstance(raw, str):
+        known = vocabulary.status_of(raw)
+        if known is None:
+            status = "fail"
+            output = "; ".join(t for t in (vocabulary.unknown(raw), output) if t)
+        else:
+            status = known
     value, unit = entry.get("observedValue"), entry.get("observedUnit")
     observed = "" if value is None else f"{_value(value)}{f' {unit}' if unit else ''}"
-    return Component(name, status, observed, _text(entry.get("output")) or "")
+    return Component(name, status, observed, output)
 
 
 def _value(value: Any) -> str:

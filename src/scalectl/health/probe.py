@@ -26,8 +26,9 @@ from scalectl.errors import InputError
 from scalectl.health import healthjson
 from scalectl.health.checks import Check, default_checks
 from scalectl.health.conditions import ConditionResult, Observation, evaluate
-from scalectl.health.healthjson import HealthDoc, HealthJsonError, Status
+from scalectl.health.healthjson import HealthDoc, HealthJsonError, UnknownStatus
 from scalectl.health.targets import from_state
+from scalectl.health.vocabulary import ANY, Status, Vocabulary
 
 DEFAULT_STATE_DIR = Path(".scalectl/stack")
 RATE_WINDOW = 5.0  # seconds between the two scrapes rate() and increase() compare
@@ -36,13 +37,15 @@ RATE_WINDOW = 5.0  # seconds between the two scrapes rate() and increase() compa
 @dataclass(frozen=True)
 class ProbeOptions:
     """How every check of a run is probed unless the check says otherwise: its time limit, extra
-    headers, TLS verification, a cap near a deadline, and the rate() window."""
+    headers, TLS verification, a cap near a deadline, the rate() window and the status
+    vocabulary."""
 
     timeout: float = 5.0  # per check without its own, the whole exchange (connect ... body)
     headers: tuple[tuple[str, str], ...] = ()
     verify: bool | ssl.SSLContext = True
     cap: float | None = None  # no check may take longer (the time left before a deadline)
     rate_window: float = RATE_WINDOW  # per check without its own
+    vocabulary: Vocabulary = ANY  # per check without its own
 
 
 @dataclass(frozen=True)
@@ -130,15 +133,18 @@ def summarize(rows: Sequence[Row], *, strict: bool, notes: Sequence[str] = ()) -
     return HealthSummary(healthy, list(rows), strict, list(notes))
 
 
-def judge(check: Check, obs: Observation) -> list[Row]:
-    """The rows for one check: the endpoint's, then one per health+json component."""
+def judge(check: Check, obs: Observation, vocabulary: Vocabulary = ANY) -> list[Row]:
+    """The rows for one check: the endpoint's, then one per health+json component. The
+    check's own vocabulary, else `vocabulary`, says what the body's status words mean."""
     results = tuple(evaluate(c, obs) for c in check.conditions)
     failed = [r for r in results if not r.ok]
     doc: HealthDoc | None = None
     problem = ""
     if obs.connected:
         try:
-            doc = healthjson.parse(obs.content_type, obs.body)
+            doc = healthjson.parse(obs.content_type, obs.body, check.vocabulary or vocabulary)
+        except UnknownStatus as exc:
+            problem = f"HTTP {obs.status}, {exc}"
         except HealthJsonError as exc:
             problem = f"invalid {healthjson.MEDIA_TYPE}: {exc}"
     statuses: list[Status] = ["fail" if failed or problem else "pass"]
@@ -325,7 +331,7 @@ class Prober:
         observations = asyncio.run(observe_all(self.checks, options, self.previous))
         rows: list[Row] = []
         for check, obs in zip(self.checks, observations, strict=True):
-            rows.extend(judge(check, obs))
+            rows.extend(judge(check, obs, self.options.vocabulary))
             obs.previous = None  # keep one scrape per check, not a chain of every round
             if obs.connected:
                 self.previous[check.key] = obs

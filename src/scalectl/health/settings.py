@@ -21,6 +21,7 @@ from scalectl.health import targets as targets_mod
 from scalectl.health.checks import Check
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
 from scalectl.health.probe import ProbeOptions
+from scalectl.health.vocabulary import ANY, builtin
 from scalectl.health.watch import FAILURE_THRESHOLD, SUCCESS_THRESHOLD
 
 if TYPE_CHECKING:
@@ -57,12 +58,16 @@ class HealthFlags:
     interval: str | None = None
     failure_threshold: int | None = None
     success_threshold: int | None = None
+    vocabulary: str | None = None
+    warn_is: str | None = None  # pass | fail
+    strict: bool = False  # --strict: --warn-is fail
 
 
 @dataclass(frozen=True)
 class HealthSettings:
     """A run, resolved: the checks, the options every probe uses, notes for the user,
-    and for --watch/--wait the bound, the pace and the thresholds of the rounds."""
+    for --watch/--wait the bound, the pace and the thresholds of the rounds, and whether
+    warn counts as unhealthy (the exit policy)."""
 
     checks: list[Check]
     options: ProbeOptions
@@ -71,6 +76,7 @@ class HealthSettings:
     interval: float
     failure_threshold: int
     success_threshold: int
+    strict: bool = False
 
 
 def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool) -> HealthSettings:
@@ -107,6 +113,16 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
         problems.append("--timeout bounds --watch or --wait; for one probe use --check-timeout")
     if flags.urls and flags.plan is not None:
         problems.append("give URLs or --plan, not both")
+    if flags.warn_is is not None and flags.warn_is not in ("pass", "fail"):
+        problems.append(f"--warn-is {flags.warn_is}: expected pass or fail")
+    if flags.strict and flags.warn_is == "pass":
+        problems.append("--strict is --warn-is fail; give one of them")
+    vocabulary = None
+    if flags.vocabulary is not None:
+        try:
+            vocabulary = builtin(flags.vocabulary)
+        except ValueError as exc:
+            problems.append(f"--vocabulary {exc}")
     seconds = {
         "check": duration("--check-timeout", flags.check_timeout),
         "timeout": duration("--timeout", flags.timeout),
@@ -175,6 +191,8 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
         or (defaults.rate_window if defaults else None)
         or (interval_seconds if wait or watch else probe_mod.RATE_WINDOW)
     )
+    warn_is = flags.warn_is or ("fail" if flags.strict else None)
+    warn_is = warn_is or (defaults.warn_is if defaults else None) or "pass"
     return HealthSettings(
         checks=checks,
         options=ProbeOptions(
@@ -182,6 +200,7 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
             headers=tuple(header_pairs),
             verify=verify if verify is not None else True,
             rate_window=window,
+            vocabulary=vocabulary or (config.vocabulary if config else None) or ANY,
         ),
         notes=notes,
         timeout=timeout_seconds,
@@ -192,6 +211,7 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
         success_threshold=flags.success_threshold
         or (defaults.success_threshold if defaults else None)
         or SUCCESS_THRESHOLD,
+        strict=warn_is == "fail",
     )
 
 
