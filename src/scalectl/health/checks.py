@@ -43,6 +43,13 @@ class Check:
         return (self.target.name, self.url)
 
     @property
+    def needs_certificate(self) -> bool:
+        """An https:// check whose conditions read [CERTIFICATE_EXPIRATION]."""
+        return self.url.lower().startswith("https://") and any(
+            "[CERTIFICATE_EXPIRATION]" in c.text for c in self.conditions
+        )
+
+    @property
     def needs_two_scrapes(self) -> bool:
         """rate() or increase() in a condition: the URL is scraped twice, a window apart."""
         return any(uses_rates(c) for c in self.conditions)
@@ -66,9 +73,21 @@ def metrics_conditions(error_rate: float) -> tuple[Condition, ...]:
     return (parse_condition("[STATUS] == 200"), parse_condition(ratio))
 
 
+# Endpoints below HTTP (docs/health.md "TCP, TLS and DNS"): connected, a certificate good
+# for two more days (Gatus's example), a name that resolves.
+SOCKET_DEFAULTS = {
+    "tcp": ("[CONNECTED] == true",),
+    "tls": ("[CONNECTED] == true", "[CERTIFICATE_EXPIRATION] > 48h"),
+    "dns": ("[DNS_RCODE] == NOERROR",),
+}
+
+
 def default_conditions(path: str, facts: PlanFacts) -> tuple[Condition, ...]:
-    """The default conditions of `path`: the error-rate ratio for /metrics, a 200 for anything
-    else."""
+    """The default conditions of `path` (or a config's URL): by scheme for tcp://, tls:// and
+    dns://, the error-rate ratio for /metrics, a 200 for anything else."""
+    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
+    if scheme in SOCKET_DEFAULTS:
+        return tuple(parse_condition(c) for c in SOCKET_DEFAULTS[scheme])
     if path.split("?", 1)[0].rstrip("/").endswith(METRICS_PATH):
         return metrics_conditions(facts.error_rate)
     return health_conditions()
