@@ -67,6 +67,15 @@ def test_tcp_connects_to_a_listener_and_fails_on_a_closed_port(
     assert rows[0]["conditions"][0]["detail"] == "[CONNECTED] (true) == true"
 
 
+def test_a_bearer_token_is_no_reason_to_refuse_a_socket_probe(
+    cli: Cli, listener: int, tmp_path: Path
+) -> None:
+    # The token goes with HTTP requests only; a remote tcp:// endpoint never receives it.
+    config = _config(tmp_path, f"  - url: 'tcp://127.0.0.1:{listener}'\n")
+    result = cli("health", "-c", config, "--token-env", "PROBE_TOKEN", env={"PROBE_TOKEN": "t"})
+    assert result.code == 0, result.stderr
+
+
 def test_bad_socket_urls_are_bad_input_with_their_place(cli: Cli, tmp_path: Path) -> None:
     config = _config(
         tmp_path,

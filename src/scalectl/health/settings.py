@@ -173,7 +173,9 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
         raise InputError("nothing to probe: no endpoint of the config matches a target")
     if token:
         named = [t.base_url for t in url_targets]
-        token_stays_home([c.url for c in checks], [*named, *flags.allow_host], env_name or "")
+        # tcp://, tls:// and dns:// probes send no headers, so no token either.
+        sent = [c.url for c in checks if c.url.split("://", 1)[0] in ("http", "https")]
+        token_stays_home(sent, [*named, *flags.allow_host], env_name or "")
 
     header_pairs = [*(defaults.headers.items() if defaults else ()), *extra]
     check_seconds = seconds["check"] or (defaults.timeout if defaults else None)
