@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scalectl.health.conditions import Condition, parse_condition, uses_rates
+from scalectl.health.conditions import Condition, parse_condition, reads, uses_rates
+from scalectl.health.sockets import scheme_of
 from scalectl.health.targets import PlanFacts, Target
 from scalectl.health.vocabulary import Vocabulary
 
@@ -45,8 +46,8 @@ class Check:
     @property
     def needs_certificate(self) -> bool:
         """An https:// check whose conditions read [CERTIFICATE_EXPIRATION]."""
-        return self.url.lower().startswith("https://") and any(
-            "[CERTIFICATE_EXPIRATION]" in c.text for c in self.conditions
+        return scheme_of(self.url) == "https" and any(
+            reads(c, "CERTIFICATE_EXPIRATION") for c in self.conditions
         )
 
     @property
@@ -85,8 +86,7 @@ SOCKET_DEFAULTS = {
 def default_conditions(path: str, facts: PlanFacts) -> tuple[Condition, ...]:
     """The default conditions of `path` (or a config's URL): by scheme for tcp://, tls:// and
     dns://, the error-rate ratio for /metrics, a 200 for anything else."""
-    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
-    if scheme in SOCKET_DEFAULTS:
+    if "://" in path and (scheme := scheme_of(path)) in SOCKET_DEFAULTS:
         return tuple(parse_condition(c) for c in SOCKET_DEFAULTS[scheme])
     if path.split("?", 1)[0].rstrip("/").endswith(METRICS_PATH):
         return metrics_conditions(facts.error_rate)

@@ -21,6 +21,7 @@ from scalectl.health import targets as targets_mod
 from scalectl.health.checks import Check
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
 from scalectl.health.probe import ProbeOptions
+from scalectl.health.sockets import scheme_of
 from scalectl.health.vocabulary import ANY, builtin
 from scalectl.health.watch import FAILURE_THRESHOLD, SUCCESS_THRESHOLD
 
@@ -174,7 +175,7 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
     if token:
         named = [t.base_url for t in url_targets]
         # tcp://, tls:// and dns:// probes send no headers, so no token either.
-        sent = [c.url for c in checks if c.url.split("://", 1)[0] in ("http", "https")]
+        sent = [c.url for c in checks if scheme_of(c.url) in targets_mod.HTTP]
         token_stays_home(sent, [*named, *flags.allow_host], env_name or "")
 
     header_pairs = [*(defaults.headers.items() if defaults else ()), *extra]

@@ -133,6 +133,11 @@ def selectors(cond: Condition) -> list[Selector]:
     return [n.selector for n in _nodes(cond) if isinstance(n, Placeholder) and n.selector]
 
 
+def reads(cond: Condition, name: str) -> bool:
+    """Whether the condition reads the placeholder `name` (CERTIFICATE_EXPIRATION, ...)."""
+    return any(isinstance(n, Placeholder) and n.name == name for n in _nodes(cond))
+
+
 def uses_rates(cond: Condition) -> bool:
     """Whether the condition needs two scrapes: rate() or increase()."""
     return any(isinstance(n, Call) and n.func in RATE_FUNCTIONS for n in _nodes(cond))
