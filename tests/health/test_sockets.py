@@ -4,7 +4,6 @@ real listeners on loopback and a certificate made here with the openssl CLI."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import ssl
 import subprocess
@@ -22,6 +21,7 @@ from scalectl.health.sockets import not_after
 from scalectl.stack.process import free_port
 from tests.conftest import Result
 from tests.health.server import serve
+from tests.helpers.tls import self_signed
 
 Cli = Callable[..., Result]
 
@@ -127,37 +127,7 @@ def test_durations_are_milliseconds_only_against_certificate_expiration() -> Non
 @pytest.fixture(scope="module")
 def ten_days(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, valid for 10 days."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    directory = tmp_path_factory.mktemp("tls10")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "10",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls10"), days=10)
 
 
 @pytest.fixture
