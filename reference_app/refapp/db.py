@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from refapp.breaker import CircuitBreaker
 from refapp.metrics import DB_POOL_CONNECTIONS, DB_POOL_SIZE, DB_POOL_WAITING, DB_QUERIES
-from refapp.migration import SCHEMA_LOCK_KEY, schema_sql
+from refapp.migration import migrate_async
 from refapp.pgcheckout import CheckoutCheck
 from refapp.settings import Settings
 
@@ -322,13 +322,11 @@ class Database:
                 delay = min(delay * 2, 5.0)
 
     async def migrate(self) -> None:
-        """schema.sql is idempotent (IF NOT EXISTS); the advisory lock stops concurrent
-        CREATEs from colliding when several workers start at once."""
-        async with self.primary.session() as db, db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-            await db.execute(schema_sql().encode())
+        """schema.sql, once per version (refapp.migration says why not at every start)."""
+        async with self.primary.session() as db:
+            ran = await migrate_async(db.conn)
         self.migrated = True
-        log.info("schema migrated")
+        log.info("schema migrated" if ran else "schema is current")
 
     def _reader(self) -> Target:
         healthy = [r for r in self.replicas if r.breaker.closed]

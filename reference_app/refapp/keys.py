@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from refapp.migration import SCHEMA_LOCK_KEY, schema_sql
+from refapp.migration import migrate
 from refapp.settings import Settings
 
 TIERS = ("premium", "basic", "free")
@@ -61,10 +61,8 @@ def key_hash(key: str) -> bytes:
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """schema.sql under the app's advisory lock: minting may run before any app started."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        conn.execute(schema_sql().encode())
+    """The app's schema: minting may run before any app started."""
+    migrate(conn)
 
 
 def create(database_url: str, user: int, tiers: Sequence[str], count: int) -> list[MintedKey]:

@@ -1,4 +1,4 @@
--- Idempotent: run at every start (refapp.db.migrate) under an advisory lock.
+-- Idempotent, applied once per version of this file (refapp.migration).
 CREATE TABLE IF NOT EXISTS submissions (
     id          uuid PRIMARY KEY,
     user_id     bigint      NOT NULL,
