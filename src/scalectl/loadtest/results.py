@@ -32,21 +32,23 @@ class Latency:
     @classmethod
     def of(cls, hist: Any) -> Latency:
         """The statistics of an HDR histogram of microseconds; all None when it is empty."""
-        count = int(hist.get_total_count())
-        if count == 0:
+        from scalectl.loadtest.hdrstats import Summary
+
+        summary = Summary(hist)
+        if summary.total == 0:
             return cls(0, None, None, None, None, None, None)
 
         def pct(p: float) -> float:
-            return round(float(hist.get_value_at_percentile(p)) / 1000, 3)
+            return round(float(summary.percentile(p)) / 1000, 3)
 
         return cls(
-            count=count,
+            count=summary.total,
             p50_ms=pct(50),
             p90_ms=pct(90),
             p95_ms=pct(95),
             p99_ms=pct(99),
-            max_ms=round(hist.get_max_value() / 1000, 3),
-            mean_ms=round(hist.get_mean_value() / 1000, 3),
+            max_ms=round(summary.max_value / 1000, 3),
+            mean_ms=round(summary.mean / 1000, 3),
         )
 
     def get(self, name: str) -> float | None:

@@ -1,0 +1,71 @@
+"""Percentiles and the mean of an HDR histogram, the same values the hdrh library gives, in a
+fraction of its time.
+
+hdrh walks every count in Python for each percentile and walks them again through its
+iterator for the mean: about 300 ms per histogram at 1 µs..1 h and 3 digits. A run's results
+take one per endpoint and per second, so reading an hour's run that way takes hours. Here the
+counts between the lowest and the highest recorded value are copied out once (a C-level
+slice), summed cumulatively, and each percentile is a binary search; the value of each index
+comes from tables built once per histogram layout with hdrh's own functions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import operator
+from typing import Any
+
+
+@functools.cache
+def _tables(lowest: int, highest: int, digits: int) -> tuple[list[int], list[int]]:
+    """Per counts index: the highest value it stands for (what hdrh reports for a
+    percentile) and its median value (what hdrh averages for the mean)."""
+    from hdrh.histogram import HdrHistogram
+
+    layout = HdrHistogram(lowest, highest, digits)
+    values = [layout.get_value_from_index(i) for i in range(layout.counts_len)]
+    high = [layout.get_highest_equivalent_value(v) for v in values]
+    median = [layout._hdr_median_equiv_value(v) for v in values]
+    return high, median
+
+
+class Summary:
+    """The recorded counts of one histogram, ready for any number of percentiles."""
+
+    def __init__(self, hist: Any) -> None:
+        self.total = int(hist.get_total_count())
+        self.max_value = int(hist.get_max_value()) if self.total else 0
+        self._high: list[int] = []
+        self._cumulative: list[int] = []
+        self._mean = 0.0
+        if not self.total:
+            return
+        high, median = _tables(
+            hist.lowest_trackable_value, hist.highest_trackable_value, hist.significant_figures
+        )
+        # A decoded histogram may hold fewer counts than its layout: the rest are zero.
+        stored = min(hist.counts_len, hist.encoder.payload.counts_len)
+        first = min(hist._counts_index_for(hist.min_value), stored - 1)
+        last = min(hist._counts_index_for(hist.max_value), stored - 1)
+        # Through a memoryview: slicing the ctypes array itself makes each int in Python.
+        counts = memoryview(hist.counts).cast("B").cast("Q")[first : last + 1].tolist()
+        self._high = high[first : last + 1]
+        self._cumulative = list(itertools.accumulate(counts))
+        weighted = sum(map(operator.mul, counts, median[first : last + 1]))
+        self._mean = weighted / self.total
+
+    def percentile(self, percentile: float) -> int:
+        """The value at `percentile` (0 < percentile <= 100), as hdrh's
+        get_value_at_percentile; 0 for an empty histogram."""
+        if not self.total:
+            return 0
+        target = max(int(min(percentile, 100.0) * self.total / 100 + 0.5), 1)
+        index = bisect.bisect_left(self._cumulative, target)
+        return self._high[min(index, len(self._high) - 1)]
+
+    @property
+    def mean(self) -> float:
+        """As hdrh's get_mean_value: each count at its bucket's median value."""
+        return self._mean
