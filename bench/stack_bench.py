@@ -386,13 +386,15 @@ def main() -> None:
             }
             floor_label = "bare route (floor)"
             runs: dict[str, list[dict[str, float]]] = {label: [] for label in phases}
-            # Per phase and round: its rps and p95 over the floor's, measured right before
-            # and right after it, so the machine's drift over a run moves both alike.
-            ratios: dict[str, list[tuple[float, float]]] = {label: [] for label in phases}
+            # Per phase, one (rps, p95) per round: over the floor's measured right before and
+            # right after each half, so the machine's drift over a run moves both alike; the
+            # round's figure is the mean of its two halves (ABBA).
+            by_round: dict[str, list[tuple[float, float]]] = {label: [] for label in phases}
             mix_before = mix_after = 0.0
             mix_sent = 0.0
             measured_by_app = [label for label in phases if label != floor_label]
             for _ in range(args.rounds):
+                halves: dict[str, list[tuple[float, float]]] = {k: [] for k in measured_by_app}
                 order = [*measured_by_app, *reversed(measured_by_app)]
                 floors = [wrk(bare, floor_paths, s / 2, c, {})]
                 runs[floor_label].append(floors[-1])
@@ -408,11 +410,15 @@ def main() -> None:
                     floors.append(wrk(bare, floor_paths, s / 2, c, {}))
                     runs[floor_label].append(floors[-1])
                     around = floors[-2:]
-                    ratios[label].append(
+                    halves[label].append(
                         (
                             measured["rps"] / statistics.fmean(f["rps"] for f in around),
                             measured["p95"] / statistics.fmean(f["p95"] for f in around),
                         )
+                    )
+                for label, pair in halves.items():
+                    by_round[label].append(
+                        (statistics.fmean(h[0] for h in pair), statistics.fmean(h[1] for h in pair))
                     )
             res = {
                 label: {k: statistics.fmean(m[k] for m in ms) for k in ms[0]}
@@ -420,25 +426,17 @@ def main() -> None:
             }
             for label, r in res.items():
                 _row(label, r)
-            # The median over rounds of each round's mean ratio (both halves of ABBA).
             ratio = {
-                label: tuple(
-                    statistics.median(
-                        statistics.fmean(x[i] for x in pairs[r * 2 : r * 2 + 2])
-                        for r in range(args.rounds)
-                    )
-                    for i in (0, 1)
+                label: (
+                    statistics.median(r[0] for r in rounds),
+                    statistics.median(r[1] for r in rounds),
                 )
-                for label, pairs in ratios.items()
-                if pairs
+                for label, rounds in by_round.items()
+                if rounds
             }
             if args.rounds > 1:
                 for label in measured_by_app:
-                    per_round = [
-                        statistics.fmean(x[0] for x in ratios[label][r * 2 : r * 2 + 2])
-                        for r in range(args.rounds)
-                    ]
-                    shown = ", ".join(f"{v:.2f}" for v in per_round)
+                    shown = ", ".join(f"{r[0]:.2f}" for r in by_round[label])
                     print(f"  {label:32s} throughput / floor by round: {shown}")
 
             # A rate both paths hold: the generator (Locust) takes CPU that wrk did not, so

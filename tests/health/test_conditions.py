@@ -206,7 +206,7 @@ def test_raw_body_and_selectors_are_exposed() -> None:
             "[FOO] == 1",
             1,
             "unknown placeholder [FOO]; expected [STATUS], [RESPONSE_TIME], [CONNECTED], "
-            "[BODY], [METRIC]",
+            "[BODY], [METRIC], [CERTIFICATE_EXPIRATION], [DNS_RCODE]",
         ),
         ("[status] == 1", 1, "unknown placeholder [status]; did you mean [STATUS]?"),
         ("[1] == 1", 1, "expected a placeholder such as [STATUS] or [BODY]"),

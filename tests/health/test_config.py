@@ -78,8 +78,8 @@ def test_every_problem_is_reported_with_its_place(tmp_path: Path) -> None:
         f"{path}:4:13 defaults.interval: expected a duration such as 500ms, 5s, 2m, 1h30m or "
         "7d, got 'soon'",
         f"{path}:6:5 endpoints[0]: set exactly one of 'url' or 'path'",
-        f"{path}:9:10 endpoints[1].url: bad URL 'ftp://x/': expected http:// or https:// and "
-        "a host",
+        f"{path}:9:10 endpoints[1].url: bad URL 'ftp://x/': expected http://, https://, "
+        "tcp://, tls:// or dns:// and a host",
         f'{path}:10:18 endpoints[1].conditions[0]: "[STATUS] = 200", column 10: unknown '
         "operator '='; use == to compare",
         f"{path}:11:11 endpoints[2].path: must match pattern '^/'",
@@ -102,8 +102,8 @@ def test_bad_urls_and_conditions_after_the_schema_passes(tmp_path: Path) -> None
     with pytest.raises(InputError) as info:
         load_config(path)
     assert list(info.value.lines) == [
-        f"{path}:3:10 endpoints[0].url: bad URL 'ftp://x/': expected http:// or https:// "
-        "and a host",
+        f"{path}:3:10 endpoints[0].url: bad URL 'ftp://x/': expected http://, https://, "
+        "tcp://, tls:// or dns:// and a host",
         f'{path}:5:9 endpoints[0].conditions[0]: "[STATUS] = 200", column 10: unknown '
         "operator '='; use == to compare",
         f"{path}:8:17 endpoints[1].conditions: must list at least one",

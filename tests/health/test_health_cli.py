@@ -5,7 +5,6 @@ against the real stack in test_health_stack.py."""
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -18,6 +17,7 @@ from scalectl.errors import ExitCode
 from scalectl.stack.process import free_port
 from tests.conftest import Result, fixture_path
 from tests.health.server import METRICS, Routes, component, serve
+from tests.helpers.tls import self_signed
 
 Cli = Callable[..., Result]
 
@@ -267,36 +267,7 @@ def test_without_a_stack_or_url_it_says_so(cli: Cli, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"), days=1)
 
 
 def test_tls_verification_insecure_and_a_ca_bundle(

@@ -11,14 +11,9 @@ from typing import Any
 import yaml
 
 from scalectl.files import write_tree
-from scalectl.plan import prepare, render_files
 from scalectl.plan.validate import run_checks
-from tests.conftest import fixture_path
 from tests.helpers.input_files import problems
-
-MINIMAL = fixture_path("plans", "minimal.yaml").read_text()
-REPLICAS = "    replicas: {min: 2, max: 10}\n"
-FIRST_ADDED_LINE = MINIMAL.splitlines().index(REPLICAS.rstrip()) + 2
+from tests.helpers.minimal_plan import FIRST_ADDED_LINE, MINIMAL, render, with_api
 
 # Jobsprint: scale up by 100% per 30 s or 2 pods, whichever is more; down by 50% per 60 s.
 JOBSPRINT = """\
@@ -34,18 +29,6 @@ JOBSPRINT = """\
           policies:
             - {type: Percent, value: 50, period_seconds: 60}
 """
-
-
-def with_api(extra: str) -> str:
-    """MINIMAL with `extra` (indented for services.api) after the api's replicas."""
-    assert REPLICAS in MINIMAL
-    return MINIMAL.replace(REPLICAS, REPLICAS + extra)
-
-
-def render(tmp_path: Path, text: str) -> dict[str, bytes]:
-    path = tmp_path / "plan.yaml"
-    path.write_text(text)
-    return render_files(prepare(path, "production"))
 
 
 def behavior(files: dict[str, bytes]) -> dict[str, Any]:

@@ -11,14 +11,9 @@ from typing import Any
 import yaml
 
 from scalectl.files import write_tree
-from scalectl.plan import prepare, render_files
 from scalectl.plan.validate import run_checks
-from tests.conftest import fixture_path
 from tests.helpers.input_files import problems
-
-MINIMAL = fixture_path("plans", "minimal.yaml").read_text()
-REPLICAS = "    replicas: {min: 2, max: 10}\n"
-FIRST_ADDED_LINE = MINIMAL.splitlines().index(REPLICAS.rstrip()) + 2
+from tests.helpers.minimal_plan import FIRST_ADDED_LINE, MINIMAL, render, with_api
 
 TIMINGS = """\
     health:
@@ -27,18 +22,6 @@ TIMINGS = """\
         readiness: {period_seconds: 3, timeout_seconds: 1, failure_threshold: 4}
         startup: {failure_threshold: 100}
 """
-
-
-def with_api(extra: str) -> str:
-    """MINIMAL with `extra` (indented for services.api) after the api's replicas."""
-    assert REPLICAS in MINIMAL
-    return MINIMAL.replace(REPLICAS, REPLICAS + extra)
-
-
-def render(tmp_path: Path, text: str) -> dict[str, bytes]:
-    path = tmp_path / "plan.yaml"
-    path.write_text(text)
-    return render_files(prepare(path, "production"))
 
 
 def container(files: dict[str, bytes]) -> dict[str, Any]:

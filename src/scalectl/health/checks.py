@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scalectl.health.conditions import Condition, parse_condition, uses_rates
+from scalectl.health.conditions import Condition, parse_condition, reads, uses_rates
+from scalectl.health.sockets import scheme_of
 from scalectl.health.targets import PlanFacts, Target
 from scalectl.health.vocabulary import Vocabulary
 
@@ -43,6 +44,13 @@ class Check:
         return (self.target.name, self.url)
 
     @property
+    def needs_certificate(self) -> bool:
+        """An https:// check whose conditions read [CERTIFICATE_EXPIRATION]."""
+        return scheme_of(self.url) == "https" and any(
+            reads(c, "CERTIFICATE_EXPIRATION") for c in self.conditions
+        )
+
+    @property
     def needs_two_scrapes(self) -> bool:
         """rate() or increase() in a condition: the URL is scraped twice, a window apart."""
         return any(uses_rates(c) for c in self.conditions)
@@ -66,9 +74,20 @@ def metrics_conditions(error_rate: float) -> tuple[Condition, ...]:
     return (parse_condition("[STATUS] == 200"), parse_condition(ratio))
 
 
+# Endpoints below HTTP (docs/health.md "TCP, TLS and DNS"): connected, a certificate good
+# for two more days (Gatus's example), a name that resolves.
+SOCKET_DEFAULTS = {
+    "tcp": ("[CONNECTED] == true",),
+    "tls": ("[CONNECTED] == true", "[CERTIFICATE_EXPIRATION] > 48h"),
+    "dns": ("[DNS_RCODE] == NOERROR",),
+}
+
+
 def default_conditions(path: str, facts: PlanFacts) -> tuple[Condition, ...]:
-    """The default conditions of `path`: the error-rate ratio for /metrics, a 200 for anything
-    else."""
+    """The default conditions of `path` (or a config's URL): by scheme for tcp://, tls:// and
+    dns://, the error-rate ratio for /metrics, a 200 for anything else."""
+    if "://" in path and (scheme := scheme_of(path)) in SOCKET_DEFAULTS:
+        return tuple(parse_condition(c) for c in SOCKET_DEFAULTS[scheme])
     if path.split("?", 1)[0].rstrip("/").endswith(METRICS_PATH):
         return metrics_conditions(facts.error_rate)
     return health_conditions()

@@ -20,7 +20,7 @@ from scalectl.errors import InputError
 from scalectl.health.checks import Check, default_conditions
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
 from scalectl.health.headers import name_problem, value_problem
-from scalectl.health.targets import PlanFacts, Target, check_url, from_url
+from scalectl.health.targets import ENDPOINT_SCHEMES, PlanFacts, Target, check_url, from_url
 from scalectl.health.vocabulary import Vocabulary, builtin, custom, map_problems
 from scalectl.plan.load import Problem, raise_problems, schema_problems
 from scalectl.strict import Strict
@@ -62,7 +62,10 @@ class Endpoint(Strict):
     target."""
 
     name: str | None = Field(None, description="Shown in the table; default: the URL or path.")
-    url: str | None = Field(None, description="An absolute http(s) URL, probed once.")
+    url: str | None = Field(
+        None,
+        description="Probed once: http(s)://..., tcp://host:port, tls://host:port or dns://name.",
+    )
     path: str | None = Field(
         None,
         pattern=r"^/",
@@ -226,7 +229,7 @@ def _content_problems(data: dict[str, Any], located: Located) -> list[Problem]:
             continue
         here: tuple[str | int, ...] = ("endpoints", i)
         url = endpoint.get("url")
-        if isinstance(url, str) and (why := check_url(url)):
+        if isinstance(url, str) and (why := check_url(url, ENDPOINT_SCHEMES)):
             add((*here, "url"), why)
         conditions = endpoint.get("conditions")
         if isinstance(conditions, list):
@@ -254,7 +257,7 @@ def config_checks(
     checks = []
     for spec in config.endpoints:
         if spec.url is not None:
-            target = from_url(spec.url)
+            target = from_url(spec.url, ENDPOINT_SCHEMES)
             chosen = tuple(conditions) or spec.conditions or default_conditions(spec.url, facts)
             checks.append(
                 Check(

@@ -1,4 +1,5 @@
-"""Run checks concurrently (httpx async), judge each response, and summarise as rows.
+"""Run checks concurrently (httpx async; tcp://, tls://, dns:// in sockets.py), judge each
+response, and summarise as rows.
 
 One row per check (the endpoint itself) plus one per component of an
 application/health+json body. Healthy means no row fails (and, with strict, none warns).
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 
 from scalectl.errors import InputError
-from scalectl.health import healthjson
+from scalectl.health import healthjson, sockets
 from scalectl.health.checks import Check, default_checks
 from scalectl.health.conditions import ConditionResult, Observation, evaluate
 from scalectl.health.healthjson import HealthDoc, HealthJsonError, UnknownStatus
@@ -164,7 +165,7 @@ def judge(check: Check, obs: Observation, vocabulary: Vocabulary = ANY) -> list[
         if doc.output:
             detail += f": {doc.output}"
     else:
-        detail = f"HTTP {obs.status}"
+        detail = sockets.summary(check.url, obs) or f"HTTP {obs.status}"
     release = doc.release_id if doc is not None else None
     if release:
         detail += f", release {release}"
@@ -253,6 +254,12 @@ async def _check(
     def left() -> float:
         return timeout if cap is None else min(timeout, cap - (time.monotonic() - started))
 
+    if sockets.scheme_of(check.url) in sockets.SCHEMES:
+        return await sockets.observe(check.url, options.verify, left())
+    if check.needs_certificate:
+        obs = await _observe(client, check, options, left())
+        await sockets.add_certificate(obs, check.url, options.verify, left())
+        return obs
     if not check.needs_two_scrapes:
         return await _observe(client, check, options, left())
     first = previous

@@ -21,6 +21,7 @@ from scalectl.health import targets as targets_mod
 from scalectl.health.checks import Check
 from scalectl.health.conditions import Condition, ConditionError, parse_condition
 from scalectl.health.probe import ProbeOptions
+from scalectl.health.sockets import scheme_of
 from scalectl.health.vocabulary import ANY, builtin
 from scalectl.health.watch import FAILURE_THRESHOLD, SUCCESS_THRESHOLD
 
@@ -173,7 +174,9 @@ def resolve(flags: HealthFlags, environ: Mapping[str, str], *, interactive: bool
         raise InputError("nothing to probe: no endpoint of the config matches a target")
     if token:
         named = [t.base_url for t in url_targets]
-        token_stays_home([c.url for c in checks], [*named, *flags.allow_host], env_name or "")
+        # tcp://, tls:// and dns:// probes send no headers, so no token either.
+        sent = [c.url for c in checks if scheme_of(c.url) in targets_mod.HTTP]
+        token_stays_home(sent, [*named, *flags.allow_host], env_name or "")
 
     header_pairs = [*(defaults.headers.items() if defaults else ()), *extra]
     check_seconds = seconds["check"] or (defaults.timeout if defaults else None)

@@ -53,22 +53,32 @@ def _path_of(paths: tuple[tuple[str, str], ...], service: str | None, default: s
     return paths[0][1] if paths else default
 
 
-def check_url(text: str) -> str | None:
-    """Why `text` is not a URL health can probe, or None when it is."""
+HTTP = ("http", "https")
+ENDPOINT_SCHEMES = (*HTTP, "tcp", "tls", "dns")  # a config's `url`: docs/health.md
+
+
+def check_url(text: str, schemes: tuple[str, ...] = HTTP) -> str | None:
+    """Why `text` is not a URL health can probe, or None when it is. `schemes`: what is
+    allowed; tcp:// and tls:// need a port, dns:// a name and nothing else."""
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
+        port = parts.port
     except ValueError as exc:
         return f"bad URL '{text}': {exc}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"bad URL '{text}': expected http:// or https:// and a host"
+    if parts.scheme not in schemes or not parts.hostname:
+        expected = ", ".join(f"{s}://" for s in schemes[:-1]) + f" or {schemes[-1]}://"
+        return f"bad URL '{text}': expected {expected} and a host"
+    if parts.scheme in ("tcp", "tls") and (port is None or parts.path or parts.query):
+        return f"bad URL '{text}': expected {parts.scheme}://host:port, nothing after the port"
+    if parts.scheme == "dns" and (port is not None or parts.path or parts.query):
+        return f"bad URL '{text}': expected dns://name, the name to resolve and nothing else"
     return None
 
 
-def from_url(text: str) -> Target:
-    """A target from a URL argument; its path, when it has one, is the only one probed. Raises
-    InputError for a URL health cannot probe."""
-    problem = check_url(text)
+def from_url(text: str, schemes: tuple[str, ...] = HTTP) -> Target:
+    """A target from a URL argument (or a config's `url`, with `schemes`); its path, when it
+    has one, is the only one probed. Raises InputError for a URL health cannot probe."""
+    problem = check_url(text, schemes)
     if problem:
         raise InputError(problem)
     parts = urlsplit(text)

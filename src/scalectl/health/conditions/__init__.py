@@ -11,7 +11,13 @@ from __future__ import annotations
 from scalectl.health.conditions.evaluate import ConditionResult, evaluate
 from scalectl.health.conditions.observation import Observation
 from scalectl.health.conditions.parser import parse_condition
-from scalectl.health.conditions.syntax import Condition, ConditionError, selectors, uses_rates
+from scalectl.health.conditions.syntax import (
+    Condition,
+    ConditionError,
+    reads,
+    selectors,
+    uses_rates,
+)
 
 __all__ = [
     "Condition",
@@ -20,6 +26,7 @@ __all__ = [
     "Observation",
     "evaluate",
     "parse_condition",
+    "reads",
     "selectors",
     "uses_rates",
 ]

@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from scalectl.duration import format_duration
 from scalectl.health.conditions.observation import Observation
 from scalectl.health.conditions.syntax import (
+    ALWAYS_KNOWN,
     NUMBER,
     RATE_FUNCTIONS,
     BinOp,
@@ -96,11 +98,19 @@ def _placeholder_value(node: Placeholder, obs: Observation) -> Any:
         return obs.status
     if node.name == "RESPONSE_TIME":
         return round(obs.elapsed_ms, 1)
+    if node.name == "DNS_RCODE":
+        if obs.dns_rcode is None:
+            raise _Unresolved(obs.error or "not a DNS probe (dns://name)")
+        return obs.dns_rcode
     if not obs.connected:
         raise _Unresolved(f"no response ({obs.error or 'not connected'})")
     if node.name == "METRIC":
         assert node.selector is not None
         return _metric(node.selector, obs)
+    if node.name == "CERTIFICATE_EXPIRATION":
+        if obs.certificate_ms is None:
+            raise _Unresolved(obs.certificate_error or "no TLS certificate (https:// or tls://)")
+        return obs.certificate_ms
     if not node.path:
         return obs.text.strip()
     ok, data = obs.json
@@ -188,7 +198,7 @@ def _over_time(node: Call, obs: Observation) -> float:
 
 
 def _has(node: Placeholder, obs: Observation) -> bool:
-    if node.name in ("STATUS", "RESPONSE_TIME", "CONNECTED"):
+    if node.name in ALWAYS_KNOWN:
         return obs.connected
     if node.name == "METRIC":
         parsed = obs.metrics if obs.connected else ""
@@ -271,6 +281,9 @@ def _plain(value: Any) -> str:
 def _show(node: Node, value: Any) -> str:
     if isinstance(node, Literal) or (isinstance(node, Call) and node.func in ("pat", "any")):
         return node.text
+    if isinstance(node, Placeholder) and node.name == "CERTIFICATE_EXPIRATION":
+        left = value / 1000
+        return f"{node.text} ({'-' if left < 0 else ''}{format_duration(abs(left))})"
     return f"{node.text} ({_show_value(value)})"
 
 

@@ -1,4 +1,4 @@
-"""What one HTTP probe saw, as conditions read it."""
+"""What one probe (HTTP, TCP, TLS or DNS) saw, as conditions read it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from scalectl.health import exposition
 class Observation:
     """One response (or the lack of one). Bodies are parsed (JSON, exposition) once, on
     first use. `previous` is an earlier scrape of the same URL, for rate() and increase();
-    `taken_at` (time.monotonic() when the request was sent) measures the window."""
+    `taken_at` (time.monotonic() when the request was sent) measures the window.
+    `certificate_ms` is the time left until the TLS leaf certificate's notAfter (None:
+    not read, `certificate_error` says why); `dns_rcode` the outcome of a DNS probe."""
 
     def __init__(
         self,
@@ -25,6 +27,9 @@ class Observation:
         error: str = "",
         taken_at: float = 0.0,
         previous: Observation | None = None,
+        certificate_ms: float | None = None,
+        certificate_error: str = "",
+        dns_rcode: str | None = None,
     ) -> None:
         self.connected = connected
         self.status = status
@@ -34,6 +39,9 @@ class Observation:
         self.error = error
         self.taken_at = taken_at
         self.previous = previous
+        self.certificate_ms = certificate_ms
+        self.certificate_error = certificate_error
+        self.dns_rcode = dns_rcode
 
     @cached_property
     def text(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
+from scalectl.duration import parse_duration
 from scalectl.health.conditions.syntax import (
     FUNCTIONS,
     NUMBER,
@@ -91,6 +92,7 @@ class _Parser:
                     f"only one comparison per condition; unexpected '{extra.text}'", extra.pos
                 )
             raise self.fail(f"unexpected '{extra.text}' after the condition", extra.pos)
+        left, right = _durations(left, right), _durations(right, left)
         cond = Condition(self.text.strip(), left, tok.text, right)
         self.check(cond)
         return cond
@@ -209,6 +211,24 @@ class _Parser:
                 )
         if not (_reads_response(cond.left) or _reads_response(cond.right)):
             raise self.fail("compares two constants; use a placeholder such as [STATUS]", 0)
+
+
+def _durations(node: Node, other: Node) -> Node:
+    """`node` as milliseconds when it is a duration (48h, 7d) compared with
+    [CERTIFICATE_EXPIRATION], as Gatus reads it; otherwise unchanged."""
+    if not (
+        isinstance(other, Placeholder)
+        and other.name == "CERTIFICATE_EXPIRATION"
+        and isinstance(node, Literal)
+        and isinstance(node.value, str)
+        and not _is_number(node.value)
+    ):
+        return node
+    try:
+        seconds = parse_duration(node.value)
+    except ValueError:
+        return node  # reported as not a number by check()
+    return Literal(seconds * 1000, node.text, node.pos)
 
 
 def _reads_response(node: Node) -> bool:

@@ -8,6 +8,10 @@ Grammar (docs/health.md "Conditions"):
     atom      := NUMBER | WORD | "quoted" | PLACEHOLDER | NAME "(" args ")" | "(" expr ")"
     PLACEHOLDER := [STATUS] | [RESPONSE_TIME] | [CONNECTED] | [BODY](.key | [index])*
                  | [METRIC].selector          selector: name{label op "value", ...}
+                 | [CERTIFICATE_EXPIRATION] | [DNS_RCODE]
+
+A duration (48h, 7d) compared with [CERTIFICATE_EXPIRATION] is read as milliseconds, as
+in Gatus.
 """
 
 from __future__ import annotations
@@ -18,7 +22,17 @@ from dataclasses import dataclass
 from scalectl.errors import InputError
 from scalectl.health.exposition import Selector
 
-PLACEHOLDERS = ("STATUS", "RESPONSE_TIME", "CONNECTED", "BODY", "METRIC")
+PLACEHOLDERS = (
+    "STATUS",
+    "RESPONSE_TIME",
+    "CONNECTED",
+    "BODY",
+    "METRIC",
+    "CERTIFICATE_EXPIRATION",
+    "DNS_RCODE",
+)
+# Placeholders with a value even without a response (the rest need one).
+ALWAYS_KNOWN = ("STATUS", "RESPONSE_TIME", "CONNECTED")
 FUNCTIONS = ("len", "has", "pat", "any", "rate", "increase")
 RATE_FUNCTIONS = ("rate", "increase")  # over two scrapes a window apart
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
@@ -117,6 +131,11 @@ def _nodes(cond: Condition) -> list[Node]:
 def selectors(cond: Condition) -> list[Selector]:
     """The metric selectors a condition reads (for docs and JSON output)."""
     return [n.selector for n in _nodes(cond) if isinstance(n, Placeholder) and n.selector]
+
+
+def reads(cond: Condition, name: str) -> bool:
+    """Whether the condition reads the placeholder `name` (CERTIFICATE_EXPIRATION, ...)."""
+    return any(isinstance(n, Placeholder) and n.name == name for n in _nodes(cond))
 
 
 def uses_rates(cond: Condition) -> bool:
