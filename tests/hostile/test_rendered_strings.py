@@ -85,6 +85,13 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
         'worker"]\n    privileged: true\n    x: ["',
         "workers.analysis.command[1]",
     ),
+    "worker-metrics-path-newline": (
+        lambda plan, path: plan["workers"]["analysis"].update(
+            command=["celery", "worker"], metrics={"port": 9191, "path": path}
+        ),
+        '/metrics"\n    privileged: true\n    x: "',
+        "workers.analysis.metrics.path",
+    ),
     # pydantic's \d matches any Unicode digit; these reach nginx and kubernetes-validate.
     "body-size-unicode-digits": (
         lambda plan, size: plan.setdefault("load_balancer", {}).update(client_max_body_size=size),
@@ -201,4 +208,35 @@ def test_escaping_holds_when_a_pattern_lets_a_hostile_argv_through() -> None:
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["celery", arg.replace("$", "$$")]
+    assert "privileged" not in container
+
+
+def test_escaping_holds_when_a_pattern_lets_a_hostile_metrics_path_through() -> None:
+    """A worker's metrics path that skipped validation (model_copy) stays one value in the
+    scrape config and in every probe."""
+    from dataclasses import replace
+
+    from scalectl.plan import Prepared, prepare, render_files
+    from scalectl.plan.workloads import WorkerMetrics
+
+    prepared = prepare(MULTI, "production")
+    plan = prepared.loaded.plan
+    path = '/m"\n    privileged: true\u2028k: v #'
+    metrics = WorkerMetrics(port=9400).model_copy(update={"path": path})
+    worker = plan.workers["analysis"].model_copy(
+        update={"command": ["celery", "worker"], "metrics": metrics}
+    )
+    loaded = replace(
+        prepared.loaded, plan=plan.model_copy(update={"workers": {"analysis": worker}})
+    )
+    files = render_files(Prepared(loaded, prepared.sizing))
+
+    config = yaml.safe_load(files["prometheus/prometheus.yml"])
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "analysis"]
+    assert job["metrics_path"] == path
+    docs = [d for d in yaml.safe_load_all(files["kubernetes/analysis.yaml"]) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == path
     assert "privileged" not in container

@@ -176,15 +176,17 @@ def concurrency_env(queue: str) -> str:
 
 
 def worker_env(plan: Plan, name: str, spec: Worker) -> ContainerEnv:
-    """The environment of one worker's container: its drain time, where its metrics go, its
+    """The environment of one worker's container: its drain time, where Dramatiq's metrics
+    go (the default command only) or the concurrency a custom command should run at, its
     pool capped at its threads (no database settings when it does not use the database), and
     the plan-wide settings."""
-    head = [
-        ("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds)),
-        ("dramatiq_prom_db", METRICS_DIR),
-        ("dramatiq_prom_port", str(WORKER_METRICS_PORT)),
-    ]
-    if spec.command is not None:
+    head = [("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds))]
+    if spec.command is None:
+        head += [
+            ("dramatiq_prom_db", METRICS_DIR),
+            ("dramatiq_prom_port", str(WORKER_METRICS_PORT)),
+        ]
+    else:
         # A custom program cannot be given --threads; it reads the concurrency sizing
         # counted on from here.
         head.append(("WORKER_CONCURRENCY", str(spec.consumers_per_replica)))

@@ -6,6 +6,7 @@ import ipaddress
 import itertools
 from collections.abc import Iterator
 
+from scalectl.plan.appenv import WORKER_METRICS_PORT
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
@@ -70,6 +71,12 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
         yield from _replicas(worker.replicas, (*base, "replicas"))
         yield from _resources(worker.resources, (*base, "resources"))
         yield from _concurrency(worker, base)
+        if worker.metrics is not None and worker.command is None:
+            yield (
+                (*base, "metrics"),
+                "needs the worker's `command`: the default Dramatiq worker always serves "
+                f"its metrics on port {WORKER_METRICS_PORT}, /metrics",
+            )
         seen: set[str] = set()
         for i, queue in enumerate(worker.queues):
             qpath = (*base, "queues", i)

@@ -245,6 +245,23 @@ class Queue(Strict):
     )
 
 
+class WorkerMetrics(Strict):
+    """`workers.<name>.metrics`: the Prometheus endpoint a worker with its own `command`
+    serves. Without it such a worker is neither scraped nor probed."""
+
+    port: Port = Field(description="Port the endpoint listens on in the container.")
+    path: HttpPath = Field(
+        "/metrics", max_length=128, description="Path Prometheus and the probes request."
+    )
+    queue_gauges: bool = Field(
+        False,
+        description="Whether the plan's scrape targets export queue_depth, "
+        "queue_oldest_job_age_seconds and queue_dead_letters labelled with this worker's "
+        "queue names (as the reference app does); only then are its queue alerts and panels "
+        "rendered.",
+    )
+
+
 class Worker(Strict):
     """One background worker (`workers.<name>`): its image, queues, processes and threads,
     replicas and database use."""
@@ -257,7 +274,14 @@ class Worker(Strict):
         description="The worker's argv (a list, never a shell string), e.g. [celery, -A, "
         "proj, worker]. Default: the reference app's Dramatiq worker, `dramatiq refapp.tasks` "
         "with --processes, --threads and --queues. A custom command gets WORKER_CONCURRENCY "
-        "(consumers per replica) and WORKER_CONCURRENCY_<QUEUE> in its environment.",
+        "(consumers per replica) and WORKER_CONCURRENCY_<QUEUE> in its environment, and "
+        "is scraped and probed only through `metrics`.",
+    )
+    metrics: WorkerMetrics | None = Field(
+        None,
+        description="Only with `command`: its Prometheus endpoint, e.g. {port: 9191, path: "
+        "/metrics}. Absent: no metrics port, scrape job, Down alert, probes or queue alerts "
+        "for this worker. The default Dramatiq worker always serves port 9191, /metrics.",
     )
     queues: list[Queue] = Field(min_length=1, description="Queues this worker consumes.")
     processes: int = Field(
