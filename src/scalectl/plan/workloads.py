@@ -251,7 +251,10 @@ class WorkerMetrics(Strict):
 
     port: Port = Field(description="Port the endpoint listens on in the container.")
     path: HttpPath = Field(
-        "/metrics", max_length=128, description="Path Prometheus and the probes request."
+        "/metrics",
+        max_length=128,
+        description="Path Prometheus and the probes request: `/` then letters, digits, `/`, "
+        "`_`, `.` or `-`, at most 128 characters.",
     )
     queue_gauges: bool = Field(
         False,
