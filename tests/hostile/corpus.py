@@ -149,6 +149,10 @@ YAML = [
     plan('kubernetes-version-newline', 'yaml', MULTI + 'kubernetes_version: "1.30.0\\n"\n', 'kubernetes_version'),
     plan('cpu-newline', 'yaml', _multi('limits: {cpu: 500m,', 'limits: {cpu: "500m\\n",'), 'services.admin.resources.limits.cpu'),
     plan('memory-comment', 'yaml', _multi('memory: 512Mi}', 'memory: "512Mi #"}'), 'services.admin.resources.requests.memory'),
+    plan('worker-command-newline', 'yaml', _multi('    processes: 2\n', '    processes: 2\n    command: [celery, "worker\\n  - --evil"]\n'), 'workers.analysis.command[1]'),
+    plan('worker-command-nul', 'yaml', _multi('    processes: 2\n', '    processes: 2\n    command: ["celery\\0", worker]\n'), 'workers.analysis.command[0]'),
+    plan('worker-command-line-separator', 'yaml', _multi('    processes: 2\n', '    processes: 2\n    command: ["celery\\u2028x: y"]\n'), 'workers.analysis.command[0]'),
+    plan('worker-command-shell-string', 'yaml', _multi('    processes: 2\n', '    processes: 2\n    command: "celery worker; rm -rf /"\n'), 'workers.analysis.command'),
     plan('python-tag-inert', 'yaml', MULTI + 'x: !!python/object/apply:os.system [id]\n', 'x', 'unknown key'),
 ]
 # fmt: on

@@ -80,6 +80,18 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
     "ttl-key-newline": (_ttl, 'stats:\n      EVIL: "1"\n      X', "cache.ttl_seconds"),
     "ttl-key-upper": (_ttl, "Stats", "cache.ttl_seconds"),
     "env-key-newline": (_env, "A:\n  B", "services.api.env"),
+    "worker-command-newline": (
+        lambda plan, arg: plan["workers"]["analysis"].update(command=["celery", arg]),
+        'worker"]\n    privileged: true\n    x: ["',
+        "workers.analysis.command[1]",
+    ),
+    "worker-metrics-path-newline": (
+        lambda plan, path: plan["workers"]["analysis"].update(
+            command=["celery", "worker"], metrics={"port": 9191, "path": path}
+        ),
+        '/metrics"\n    privileged: true\n    x: "',
+        "workers.analysis.metrics.path",
+    ),
     # pydantic's \d matches any Unicode digit; these reach nginx and kubernetes-validate.
     "body-size-unicode-digits": (
         lambda plan, size: plan.setdefault("load_balancer", {}).update(client_max_body_size=size),
@@ -172,3 +184,59 @@ def test_escaping_holds_when_a_pattern_lets_a_hostile_key_through() -> None:
     assert alert["labels"]["route"] == '/api/x"} or vector(1) #{{ .Labels }}\u2028k: v'
     assert "{{ .Labels" not in alert["annotations"]["description"]
     assert '{{"{"}}{ .Labels }}' in alert["annotations"]["description"]
+
+
+def test_escaping_holds_when_a_pattern_lets_a_hostile_argv_through() -> None:
+    """A worker argv that skipped validation (model_copy) still renders as one list entry."""
+    from dataclasses import replace
+
+    from scalectl.plan import Prepared, prepare, render_files
+
+    prepared = prepare(MULTI, "production")
+    plan = prepared.loaded.plan
+    arg = 'x"]\n    privileged: true\u2028k: v $(HOME) #'
+    worker = plan.workers["analysis"].model_copy(update={"command": ["celery", arg]})
+    loaded = replace(
+        prepared.loaded, plan=plan.model_copy(update={"workers": {"analysis": worker}})
+    )
+    files = render_files(Prepared(loaded, prepared.sizing))
+
+    compose = yaml.safe_load(files["compose/docker-compose.yaml"])["services"]["analysis"]
+    assert compose["command"] == ["celery", arg.replace("$", "$$")]
+    assert "privileged" not in compose
+    docs = [d for d in yaml.safe_load_all(files["kubernetes/analysis.yaml"]) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["celery", arg.replace("$", "$$")]
+    assert "privileged" not in container
+
+
+def test_escaping_holds_when_a_pattern_lets_a_hostile_metrics_path_through() -> None:
+    """A worker's metrics path that skipped validation (model_copy) stays one value in the
+    scrape config and in every probe."""
+    from dataclasses import replace
+
+    from scalectl.plan import Prepared, prepare, render_files
+    from scalectl.plan.workloads import WorkerMetrics
+
+    prepared = prepare(MULTI, "production")
+    plan = prepared.loaded.plan
+    path = '/m"\n    privileged: true\u2028k: v #'
+    metrics = WorkerMetrics(port=9400).model_copy(update={"path": path})
+    worker = plan.workers["analysis"].model_copy(
+        update={"command": ["celery", "worker"], "metrics": metrics}
+    )
+    loaded = replace(
+        prepared.loaded, plan=plan.model_copy(update={"workers": {"analysis": worker}})
+    )
+    files = render_files(Prepared(loaded, prepared.sizing))
+
+    config = yaml.safe_load(files["prometheus/prometheus.yml"])
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "analysis"]
+    assert job["metrics_path"] == path
+    docs = [d for d in yaml.safe_load_all(files["kubernetes/analysis.yaml"]) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == path
+    assert "privileged" not in container

@@ -168,15 +168,33 @@ def service_env(plan: Plan, name: str, spec: Service, size: ServiceSize) -> Cont
     return _container_env(plan, name, spec, head, pool)
 
 
+def concurrency_env(queue: str) -> str:
+    """The environment variable that holds queue `queue`'s concurrency for a custom worker
+    command: WORKER_CONCURRENCY_ and the name upper-cased, '-' as '_' (queue names are DNS
+    labels, so no two queues share one)."""
+    return "WORKER_CONCURRENCY_" + queue.upper().replace("-", "_")
+
+
 def worker_env(plan: Plan, name: str, spec: Worker) -> ContainerEnv:
-    """The environment of one worker's container: its drain time, where its metrics go, its
+    """The environment of one worker's container: its drain time, where Dramatiq's metrics
+    go (the default command only) or the concurrency a custom command should run at, its
     pool capped at its threads (no database settings when it does not use the database), and
     the plan-wide settings."""
-    head = [
-        ("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds)),
-        ("dramatiq_prom_db", METRICS_DIR),
-        ("dramatiq_prom_port", str(WORKER_METRICS_PORT)),
-    ]
+    head = [("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds))]
+    if spec.command is None:
+        head += [
+            ("dramatiq_prom_db", METRICS_DIR),
+            ("dramatiq_prom_port", str(WORKER_METRICS_PORT)),
+        ]
+    else:
+        # A custom program cannot be given --threads; it reads the concurrency sizing
+        # counted on from here.
+        head.append(("WORKER_CONCURRENCY", str(spec.consumers_per_replica)))
+        head += [
+            (concurrency_env(q.name), str(q.concurrency))
+            for q in spec.queues
+            if q.concurrency is not None
+        ]
     # Each consumer thread holds at most one connection (as sizing counts them), so the
     # per-process pool is capped at the thread count.
     db = plan.database

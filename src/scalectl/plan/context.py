@@ -136,8 +136,41 @@ class QueueView:
 
 
 @dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where a worker serves Prometheus metrics: in its container, and where Prometheus
+    reaches it under the profile."""
+
+    port: int  # in the container
+    path: str
+    scrape_port: int
+
+
+def worker_metrics(spec: Worker, placed_port: int) -> MetricsEndpoint | None:
+    """The metrics endpoint of a worker, or None when it has none. The default Dramatiq
+    worker always has one (port 9191; `placed_port` on loopback, where each worker gets a
+    port in the block after the services'); a custom `command` has one only when the plan's
+    `metrics` gives it, on that port everywhere."""
+    if spec.command is None:
+        return MetricsEndpoint(WORKER_METRICS_PORT, "/metrics", placed_port)
+    if spec.metrics is None:
+        return None
+    return MetricsEndpoint(spec.metrics.port, spec.metrics.path, spec.metrics.port)
+
+
+def has_queue_gauges(spec: Worker) -> bool:
+    """Whether Prometheus gets this worker's queue_depth, queue_oldest_job_age_seconds and
+    queue_dead_letters series: the reference app's web tier exports them for the default
+    Dramatiq worker's queues; for a custom `command` only the plan can say so
+    (`metrics.queue_gauges`), and without them queue alerts and panels would stay empty."""
+    if spec.command is None:
+        return True
+    return spec.metrics is not None and spec.metrics.queue_gauges
+
+
+@dataclass(frozen=True)
 class WorkerView:
-    """A worker fleet as templates see it: its spec, sizing and queues."""
+    """A worker fleet as templates see it: its spec, sizing and queues, and what Prometheus
+    can read of it."""
 
     name: str
     spec: Worker
@@ -145,9 +178,8 @@ class WorkerView:
     queues: list[QueueView]
     termination_grace_seconds: int
     env: ContainerEnv
-    # Dramatiq's Prometheus exporter. In a container 9191; on loopback each worker gets a
-    # port in the block after the services', so two local stacks never collide.
-    metrics_port: int = WORKER_METRICS_PORT
+    metrics: MetricsEndpoint | None  # None: not scraped, no Down alert, no probes
+    queue_gauges: bool  # queue alerts and panels are rendered only when True
 
 
 # Distributed Locust run (templates/kubernetes/locust.yaml.j2).
@@ -249,7 +281,8 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 queues=queue_views,
                 termination_grace_seconds=worker.graceful_shutdown_seconds + 10,
                 env=worker_env(plan, name, worker),
-                metrics_port=placed_worker.metrics_port,
+                metrics=worker_metrics(worker, placed_worker.metrics_port),
+                queue_gauges=has_queue_gauges(worker),
             )
         )
     slo = plan.slo

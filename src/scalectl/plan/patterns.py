@@ -28,6 +28,9 @@ URL = r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+"
 # cache.ttl_seconds.<kind> becomes CACHE_TTL_<KIND> (reference_app/refapp/settings.py).
 TTL_KIND = r"[a-z][a-z0-9_]*"
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+# One argv entry of a worker's command: printable ASCII and spaces, so no NUL, newline or
+# other control character, nor a Unicode line break, can reach a rendered file.
+ARG = r"[ -~]{1,256}"
 
 
 def _matches(pattern: str, message: str) -> Callable[[str], str]:
@@ -90,6 +93,13 @@ EnvName = Annotated[
         _matches(ENV_NAME, "must be letters, digits and '_', not starting with a digit")
     ),
     _schema(ENV_NAME),
+]
+Arg = Annotated[
+    str,
+    AfterValidator(
+        _matches(ARG, "must be 1 to 256 printable ASCII characters (no control characters)")
+    ),
+    _schema(ARG),
 ]
 
 # A rate limit as a whole count per window, in the notation the reference app reads

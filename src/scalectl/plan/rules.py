@@ -6,11 +6,12 @@ import ipaddress
 import itertools
 from collections.abc import Iterator
 
+from scalectl.plan.appenv import WORKER_METRICS_PORT
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
 from scalectl.plan.slo import Latency
-from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources
+from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources, Worker
 
 PathMsg = tuple[tuple[str | int, ...], str]
 
@@ -69,6 +70,13 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
         base = ("workers", name)
         yield from _replicas(worker.replicas, (*base, "replicas"))
         yield from _resources(worker.resources, (*base, "resources"))
+        yield from _concurrency(worker, base)
+        if worker.metrics is not None and worker.command is None:
+            yield (
+                (*base, "metrics"),
+                "needs the worker's `command`: the default Dramatiq worker always serves "
+                f"its metrics on port {WORKER_METRICS_PORT}, /metrics",
+            )
         seen: set[str] = set()
         for i, queue in enumerate(worker.queues):
             qpath = (*base, "queues", i)
@@ -140,6 +148,23 @@ def _resources(res: Resources, path: tuple[str | int, ...]) -> Iterator[PathMsg]
             (*path, "requests", "memory"),
             f"must be <= limits.memory ({res.requests.memory} > {res.limits.memory})",
         )
+
+
+def _concurrency(worker: Worker, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    given = [q.concurrency is not None for q in worker.queues]
+    for i, is_set in enumerate(given):
+        where = (*path, "queues", i, "concurrency")
+        if is_set and worker.command is None:
+            yield (
+                where,
+                "needs the worker's `command`: the default Dramatiq worker has one --threads "
+                "per process for all its queues; give this queue a worker of its own instead",
+            )
+        elif not is_set and any(given) and worker.command is not None:
+            yield (
+                (*path, "queues", i),
+                "concurrency: set it on every queue of this worker or on none",
+            )
 
 
 def _probes(health: Health, path: tuple[str | int, ...]) -> Iterator[PathMsg]:

@@ -82,13 +82,22 @@ def size_worker(name: str, worker: Worker) -> tuple[WorkerSize, list[QueueSize],
                 max_age_seconds=max_age,
             )
         )
-    per_replica = worker.processes * worker.threads
-    required = math.ceil(needed / per_replica)
+    per_replica = worker.consumers_per_replica
+    if worker.queue_concurrency:
+        # Each queue has its own consumers, so the queue needing the most replicas sets them.
+        required = max(
+            math.ceil(q.consumers / (spec.concurrency or 1))
+            for q, spec in zip(queues, worker.queues, strict=True)
+        )
+        shape = "each queue at its own concurrency"
+    else:
+        required = math.ceil(needed / per_replica)
+        shape = f"{worker.processes} × {worker.threads}"
     replicas = min(max(required, worker.replicas.min), worker.replicas.max)
     if required > worker.replicas.max:
         infeasible.append(
             f"workers.{name}: needs {needed} consumers ({required} replicas of "
-            f"{worker.processes} × {worker.threads}), but replicas.max is {worker.replicas.max}"
+            f"{shape}), but replicas.max is {worker.replicas.max}"
         )
     size = WorkerSize(
         name=name,

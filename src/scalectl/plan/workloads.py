@@ -24,7 +24,7 @@ from scalectl.plan.fieldtypes import (
     Port,
     Positive,
 )
-from scalectl.plan.patterns import EnvName
+from scalectl.plan.patterns import Arg, EnvName
 from scalectl.strict import Strict
 
 # --- services -------------------------------------------------------------------------
@@ -235,6 +235,34 @@ class Queue(Strict):
     max_age_seconds: Positive | None = Field(
         None, description="Alert when the oldest job is older; default 10 × target wait."
     )
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Jobs of this queue one replica runs at once. Only with the worker's "
+        "`command` (Dramatiq's --threads is per process, not per queue), and then on every "
+        "queue of the worker or none; the program reads it as WORKER_CONCURRENCY_<QUEUE>.",
+    )
+
+
+class WorkerMetrics(Strict):
+    """`workers.<name>.metrics`: the Prometheus endpoint a worker with its own `command`
+    serves. Without it such a worker is neither scraped nor probed."""
+
+    port: Port = Field(description="Port the endpoint listens on in the container.")
+    path: HttpPath = Field(
+        "/metrics",
+        max_length=128,
+        description="Path Prometheus and the probes request: `/` then letters, digits, `/`, "
+        "`_`, `.` or `-`, at most 128 characters.",
+    )
+    queue_gauges: bool = Field(
+        False,
+        description="Whether the plan's scrape targets export queue_depth, "
+        "queue_oldest_job_age_seconds and queue_dead_letters labelled with this worker's "
+        "queue names (as the reference app does); only then are its queue alerts and panels "
+        "rendered.",
+    )
 
 
 class Worker(Strict):
@@ -242,9 +270,37 @@ class Worker(Strict):
     replicas and database use."""
 
     image: Image = Field(description="Container image with a pinned tag or digest.")
+    command: list[Arg] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="The worker's argv (a list, never a shell string), e.g. [celery, -A, "
+        "proj, worker]. Default: the reference app's Dramatiq worker, `dramatiq refapp.tasks` "
+        "with --processes, --threads and --queues. A custom command gets WORKER_CONCURRENCY "
+        "(consumers per replica) and WORKER_CONCURRENCY_<QUEUE> in its environment, and "
+        "is scraped and probed only through `metrics`.",
+    )
+    metrics: WorkerMetrics | None = Field(
+        None,
+        description="Only with `command`: its Prometheus endpoint, e.g. {port: 9191, path: "
+        "/metrics}. Absent: no metrics port, scrape job, Down alert, probes or queue alerts "
+        "for this worker. The default Dramatiq worker always serves port 9191, /metrics.",
+    )
     queues: list[Queue] = Field(min_length=1, description="Queues this worker consumes.")
-    processes: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
-    threads: int = Field(4, ge=1, le=256, description="Consumer threads per process.")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes per replica (Dramatiq's --processes); sizing ignores it "
+        "when the queues set `concurrency`.",
+    )
+    threads: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Consumer threads per process (Dramatiq's --threads); also the database "
+        "pool's cap. Sizing ignores it when the queues set `concurrency`.",
+    )
     target_utilization: Fraction = 0.7
     db_time_fraction: float = Field(
         1.0,
@@ -258,6 +314,19 @@ class Worker(Strict):
     resources: Resources
     graceful_shutdown_seconds: int = Field(60, ge=1, le=3600)
     env: dict[EnvName, str] = Field(default_factory=dict)
+
+    @property
+    def queue_concurrency(self) -> bool:
+        """Whether the worker's queues each set their own `concurrency`."""
+        return all(q.concurrency is not None for q in self.queues)
+
+    @property
+    def consumers_per_replica(self) -> int:
+        """Jobs one replica runs at once: the queues' concurrencies summed when they set them,
+        else processes × threads shared by every queue."""
+        if self.queue_concurrency:
+            return sum(q.concurrency or 0 for q in self.queues)
+        return self.processes * self.threads
 
     @property
     def uses_database(self) -> bool:

@@ -74,15 +74,24 @@ def up(
     Returns the stack's state; a stack already fully running there is returned as it is
     (`already_up`), and one left half-dead by an earlier run is stopped first
     (`cleaned_stale`). Raises InputError for a plan or profile `stack` cannot run (not
-    loopback, ports in use, an untrusted state dir) and CheckFailed or ServerError when a
-    member does not start or become healthy within `timeout` seconds; whatever was
-    started by then is stopped again."""
+    loopback, a worker with its own `command`, ports in use, an untrusted state dir) and
+    CheckFailed or ServerError when a member does not start or become healthy within
+    `timeout` seconds; whatever was started by then is stopped again."""
     state_dir = state_dir.absolute()
     prepared = prepare(plan_path, profile)
     if prepared.loaded.profile.upstreams != "loopback":
         raise InputError(
             f"{plan_path}: profile '{profile}' targets DNS names; `stack` needs a loopback "
             "profile such as 'local'"
+        )
+    custom = [name for name, w in prepared.loaded.plan.workers.items() if w.command is not None]
+    if custom:
+        # The stack runs the reference app; another program's worker would consume queues
+        # the app never fills, so refuse rather than pretend.
+        raise InputError(
+            f"{plan_path}: workers.{custom[0]}.command: `stack` runs only the reference app's "
+            "Dramatiq workers; drop the command for a local stack, or render the plan with "
+            "`scalectl plan` and run it with Compose"
         )
     cleaned = False
     ensure_dir(state_dir)
