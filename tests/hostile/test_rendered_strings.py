@@ -37,6 +37,31 @@ def _env(plan: dict[str, Any], key: str) -> None:
     plan["services"]["api"].setdefault("env", {})[key] = "x"
 
 
+def _hpa_metric(**fields: str) -> Callable[[dict[str, Any], str], None]:
+    """Sets an External metric on services.api whose `fields` (name, selector key or value,
+    target value) take the case's argument."""
+
+    def mutate(plan: dict[str, Any], value: str) -> None:
+        metric: dict[str, Any] = {
+            "type": "External",
+            "name": "queue_depth",
+            "selector": {"queue": "default"},
+            "target": {"type": "AverageValue", "value": "30"},
+        }
+        for field in fields:
+            if field == "key":
+                metric["selector"] = {value: "default"}
+            elif field == "label":
+                metric["selector"] = {"queue": value}
+            elif field == "value":
+                metric["target"]["value"] = value
+            else:
+                metric[field] = value
+        plan["services"]["api"].setdefault("autoscaling", {})["metrics"] = [metric]
+
+    return mutate
+
+
 # case -> (mutation, its argument, the field the message must name)
 HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
     "server-name-location": (
@@ -102,6 +127,31 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
         lambda plan, listen: plan["profiles"]["production"].update(listen=listen),
         "0.0.0.0:\u0668\u0660",
         "profiles.production.listen",
+    ),
+    "hpa-metric-name-promql": (
+        _hpa_metric(name=""),
+        'queue_depth"} or vector(1) #',
+        "services.api.autoscaling.metrics[0].name",
+    ),
+    "hpa-metric-name-newline": (
+        _hpa_metric(name=""),
+        "queue_depth\n  x: y",
+        "services.api.autoscaling.metrics[0].name",
+    ),
+    "hpa-selector-key-newline": (
+        _hpa_metric(key=""),
+        "queue:\n  x",
+        "services.api.autoscaling.metrics[0].selector",
+    ),
+    "hpa-selector-value-quote": (
+        _hpa_metric(label=""),
+        'default"}',
+        "services.api.autoscaling.metrics[0].selector.queue",
+    ),
+    "hpa-target-value-newline": (
+        _hpa_metric(value=""),
+        "30\n  x: y",
+        "services.api.autoscaling.metrics[0].target.value",
     ),
     "kubernetes-version-unicode-digits": (
         lambda plan, version: plan.update(kubernetes_version=version),

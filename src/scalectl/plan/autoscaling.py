@@ -1,5 +1,6 @@
-"""`services.<name>.autoscaling`: the HorizontalPodAutoscaler's targets and its scaling
-behaviour (autoscaling/v2 `behavior`), with the defaults filled in for the templates.
+"""`services.<name>.autoscaling` and `workers.<name>.autoscaling`: the HorizontalPodAutoscaler's
+targets and its scaling behaviour (autoscaling/v2 `behavior`), with the defaults filled in
+for the templates.
 
 Field descriptions here become docs/plan.md and the editor-facing JSON Schema, so they
 are written for the person filling in the plan.
@@ -13,9 +14,13 @@ from typing import Literal
 from pydantic import Field
 
 from scalectl.plan.fieldtypes import MAX_REPLICAS, Positive
+from scalectl.plan.scalingmetrics import MAX_METRICS, ScalingMetric
 from scalectl.strict import Strict
 
 Direction = Literal["scale_up", "scale_down"]
+# Stabilization windows when the plan sets none: react to load at once, shed it after 5 min.
+DEFAULT_UP_WINDOW = 0
+DEFAULT_DOWN_WINDOW = 300
 
 
 class ScalingPolicy(Strict):
@@ -73,27 +78,69 @@ class Autoscaling(Strict):
         None,
         description="HPA pods metric target; default per_replica_rps × target_utilization.",
     )
-    scale_up_stabilization_seconds: int = Field(0, ge=0, le=3600)
-    scale_down_stabilization_seconds: int = Field(300, ge=0, le=3600)
+    scale_up_stabilization_seconds: int = Field(DEFAULT_UP_WINDOW, ge=0, le=3600)
+    scale_down_stabilization_seconds: int = Field(DEFAULT_DOWN_WINDOW, ge=0, le=3600)
     behavior: Behavior = Field(
         Behavior(), description="Scaling policies per direction; default as described there."
+    )
+    metrics: list[ScalingMetric] = Field(
+        default_factory=list,
+        max_length=MAX_METRICS,
+        description="Pods, Object or External metrics served by a metrics adapter, beside the "
+        "targets above (kubernetes/prometheus-adapter.yaml defines them).",
+    )
+
+    @property
+    def uses_request_rate(self) -> bool:
+        """Whether the HPA scales on requests per second per pod: `rps_per_pod` given, or
+        derived because no CPU target is."""
+        return self.enabled and (self.rps_per_pod is not None or self.cpu_percent is None)
+
+    def rules(self, direction: Direction) -> HpaRules:
+        """The HPA's rules for `direction`, defaults filled in."""
+        return hpa_rules(
+            self.behavior,
+            direction,
+            self.scale_up_stabilization_seconds,
+            self.scale_down_stabilization_seconds,
+        )
+
+
+class WorkerAutoscaling(Strict):
+    """`workers.<name>.autoscaling`: what the worker's HPA scales on, and how fast."""
+
+    metrics: list[ScalingMetric] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_METRICS,
+        description="Replace the default metric (External queue_depth over the worker's queues, "
+        "one waiting job per consumer) with these.",
+    )
+    behavior: Behavior = Field(
+        Behavior(), description="Scaling policies per direction, with the services' defaults."
     )
 
     def rules(self, direction: Direction) -> HpaRules:
         """The HPA's rules for `direction`, defaults filled in."""
-        given: ScalingRules = getattr(self.behavior, direction)
-        up = direction == "scale_up"
-        window = given.stabilization_window_seconds
-        if window is None:
-            window = (
-                self.scale_up_stabilization_seconds if up else self.scale_down_stabilization_seconds
-            )
-        policies = given.policies
-        if policies is None:
-            policies = list(DEFAULT_POLICIES[direction])
-        # Kubernetes' default is Max; scale_down has always left it implicit.
-        select = given.select_policy or ("Max" if up else None)
-        return HpaRules(window, select, policies, given.policies is None)
+        return hpa_rules(self.behavior, direction, DEFAULT_UP_WINDOW, DEFAULT_DOWN_WINDOW)
+
+
+def hpa_rules(
+    behavior: Behavior, direction: Direction, up_window: int, down_window: int
+) -> HpaRules:
+    """`behavior`'s rules for `direction`, defaults filled in; a window the plan leaves out is
+    `up_window` or `down_window`."""
+    given: ScalingRules = getattr(behavior, direction)
+    up = direction == "scale_up"
+    window = given.stabilization_window_seconds
+    if window is None:
+        window = up_window if up else down_window
+    policies = given.policies
+    if policies is None:
+        policies = list(DEFAULT_POLICIES[direction])
+    # Kubernetes' default is Max; scale_down has always left it implicit.
+    select = given.select_policy or ("Max" if up else None)
+    return HpaRules(window, select, policies, given.policies is None)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The value types the plan's models share: bounded numbers, DNS names, HTTP paths, pinned
-image references, and Kubernetes CPU and memory quantities with their conversions.
+image references, and Kubernetes CPU, memory and other quantities with their conversions.
 
 Strings held to a narrow shape because they reach rendered files as syntax are in
 scalectl.plan.patterns.
@@ -8,9 +8,10 @@ scalectl.plan.patterns.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 # fullmatch with ASCII digits: "$" accepted "500m\n", which then crashed cpu_cores (exit 3,
@@ -81,10 +82,71 @@ def _pinned_image(value: str) -> str:
     return value
 
 
+# Kubernetes' quantity grammar (apimachinery resource.Quantity), unsigned: an HPA target
+# must be positive. A number written in YAML becomes its text.
+_QUANTITY = re.compile(
+    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]{1,3})?"
+)
+_QUANTITY_FACTORS = {
+    **{s: Decimal(2) ** (10 * i) for i, s in enumerate(("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{s: Decimal(10) ** (3 * i) for i, s in enumerate(("", "k", "M", "G", "T", "P", "E"))},
+    "m": Decimal("0.001"),
+}
+QUANTITY_RANGE = (Decimal("0.001"), Decimal(10) ** 15)
+
+
+def quantity_value(text: str) -> Decimal:
+    """A Kubernetes quantity (30, 300m, 1.5k, 2Gi, 1e3) as a number."""
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        raise ValueError(text)
+    suffix = match["suffix"] or ""
+    factor = (
+        Decimal(10) ** int(suffix[1:]) if suffix[:1] in ("e", "E") and len(suffix) > 1 else None
+    )
+    number = Decimal(match["number"])
+    return number * (factor if factor is not None else _QUANTITY_FACTORS[suffix])
+
+
+def _number_text(value: object) -> object:
+    # bool is an int: `true` is not a quantity.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _quantity(value: str) -> str:
+    low, high = QUANTITY_RANGE
+    if len(value) > 32 or _QUANTITY.fullmatch(value) is None:
+        raise ValueError(
+            "must be a Kubernetes quantity such as 30, 300m, 1.5k or 2Gi (digits with an "
+            "optional m, k, M, G, Ki, Mi, Gi... suffix)"
+        )
+    if not low <= quantity_value(value) <= high:
+        raise ValueError("must be at least 1m (0.001) and at most 1e15")
+    return value
+
+
 Cpu = Annotated[str, AfterValidator(_cpu)]
 Memory = Annotated[str, AfterValidator(_memory)]
 Image = Annotated[str, AfterValidator(_pinned_image)]
 Name = Annotated[str, Field(pattern=DNS_LABEL)]
+Quantity = Annotated[
+    str,
+    BeforeValidator(_number_text),
+    AfterValidator(_quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": "^" + _QUANTITY.pattern + "$"},
+            ]
+        }
+    ),
+]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
 # Finite, with a ceiling: inf or a 400-digit float would reach math.ceil and overflow.
 Positive = Annotated[float, Field(gt=0, le=1e9)]

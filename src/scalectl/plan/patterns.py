@@ -139,3 +139,45 @@ def _cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(_cidr), _schema(_CIDR_SHAPE)]
+
+# A Prometheus metric name that is also a Kubernetes custom-metric name (a URL path segment):
+# the HPA asks the adapter for it, and the adapter's rules match and query it.
+METRIC_NAME = r"[A-Za-z_:][A-Za-z0-9_:]{0,199}"
+MetricName = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            METRIC_NAME,
+            "must be a Prometheus metric name: letters, digits, '_' and ':', not starting "
+            "with a digit, at most 200 characters",
+        )
+    ),
+    _schema(METRIC_NAME),
+]
+# A metric selector's label: a Kubernetes label name (no prefix) that is also a Prometheus
+# label name, since prometheus-adapter turns the selector into PromQL label matchers.
+LABEL_KEY = r"[A-Za-z](?:[A-Za-z0-9_]{0,61}[A-Za-z0-9])?"
+LabelKey = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            LABEL_KEY,
+            "must be a label name both Kubernetes and Prometheus accept: letters, digits and "
+            "'_', starting with a letter and ending with a letter or digit, at most 63 "
+            "characters",
+        )
+    ),
+    _schema(LABEL_KEY),
+]
+LABEL_VALUE = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LabelValue = Annotated[
+    str,
+    AfterValidator(
+        _matches(
+            LABEL_VALUE,
+            "must be a Kubernetes label value: letters, digits, '-', '_' and '.', starting "
+            "and ending with a letter or digit, at most 63 characters",
+        )
+    ),
+    _schema(LABEL_VALUE),
+]

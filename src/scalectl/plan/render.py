@@ -38,6 +38,11 @@ TARGETS: tuple[Target, ...] = (
     Target("kubernetes/service.yaml.j2", "kubernetes/{name}.yaml", each="service"),
     Target("kubernetes/worker.yaml.j2", "kubernetes/{name}.yaml", each="worker"),
     Target("kubernetes/locust.yaml.j2", "kubernetes/loadtest.yaml"),
+    Target(
+        "kubernetes/prometheus-adapter.yaml.j2",
+        "kubernetes/prometheus-adapter.yaml",
+        when=lambda ctx: bool(ctx["adapter_rules"]),
+    ),
     Target("prometheus/prometheus.yml.j2", "prometheus/prometheus.yml"),
     Target("prometheus/alerts.rules.yml.j2", "prometheus/alerts.rules.yml"),
     Target("prometheus/slo.rules.yml.j2", "prometheus/slo.rules.yml"),

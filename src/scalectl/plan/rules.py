@@ -6,10 +6,12 @@ import ipaddress
 import itertools
 from collections.abc import Iterator
 
+from scalectl.plan import adapter
 from scalectl.plan.appenv import WORKER_METRICS_PORT
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
+from scalectl.plan.scalingmetrics import TARGET_TYPES, ScalingMetric
 from scalectl.plan.slo import Latency
 from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources, Worker
 
@@ -22,7 +24,8 @@ def check(plan: Plan, profile: Profile) -> list[PathMsg]:
     return list(_check(plan, profile))
 
 
-RESERVED_NAMES = ("namespace", "loadtest")  # kubernetes/<name>.yaml files of their own
+# kubernetes/<name>.yaml files of their own
+RESERVED_NAMES = ("namespace", "loadtest", "prometheus-adapter")
 
 
 def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
@@ -55,11 +58,14 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
         yield from _probes(svc.health, (*base, "health", "timings"))
         auto = svc.autoscaling
         yield from _behavior(auto, (*base, "autoscaling"))
+        for i, metric in enumerate(auto.metrics):
+            yield from _metric(metric, (*base, "autoscaling", "metrics", i))
         if (
             auto.enabled
             and auto.cpu_percent is None
             and auto.memory_percent is None
             and auto.rps_per_pod is None
+            and not auto.metrics
         ):
             # HPA needs at least one metric; rps_per_pod is derived only when asked for.
             yield ((*base, "autoscaling"), "enabled autoscaling needs at least one target")
@@ -77,6 +83,8 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 "needs the worker's `command`: the default Dramatiq worker always serves "
                 f"its metrics on port {WORKER_METRICS_PORT}, /metrics",
             )
+        for i, metric in enumerate(worker.autoscaling.metrics or []):
+            yield from _metric(metric, (*base, "autoscaling", "metrics", i))
         seen: set[str] = set()
         for i, queue in enumerate(worker.queues):
             qpath = (*base, "queues", i)
@@ -89,6 +97,8 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                     f"must be <= max_seconds ({queue.backoff.min_seconds:g} > "
                     f"{queue.backoff.max_seconds:g})",
                 )
+
+    yield from adapter.conflicts(plan)
 
     if plan.database is not None:
         db = plan.database
@@ -188,6 +198,26 @@ def _behavior(auto: Autoscaling, path: tuple[str | int, ...]) -> Iterator[PathMs
                 (*path, "behavior", direction, "stabilization_window_seconds"),
                 f"give this or autoscaling.{old}, not both",
             )
+
+
+def _metric(metric: ScalingMetric, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    allowed = TARGET_TYPES[metric.type]
+    if metric.target.type not in allowed:
+        hint = " (Utilization is for CPU and memory: cpu_percent, memory_percent)"
+        yield (
+            (*path, "target", "type"),
+            f"a {metric.type} metric takes {' or '.join(allowed)}"
+            + (hint if metric.target.type == "Utilization" else ""),
+        )
+    if metric.type == "Object" and metric.object is None:
+        yield ((*path, "type"), "an Object metric needs `object` (the kind and name it describes)")
+    if metric.type != "Object" and metric.object is not None:
+        yield ((*path, "object"), "only an Object metric describes an object")
+    source = metric.prometheus
+    if source.quantile is not None and source.kind != "histogram":
+        yield ((*path, "prometheus", "quantile"), "only a histogram has quantiles")
+    if "window_seconds" in source.model_fields_set and source.kind == "gauge":
+        yield ((*path, "prometheus", "window_seconds"), "a gauge is not a rate: no window")
 
 
 def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:

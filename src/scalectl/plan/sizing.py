@@ -225,7 +225,7 @@ def _service(name: str, svc: Service, pool_min: int, pool_max: int, result: Sizi
 
     auto = svc.autoscaling
     rps_target = auto.rps_per_pod
-    if auto.enabled and rps_target is None and auto.cpu_percent is None:
+    if auto.uses_request_rate and rps_target is None:
         rps_target = budget
     if auto.enabled and rps_target is not None and rps_target > cap.per_replica_rps:
         result.warnings.append(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from scalectl.plan.adapter import promtool_rules
 from scalectl.plan.sandbox import Sandbox, sandbox, validator_path
 
 Status = Literal["ok", "failed", "skipped"]
@@ -172,6 +173,10 @@ def checks_for(
     if am.is_file():
         label = "amtool check-config"
         plan.append((label, am, _cmd(box, label, "amtool", ["check-config"], am, environ)))
+    adapter_config = root / "kubernetes" / "prometheus-adapter.yaml"
+    if adapter_config.is_file():
+        label = "promtool check rules"
+        plan.append((label, adapter_config, _adapter_queries(box, adapter_config, environ)))
     for manifest in sorted((root / "kubernetes").glob("*.yaml")):
         plan.append(
             (
@@ -202,6 +207,27 @@ def checks_for(
             )
         )
     return plan
+
+
+def _adapter_queries(
+    box: Sandbox, config: Path, environ: Mapping[str, str]
+) -> Callable[[], CheckResult]:
+    """promtool over prometheus-adapter's queries, as recording rules (adapter.promtool_rules)."""
+
+    def thunk() -> CheckResult:
+        exe = find("promtool", environ)
+        original = box.original / config.relative_to(box.files)
+        try:
+            text = promtool_rules(config.read_text())
+        except ValueError as exc:
+            return CheckResult("promtool check rules", str(original), "failed", str(exc))
+        rules = box.scratch("prometheus-adapter") / "queries.rules.yml"
+        rules.write_text(text)
+        box.give(rules)
+        code, output = box.run([exe, "check", "rules", str(rules)])
+        return _result("promtool check rules", original, code, output)
+
+    return thunk
 
 
 def _cmd(

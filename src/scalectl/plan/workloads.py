@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from scalectl.plan.autoscaling import Autoscaling
+from scalectl.plan.autoscaling import Autoscaling, WorkerAutoscaling
 from scalectl.plan.fieldtypes import (
     MAX_REPLICAS,
     Cpu,
@@ -267,7 +267,7 @@ class WorkerMetrics(Strict):
 
 class Worker(Strict):
     """One background worker (`workers.<name>`): its image, queues, processes and threads,
-    replicas and database use."""
+    replicas, autoscaling and database use."""
 
     image: Image = Field(description="Container image with a pinned tag or digest.")
     command: list[Arg] | None = Field(
@@ -311,6 +311,9 @@ class Worker(Strict):
         "budget).",
     )
     replicas: Replicas
+    autoscaling: WorkerAutoscaling = Field(
+        WorkerAutoscaling(), description="HPA metrics and behaviour; default: queue depth."
+    )
     resources: Resources
     graceful_shutdown_seconds: int = Field(60, ge=1, le=3600)
     env: dict[EnvName, str] = Field(default_factory=dict)
