@@ -44,6 +44,12 @@ def test_bad_flags_are_reported_together_before_anything_runs(cli: Cli, tmp_path
         "--target: give --plan PLAN too (the deployment is checked against it)",
     ]
     assert not list(tmp_path.iterdir())
+    path = cli("checklist", "post", "--plan", PLAN, "--prometheus", "http://example.com/prom")
+    assert path.code == 2
+    assert path.stderr == (
+        "error: --prometheus http://example.com/prom: expected scheme://host[:port] only, "
+        "without a path, ?query or #fragment\n"
+    )
 
 
 def test_items_that_need_the_local_stack_are_skipped(tmp_path: Path) -> None:

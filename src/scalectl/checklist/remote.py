@@ -41,8 +41,8 @@ class Remote:
 
 
 def _base_url(flag: str, text: str) -> str:
-    """An http(s) URL without user info, query or fragment, as a base without a trailing
-    slash. Raises InputError naming the flag."""
+    """An http(s) URL of scheme, host and port only (no user info, path, query or fragment),
+    without a trailing slash. Raises InputError naming the flag."""
     from scalectl.netguard import url_host
 
     try:
@@ -50,9 +50,13 @@ def _base_url(flag: str, text: str) -> str:
     except ValueError as exc:
         raise InputError(f"{flag} {text}: {exc}") from None
     parts = urlsplit(text)
-    if parts.query or parts.fragment:
-        raise InputError(f"{flag} {text}: expected a base URL without ?query or #fragment")
-    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        # The plan's routes and health paths, and Prometheus's /api/v1, are below the root.
+        raise InputError(
+            f"{flag} {text}: expected scheme://host[:port] only, without a path, ?query or "
+            "#fragment"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _token(flag: str, name: str, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -15,11 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from scalectl.checklist.model import VerifierOutcome, failed, passed, skipped
 from scalectl.checklist.promql import metric_names, synthetic
-from scalectl.checklist.remote import Remote, fetch, instant_query, prometheus_get
+from scalectl.checklist.remote import PROFILE, Remote, fetch, instant_query, prometheus_get
+from scalectl.checklist.verifiers.alerting import rules_in
 from scalectl.checklist.verifiers.base import Context
 from scalectl.checklist.verifiers.rendered import RenderedParams, rendered
 from scalectl.errors import CheckFailed, InputError
@@ -52,14 +51,11 @@ class PlanRules:
 
 
 def plan_rules(ctx: Context, plan: str | None = None) -> PlanRules:
-    """The plan (an item's `plan`, else --plan) rendered afresh, and its Prometheus rules."""
-    with rendered(RenderedParams(plan=plan), ctx) as r:
-        rules: list[dict[str, Any]] = []
-        for path in sorted((r.root / "prometheus").glob("*.rules.yml")):
-            data = yaml.safe_load(path.read_text())
-            for group in data.get("groups") or [] if isinstance(data, dict) else []:
-                rules.extend(x for x in group.get("rules") or [] if isinstance(x, dict))
-        return PlanRules(r.prepared.loaded.plan, rules)
+    """The plan (an item's `plan`, else --plan) rendered afresh for the profile a deployment
+    elsewhere runs, and its Prometheus rules."""
+    with rendered(RenderedParams(plan=plan, profile=PROFILE), ctx) as r:
+        files = sorted((r.root / "prometheus").glob("*.rules.yml"))
+        return PlanRules(r.prepared.loaded.plan, [rule for p in files for rule in rules_in(p)])
 
 
 # --- health -----------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
     no stack runs or the plan cannot be read."""
     from scalectl.plan.load import load_plan
 
-    if ctx.remote is not None and (ctx.remote.prometheus or ctx.remote.target):
+    if ctx.remote is not None:
         from scalectl.checklist.verifiers import deployment
 
         return deployment.check_slo_live(params, ctx, ctx.remote)

@@ -74,7 +74,7 @@ def check_prometheus(params: PrometheusParams, ctx: Context) -> VerifierOutcome:
     when no stack runs or the URL is not loopback."""
     import httpx
 
-    if ctx.remote is not None and (ctx.remote.prometheus or ctx.remote.target):
+    if ctx.remote is not None:
         from scalectl.checklist.verifiers import deployment
 
         return deployment.check_prometheus(params, ctx, ctx.remote)
