@@ -4,7 +4,11 @@ host it was sent to, and never shows the token. Real HTTP servers (tests/health/
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,3 +164,28 @@ def test_health_goes_through_the_target_with_the_token_never_shown(
     assert target.seen[0]["authorization"] == f"Bearer {TOKEN}"
     assert TOKEN not in result.stdout + result.stderr
     assert TOKEN not in "".join(p.read_text() for p in tmp_path.glob("*.json"))
+
+
+def test_an_answer_that_trickles_in_is_cut_off_at_the_time_limit() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            with contextlib.suppress(OSError):
+                for _ in range(40):  # one byte every 0.1 s: each read is quick
+                    conn.sendall(b"#")
+                    time.sleep(0.1)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    ctx = remote_context(target=f"http://127.0.0.1:{port}")
+    result = check("{kind: metrics-exposed, timeout: 1}", ctx)
+    assert time.monotonic() - started < 3
+    listener.close()
+    assert result.status == "fail"
+    assert f"http://127.0.0.1:{port}/metrics: no complete answer within 1s" in result.evidence

@@ -7,6 +7,7 @@ the user named the environment variable holding it (never printed)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,12 +144,13 @@ def fetch(
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int = MAX_BYTES,
 ) -> Fetched:
-    """GET `url`: at most `timeout` seconds per request and `max_bytes` of body, redirects
+    """GET `url`: at most `timeout` seconds in all and `max_bytes` of body, redirects
     followed only on the same scheme, host and port (a token must not travel elsewhere).
     Raises CheckFailed with one line for anything else."""
     import httpx
 
     current = url
+    deadline = time.monotonic() + timeout
     # trust_env=False: the URL the user named is what is checked, not a proxy.
     with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
@@ -167,6 +169,9 @@ def fetch(
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         body += chunk
+                        # httpx bounds each read; this bounds a body that trickles in.
+                        if time.monotonic() > deadline:
+                            raise CheckFailed(f"{current}: no complete answer within {timeout:g}s")
                         if len(body) > max_bytes:
                             raise CheckFailed(
                                 f"{current}: the answer is larger than {max_bytes // 1024} KiB"
