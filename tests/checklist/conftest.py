@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scalectl.checklist import Checklist
@@ -13,7 +14,42 @@ from scalectl.checklist.load import validate
 from scalectl.checklist.model import ItemResult
 from scalectl.checklist.run import verify_item
 from scalectl.checklist.verifiers import Context
+from scalectl.stack import apikeys
+from scalectl.stack.state import load
 from scalectl.yamlsource import parse
+from tests.helpers.stack import running_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[tuple[Path, Path]]:
+    """One real local stack (plan, state_dir) with light traffic, for every module here that
+    needs one. test_remote.py runs before test_stack_verifiers.py, whose last tests break
+    the stack (and restore what they broke)."""
+    with running_stack("checklist") as (plan, state_dir):
+        send_traffic(state_dir)
+        yield plan, state_dir
+
+
+def send_traffic(state_dir: Path, rounds: int = 80, posts: bool = True) -> None:
+    """Light real traffic straight to each instance, so the SLO check has data to judge."""
+    state = load(state_dir)
+    assert state is not None
+    # A premium key of the stack's pool (`stack up` minted it): /api needs a key, and the
+    # free tier's 20 rps would refuse this traffic.
+    headers = apikeys.auth_headers(state_dir, "premium")
+    assert headers
+    for member in state.members:
+        if member.kind != "app":
+            continue
+        with httpx.Client(base_url=str(member.url), timeout=5, headers=headers) as client:
+            for i in range(rounds):
+                assert client.get("/api/stats").status_code == 200
+                if posts and i % 8 == 0:
+                    created = client.post(
+                        "/api/submissions",
+                        json={"title": f"CV {i}", "content": "Python, SQL"},
+                    )
+                    assert created.status_code == 202, created.text
 
 
 @pytest.fixture

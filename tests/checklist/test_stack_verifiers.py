@@ -1,5 +1,5 @@
 """The stack-facing verifiers against one real local stack (PostgreSQL, Redis, gunicorn,
-Dramatiq, nginx, Prometheus), started once for this module.
+Dramatiq, nginx, Prometheus), started once for the session (tests/checklist/conftest.py).
 
 The shipped pre, post and deploy checklists run end to end first (the passing case of
 every stack verifier; deploy last, as it restarts instances that Prometheus would then
@@ -16,7 +16,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,7 +32,6 @@ from tests.checklist.conftest import check, checklist_file, write_report
 from tests.conftest import ROOT, Result
 from tests.drill.races import report_only_raced
 from tests.health.server import serve
-from tests.helpers.stack import running_stack
 
 Cli = Callable[..., Result]
 pytestmark = pytest.mark.stack
@@ -52,13 +51,6 @@ HOST = {
 ROW = re.compile(
     r"^(\S+) http://127\.0\.0\.1:\d+(/\S*?)(?: (\S+))?: (pass|warn|fail)(?: \d+ ms)?(?:; (.*))?$"
 )
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[tuple[Path, Path]]:
-    with running_stack("checklist") as (plan, state_dir):
-        send_traffic(state_dir)
-        yield plan, state_dir
 
 
 def rows(evidence: object) -> dict[tuple[str, str, str | None], tuple[str, str]]:
@@ -86,28 +78,6 @@ def healthy_again(state_dir: Path, timeout: float = 60) -> None:
     assert wait_for(
         lambda: check("{kind: health}", ctx).status == "pass", timeout=timeout, interval=1
     )
-
-
-def send_traffic(state_dir: Path) -> None:
-    """Light real traffic straight to each instance, so the SLO check has data to judge."""
-    state = load(state_dir)
-    assert state is not None
-    # A premium key of the stack's pool (`stack up` minted it): /api needs a key, and the
-    # free tier's 20 rps would refuse this traffic.
-    headers = apikeys.auth_headers(state_dir, "premium")
-    assert headers
-    for member in state.members:
-        if member.kind != "app":
-            continue
-        with httpx.Client(base_url=str(member.url), timeout=5, headers=headers) as client:
-            for i in range(80):
-                assert client.get("/api/stats").status_code == 200
-                if i % 8 == 0:
-                    created = client.post(
-                        "/api/submissions",
-                        json={"title": f"CV {i}", "content": "Python, SQL"},
-                    )
-                    assert created.status_code == 202, created.text
 
 
 def items(result: Result) -> dict[str, dict[str, object]]:

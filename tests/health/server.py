@@ -18,6 +18,7 @@ class Answer:
     status: int
     body: bytes
     content_type: str = "application/health+json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +68,8 @@ def serve(tls: ssl.SSLContext | None = None) -> Iterator[Routes]:
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(answer.body)
 

@@ -343,3 +343,10 @@ def test_help_of_the_group_shows_the_probe_options(
     ) in " ".join(result.stdout.split())
     for option in ("--wait", "--strict", "--condition", "--rate-window", "--token-env"):
         assert f"  {option} " in result.stdout or f", {option} " in result.stdout, option
+
+
+def test_an_answer_too_large_fails_unread(cli: Cli, app: Routes) -> None:
+    app.text("/huge", "x" * (17 * 2**20))
+    result = cli("health", f"{app.base}/huge", "--json")
+    assert result.code == ExitCode.CHECK_FAILED
+    assert json.loads(result.stdout)["rows"][0]["detail"] == "the answer is larger than 16 MiB"

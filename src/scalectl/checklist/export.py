@@ -9,11 +9,11 @@ from scalectl.checklist.run import iso
 
 
 def status_word(item: ItemResult) -> str:
-    """An item's status as the terminal and Markdown show it: pass, FAIL, or fail (optional),
-    marked (saved) when reused."""
-    word = "pass" if item.status == "pass" else "FAIL"
+    """An item's status as the terminal and Markdown show it: pass, FAIL, SKIPPED (not checked:
+    not a pass either), or fail/skipped (optional), marked (saved) when reused."""
+    word = "pass" if item.status == "pass" else item.status.upper()
     if item.status != "pass" and not item.required:
-        word = "fail (optional)"
+        word = f"{item.status} (optional)"
     return f"{word} (saved)" if item.reused else word
 
 
@@ -26,7 +26,8 @@ def to_json(result: ChecklistResult) -> dict[str, Any]:
         "source": result.source,
         "progress_file": result.progress_file,
         "passed": sum(i.status == "pass" for i in result.items),
-        "failed": sum(i.status != "pass" for i in result.items),
+        "failed": sum(i.status == "fail" for i in result.items),
+        "skipped": sum(i.status == "skipped" for i in result.items),
         "required_failed": [i.id for i in result.required_failures],
         "items": [
             {
@@ -75,6 +76,8 @@ def to_markdown(result: ChecklistResult) -> str:
     ]
     for i in result.items:
         mark = "✅" if i.status == "pass" else ("❌" if i.required else "⚠️")
+        if i.status == "skipped":
+            mark = "⏭️" if not i.required else "❌ ⏭️"
         evidence = "<br>".join(_cell(e) for e in i.evidence) or "-"
         when = iso(i.checked_at) + (" (saved)" if i.reused else "")
         lines.append(f"| {mark} | **{_cell(i.title)}** (`{i.id}`) | {evidence} | {when} |")

@@ -89,15 +89,26 @@ class AnswerSpec(Strict):
 
 # --- results -------------------------------------------------------------------------
 
-Status = Literal["pass", "fail"]
+# skipped: the item could not be checked here (it needs the local stack and --target names a
+# deployment elsewhere). It is not a pass: a required item skipped leaves the run incomplete.
+Status = Literal["pass", "fail", "skipped"]
+
+NEEDS_LOCAL_STACK = "skipped: needs the local stack"
 
 
 @dataclass(frozen=True)
 class VerifierOutcome:
-    """What a verifier found: a verdict and the evidence lines behind it."""
+    """What a verifier found: a verdict and the evidence lines behind it (`skipped`: it did not
+    check at all, which never passes)."""
 
     passed: bool
     evidence: tuple[str, ...]
+    skipped: bool = False
+
+    @property
+    def status(self) -> Status:
+        """pass, fail or skipped."""
+        return "skipped" if self.skipped else ("pass" if self.passed else "fail")
 
 
 def passed(*evidence: str) -> VerifierOutcome:
@@ -108,6 +119,12 @@ def passed(*evidence: str) -> VerifierOutcome:
 def failed(*evidence: str) -> VerifierOutcome:
     """A failing VerifierOutcome with its evidence lines (the reasons among them)."""
     return VerifierOutcome(False, tuple(evidence))
+
+
+def skipped(*evidence: str) -> VerifierOutcome:
+    """An item not checked in this run: "skipped: needs the local stack" unless `evidence`
+    says otherwise. It counts as not passed."""
+    return VerifierOutcome(False, tuple(evidence) or (NEEDS_LOCAL_STACK,), skipped=True)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scalectl.checklist.load import Checklist, Item
-from scalectl.checklist.model import Answer, ItemResult
+from scalectl.checklist.model import Answer, ItemResult, Status
 from scalectl.checklist.verifiers import Context
 from scalectl.errors import InputError, ScalectlError
 from scalectl.files import write_file
@@ -47,6 +47,8 @@ def fingerprint(item: Item, ctx: Context) -> str:
             "state_dir": str(ctx.state_dir.absolute()),
             "report_dir": str(ctx.report_dir.absolute()),
             "root": str(ctx.root.absolute()),
+            # A pass against the local stack says nothing of a deployment elsewhere.
+            "remote": ctx.remote.describe() if ctx.remote else None,
         }
         basis["plan_content"] = _plan_digest(item, ctx)
     if item.live:
@@ -104,7 +106,7 @@ def _saved(key: str, value: dict[str, Any]) -> Saved:
         title=str(value["title"]),
         required=bool(value["required"]),
         kind=str(value["kind"]),
-        status="pass" if value["status"] == "pass" else "fail",
+        status=_status(value["status"]),
         evidence=tuple(str(e) for e in value["evidence"]),
         checked_at=float(value["checked_at"]),
         duration_s=float(value["duration_s"]),
@@ -120,6 +122,12 @@ def _saved(key: str, value: dict[str, Any]) -> Saved:
         else None,
     )
     return Saved(result, str(value["fingerprint"]))
+
+
+def _status(value: object) -> Status:
+    if value == "pass":
+        return "pass"
+    return "skipped" if value == "skipped" else "fail"
 
 
 def save_progress(path: Path, checklist: Checklist, saved: dict[str, Saved]) -> None:

@@ -17,9 +17,11 @@ from scalectl.checklist.model import (
     ItemSpec,
     VerifierOutcome,
     failed,
+    skipped,
 )
 from scalectl.checklist.progress import Saved, fingerprint, load_progress, save_progress
 from scalectl.checklist.verifiers import Context
+from scalectl.checklist.verifiers.base import NeedsLocalStack
 from scalectl.errors import ScalectlError
 
 # Asks a person about one manual item (their earlier answer, if any, is given); None when
@@ -99,6 +101,8 @@ def verify_item(item: Item, ctx: Context) -> ItemResult:
     started = time.monotonic()
     try:
         outcome: VerifierOutcome = item.verifier.check(item.params, ctx)
+    except NeedsLocalStack as exc:
+        outcome = skipped(exc.message)
     except ScalectlError as exc:
         # A verifier's own problem (no stack, a bad plan, a tool that failed) fails the item.
         outcome = failed(exc.message, *exc.lines)
@@ -107,7 +111,7 @@ def verify_item(item: Item, ctx: Context) -> ItemResult:
         spec.title,
         spec.required,
         spec.kind,
-        "pass" if outcome.passed else "fail",
+        outcome.status,
         outcome.evidence,
         checked_at,
         time.monotonic() - started,

@@ -70,11 +70,43 @@ def run_command(
     markdown: Path | None = typer.Option(
         None, "--markdown", help="Also write the result as Markdown (for a pull request)."
     ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        metavar="URL",
+        help="Check the deployment at this public URL instead of the local stack (needs "
+        "--plan); items that need the local stack are skipped.",
+    ),
+    prometheus: str | None = typer.Option(
+        None,
+        "--prometheus",
+        metavar="URL",
+        help="The deployment's Prometheus: monitoring and SLO items read its HTTP API.",
+    ),
+    token_env: str | None = typer.Option(
+        None,
+        "--token-env",
+        metavar="NAME",
+        help="Send 'Authorization: Bearer $NAME' to --target (never printed).",
+    ),
+    prometheus_token_env: str | None = typer.Option(
+        None,
+        "--prometheus-token-env",
+        metavar="NAME",
+        help="Send 'Authorization: Bearer $NAME' to --prometheus (never printed).",
+    ),
+    health_config: Path | None = typer.Option(
+        None,
+        "--health-config",
+        help="With --target: the health item probes this `scalectl health` config's endpoints.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
 ) -> None:
     """Verify every item that can be verified, ask about the rest, and show the evidence.
 
-    Exit 0 when every required item passes, 1 otherwise, 2 on bad input.
+    Exit 0 when every required item passes, 1 otherwise (a skipped item has not passed),
+    2 on bad input. With --target and --prometheus the live items check a deployment
+    elsewhere (docs/checklist.md, "Against a real deployment").
 
     Example: scalectl checklist pre --plan examples/reference-app.yaml --answers answers.yaml
     """
@@ -85,7 +117,21 @@ def run_command(
     from scalectl.files import write_file
 
     output = output_of(ctx, json_out)
-    loaded, given = _inputs(checklist, answers, plan, progress_dir, markdown)
+    from scalectl.checklist.remote import remote_from_flags
+
+    remote, remote_problems = remote_from_flags(
+        target=target,
+        prometheus=prometheus,
+        token_env=token_env,
+        prometheus_token_env=prometheus_token_env,
+        health_config=health_config,
+        environ=output.environ,
+    )
+    if target is not None and plan is None:
+        remote_problems.append(
+            "--target: give --plan PLAN too (the deployment is checked against it)"
+        )
+    loaded, given = _inputs(checklist, answers, plan, progress_dir, markdown, remote_problems)
     person = who or output.environ.get("USER") or output.environ.get("LOGNAME") or "unknown"
     stdin = sys.stdin
     interactive = (
@@ -100,6 +146,7 @@ def run_command(
         report_dir=report_dir,
         environ=output.environ,
         progress=output.info,
+        remote=remote,
     )
     result = run_checklist(
         loaded,
@@ -135,6 +182,7 @@ def _inputs(
     plan: Path | None,
     progress_dir: Path,
     markdown: Path | None,
+    remote_problems: list[str],
 ) -> tuple[Checklist, dict[str, AnswerSpec] | None]:
     """Everything the run reads or writes, checked before any item runs; every problem
     reported at once (exit 2), nothing verified, nothing written."""
@@ -163,7 +211,7 @@ def _inputs(
     problems = [directory_problem("--progress-dir", progress_dir)]
     if markdown is not None:
         problems.append(file_problem("--markdown", markdown))
-    errors += [InputError(p) for p in problems if p]
+    errors += [InputError(p) for p in [*problems, *remote_problems] if p]
     if len(errors) == 1:
         raise errors[0]
     if errors:
@@ -239,7 +287,11 @@ def _print(output: Output, result: ChecklistResult) -> None:
     output.console.print(table)
     good = sum(i.status == "pass" for i in result.items)
     verdict = "complete" if result.ok else "incomplete"
-    output.info(f"checklist {result.name}: {verdict}, {good} of {len(result.items)} items pass")
+    skips = sum(i.status == "skipped" for i in result.items)
+    note = f" ({skips} skipped)" if skips else ""
+    output.info(
+        f"checklist {result.name}: {verdict}, {good} of {len(result.items)} items pass{note}"
+    )
     output.info(
         f"progress saved in {result.progress_file}: a rerun resumes "
         "(--recheck checks everything again, --reset starts over)"

@@ -33,6 +33,8 @@ from scalectl.health.vocabulary import ANY, Status, Vocabulary
 
 DEFAULT_STATE_DIR = Path(".scalectl/stack")
 RATE_WINDOW = 5.0  # seconds between the two scrapes rate() and increase() compare
+# A body larger than this fails the check unread: a probe must not fill memory.
+MAX_BODY_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,20 @@ async def _observe(
 
     try:
         # asyncio.timeout bounds the whole exchange; httpx's only each network step.
-        async with asyncio.timeout(timeout):
-            response = await client.get(check.url, headers=headers, timeout=timeout)
+        async with (
+            asyncio.timeout(timeout),
+            client.stream("GET", check.url, headers=headers, timeout=timeout) as response,
+        ):
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return Observation(
+                        connected=False,
+                        elapsed_ms=elapsed(),
+                        error=f"the answer is larger than {MAX_BODY_BYTES // 2**20} MiB",
+                        taken_at=taken_at,
+                    )
     except (TimeoutError, httpx.TimeoutException):
         return Observation(
             connected=False,
@@ -231,7 +245,7 @@ async def _observe(
         connected=True,
         status=response.status_code,
         elapsed_ms=elapsed(),
-        body=response.content,
+        body=bytes(body),
         content_type=response.headers.get("content-type", ""),
         taken_at=taken_at,
     )

@@ -10,13 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from scalectl.checklist.model import VerifierOutcome
+from scalectl.checklist.model import NEEDS_LOCAL_STACK, VerifierOutcome
 from scalectl.errors import CheckFailed
 from scalectl.stack.state import Member, StackState
 from scalectl.strict import Strict
 
 if TYPE_CHECKING:
-    pass
+    from scalectl.checklist.remote import Remote
+
+
+class NeedsLocalStack(CheckFailed):
+    """Raised by Context.stack() when --target names a deployment elsewhere: the item is
+    skipped (never passed), as the local stack is not what is checked."""
+
+    def __init__(self) -> None:
+        super().__init__(NEEDS_LOCAL_STACK)
 
 
 class Params(Strict):
@@ -37,6 +45,12 @@ class Context:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     now: Callable[[], float] = time.time
     progress: Callable[[str], None] = lambda _: None
+    remote: Remote | None = None  # --target/--prometheus: the deployment to check instead
+
+    def remote_target(self) -> Remote | None:
+        """The Remote when --target names a deployment elsewhere (so the local stack is not
+        what is checked), else None."""
+        return self.remote if self.remote is not None and self.remote.target else None
 
     def path(self, text: str) -> Path:
         """`text` as a path: absolute as given, relative from the run's root."""
@@ -44,8 +58,12 @@ class Context:
         return path if path.is_absolute() else self.root / path
 
     def stack(self) -> StackState:
-        """The running stack's state, or CheckFailed (the item fails, naming the fix)."""
+        """The running stack's state, or CheckFailed (the item fails, naming the fix);
+        NeedsLocalStack (the item is skipped) when --target names a deployment elsewhere."""
         from scalectl.stack.state import load
+
+        if self.remote_target() is not None:
+            raise NeedsLocalStack()
 
         state = load(self.state_dir.absolute())
         if state is None:
@@ -62,6 +80,9 @@ class Context:
             return self.path(given)
         if self.plan is not None:
             return self.plan
+        if self.remote_target() is not None:
+            # The local stack's plan says nothing about a deployment elsewhere.
+            raise CheckFailed("no plan to check the deployment against: give --plan PLAN")
         from scalectl.stack.state import load
 
         state = load(self.state_dir.absolute())

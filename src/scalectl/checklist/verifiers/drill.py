@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
+from scalectl.checklist.model import (
+    Duration,
+    VerifierOutcome,
+    failed,
+    format_duration,
+    passed,
+    skipped,
+)
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
 
 DrillName = Literal[
@@ -54,6 +61,8 @@ def check_drill(params: DrillParams, ctx: Context) -> VerifierOutcome:
     CheckFailed (or another ScalectlError), which fails the item, when no stack runs for a
     drill run now."""
     directory = ctx.path(params.report_dir)
+    if params.run and ctx.remote_target() is not None:
+        return skipped()  # a drill faults and loads the local stack, never a deployment
     if params.run:
         return _run(params, ctx)
     # `scalectl drill ... --report-dir DIR` writes DIR/drill.json; this verifier's own runs

@@ -18,10 +18,16 @@ class HealthParams(Params):
 
 
 def check_health(params: HealthParams, ctx: Context) -> VerifierOutcome:
-    """The `health` item: `scalectl health`'s default checks against the running stack. Raises
-    CheckFailed (or another ScalectlError), which fails the item, when no stack runs."""
+    """The `health` item: `scalectl health`'s default checks against the running stack, or
+    with --target through the deployment's URL. Raises CheckFailed (or another
+    ScalectlError), which fails the item, when no stack runs."""
     from scalectl.health import probe_stack
 
+    remote = ctx.remote_target()
+    if remote is not None:
+        from scalectl.checklist.verifiers import deployment
+
+        return deployment.check_health(params, ctx, remote)
     try:
         summary = probe_stack(ctx.state_dir, timeout=params.timeout, strict=params.strict)
     except InputError as exc:
@@ -35,6 +41,7 @@ HEALTH = Verifier(
     HealthParams,
     check_health,
     "`scalectl health` against the running stack: every instance directly and through the "
-    "balancer, with each health+json component (warn fails only with strict)",
+    "balancer, with each health+json component (warn fails only with strict); with --target, "
+    "`scalectl health TARGET` (or --health-config's endpoints)",
     live=True,
 )

@@ -61,6 +61,11 @@ def check_metrics_exposed(params: MetricsExposedParams, ctx: Context) -> Verifie
     """The `metrics-exposed` item: every series the alert rules select is on each app instance's
     /metrics (a worker-only series on a worker's). Raises CheckFailed (or another
     ScalectlError), which fails the item, when no stack runs."""
+    remote = ctx.remote_target()
+    if remote is not None:
+        from scalectl.checklist.verifiers import deployment
+
+        return deployment.check_metrics_exposed(params, ctx, remote)
     state = ctx.stack()
     if params.rules is not None:
         files = [ctx.path(p) for p in params.rules]
@@ -114,7 +119,7 @@ METRICS_EXPOSED = Verifier(
     MetricsExposedParams,
     check_metrics_exposed,
     "every metric the alert rules select is on each app instance's /metrics (or a "
-    "worker's, for worker-only series)",
+    "worker's, for worker-only series); with --target, each service's /metrics through it",
     live=True,
 )
 
@@ -178,6 +183,10 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
     no stack runs or the plan cannot be read."""
     from scalectl.plan.load import load_plan
 
+    if ctx.remote is not None:
+        from scalectl.checklist.verifiers import deployment
+
+        return deployment.check_slo_live(params, ctx, ctx.remote)
     state = ctx.stack()
     plan_path = ctx.path(params.plan) if params.plan else Path(state.plan)
     slo = load_plan(plan_path, state.profile if not params.plan else "production").plan.slo
@@ -246,6 +255,7 @@ SLO_LIVE = Verifier(
     SloLiveParams,
     check_slo_live,
     "error rate and p95/p99 latency from the app instances' /metrics (two scrapes `window` "
-    "apart, else totals since start) are within the plan's SLOs",
+    "apart, else totals since start) are within the plan's SLOs; with --prometheus, the "
+    "plan's SLO alert queries asked there",
     live=True,
 )

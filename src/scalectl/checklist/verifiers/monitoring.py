@@ -69,10 +69,15 @@ def _labels(target: dict[str, Any]) -> dict[str, Any]:
 
 def check_prometheus(params: PrometheusParams, ctx: Context) -> VerifierOutcome:
     """The `prometheus` item: Prometheus is ready, every scrape target is up (waiting up to
-    `wait`), and the rendered alerts are loaded. Raises CheckFailed (or another
-    ScalectlError), which fails the item, when no stack runs or the URL is not loopback."""
+    `wait`), and the rendered alerts are loaded; with --prometheus, that one and the plan's
+    jobs and alerts. Raises CheckFailed (or another ScalectlError), which fails the item,
+    when no stack runs or the URL is not loopback."""
     import httpx
 
+    if ctx.remote is not None:
+        from scalectl.checklist.verifiers import deployment
+
+        return deployment.check_prometheus(params, ctx, ctx.remote)
     rendered_rules: list[Path] = []
     if params.url:
         base = params.url.rstrip("/")
@@ -146,6 +151,6 @@ PROMETHEUS = Verifier(
     PrometheusParams,
     check_prometheus,
     "the stack's Prometheus is ready, every scrape target is up, and the rendered alerts "
-    "are loaded",
+    "are loaded; with --prometheus, the plan's jobs are up and its alerts loaded there",
     live=True,
 )

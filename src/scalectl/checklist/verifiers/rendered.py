@@ -60,14 +60,21 @@ class Rendered:
 @contextmanager
 def rendered(params: RenderedParams, ctx: Context) -> Iterator[Rendered]:
     """The configs to check: a fresh render of the plan in a temporary directory, the given
-    `dir`, or the stack's `rendered/` (what its nginx and Prometheus run with)."""
+    `dir`, or the stack's `rendered/` (what its nginx and Prometheus run with); with
+    --target, `source: stack` is the run's plan rendered afresh."""
     from scalectl.files import write_tree
     from scalectl.plan import prepare, render_files
 
-    if params.source == "stack":
+    label = ""
+    if params.source == "stack" and ctx.remote_target() is not None:
+        # What runs elsewhere was rendered from the plan the run names (--plan).
+        plan, profile = ctx.plan_path(), params.profile
+        directory: Path | None = None
+        label = " (--target: the plan stands in for the stack's configs)"
+    elif params.source == "stack":
         state = ctx.stack()
         plan, profile = Path(state.plan), state.profile
-        directory: Path | None = Path(state.state_dir) / "rendered"
+        directory = Path(state.state_dir) / "rendered"
     else:
         plan, profile = ctx.plan_path(params.plan), params.profile
         directory = ctx.path(params.dir) if params.dir else None
@@ -85,7 +92,7 @@ def rendered(params: RenderedParams, ctx: Context) -> Iterator[Rendered]:
         return
     with tempfile.TemporaryDirectory(prefix="scalectl-checklist-") as tmp:
         write_tree(Path(tmp), files)
-        yield Rendered(Path(tmp), f"{plan} ({profile}) rendered afresh", prepared, files)
+        yield Rendered(Path(tmp), f"{plan} ({profile}) rendered afresh{label}", prepared, files)
 
 
 def k8s_version(rendered_: Rendered, given: str | None) -> str:
