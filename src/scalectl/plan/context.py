@@ -23,6 +23,12 @@ from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.sizing import ServiceSize, Sizing
+from scalectl.plan.sliquery import (
+    SliQueries,
+    dashboard_errors,
+    dashboard_latency,
+    dashboard_traffic,
+)
 from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
 from scalectl.plan.workersizing import QueueSize, WorkerSize
@@ -103,6 +109,7 @@ class ServiceView:
     probes: dict[ProbeKind, ProbeTimes]  # by kind, defaults filled in
     hpa: dict[Direction, HpaRules]  # the HPA's behavior by direction
     healthcheck: ComposeHealthcheck
+    sli: SliQueries  # the queries of its requests, errors and latency
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 probes={kind: spec.health.times(kind) for kind in PROBE_KINDS},
                 hpa={d: spec.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
                 healthcheck=compose_healthcheck(spec),
+                sli=SliQueries(name, spec.sli),
             )
         )
     workers = []
@@ -253,6 +261,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
             )
         )
     slo = plan.slo
+    slis = [svc.sli for svc in services]
     return {
         "version": __version__,
         "plan": plan,
@@ -270,6 +279,11 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "error_budget": round(1 - slo.availability.target, 10),
         "burn_windows": burn_windows(slo.availability.period_days),
         "alerting": plan.alerting,
+        "dashboard_sli": {
+            "traffic": dashboard_traffic(slis),
+            "errors": dashboard_errors(slis),
+            "latency": {q: dashboard_latency(slis, q) for q in ("0.5", "0.95", "0.99")},
+        },
         "alerts": alert_settings(plan.alerting.alerts),
         "database_user": DATABASE_USER,
         "database_name": database_name(plan),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
+from scalectl.plan.sli import METRIC_FIELDS, RAW_FIELDS, Sli
 from scalectl.plan.slo import Latency
 from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources
 
@@ -52,6 +53,7 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 "rotation, not restart it",
             )
         yield from _probes(svc.health, (*base, "health", "timings"))
+        yield from _sli(svc.sli, (*base, "sli"))
         auto = svc.autoscaling
         yield from _behavior(auto, (*base, "autoscaling"))
         if (
@@ -177,3 +179,20 @@ def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
     for (lo_name, lo), (hi_name, hi) in itertools.pairwise(present):
         if lo > hi:
             yield ((*path, hi_name), f"must be >= {lo_name} ({hi:g} < {lo:g})")
+
+
+def _sli(sli: Sli, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    given = sli.model_fields_set
+    raw = [f for f in RAW_FIELDS if f in given]
+    if not raw:
+        return
+    for name in RAW_FIELDS:
+        if name not in given:
+            other = raw[0]
+            yield ((*path, other), f"give {name} too: the raw form needs both queries")
+    for name in METRIC_FIELDS:
+        if name in given:
+            yield (
+                (*path, name),
+                "give the raw form (error_query, total_query) or this, not both",
+            )
