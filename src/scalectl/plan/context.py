@@ -28,6 +28,7 @@ from scalectl.plan.sliquery import (
     dashboard_errors,
     dashboard_latency,
     dashboard_traffic,
+    test_buckets,
 )
 from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
@@ -110,6 +111,7 @@ class ServiceView:
     hpa: dict[Direction, HpaRules]  # the HPA's behavior by direction
     healthcheck: ComposeHealthcheck
     sli: SliQueries  # the queries of its requests, errors and latency
+    test_buckets: list[str]  # `le` of the promtool tests' histogram series, "+Inf" last
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,8 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
     for a plan that loaded and was sized (scalectl.plan.prepare)."""
     plan = loaded.plan
     layout = topology(loaded, sizing)
+    objective = plan.slo.latency_objective
+    threshold = None if objective is None else objective.threshold_ms / 1000
     services = []
     for (name, spec), placed in zip(plan.services.items(), layout.services, strict=True):
         prestop = 5
@@ -241,6 +245,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 hpa={d: spec.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
                 healthcheck=compose_healthcheck(spec),
                 sli=SliQueries(name, spec.sli),
+                test_buckets=test_buckets(spec.sli, threshold),
             )
         )
     workers = []
@@ -277,6 +282,9 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "cache": plan.cache,
         "slo": slo,
         "error_budget": round(1 - slo.availability.target, 10),
+        "latency_objective": objective,
+        "latency_threshold": threshold,
+        "latency_budget": None if objective is None else round(1 - objective.target, 10),
         "burn_windows": burn_windows(slo.availability.period_days),
         "alerting": plan.alerting,
         "dashboard_sli": {

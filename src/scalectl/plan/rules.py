@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import math
 from collections.abc import Iterator
 
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
-from scalectl.plan.sli import METRIC_FIELDS, RAW_FIELDS, Sli
-from scalectl.plan.slo import Latency
+from scalectl.plan.sli import LATENCY_FIELDS, METRIC_FIELDS, RAW_FIELDS, Sli
+from scalectl.plan.slo import Latency, LatencyObjective
 from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources
 
 PathMsg = tuple[tuple[str | int, ...], str]
@@ -53,7 +54,7 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 "rotation, not restart it",
             )
         yield from _probes(svc.health, (*base, "health", "timings"))
-        yield from _sli(svc.sli, (*base, "sli"))
+        yield from _sli(svc.sli, (*base, "sli"), plan.slo.latency_objective)
         auto = svc.autoscaling
         yield from _behavior(auto, (*base, "autoscaling"))
         if (
@@ -181,15 +182,28 @@ def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
             yield ((*path, hi_name), f"must be >= {lo_name} ({hi:g} < {lo:g})")
 
 
-def _sli(sli: Sli, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+def _sli(
+    sli: Sli, path: tuple[str | int, ...], objective: LatencyObjective | None
+) -> Iterator[PathMsg]:
     given = sli.model_fields_set
+    latency = [f for f in LATENCY_FIELDS if f in given]
+    for name in LATENCY_FIELDS:
+        if latency and name not in given:
+            yield ((*path, latency[0]), f"give {name} too: a latency SLI needs both queries")
+    if objective is not None and sli.buckets is not None:
+        threshold = objective.threshold_ms / 1000
+        if not any(math.isclose(threshold, b, rel_tol=1e-9) for b in sli.buckets):
+            yield (
+                (*path, "buckets"),
+                f"holds no bound at slo.latency_objective.threshold_ms ({threshold:g}s): "
+                "the share of faster requests is read from that bucket",
+            )
     raw = [f for f in RAW_FIELDS if f in given]
     if not raw:
         return
     for name in RAW_FIELDS:
         if name not in given:
-            other = raw[0]
-            yield ((*path, other), f"give {name} too: the raw form needs both queries")
+            yield ((*path, raw[0]), f"give {name} too: the raw form needs both queries")
     for name in METRIC_FIELDS:
         if name in given:
             yield (

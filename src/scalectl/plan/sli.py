@@ -146,6 +146,7 @@ DEFAULT_REQUESTS = "http_requests_total"
 DEFAULT_DURATION = "http_request_duration_seconds"
 DEFAULT_ERROR_STATUS = "5.."
 RAW_FIELDS = ("error_query", "total_query")
+LATENCY_FIELDS = ("good_query", "valid_query")
 METRIC_FIELDS = ("requests", "status_label", "error_status")
 
 
@@ -181,6 +182,22 @@ class Sli(Strict):
     )
     total_query: Query | None = Field(
         None, description="Raw form: PromQL counting all requests per second over [{{.window}}]."
+    )
+    good_query: Query | None = Field(
+        None,
+        description="For slo.latency_objective: PromQL counting requests per second over "
+        "[{{.window}}] that were fast enough; with valid_query, used instead of the histogram.",
+    )
+    valid_query: Query | None = Field(
+        None,
+        description="For slo.latency_objective: PromQL counting all requests per second over "
+        "[{{.window}}] whose latency counts.",
+    )
+    buckets: list[Annotated[float, Field(gt=0, le=1e6)]] | None = Field(
+        None,
+        max_length=100,
+        description="The latency histogram's finite bucket bounds in seconds. Given, "
+        "slo.latency_objective.threshold_ms must be one, and the promtool tests use them.",
     )
 
     @property

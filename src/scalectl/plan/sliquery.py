@@ -22,6 +22,10 @@ from scalectl.plan.sli import (
     parse_selector,
 )
 
+# The reference app's latency buckets (reference_app/refapp/metrics.py), in seconds: the
+# promtool tests' histogram series when the plan gives no sli.buckets.
+REFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.3, 0.5, 0.75, 0.8, 1, 1.2, 2.5, 5, 10)
+
 # Status values the promtool tests give a succeeding and a failing request: the first
 # candidate the error regex refuses, and the first it accepts.
 _OK_STATUSES = ("200", "204", "ok", "OK", "success")
@@ -139,6 +143,25 @@ class SliQueries:
         bucket = self.series(self.bucket, extra)
         return f"histogram_quantile({q}, sum by ({grouped}) (rate({bucket}[{window}])))"
 
+    # --- latency objective ---------------------------------------------------------------
+
+    @property
+    def raw_latency(self) -> bool:
+        """Whether fast and valid requests come from good_query and valid_query."""
+        return self.sli.good_query is not None
+
+    def slow_ratio(self, window: str, threshold_seconds: float, indent: int) -> str:
+        """The fraction of requests slower than the threshold over `window` (nothing without
+        requests), on two lines; the second is indented `indent` spaces."""
+        if self.sli.good_query is not None and self.sli.valid_query is not None:
+            valid = f"sum({self.sli.valid_query.replace(WINDOW, window)})"
+            good = f"sum({self.sli.good_query.replace(WINDOW, window)})"
+        else:
+            valid = f"sum(rate({self.series(self.count)}[{window}]))"
+            le = f", {le_matcher(threshold_seconds)}"
+            good = f"sum(rate({self.series(self.bucket, le)}[{window}]))"
+        return f"({valid} - {good})\n{' ' * indent}  / ({valid} > 0)"
+
     # --- promtool test series -----------------------------------------------------------
 
     @property
@@ -194,6 +217,31 @@ class SliQueries:
             and self.test_status(failing=True) is not None
             and self.test_status(failing=False) is not None
         )
+
+
+def bound(seconds: float) -> str:
+    """A bucket bound as Go's client libraries write `le`: 0.3, 1, 2.5."""
+    return str(int(seconds)) if seconds == int(seconds) else repr(seconds)
+
+
+def le_matcher(seconds: float) -> str:
+    """The matcher of the bucket at `seconds`. A whole number matches both "1" (Go clients)
+    and "1.0" (Python clients, and Prometheus 3, which normalizes le)."""
+    text = bound(seconds)
+    if "." in text or "e" in text:
+        return f'le="{text}"'
+    return f'le=~"{text}|{text}.0"'
+
+
+def test_buckets(sli: Sli, threshold_seconds: float | None) -> list[str]:
+    """The `le` values of the promtool tests' histogram series: sli.buckets, else the
+    reference app's, with the latency threshold added when missing, then +Inf."""
+    bounds = [float(b) for b in (sli.buckets or REFERENCE_BUCKETS)]
+    if threshold_seconds is not None and not any(
+        abs(b - threshold_seconds) < 1e-12 for b in bounds
+    ):
+        bounds.append(threshold_seconds)
+    return [*(bound(b) for b in sorted(bounds)), "+Inf"]
 
 
 def _refuses(matcher: Matcher, value: str) -> bool:
