@@ -189,3 +189,73 @@ def test_slo_live_reads_the_series_and_labels_the_sli_names() -> None:
     assert sum(requests.values()) == 100  # /health left out, http_requests_total ignored
     assert sum(v for (*_, failed), v in requests.items() if failed == "1") == 10
     assert dict(buckets) == {("0.1",): 80, ("+Inf",): 100}
+
+
+# --- slo.latency_objective --------------------------------------------------------------
+
+OBJECTIVE = "  latency_objective: {threshold_ms: 300, target: 0.95}\n"
+
+
+def with_objective(tmp_path: Path, sli: str = "", objective: str = OBJECTIVE) -> Path:
+    text = MINIMAL.replace(
+        "    replicas: {min: 2, max: 10}\n", f"    replicas: {{min: 2, max: 10}}\n{sli}"
+    )
+    path = tmp_path / "plan.yaml"
+    path.write_text(text + objective)
+    return path
+
+
+def test_a_latency_objective_renders_burn_rate_rules_from_the_bucket(tmp_path: Path) -> None:
+    files = render_files(prepare(with_objective(tmp_path), "production"))
+    slo = exprs(files, "slo.rules.yml")
+    assert slo["slo:sli_latency_error:ratio_rate1h/api"] == (
+        '(sum(rate(http_request_duration_seconds_count{job="api"}[1h])) - '
+        'sum(rate(http_request_duration_seconds_bucket{job="api", le="0.3"}[1h])))\n'
+        '  / (sum(rate(http_request_duration_seconds_count{job="api"}[1h])) > 0)\n'
+    )
+    assert slo["slo:latency_budget:ratio/api"] == "vector(0.05)"
+    page = slo["ApiLatencyBudgetBurn"]
+    assert 'slo:sli_latency_error:ratio_rate1h{service="api"} / 0.05 > 14.4' in page
+    assert 'slo:sli_latency_error:ratio_rate5m{service="api"} / 0.05 > 14.4' in page
+
+
+def test_a_whole_second_threshold_matches_both_le_spellings(tmp_path: Path) -> None:
+    objective = "  latency_objective: {threshold_ms: 1000, target: 0.99}\n"
+    files = render_files(prepare(with_objective(tmp_path, objective=objective), "production"))
+    assert 'le=~"1|1.0"' in exprs(files, "slo.rules.yml")["slo:sli_latency_error:ratio_rate5m/api"]
+
+
+def test_promtool_proves_the_latency_burn_fires_and_stays_quiet(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, render_files(prepare(with_objective(tmp_path), "production")))
+    results = [r for r in run_checks(out, "1.30.0", CI_ENV) if r.tool.startswith("promtool")]
+    assert [f"{r.tool} {r.target}: {r.detail}" for r in results if r.status != "ok"] == []
+    tests = {
+        t["name"]: t
+        for t in yaml.safe_load((out / "prometheus/rules.test.yml").read_text())["tests"]
+    }
+
+    def expected(test: str) -> list[str]:
+        [case] = [
+            c for c in tests[test]["alert_rule_test"] if c["alertname"] == "ApiLatencyBudgetBurn"
+        ]
+        return [a["exp_labels"]["severity"] for a in case["exp_alerts"]]
+
+    assert expected("healthy") == []  # 0.5% slow: within the 5% budget
+    assert expected("broken") == ["page", "ticket"]
+    assert expected("slow burn") == ["ticket"]  # 10% slow: twice the budget
+
+
+def test_a_threshold_between_the_given_buckets_is_refused(tmp_path: Path) -> None:
+    sli = "    sli: {buckets: [0.1, 0.25, 0.5, 1]}\n"
+    [problem] = problems(tmp_path, with_objective(tmp_path, sli).read_text())
+    assert problem == (
+        "16:20 services.api.sli.buckets: holds no bound at slo.latency_objective.threshold_ms "
+        "(0.3s): the share of faster requests is read from that bucket"
+    )
+
+
+def test_a_raw_latency_pair_needs_both_queries(tmp_path: Path) -> None:
+    sli = "    sli: {good_query: 'sum(rate(x_bucket{le=\"0.3\"}[{{.window}}]))'}\n"
+    [problem] = problems(tmp_path, with_objective(tmp_path, sli).read_text())
+    assert "services.api.sli.good_query: give valid_query too" in problem
