@@ -59,6 +59,14 @@ def _hpa_metric(**fields: str) -> Callable[[dict[str, Any], str], None]:
                 metric[field] = value
         plan["services"]["api"].setdefault("autoscaling", {})["metrics"] = [metric]
 
+
+def _sli(field: str) -> Callable[[dict[str, Any], str], None]:
+    def mutate(plan: dict[str, Any], value: str) -> None:
+        sli = plan["services"]["api"].setdefault("sli", {})
+        if field.endswith("_query"):
+            sli["total_query"] = "sum(rate(x_total[{{.window}}]))"
+        sli[field] = value
+
     return mutate
 
 
@@ -152,6 +160,50 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Any], str], None], str, str]] = {
         _hpa_metric(value=""),
         "30\n  x: y",
         "services.api.autoscaling.metrics[0].target.value",
+    ),
+    # services.<name>.sli reaches PromQL, rule YAML, promtool tests and the dashboard JSON.
+    "sli-requests-promql": (_sli("requests"), 'x{a="b"} or vector(1)', "services.api.sli.requests"),
+    "sli-label-newline": (
+        _sli("status_label"),
+        "code\n- alert: X",
+        "services.api.sli.status_label",
+    ),
+    "sli-label-reserved": (_sli("route_label"), "__name__", "services.api.sli.route_label"),
+    "sli-selector-quote": (
+        _sli("selector"),
+        'job="api"} or vector(1) or x{a="b"',
+        "services.api.sli.selector",
+    ),
+    "sli-selector-yaml-quote": (_sli("selector"), 'job="it\'s"', "services.api.sli.selector"),
+    "sli-selector-grafana-variable": (
+        _sli("selector"),
+        'job="$service"',
+        "services.api.sli.selector",
+    ),
+    "sli-error-status-quote": (
+        _sli("error_status"),
+        '5.."} or vector(1) #',
+        "services.api.sli.error_status",
+    ),
+    "sli-query-go-template": (
+        _sli("error_query"),
+        'sum(rate(x_total{a="{{ .Labels }}"}[{{.window}}]))',
+        "services.api.sli.error_query",
+    ),
+    "sli-query-newline": (
+        _sli("error_query"),
+        "sum(rate(x_total[{{.window}}]))\n- alert: X",
+        "services.api.sli.error_query",
+    ),
+    "sli-query-line-separator": (
+        _sli("error_query"),
+        "sum(rate(x_total[{{.window}}]))\u2028k: v",
+        "services.api.sli.error_query",
+    ),
+    "sli-query-too-long": (
+        _sli("error_query"),
+        "sum(rate(x_total[{{.window}}]))" + " + 0" * 300,
+        "services.api.sli.error_query",
     ),
     "kubernetes-version-unicode-digits": (
         lambda plan, version: plan.update(kubernetes_version=version),

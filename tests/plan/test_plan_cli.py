@@ -65,6 +65,7 @@ def test_several_plans_go_to_subdirectories(cli: Cli, tmp_path: Path) -> None:
     result = cli("plan", *sorted(EXAMPLES.glob("*.yaml")), "--out", tmp_path)
     assert result.code == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "custom-sli",
         "high-traffic",
         "multi-tier",
         "reference-app",

@@ -24,6 +24,13 @@ from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.sizing import ServiceSize, Sizing
+from scalectl.plan.sliquery import (
+    SliQueries,
+    dashboard_errors,
+    dashboard_latency,
+    dashboard_traffic,
+    test_buckets,
+)
 from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
 from scalectl.plan.workersizing import QueueSize, WorkerSize
@@ -104,6 +111,8 @@ class ServiceView:
     probes: dict[ProbeKind, ProbeTimes]  # by kind, defaults filled in
     hpa: dict[Direction, HpaRules]  # the HPA's behavior by direction
     healthcheck: ComposeHealthcheck
+    sli: SliQueries  # the queries of its requests, errors and latency
+    test_buckets: list[str]  # `le` of the promtool tests' histogram series, "+Inf" last
 
 
 @dataclass(frozen=True)
@@ -248,6 +257,8 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
     for a plan that loaded and was sized (scalectl.plan.prepare)."""
     plan = loaded.plan
     layout = topology(loaded, sizing)
+    objective = plan.slo.latency_objective
+    threshold = None if objective is None else objective.threshold_ms / 1000
     services = []
     for (name, spec), placed in zip(plan.services.items(), layout.services, strict=True):
         prestop = 5
@@ -267,6 +278,8 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 probes={kind: spec.health.times(kind) for kind in PROBE_KINDS},
                 hpa={d: spec.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
                 healthcheck=compose_healthcheck(spec),
+                sli=SliQueries(name, spec.sli),
+                test_buckets=test_buckets(spec.sli, threshold),
             )
         )
     workers = []
@@ -289,6 +302,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
             )
         )
     slo = plan.slo
+    slis = [svc.sli for svc in services]
     return {
         "version": __version__,
         "plan": plan,
@@ -304,8 +318,16 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "cache": plan.cache,
         "slo": slo,
         "error_budget": round(1 - slo.availability.target, 10),
+        "latency_objective": objective,
+        "latency_threshold": threshold,
+        "latency_budget": None if objective is None else round(1 - objective.target, 10),
         "burn_windows": burn_windows(slo.availability.period_days),
         "alerting": plan.alerting,
+        "dashboard_sli": {
+            "traffic": dashboard_traffic(slis),
+            "errors": dashboard_errors(slis),
+            "latency": {q: dashboard_latency(slis, q) for q in ("0.5", "0.95", "0.99")},
+        },
         "alerts": alert_settings(plan.alerting.alerts),
         "database_user": DATABASE_USER,
         "database_name": database_name(plan),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import math
 from collections.abc import Iterator
 
 from scalectl.plan import adapter
@@ -12,7 +13,8 @@ from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
 from scalectl.plan.scalingmetrics import TARGET_TYPES, ScalingMetric
-from scalectl.plan.slo import Latency
+from scalectl.plan.sli import LATENCY_FIELDS, METRIC_FIELDS, RAW_FIELDS, Sli
+from scalectl.plan.slo import Latency, LatencyObjective
 from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources, Worker
 
 PathMsg = tuple[tuple[str | int, ...], str]
@@ -56,6 +58,7 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 "rotation, not restart it",
             )
         yield from _probes(svc.health, (*base, "health", "timings"))
+        yield from _sli(svc.sli, (*base, "sli"), plan.slo.latency_objective)
         auto = svc.autoscaling
         yield from _behavior(auto, (*base, "autoscaling"))
         for i, metric in enumerate(auto.metrics):
@@ -232,3 +235,33 @@ def _latency(lat: Latency, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
     for (lo_name, lo), (hi_name, hi) in itertools.pairwise(present):
         if lo > hi:
             yield ((*path, hi_name), f"must be >= {lo_name} ({hi:g} < {lo:g})")
+
+
+def _sli(
+    sli: Sli, path: tuple[str | int, ...], objective: LatencyObjective | None
+) -> Iterator[PathMsg]:
+    given = sli.model_fields_set
+    latency = [f for f in LATENCY_FIELDS if f in given]
+    for name in LATENCY_FIELDS:
+        if latency and name not in given:
+            yield ((*path, latency[0]), f"give {name} too: a latency SLI needs both queries")
+    if objective is not None and sli.buckets is not None:
+        threshold = objective.threshold_ms / 1000
+        if not any(math.isclose(threshold, b, rel_tol=1e-9) for b in sli.buckets):
+            yield (
+                (*path, "buckets"),
+                f"holds no bound at slo.latency_objective.threshold_ms ({threshold:g}s): "
+                "the share of faster requests is read from that bucket",
+            )
+    raw = [f for f in RAW_FIELDS if f in given]
+    if not raw:
+        return
+    for name in RAW_FIELDS:
+        if name not in given:
+            yield ((*path, raw[0]), f"give {name} too: the raw form needs both queries")
+    for name in METRIC_FIELDS:
+        if name in given:
+            yield (
+                (*path, name),
+                "give the raw form (error_query, total_query) or this, not both",
+            )

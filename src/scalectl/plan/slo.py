@@ -50,6 +50,20 @@ class Latency(Strict):
     max_ms: Positive | None = None
 
 
+class LatencyObjective(Strict):
+    """`slo.latency_objective`: a latency SLO with an error budget, as Pyrra writes one: the
+    fraction of requests answered within a threshold over the availability period."""
+
+    threshold_ms: Positive = Field(
+        description="A request slower than this spends the latency budget. It must be a bound "
+        "of the latency histogram's buckets (sli.buckets, when given, is checked)."
+    )
+    target: Fraction = Field(
+        description="Fraction of requests that must be faster, e.g. 0.95 for '95% under "
+        "threshold_ms'."
+    )
+
+
 class EndpointSlo(Strict):
     """`slo.endpoints.<request>`: objectives of one endpoint that override the global ones."""
 
@@ -65,6 +79,11 @@ class Slo(Strict):
     availability: Availability
     latency: Latency = Latency(p95_ms=300, p99_ms=1000)
     error_rate: float = Field(0.01, ge=0, lt=1, description="Largest acceptable failed fraction.")
+    latency_objective: LatencyObjective | None = Field(
+        None,
+        description="A latency SLO such as 95% of requests under 300 ms, alerted on with "
+        "multiwindow burn rates over availability.period_days like the error budget.",
+    )
     min_throughput_rps: Positive | None = None
     endpoints: dict[EndpointKey, EndpointSlo] = Field(
         default_factory=dict,

@@ -25,6 +25,7 @@ from scalectl.plan.fieldtypes import (
     Positive,
 )
 from scalectl.plan.patterns import Arg, EnvName
+from scalectl.plan.sli import Sli
 from scalectl.strict import Strict
 
 # --- services -------------------------------------------------------------------------
@@ -196,6 +197,11 @@ class Service(Strict):
     )
     pdb: bool = Field(True, description="Generate a PodDisruptionBudget (forces ≥2 replicas).")
     env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment.")
+    sli: Sli = Field(
+        Sli(),
+        description="The series measuring requests, errors and latency; default: the "
+        "reference app's http_requests_total and http_request_duration_seconds.",
+    )
 
     @property
     def uses_database(self) -> bool:

@@ -4,6 +4,7 @@ rules select is there) and `slo-live` (error rate and latency within the plan's 
 from __future__ import annotations
 
 import fnmatch
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +25,7 @@ from scalectl.checklist.verifiers.base import (
 from scalectl.errors import CheckFailed
 from scalectl.health.exposition import Exposition, ExpositionError, parse
 from scalectl.netguard import loopback_client
+from scalectl.plan.sli import DEFAULT_ERROR_STATUS, Sli
 from scalectl.stack.state import Member
 
 if TYPE_CHECKING:
@@ -144,22 +146,29 @@ class SloLiveParams(Params):
 Key = tuple[str, ...]
 
 
-def _http_series(expo: Exposition, exclude: list[str]) -> tuple[dict[Key, float], dict[Key, float]]:
-    """Request counts by (route, method, status) and bucket counts by (le,)."""
+def http_series(
+    expo: Exposition, exclude: list[str], sli: Sli
+) -> tuple[dict[Key, float], dict[Key, float]]:
+    """Request counts by (route, method, status, failed) and bucket counts by (le,), from the
+    series and labels `sli` names; `failed` is "1" when the status matches its error regex.
+    The selector is not applied: an instance's own page has no target labels."""
 
     def kept(route: str) -> bool:
         return not any(fnmatch.fnmatchcase(route, pattern) for pattern in exclude)
 
+    failing = re.compile(sli.error_status)
     requests: dict[Key, float] = defaultdict(float)
-    for s in expo.series("http_requests_total"):
+    for s in expo.series(sli.requests):
         labels = s.label_map
-        route = labels.get("route", "")
+        route = labels.get(sli.route_label, "")
+        status = labels.get(sli.status_label, "")
         if kept(route):
-            requests[(route, labels.get("method", ""), labels.get("status", ""))] += s.value
+            failed = "1" if failing.fullmatch(status) else "0"
+            requests[(route, labels.get(sli.method_label, ""), status, failed)] += s.value
     buckets: dict[Key, float] = defaultdict(float)
-    for s in expo.series("http_request_duration_seconds_bucket"):
+    for s in expo.series(f"{sli.duration}_bucket"):
         labels = s.label_map
-        if kept(labels.get("route", "")):
+        if kept(labels.get(sli.route_label, "")):
             buckets[(labels.get("le", "+Inf"),)] += s.value
     return requests, buckets
 
@@ -189,17 +198,27 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
         return deployment.check_slo_live(params, ctx, ctx.remote)
     state = ctx.stack()
     plan_path = ctx.path(params.plan) if params.plan else Path(state.plan)
-    slo = load_plan(plan_path, state.profile if not params.plan else "production").plan.slo
+    plan = load_plan(plan_path, state.profile if not params.plan else "production").plan
+    slo = plan.slo
+    raw = [name for name, svc in plan.services.items() if svc.sli.raw]
+    if raw:
+        return failed(
+            f"services.{raw[0]}.sli is raw PromQL: slo-live reads the instances' /metrics, "
+            "so it needs the metric form (requests, duration and their labels)"
+        )
     limits = {
         "p95_ms": params.p95_ms if params.p95_ms is not None else slo.latency.p95_ms,
         "p99_ms": params.p99_ms if params.p99_ms is not None else slo.latency.p99_ms,
     }
     max_errors = params.error_rate if params.error_rate is not None else slo.error_rate
     apps = app_members(state)
+    # Instances are named <service>-<n>.
+    slis = [plan.services[m.name.rsplit("-", 1)[0]].sli for m in apps]
+    exclude = params.exclude_routes
     with loopback_client(params.timeout) as http:
-        first = [_http_series(scrape(http, m), params.exclude_routes) for m in apps]
+        first = [http_series(scrape(http, m), exclude, s) for m, s in zip(apps, slis, strict=True)]
         time.sleep(params.window)
-        second = [_http_series(scrape(http, m), params.exclude_routes) for m in apps]
+        second = [http_series(scrape(http, m), exclude, s) for m, s in zip(apps, slis, strict=True)]
     requests = _sum([_delta(b[0], a[0]) for a, b in zip(first, second, strict=True)])
     buckets = _sum([_delta(b[1], a[1]) for a, b in zip(first, second, strict=True)])
     scope = f"over the last {format_duration(params.window)}"
@@ -212,7 +231,7 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
             f"{format_duration(params.window)})"
         )
     total = sum(requests.values())
-    errors = sum(v for (_, _, status), v in requests.items() if status.startswith("5"))
+    errors = sum(v for (*_, failing), v in requests.items() if failing == "1")
     excluded = ", ".join(params.exclude_routes) or "nothing"
     lines = [f"{total:.0f} requests on {len(apps)} instance(s) {scope}; excluded {excluded}"]
     if total < params.min_requests:
@@ -223,7 +242,8 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
     problems = []
     rate = errors / total
     verdict = "ok" if rate <= max_errors else "too high"
-    lines.append(f"error rate {rate:.2%} ({errors:.0f} 5xx) vs SLO {max_errors:.2%}: {verdict}")
+    what = "5xx" if all(s.error_status == DEFAULT_ERROR_STATUS for s in slis) else "failed"
+    lines.append(f"error rate {rate:.2%} ({errors:.0f} {what}) vs SLO {max_errors:.2%}: {verdict}")
     if rate > max_errors:
         problems.append(f"error rate {rate:.2%} exceeds {max_errors:.2%}")
     pairs = []
@@ -231,7 +251,7 @@ def check_slo_live(params: SloLiveParams, ctx: Context) -> VerifierOutcome:
         try:
             pairs.append((float(le), count))  # float() reads "+Inf" too
         except ValueError:
-            return failed(*lines, f'http_request_duration_seconds_bucket: le="{le}" is not a bound')
+            return failed(*lines, f'{slis[0].duration}_bucket: le="{le}" is not a bound')
     for metric, q in (("p95_ms", 0.95), ("p99_ms", 0.99)):
         limit = limits[metric]
         if limit is None:
