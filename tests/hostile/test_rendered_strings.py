@@ -59,6 +59,8 @@ def _hpa_metric(**fields: str) -> Callable[[dict[str, Any], str], None]:
                 metric[field] = value
         plan["services"]["api"].setdefault("autoscaling", {})["metrics"] = [metric]
 
+    return mutate
+
 
 def _sli(field: str) -> Callable[[dict[str, Any], str], None]:
     def mutate(plan: dict[str, Any], value: str) -> None:
