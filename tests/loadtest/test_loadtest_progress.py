@@ -33,7 +33,8 @@ def test_snapshot_reads_counts_and_recent_percentiles() -> None:
         "users_now": 7,
         "endpoints": {
             "GET /a": {"requests": 40, "failures": 2},
-            "JOB done": {"requests": 5, "failures": 5},  # not HTTP: left out
+            # recorded with "aggregate": false (a job's completion time): left out
+            "JOB done": {"requests": 5, "failures": 5, "aggregate": False},
         },
         "windows": {
             "1000098": {"GET /a": [10, 1, encoded(*[10_000] * 10)]},

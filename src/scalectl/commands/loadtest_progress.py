@@ -48,9 +48,12 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
 
     now = time.time() if now is None else now
     current = int(now)
+    from scalectl.loadtest.rawjson import in_aggregate
+
+    counted = in_aggregate(live.get("endpoints", {}))
     per_second: dict[int, int] = {}
     for second, per_key in live.get("windows", {}).items():
-        per_second[int(second)] = sum(int(v[0]) for k, v in per_key.items() if _http(k))
+        per_second[int(second)] = sum(int(v[0]) for k, v in per_key.items() if k in counted)
     started = float(live.get("started_at") or now)
     # The current second is still filling: leave it out of rates and history.
     first = max(int(started), current - SPARK_SECONDS)
@@ -59,7 +62,7 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
     merged = HdrHistogram(1, 3_600_000_000, 3)
     for second in range(current - PERCENTILE_SECONDS, current + 1):
         for key, entry in live.get("windows", {}).get(str(second), {}).items():
-            if _http(key):
+            if key in counted:
                 merged.add(HdrHistogram.decode(entry[2].encode("ascii")))
     count = merged.get_total_count()
     endpoints = live.get("endpoints", {}).items()
@@ -69,16 +72,10 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
         rps=sum(recent) / len(recent) if recent else 0.0,
         p50_ms=merged.get_value_at_percentile(50) / 1000 if count else None,
         p95_ms=merged.get_value_at_percentile(95) / 1000 if count else None,
-        requests=sum(int(e["requests"]) for k, e in endpoints if _http(k)),
-        failures=sum(int(e["failures"]) for k, e in endpoints if _http(k)),
+        requests=sum(int(e["requests"]) for k, e in endpoints if k in counted),
+        failures=sum(int(e["failures"]) for k, e in endpoints if k in counted),
         history=history,
     )
-
-
-def _http(key: str) -> bool:
-    from scalectl.loadtest.results import HTTP_METHODS
-
-    return key.split(" ", 1)[0].upper() in HTTP_METHODS
 
 
 def sparkline(values: list[int]) -> str:

@@ -8,7 +8,8 @@ locust or gevent (they monkey-patch the interpreter).
 raw.json (written by the plugin, read only here):
     {"version": 1, "started_at": float, "ended_at": float,
      "endpoints": {"<METHOD> <name>": {"method", "name", "requests", "failures",
-                                       "errors": {message: count}, "hist": base64}},
+                                       "errors": {message: count}, "hist": base64,
+                                       "aggregate": bool}},
      "windows": {"<unix second>": {"<METHOD> <name>": [requests, failures, base64,
                                                         {message: count}]}},
      "users": {"<unix second>": int},
@@ -24,6 +25,11 @@ the run).
 
 In the open model the main histograms hold latency corrected for coordinated omission
 (from each arrival's intended start) and `open.raw` the uncorrected latency.
+
+The aggregate ("Aggregated", the global SLOs, the per-second totals) counts every request
+type, as Locust's own does: HTTP and whatever a custom client fires (grpc, sql, ...). An
+endpoint whose events asked to stay out (`"aggregate": false`, scenarios/pipeline.py's
+job completion times) is gated by its name only.
 
 Warm-up (`scalectl loadtest --warmup`): the first seconds of the run are sent but not
 gated. Every total here (endpoints, the aggregate, errors, throughput, arrivals, late and the
@@ -42,7 +48,6 @@ from typing import Any
 
 from scalectl.errors import ScalectlError
 from scalectl.loadtest.results import (
-    HTTP_METHODS,
     Endpoint,
     Latency,
     OpenStats,
@@ -68,6 +73,12 @@ def load_raw(path: Path, warmup: float = 0.0) -> Results:
     except (OSError, ValueError) as exc:
         raise ScalectlError(f"{path}: the load generator wrote no usable results ({exc})") from None
     return from_raw(raw, warmup)
+
+
+def in_aggregate(endpoints: dict[str, Any]) -> set[str]:
+    """The endpoint keys the aggregate counts: all but those recorded with `"aggregate":
+    false`."""
+    return {key for key, item in endpoints.items() if item.get("aggregate", True) is not False}
 
 
 def warmup_boundary(started: float, warmup: float) -> int | None:
@@ -122,6 +133,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
     duration = max(ended - (started if boundary is None else boundary), 1e-9)
     users = {int(k): int(v) for k, v in raw.get("users", {}).items()}
     start_second = math.floor(started)
+    aggregated = in_aggregate(raw.get("endpoints", {}))
     # Without a warm-up the whole-run histograms are the totals; with one, the totals are
     # summed from the measured windows (each histogram decoded once, for both uses).
     if boundary is None:
@@ -139,7 +151,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
             parts[key] = (int(entry[0]), int(entry[1]), Latency.of(hist))
             if boundary is not None and not in_warmup:
                 _add_window(totals, key, entry, hist)
-            if key.split(" ", 1)[0].upper() in HTTP_METHODS:
+            if key in aggregated:
                 merged.add(hist)
                 requests += int(entry[0])
                 failures += int(entry[1])
@@ -159,7 +171,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
     total_requests = total_failures = 0
     total_errors: dict[str, int] = {}
     for key, (method, name, requests, failures, errors, hist) in sorted(totals.items()):
-        if method.upper() in HTTP_METHODS:
+        if key in aggregated:
             total_hist.add(hist)
             total_requests += requests
             total_failures += failures
@@ -232,9 +244,10 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
                     _add_window(totals, key, entry, _hist(entry[2]))
     raw_total = _hist(None)
     latencies: dict[str, Latency] = {}
-    for key, (method, _, _, _, _, hist) in sorted(totals.items()):
+    aggregated = in_aggregate(data.get("raw", {}))
+    for key, (_, _, _, _, _, hist) in sorted(totals.items()):
         latencies[key] = Latency.of(hist)
-        if method.upper() in HTTP_METHODS:
+        if key in aggregated:
             raw_total.add(hist)
     latencies["Aggregated"] = Latency.of(raw_total)
 

@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
-# The aggregate ("global" SLOs) covers HTTP requests only: custom entries such as a
-# pipeline's "JOB analyse end-to-end" measure something else and are gated by name.
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 # Fewest samples for a percentile to mean anything: p99 needs ~100 to be more than the max.
 MIN_SAMPLES = {50.0: 20, 90.0: 50, 95.0: 100, 99.0: 500}
 

@@ -39,10 +39,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 # By package, not by path: Locust loads this file alone, as a module named `plugin`, and
 # scalectl is importable in its processes (they run scalectl's own interpreter).
-from scalectl.loadtest.child.recording import OpenModel, Recorder
+from scalectl.loadtest.child.recording import CLOSE_AFTER_SECONDS, OpenModel, Recorder
 from scalectl.loadtest.cpu import CpuMeter
 
 LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
+# A request event whose context has this key set to False stays out of the aggregate: it
+# measures something else than a request (scenarios/pipeline.py's job completion times).
+AGGREGATE_CONTEXT_KEY = "scalectl_aggregate"
 LATE_SECONDS = 0.010  # an open-model arrival starting later than this is counted late
 
 
@@ -152,20 +155,22 @@ def _on_request(
     response_time: float,
     exception: BaseException | None = None,
     start_time: float | None = None,
+    context: dict[str, Any] | None = None,
     **_: Any,
 ) -> None:
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:200]
     micros = int(response_time * 1000)
+    aggregate = not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
     if open_model.user_rate <= 0:
-        recorder.record(request_type, name, micros, error)
+        recorder.record(request_type, name, micros, error, aggregate)
         return
     # The first request of an arrival counts from the arrival's intended start.
     intended = open_model.intended.pop(id(gevent.getcurrent()), None)
     corrected = micros
     if intended is not None and start_time is not None and start_time > intended:
         corrected += int((start_time - intended) * 1_000_000)
-    recorder.record(request_type, name, corrected, error)
-    raw_recorder.record(request_type, name, micros, error)
+    recorder.record(request_type, name, corrected, error, aggregate)
+    raw_recorder.record(request_type, name, micros, error, aggregate)
 
 
 @events.report_to_master.add_listener
@@ -184,12 +189,14 @@ def _fill_report(data: dict[str, Any]) -> None:
     # Ship what was recorded since the last report, then start afresh (deltas merge exactly).
     global recorder, raw_recorder
     data["scalectl"] = recorder.export()
+    recorder.release()
     recorder = Recorder()
     if open_model.user_rate > 0:
         data["scalectl_open"] = {
             "raw": raw_recorder.export(),
             **open_model.export(),
         }
+        raw_recorder.release()
         raw_recorder = Recorder()
 
 
@@ -254,7 +261,10 @@ def _on_stop(environment: Any, **_: Any) -> None:
 def _sample_users(environment: Any) -> None:
     live = os.environ.get("SCALECTL_LIVE_OUT")
     while run_state["ended_at"] is None:
-        run_state["users"][str(int(time.time()))] = environment.runner.user_count
+        now = int(time.time())
+        run_state["users"][str(now)] = environment.runner.user_count
+        recorder.close(now - CLOSE_AFTER_SECONDS)
+        raw_recorder.close(now - CLOSE_AFTER_SECONDS)
         if live:
             _write_live(live, environment.runner.user_count)
         gevent.sleep(1)

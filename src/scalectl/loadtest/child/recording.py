@@ -16,6 +16,9 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 HIGHEST_US = 3_600_000_000  # one hour
+# A window is encoded once this many seconds old: later than any worker's report of it
+# (Locust's workers report every 3 s). A later one still reopens it.
+CLOSE_AFTER_SECONDS = 10
 
 
 def _new() -> HdrHistogram:
@@ -26,27 +29,37 @@ class Recorder:
     """Per endpoint and per second. The hot path (`record`, once per request inside Locust)
     only appends the raw microseconds to a list; `_flush` folds them into the histograms in
     batches with counts, which records exactly the same histogram with far fewer calls into
-    the pure-Python HDR code (bench/loadtest_bench.py measures the generator overhead)."""
+    the pure-Python HDR code (bench/loadtest_bench.py measures the generator overhead).
+
+    Memory does not grow with the run's length beyond a few hundred bytes per endpoint and
+    second: a full histogram is about 190 KB, so a window is kept as one only while it may
+    still change, and `close` encodes the older ones (sparse, compressed). The whole-run
+    histograms stay full, at full resolution: the gates use them."""
 
     def __init__(self) -> None:
-        self.totals: dict[str, list[Any]] = {}  # key -> [method, name, req, fail, errors, hist]
+        # key -> [method, name, req, fail, errors, hist, aggregate]
+        self.totals: dict[str, list[Any]] = {}
         # second -> key -> [req, fail, hist, {error message: count}]: per second, so a warm-up
         # (`scalectl loadtest --warmup`) can be left out of every total afterwards
         self.windows: dict[int, dict[str, list[Any]]] = {}
+        # second -> key -> [req, fail, encoded hist, {error message: count}]: closed windows
+        self.closed: dict[int, dict[str, list[Any]]] = {}
         self.pending: dict[tuple[int, str], list[int]] = {}
 
-    def record(self, method: str, name: str, micros: int, error: str | None) -> None:
+    def record(
+        self, method: str, name: str, micros: int, error: str | None, aggregate: bool = True
+    ) -> None:
         """Count one request of `method name` that took `micros` µs in the current second;
-        `error` is its failure message, None for a success. Called once per request: cheap."""
+        `error` is its failure message, None for a success; `aggregate` False keeps the
+        endpoint out of the run's aggregate. Called once per request: cheap."""
         key = f"{method} {name}"
         second = int(time.time())
         values = self.pending.get((second, key))
         if values is None:
             values = self.pending[(second, key)] = []
             if key not in self.totals:
-                self.totals[key] = [method, name, 0, 0, {}, _new()]
-            if key not in self.windows.setdefault(second, {}):
-                self.windows[second][key] = [0, 0, _new(), {}]
+                self.totals[key] = [method, name, 0, 0, {}, _new(), aggregate]
+            self._window(second, key)
         values.append(min(max(micros, 1), HIGHEST_US))
         if error is not None:
             total = self.totals[key]
@@ -56,21 +69,61 @@ class Recorder:
             window[1] += 1
             window[3][error] = window[3].get(error, 0) + 1
 
+    def _window(self, second: int, key: str) -> list[Any]:
+        """The open window of `key` in `second`; a closed one is opened again (a worker's
+        report that arrived late)."""
+        per_key = self.windows.get(second)
+        if per_key is None:
+            per_key = self.windows[second] = {}
+            for closed_key, (req, fail, encoded, errors) in self.closed.pop(second, {}).items():
+                per_key[closed_key] = [req, fail, _decoded(encoded), dict(errors)]
+        window = per_key.get(key)
+        if window is None:
+            window = per_key[key] = [0, 0, _new(), {}]
+        return window
+
     def _flush(self) -> None:
         pending, self.pending = self.pending, {}
         for (second, key), values in pending.items():
             total = self.totals[key]
-            window = self.windows[second][key]
+            window = self._window(second, key)
             total[2] += len(values)
             window[0] += len(values)
             for value, count in Counter(values).items():
                 total[5].record_value(value, count)
                 window[2].record_value(value, count)
 
+    def close(self, before: int) -> None:
+        """Encode the windows of the seconds before `before`: nothing more is expected for
+        them (a worker's late report still reopens one)."""
+        self._flush()
+        for second in [s for s in self.windows if s < before]:
+            closed = self.closed[second] = {}
+            for key, (req, fail, hist, errors) in self.windows.pop(second).items():
+                closed[key] = [req, fail, _encoded(hist), errors]
+                release(hist)
+
+    def release(self) -> None:
+        """Free every histogram: this recorder is done with (a worker's, once exported)."""
+        for total in self.totals.values():
+            release(total[5])
+        for per_key in self.windows.values():
+            for window in per_key.values():
+                release(window[2])
+
     def export(self, since: int | None = None) -> dict[str, Any]:
         """Everything recorded (windows from `since` on), histograms encoded: what a worker
         sends, what raw.json holds, what the live file shows."""
         self._flush()
+        windows = {
+            second: {
+                key: [req, fail, _encoded(hist), errors]
+                for key, (req, fail, hist, errors) in per_key.items()
+            }
+            for second, per_key in self.windows.items()
+            if since is None or second >= since
+        }
+        windows.update((s, w) for s, w in self.closed.items() if since is None or s >= since)
         return {
             "endpoints": {
                 key: {
@@ -79,18 +132,12 @@ class Recorder:
                     "requests": req,
                     "failures": fail,
                     "errors": errors,
-                    "hist": hist.encode().decode("ascii"),
+                    "hist": _encoded(hist),
+                    "aggregate": aggregate,
                 }
-                for key, (method, name, req, fail, errors, hist) in self.totals.items()
+                for key, (method, name, req, fail, errors, hist, aggregate) in self.totals.items()
             },
-            "windows": {
-                str(second): {
-                    key: [req, fail, hist.encode().decode("ascii"), errors]
-                    for key, (req, fail, hist, errors) in per_key.items()
-                }
-                for second, per_key in self.windows.items()
-                if since is None or second >= since
-            },
+            "windows": {str(second): windows[second] for second in sorted(windows)},
         }
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -98,23 +145,50 @@ class Recorder:
         for key, item in data.get("endpoints", {}).items():
             total = self.totals.get(key)
             if total is None:
-                total = self.totals[key] = [item["method"], item["name"], 0, 0, {}, _new()]
+                aggregate = bool(item.get("aggregate", True))
+                total = self.totals[key] = [
+                    item["method"],
+                    item["name"],
+                    0,
+                    0,
+                    {},
+                    _new(),
+                    aggregate,
+                ]
             total[2] += item["requests"]
             total[3] += item["failures"]
             for message, count in item["errors"].items():
                 total[4][message] = total[4].get(message, 0) + count
-            total[5].add(HdrHistogram.decode(item["hist"].encode("ascii")))
+            _add(total[5], item["hist"])
         for second, per_key in data.get("windows", {}).items():
-            bucket = self.windows.setdefault(int(second), {})
             for key, (req, fail, encoded, *rest) in per_key.items():
-                window = bucket.get(key)
-                if window is None:
-                    window = bucket[key] = [0, 0, _new(), {}]
+                window = self._window(int(second), key)
                 window[0] += req
                 window[1] += fail
-                window[2].add(HdrHistogram.decode(encoded.encode("ascii")))
+                _add(window[2], encoded)
                 for message, count in (rest[0] if rest else {}).items():
                     window[3][message] = window[3].get(message, 0) + count
+
+
+def _encoded(hist: HdrHistogram) -> str:
+    return str(hist.encode().decode("ascii"))
+
+
+def release(hist: HdrHistogram) -> None:
+    """Free a histogram's ~190 KB now. hdrh's histogram and its encoder refer to each other,
+    so a dropped histogram waits for a full garbage collection, which a process with as many
+    objects as Locust's runs rarely: a run grew by 1.9 MB/s until this."""
+    hist.encoder = None
+
+
+def _decoded(encoded: str) -> HdrHistogram:
+    return HdrHistogram.decode(encoded.encode("ascii"))
+
+
+def _add(hist: HdrHistogram, encoded: str) -> None:
+    other = _decoded(encoded)
+    hist.add(other)
+    release(other)
 
 
 class OpenModel:
