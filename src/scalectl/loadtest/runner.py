@@ -33,6 +33,33 @@ from scalectl.stack.process import child_environment
 # Loaded by Locust beside the locustfile, in Locust's processes only.
 PLUGIN = Path(__file__).resolve().parent / "child" / "plugin.py"
 WORKER_WAIT_SECONDS = 120  # how long a `--master` waits for its workers to connect
+# Locust's options that scalectl sets itself (_run_argv, _worker_argv) or that would undo a
+# run it can measure and bound: a locustfile's own arguments must not override them.
+OWNED_LONG_OPTIONS = (
+    "--locustfile",
+    "--host",
+    "--users",
+    "--spawn-rate",
+    "--run-time",
+    "--headless",
+    "--autostart",
+    "--autoquit",
+    "--processes",
+    "--master",
+    "--master-bind-host",
+    "--master-bind-port",
+    "--master-host",
+    "--master-port",
+    "--expect-workers",
+    "--expect-workers-max-wait",
+    "--worker",
+    "--tags",
+    "--stop-timeout",
+    "--only-summary",
+    "--exit-code-on-error",
+    "--scalectl-user-rate",
+)
+OWNED_SHORT_OPTIONS = "fHurtTs"  # -f -H -u -r -t -T (tags) -s (stop timeout)
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,12 @@ class RunConfig:
     # `env`, not all of ours (drills: a CI's tokens stay behind). `scalectl loadtest` keeps
     # True, since a user's locustfile may read their own variables, as Locust does.
     inherit_environment: bool = True
+    # Locust's --stop-timeout: how long users may finish their task once the run time is up;
+    # None leaves Locust's default (stop at once).
+    stop_timeout_seconds: float | None = None
+    # Given to Locust as they are, after scalectl's own options: the locustfile's own
+    # arguments, user class names (settings.locust_arguments checked them).
+    extra_args: tuple[str, ...] = ()
 
     @property
     def user_rate(self) -> float:
@@ -128,6 +161,7 @@ def run(
                 live_path,
                 # A master also waits for its workers to connect.
                 bound_seconds=config.run_time_seconds
+                + (config.stop_timeout_seconds or 0)
                 + (WORKER_WAIT_SECONDS if config.master is not None else 0),
                 warmup_seconds=config.warmup_seconds,
                 progress=progress,
@@ -152,11 +186,17 @@ def run(
 
 
 def run_worker(
-    locustfile: Path, master_host: str, master_port: int, processes: int, max_seconds: int
+    locustfile: Path,
+    master_host: str,
+    master_port: int,
+    processes: int,
+    max_seconds: int,
+    extra_args: tuple[str, ...] = (),
 ) -> int:
     """Locust worker process(es) for a `--master` elsewhere: the master sends the host, the
-    users and the run time, and collects the measurements. Returns Locust's exit code."""
-    argv = _worker_argv(locustfile, master_host, master_port, processes)
+    users and the run time, and collects the measurements; `extra_args` go to Locust as they
+    are. Returns Locust's exit code."""
+    argv = _worker_argv(locustfile, master_host, master_port, processes) + list(extra_args)
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -197,8 +237,6 @@ def _run_argv(config: RunConfig) -> list[str]:
         "--only-summary",
         "--loglevel",
         "WARNING",
-        "--stop-timeout",
-        "10",
         "--exit-code-on-error",
         "0",
     ]
@@ -221,11 +259,13 @@ def _run_argv(config: RunConfig) -> list[str]:
         port = str(_free_loopback_port())
         argv += ["--processes", str(config.processes), "--master-bind-host", "127.0.0.1"]
         argv += ["--master-bind-port", port, "--master-port", port]
+    if config.stop_timeout_seconds is not None:
+        argv += ["--stop-timeout", f"{config.stop_timeout_seconds:g}"]
     if config.tags:
         argv += ["--tags", *config.tags]
     if config.rate:
         argv += ["--scalectl-user-rate", repr(config.user_rate)]
-    return argv
+    return argv + list(config.extra_args)
 
 
 def _run_env(config: RunConfig, raw_path: Path, live_path: Path) -> dict[str, str]:
