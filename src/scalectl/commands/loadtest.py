@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from scalectl.commands.common import default_group, output_of
+from scalectl.commands.common import default_group, duration_option, output_of
 from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
 from scalectl.output import Output
 
@@ -24,6 +24,13 @@ def run_command(
     ctx: typer.Context,
     locustfile: str = typer.Argument(
         ..., help="A scenario name (browse, mix, ...) or a locustfile."
+    ),
+    locust_args: list[str] | None = typer.Argument(
+        None,
+        metavar="-- LOCUST_ARGS",
+        help="After --: given to Locust as they are, such as the locustfile's own options "
+        "(--my-argument foo) or user class names; not the options scalectl sets itself.",
+        show_default=False,
     ),
     host: str | None = typer.Option(
         None, "--host", "-H", help="Target URL (default: the running `scalectl stack`)."
@@ -54,6 +61,12 @@ def run_command(
         "--warmup",
         help="Send load for this long first (10s, 1m) but leave it out of every SLO and "
         "statistic; part of --run-time. Default: the SLO file's or plan's warmup, else none.",
+    ),
+    stop_timeout: float | None = duration_option(
+        None,
+        "--stop-timeout",
+        "Let each user finish its current task for up to this long (10s) once the run time "
+        "is up, as Locust's --stop-timeout. Default: Locust's, stop at once.",
     ),
     tags: list[str] = typer.Option([], "--tags", help="Only tasks with these Locust tags."),
     slo: Path | None = typer.Option(None, "--slo", help="An SLO file to gate on."),
@@ -125,8 +138,9 @@ def run_command(
     seconds = settings_mod.run_seconds(run_time, interactive=output.interactive)
     count = settings_mod.process_count(processes)
     path = resolve_locustfile(locustfile)
+    extra = settings_mod.locust_arguments(locust_args)
     if worker:
-        _worker(output, path, master_host, master_port, count, seconds, ctx)
+        _worker(output, path, master_host, master_port, count, seconds, extra, ctx)
         return
     spec = settings_mod.load_spec(slo, plan)
     warmup_seconds = resolve_warmup(warmup, spec, str(slo or plan), seconds)
@@ -150,6 +164,8 @@ def run_command(
         if master
         else None,
         warmup_seconds=warmup_seconds,
+        stop_timeout_seconds=stop_timeout,
+        extra_args=extra,
     )
     model = f"open model at {rate:g}/s over " if rate else ""
     generators = (
@@ -200,6 +216,7 @@ def _worker(
     master_port: int,
     processes: int,
     seconds: int,
+    extra: tuple[str, ...],
     ctx: typer.Context,
 ) -> None:
     """`--worker`: the master decides host, users, rate and run time, and writes the reports;
@@ -209,7 +226,17 @@ def _worker(
 
     given = [
         f"--{name.replace('_', '-')}"
-        for name in ("host", "users", "spawn_rate", "slo", "plan", "rate", "tags", "warmup")
+        for name in (
+            "host",
+            "users",
+            "spawn_rate",
+            "slo",
+            "plan",
+            "rate",
+            "tags",
+            "warmup",
+            "stop_timeout",
+        )
         if ctx.params.get(name) not in (None, [], ())
     ]
     if given:
@@ -222,7 +249,7 @@ def _worker(
         f"{master_host}:{master_port} (at most {seconds}s)"
     )
     code = runner.run_worker(
-        path, master_host, master_port, processes, settings_mod.worker_seconds(seconds)
+        path, master_host, master_port, processes, settings_mod.worker_seconds(seconds), extra
     )
     output.info(f"loadtest worker: Locust exited with {code}")
     if code != 0:

@@ -13,7 +13,11 @@ from scalectl.duration import parse_duration
 from scalectl.errors import InputError, ScalectlError
 from scalectl.loadtest import slo as slo_mod
 from scalectl.loadtest.evaluation import abort_breached
-from scalectl.loadtest.runner import WORKER_WAIT_SECONDS
+from scalectl.loadtest.runner import (
+    OWNED_LONG_OPTIONS,
+    OWNED_SHORT_OPTIONS,
+    WORKER_WAIT_SECONDS,
+)
 from scalectl.loadtest.slo import SloSpec
 from scalectl.loadtest.watch import GRACE_SECONDS, AbortCheck
 
@@ -51,6 +55,30 @@ def process_count(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise InputError(f"--processes {value}: expected a number >= 1 or auto")
     return int(value)
+
+
+def locust_arguments(args: list[str] | None) -> tuple[str, ...]:
+    """The arguments after `--`, for Locust as they are: a locustfile's own options
+    (`@events.init_command_line_parser`), user class names. Raises InputError for one that
+    scalectl sets itself (-H, -u, -r, -t, --headless, -f, --processes, ...), naming the
+    scalectl option to use instead where there is one; abbreviations included, as Locust's
+    parser accepts them."""
+    refused = []
+    for arg in args or ():
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            if len(name) > 2 and any(owned.startswith(name) for owned in OWNED_LONG_OPTIONS):
+                refused.append(arg)
+        elif arg.startswith("-") and len(arg) > 1 and arg[1] in OWNED_SHORT_OPTIONS:
+            refused.append(arg)
+    if refused:
+        raise InputError(
+            f"after --: {', '.join(refused)} "
+            f"{'is an option' if len(refused) == 1 else 'are options'} scalectl sets itself; "
+            "give scalectl's own -H, -u, -r, -t, --tags, --stop-timeout or --processes "
+            "before the --, and only the locustfile's own arguments after it"
+        )
+    return tuple(args or ())
 
 
 def load_spec(slo: Path | None, plan: Path | None) -> SloSpec | None:
