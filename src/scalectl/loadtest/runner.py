@@ -182,6 +182,7 @@ def run(
             # The local process is only the master; the load came from the workers.
             stats.demand.update(results.worker_demand)
             stats.processes = len(results.worker_demand)
+            stats.local = False
         return RunOutcome(results, stats, aborted, interrupted, returncode)
 
 

@@ -5,13 +5,13 @@ API keys, how many users, and whether to watch for abort criteria."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from scalectl.duration import parse_duration
 from scalectl.errors import InputError, ScalectlError
 from scalectl.loadtest import slo as slo_mod
+from scalectl.loadtest.cpu import usable_cores
 from scalectl.loadtest.evaluation import abort_breached
 from scalectl.loadtest.runner import (
     OWNED_LONG_OPTIONS,
@@ -51,7 +51,7 @@ def process_count(value: str) -> int:
     """Locust processes from --processes: a number >= 1, or auto (one per core).
     Raises InputError for anything else."""
     if value == "auto":
-        return max(1, os.cpu_count() or 1)
+        return usable_cores()
     if not value.isdigit() or int(value) < 1:
         raise InputError(f"--processes {value}: expected a number >= 1 or auto")
     return int(value)
