@@ -16,6 +16,7 @@ from tests.loadtest.server import no_locust_left, serve
 Cli = Callable[..., Result]
 LINGERING = fixture_path("locust", "lingering.py")
 CUSTOM_ARGUMENT = fixture_path("locust", "custom_argument.py")
+STAGES = fixture_path("locust", "stages.py")
 pytestmark = pytest.mark.stack
 
 
@@ -69,3 +70,40 @@ def test_locust_arguments_may_not_override_scalectls_own(
     assert result.code == ExitCode.BAD_INPUT, result.stdout + result.stderr
     assert f"after --: {args[0]}" in result.stderr
     assert "scalectl sets itself" in result.stderr
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_load_shape_sets_the_end_and_the_report_says_so(
+    cli: Cli, tmp_path: Path, server: str, processes: str
+) -> None:
+    # The shape ends after 4 s; -u and -r do not apply to it (as in Locust), and without
+    # -t the bound is --max-run-time.
+    result, report = run(
+        cli, tmp_path, STAGES, "-H", server, "-u", "50", "-r", "50", "--max-run-time", "60s",
+        "--processes", processes,
+    )  # fmt: skip
+    assert result.code == ExitCode.OK, result.stdout + result.stderr
+    meta = report["meta"]
+    assert meta["shape"] == "Stages" and meta["shape_cut"] is False, meta
+    assert meta["users"] is None and meta["spawn_rate"] is None, meta
+    assert 3.5 <= float(meta["run_time"].removesuffix("s")) < 15, meta
+    assert meta["max_run_time"] == "60s"
+    assert max(w["users"] for w in report["timeseries"]) == 4
+    assert report["total"]["requests"] > 0
+    assert no_locust_left(server)
+
+
+def test_a_load_shape_is_stopped_at_max_run_time_with_its_reports(
+    cli: Cli, tmp_path: Path, server: str
+) -> None:
+    result = cli(
+        "loadtest", "--report-dir", tmp_path, STAGES, "-H", server, "-t", "2s",
+        "--max-run-time", "4s", "--processes", "2", env={"STAGES_SECONDS": "120"},
+    )  # fmt: skip
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["meta"]["shape_cut"] is True
+    assert 3.5 <= float(report["meta"]["run_time"].removesuffix("s")) < 10, report["meta"]
+    assert report["total"]["requests"] > 0
+    assert "Stages was still running at --max-run-time" in result.stderr
+    assert no_locust_left(server)

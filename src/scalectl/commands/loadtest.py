@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from scalectl.commands.common import default_group, duration_option, output_of
+from scalectl.commands.loadtest_tables import print_comparison, print_run
 from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
 from scalectl.output import Output
 
@@ -61,6 +62,14 @@ def run_command(
         "--warmup",
         help="Send load for this long first (10s, 1m) but leave it out of every SLO and "
         "statistic; part of --run-time. Default: the SLO file's or plan's warmup, else none.",
+    ),
+    max_run_time: float | None = duration_option(
+        None,
+        "--max-run-time",
+        "A locustfile with a LoadTestShape ends when its shape does (-u, -r, -t do not "
+        "apply, as in Locust); it is stopped after this long (default 2h), its reports "
+        "written and the run inconclusive. Without -t, also a run's length.",
+        low=1,
     ),
     stop_timeout: float | None = duration_option(
         None,
@@ -135,7 +144,9 @@ def run_command(
         raise InputError("give --slo or --plan, not both")
     if master and worker:
         raise InputError("give --master or --worker, not both")
-    seconds = settings_mod.run_seconds(run_time, interactive=output.interactive)
+    seconds = settings_mod.run_seconds(
+        run_time, interactive=output.interactive, max_run_time=max_run_time
+    )
     count = settings_mod.process_count(processes)
     path = resolve_locustfile(locustfile)
     extra = settings_mod.locust_arguments(locust_args)
@@ -166,6 +177,9 @@ def run_command(
         warmup_seconds=warmup_seconds,
         stop_timeout_seconds=stop_timeout,
         extra_args=extra,
+        max_run_time_seconds=runner.DEFAULT_MAX_RUN_SECONDS
+        if max_run_time is None
+        else max(1, math.ceil(max_run_time)),
     )
     model = f"open model at {rate:g}/s over " if rate else ""
     generators = (
@@ -182,6 +196,11 @@ def run_command(
     with progress_for(output, seconds, warmup_seconds) as progress:
         outcome = runner.run(config, progress=progress, abort_check=abort)
     results = outcome.results
+    if outcome.shape is not None and not outcome.shape.common_options:
+        output.info(
+            f"load shape {outcome.shape.name}: it set users and length (-u, -r, -t did not "
+            f"apply); it ran {results.run_duration:.1f}s"
+        )
 
     evaluation = evaluate(spec or slo_mod.SloSpec(), results)
     judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
@@ -192,7 +211,7 @@ def run_command(
         results,
         evaluation,
         generator,
-        run_meta(config),
+        run_meta(config, outcome.shape, results),
         verdict=verdict,
         reasons=reasons,
         environ=output.environ,
@@ -200,7 +219,7 @@ def run_command(
     if output.json_mode:
         output.stdout.write((report_dir / "report.json").read_text())
     else:
-        _print(output, results, evaluation, verdict, reasons, written)
+        print_run(output, results, evaluation, verdict, reasons, written)
     if outcome.interrupted:
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     if verdict == "fail":
@@ -236,6 +255,7 @@ def _worker(
             "tags",
             "warmup",
             "stop_timeout",
+            "max_run_time",
         )
         if ctx.params.get(name) not in (None, [], ())
     ]
@@ -254,65 +274,6 @@ def _worker(
     output.info(f"loadtest worker: Locust exited with {code}")
     if code != 0:
         raise CheckFailed(f"the Locust worker exited with {code}")
-
-
-def _print(
-    output: Output,
-    results: Any,
-    evaluation: Any,
-    verdict: str,
-    reasons: list[str],
-    written: list[Path],
-) -> None:
-    from rich.table import Table
-
-    endpoints = Table(title="Endpoints", title_justify="left")
-    for col in ("endpoint", "requests", "failures", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms"):
-        endpoints.add_column(col, justify="left" if col == "endpoint" else "right")
-    for e in [*results.endpoints, results.total]:
-        lat = e.latency
-        endpoints.add_row(
-            e.key,
-            str(e.requests),
-            f"{e.failures} ({e.error_rate:.1%})",
-            f"{e.rps:.1f}",
-            *(
-                f"{v:.1f}" if v is not None else "-"
-                for v in (lat.p50_ms, lat.p95_ms, lat.p99_ms, lat.max_ms)
-            ),
-        )
-    output.console.print(endpoints)
-    if results.measured_from is not None:
-        output.info(
-            f"warm-up: the first {results.measured_start - results.started_at:.1f}s (warm-up "
-            f"{results.warmup:g}s to the next whole second) are left out of these figures and "
-            "the SLOs; they stay in timeseries.csv and report.html, marked as warm-up"
-        )
-    stats = results.open
-    if stats is not None:
-        raw = stats.raw["Aggregated"]
-        output.info(
-            f"open model: {stats.total_arrivals} tasks, {stats.late} late (worst "
-            f"{stats.max_lag_ms:.0f} ms), {stats.dropped} dropped; latency above counts from "
-            f"each task's intended start; uncorrected p50/p95/p99 {raw.p50_ms}/{raw.p95_ms}/"
-            f"{raw.p99_ms} ms"
-        )
-    if evaluation.results:
-        slos = Table(title="SLOs", title_justify="left")
-        for col in ("SLO", "threshold", "observed", "result"):
-            slos.add_column(col)
-        for r in evaluation.results:
-            style = {"pass": "green", "fail": "red"}.get(r.status, "yellow")
-            slos.add_row(
-                r.name,
-                f"{r.comparator} {r.threshold_text}",
-                r.observed_text,
-                f"[{style}]{r.status}[/{style}]",
-            )
-        output.console.print(slos)
-    for reason in reasons:
-        output.warn(reason)
-    output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")
 
 
 @app.command("list")
@@ -373,48 +334,10 @@ def compare_command(
     if output.json_mode:
         output.emit_json(result.to_json())
     else:
-        _print_comparison(output, result)
+        print_comparison(output, result)
     regressed = result.regressed
     if regressed:
         raise compare_mod.Regressed(
             f"{len(regressed)} metric{'s' if len(regressed) != 1 else ''} regressed: "
             + ", ".join(f"{r.endpoint} {r.metric}" for r in regressed)
         )
-
-
-def _print_comparison(output: Output, result: Any) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    def value(v: float | None, metric: str) -> str:
-        if v is None:
-            return "-"
-        return f"{v:.2%}" if metric == "error_rate" else f"{v:.1f}"
-
-    runs = f"{len(result.base)} vs {len(result.new)} run(s)"
-    table = Table(title=f"Compare: {runs}", title_justify="left")
-    for col in ("endpoint", "metric", "base", "new", "change", "status"):
-        table.add_column(col, justify="right" if col in ("base", "new", "change") else "left")
-    styles = {"ok": "green", "improved": "green", "regressed": "red", "insufficient": "yellow"}
-    for r in result.rows:
-        base = value(r.base, r.metric)
-        if r.base_min != r.base_max:
-            base += f" ({value(r.base_min, r.metric)}–{value(r.base_max, r.metric)})"
-        status = r.status + (f" ({r.detail})" if r.detail else "")
-        table.add_row(
-            Text(r.endpoint),
-            r.metric,
-            base,
-            value(r.new, r.metric),
-            "-" if r.change is None else f"{r.change:+.1%}",
-            Text(status, style=styles[r.status]),
-        )
-    output.console.print(table)
-    for key in result.added:
-        output.info(f"added (only in NEW): {key}")
-    for key in result.removed:
-        output.info(f"removed (only in BASE): {key}")
-    verdict = f"{len(result.regressed)} regressed" if result.regressed else "no regression"
-    output.info(
-        f"{verdict} (tolerance {result.tolerance:.0%}, min delta {result.min_delta_ms:g} ms)"
-    )

@@ -4,6 +4,7 @@ scalectl's own process never imports locust."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -32,6 +33,10 @@ from scalectl.stack.process import child_environment
 
 # Loaded by Locust beside the locustfile, in Locust's processes only.
 PLUGIN = Path(__file__).resolve().parent / "child" / "plugin.py"
+# Beside it: tells scalectl about a LoadTestShape and stops one at --max-run-time.
+SHAPEBOUND = Path(__file__).resolve().parent / "child" / "shapebound.py"
+# The longest a LoadTestShape may run by default: the shipped soak shape takes an hour.
+DEFAULT_MAX_RUN_SECONDS = 2 * 3600
 WORKER_WAIT_SECONDS = 120  # how long a `--master` waits for its workers to connect
 # Locust's options that scalectl sets itself (_run_argv, _worker_argv) or that would undo a
 # run it can measure and bound: a locustfile's own arguments must not override them.
@@ -58,6 +63,7 @@ OWNED_LONG_OPTIONS = (
     "--only-summary",
     "--exit-code-on-error",
     "--scalectl-user-rate",
+    "--scalectl-max-run-time",
 )
 OWNED_SHORT_OPTIONS = "fHurtTs"  # -f -H -u -r -t -T (tags) -s (stop timeout)
 
@@ -98,6 +104,8 @@ class RunConfig:
     # Given to Locust as they are, after scalectl's own options: the locustfile's own
     # arguments, user class names (settings.locust_arguments checked them).
     extra_args: tuple[str, ...] = ()
+    # A LoadTestShape sets its own end (Locust then ignores -u, -r, -t): stopped after this.
+    max_run_time_seconds: int = DEFAULT_MAX_RUN_SECONDS
 
     @property
     def user_rate(self) -> float:
@@ -105,16 +113,27 @@ class RunConfig:
         return self.rate / self.users if self.rate else 0.0
 
 
+@dataclass(frozen=True)
+class Shape:
+    """The locustfile's LoadTestShape, as Locust ran it (child/shapebound.py told us)."""
+
+    name: str  # its class name
+    common_options: bool  # it reads -u, -r and -t (use_common_options); else they did not apply
+    cut: bool  # stopped at RunConfig.max_run_time_seconds before it ended by itself
+
+
 @dataclass
 class RunOutcome:
     """What a run produced: the results, how busy the generator was, why it was stopped early (if
-    it was), whether Ctrl-C interrupted it, and Locust's exit code."""
+    it was), whether Ctrl-C interrupted it, Locust's exit code, and the locustfile's load shape
+    (None without one)."""
 
     results: Results
     generator: GeneratorStats
     aborted: str | None  # why the run was stopped early, if it was
     interrupted: bool
     returncode: int
+    shape: Shape | None = None
 
 
 def run(
@@ -135,8 +154,9 @@ def run(
     """
     with tempfile.TemporaryDirectory(prefix="scalectl-loadtest-") as tmp:
         raw_path, live_path = Path(tmp) / "raw.json", Path(tmp) / "live.json"
+        shape_path = Path(tmp) / "shape.json"
         argv = _run_argv(config)
-        env = _run_env(config, raw_path, live_path)
+        env = {**_run_env(config, raw_path, live_path), "SCALECTL_SHAPE_OUT": str(shape_path)}
         log_path = Path(tmp) / "locust.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -167,6 +187,9 @@ def run(
                 progress=progress,
                 abort_check=abort_check,
                 should_stop=should_stop,
+                shape_path=shape_path,
+                shape_bound_seconds=config.max_run_time_seconds
+                + (config.stop_timeout_seconds or 0),
             )
         except KeyboardInterrupt:
             interrupted = True
@@ -183,7 +206,8 @@ def run(
             stats.demand.update(results.worker_demand)
             stats.processes = len(results.worker_demand)
             stats.local = False
-        return RunOutcome(results, stats, aborted, interrupted, returncode)
+        shape = _read_shape(shape_path)
+        return RunOutcome(results, stats, aborted, interrupted, returncode, shape)
 
 
 def run_worker(
@@ -218,14 +242,22 @@ def run_worker(
         kill_group(proc.pid)
 
 
+def _read_shape(path: Path) -> Shape | None:
+    try:
+        data = json.loads(path.read_text())
+        return Shape(str(data["shape"]), bool(data["common_options"]), bool(data["cut"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no shape in the locustfile
+
+
 def _run_argv(config: RunConfig) -> list[str]:
-    """Locust's command line for `config`: headless, our plugin beside the locustfile."""
+    """Locust's command line for `config`: headless, our plugins beside the locustfile."""
     argv = [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        f"{config.locustfile},{PLUGIN}",
+        f"{config.locustfile},{PLUGIN},{SHAPEBOUND}",
         "--headless",
         "-u",
         str(config.users),
@@ -240,6 +272,8 @@ def _run_argv(config: RunConfig) -> list[str]:
         "WARNING",
         "--exit-code-on-error",
         "0",
+        "--scalectl-max-run-time",
+        str(config.max_run_time_seconds),
     ]
     if config.master is not None:
         argv += [
@@ -286,7 +320,7 @@ def _worker_argv(locustfile: Path, master_host: str, master_port: int, processes
         "-m",
         "locust",
         "-f",
-        f"{locustfile},{PLUGIN}",
+        f"{locustfile},{PLUGIN},{SHAPEBOUND}",
         "--worker",
         "--master-host",
         master_host,

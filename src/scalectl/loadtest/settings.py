@@ -37,13 +37,22 @@ def run_time_seconds(text: str) -> int:
         raise InputError(f"--run-time {text}: {exc}") from None
 
 
-def run_seconds(run_time: str | None, *, interactive: bool) -> int:
-    """How long the run lasts, warm-up included. Without --run-time only at a terminal
-    (where Ctrl-C ends it); InputError otherwise, as CI must end."""
+def run_seconds(
+    run_time: str | None, *, interactive: bool, max_run_time: float | None = None
+) -> int:
+    """How long the run lasts, warm-up included: --run-time, else --max-run-time when given
+    (the bound of a LoadTestShape, which ends the run by itself), else, only at a terminal
+    where Ctrl-C ends it, a day. InputError without either when not at a terminal, as CI
+    must end."""
     if run_time is not None:
         return run_time_seconds(run_time)
+    if max_run_time is not None:
+        return max(1, math.ceil(max_run_time))
     if not interactive:
-        raise InputError("--run-time is required when not at a terminal (CI must end)")
+        raise InputError(
+            "--run-time is required when not at a terminal (CI must end); for a locustfile "
+            "with a LoadTestShape, which ends by itself, give --max-run-time instead"
+        )
     return AT_TERMINAL_SECONDS
 
 

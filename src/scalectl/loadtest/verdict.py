@@ -44,6 +44,13 @@ def judge(
         # The generator's CPU: what it measured may be its own delays, pass or fail.
         verdict = "inconclusive"
         reasons += [_limit_reason(code, outcome.generator) for code in limits]
+    shape = outcome.shape
+    if shape is not None and shape.cut:
+        verdict = "inconclusive" if verdict != "fail" else verdict
+        reasons.append(
+            f"the load shape {shape.name} was still running at --max-run-time and was "
+            "stopped there: its later stages were not run; raise --max-run-time"
+        )
     if outcome.aborted:
         verdict = "fail"
         reasons.append(f"aborted: {outcome.aborted}")

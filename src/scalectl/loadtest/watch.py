@@ -131,23 +131,35 @@ def watch_locust(
     progress: Progress,
     abort_check: AbortCheck | None,
     should_stop: StopCheck | None = None,
+    shape_path: Path | None = None,
+    shape_bound_seconds: float = 0.0,
 ) -> str | None:
     """Watch Locust (`proc`, the leader of its process group) until it exits, once a second:
     the CPU of each of its processes into `stats`, `progress` with the live file's figures,
     `abort_check` on them, `should_stop`. Past `bound_seconds` (the run time, and any wait for
     workers) plus GRACE_SECONDS the group is stopped by force.
 
+    Once `shape_path` exists (the locustfile has a LoadTestShape, child/shapebound.py), the
+    bound is `shape_bound_seconds` from the start instead: the shape, not -t, ends the run.
+
     Returns why the run was stopped early (an abort reason or the time bound), or None when
-    Locust ended by itself or `should_stop` asked for it. Locust is sent SIGTERM for each,
-    and still writes its results.
+    Locust ended by itself or `should_stop` asked for it. Locust is sent SIGTERM for each
+    (SIGINT while a shape runs: Locust handles SIGTERM only once a shape has ended), and
+    still writes its results.
     """
-    deadline = time.monotonic() + bound_seconds + GRACE_SECONDS
+    started = time.monotonic()
+    deadline = started + bound_seconds + GRACE_SECONDS
+    bound_name = "--run-time"
+    stop = signal.SIGTERM
     tracked: dict[int, CpuMeter] = {}
     psutil.cpu_percent(None)  # primes the machine-wide counter
     while proc.poll() is None:
+        if stop == signal.SIGTERM and shape_path is not None and shape_path.exists():
+            deadline = started + shape_bound_seconds + GRACE_SECONDS
+            bound_name, stop = "--max-run-time", signal.SIGINT
         if time.monotonic() > deadline:
-            signal_group(proc.pid, signal.SIGTERM)
-            return f"did not stop within --run-time + {GRACE_SECONDS}s"
+            signal_group(proc.pid, stop)
+            return f"did not stop within {bound_name} + {GRACE_SECONDS}s"
         try:
             family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         except psutil.Error:
@@ -167,7 +179,7 @@ def watch_locust(
             stats.cpu.setdefault(label, []).append(used)
             stats.demand.setdefault(label, []).append(demanded)
         if should_stop is not None and should_stop():
-            signal_group(proc.pid, signal.SIGTERM)  # Locust quits and still writes its results
+            signal_group(proc.pid, stop)  # Locust quits and still writes its results
             return None
         live = _read_live(live_path)
         if live is None:
@@ -176,7 +188,7 @@ def watch_locust(
         if abort_check is not None and live.get("windows"):
             reason = abort_check(from_raw(live, warmup_seconds))
             if reason:
-                signal_group(proc.pid, signal.SIGTERM)
+                signal_group(proc.pid, stop)
                 return reason
     return None
 
