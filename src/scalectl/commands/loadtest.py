@@ -55,7 +55,9 @@ def run_command(
         None,
         "--run-time",
         "-t",
-        help="How long, warm-up included: 30s, 5m, 1h30m (required without a TTY).",
+        help="How long, warm-up included: 30s, 5m, 1h30m (required without a TTY), or auto "
+        "with --plan or --slo: until every gated percentile has its samples (at most "
+        "--max-run-time).",
     ),
     warmup: str | None = typer.Option(
         None,
@@ -129,7 +131,7 @@ def run_command(
     Example: scalectl loadtest browse -u 20 -t 30s --plan examples/reference-app.yaml
     """
     from scalectl.commands.loadtest_progress import progress_for
-    from scalectl.loadtest import runner
+    from scalectl.loadtest import runlength, runner
     from scalectl.loadtest import settings as settings_mod
     from scalectl.loadtest import slo as slo_mod
     from scalectl.loadtest.evaluation import evaluate
@@ -193,8 +195,23 @@ def run_command(
         f"{length}, {generators}"
     )
     abort = settings_mod.abort_check(spec)
+    auto = None
+    if run_time == runlength.AUTO:
+        auto = runlength.auto_stop(spec, warmup_seconds)
+        output.info(f"-t auto: until every gate has its samples, at most {seconds}s")
+    else:
+        warning = settings_mod.run_length_warning(
+            spec, rate, settings_mod.design_rate(plan), seconds - warmup_seconds
+        )
+        if warning:
+            output.warn(warning)
     with progress_for(output, seconds, warmup_seconds) as progress:
-        outcome = runner.run(config, progress=progress, abort_check=abort)
+        outcome = runner.run(
+            config,
+            progress=progress if auto is None else runlength.then(progress, auto.observe),
+            abort_check=abort,
+            should_stop=auto,
+        )
     results = outcome.results
     if outcome.shape is not None and not outcome.shape.common_options:
         output.info(
@@ -211,7 +228,7 @@ def run_command(
         results,
         evaluation,
         generator,
-        run_meta(config, outcome.shape, results),
+        run_meta(config, outcome.shape, results, auto=auto is not None),
         verdict=verdict,
         reasons=reasons,
         environ=output.environ,

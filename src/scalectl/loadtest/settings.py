@@ -13,7 +13,9 @@ from scalectl.errors import InputError, ScalectlError
 from scalectl.loadtest import slo as slo_mod
 from scalectl.loadtest.cpu import usable_cores
 from scalectl.loadtest.evaluation import abort_breached
+from scalectl.loadtest.runlength import AUTO, rate_warning
 from scalectl.loadtest.runner import (
+    DEFAULT_MAX_RUN_SECONDS,
     OWNED_LONG_OPTIONS,
     OWNED_SHORT_OPTIONS,
     WORKER_WAIT_SECONDS,
@@ -41,9 +43,13 @@ def run_seconds(
     run_time: str | None, *, interactive: bool, max_run_time: float | None = None
 ) -> int:
     """How long the run lasts, warm-up included: --run-time, else --max-run-time when given
-    (the bound of a LoadTestShape, which ends the run by itself), else, only at a terminal
+    (the bound of a LoadTestShape, which ends the run by itself; also of `auto`, which ends
+    once every gate has its samples), else, only at a terminal
     where Ctrl-C ends it, a day. InputError without either when not at a terminal, as CI
     must end."""
+    if run_time == AUTO:
+        # Ended once every gate has its samples (loadtest.runlength); this is the bound.
+        return max(1, math.ceil(max_run_time or DEFAULT_MAX_RUN_SECONDS))
     if run_time is not None:
         return run_time_seconds(run_time)
     if max_run_time is not None:
@@ -117,6 +123,33 @@ def load_shape(
     if spawn_rate is None:
         spawn_rate = DEFAULT_SPAWN_RATE if rate is None else float(users)
     return users, spawn_rate
+
+
+def design_rate(plan: Path | None) -> float | None:
+    """The plan's design rate, requests/s: its first service's peak_rps × headroom (the
+    service the scenarios' routes hit); None without a plan or a service."""
+    if plan is None:
+        return None
+    from scalectl.plan.load import load_plan
+
+    services = list(load_plan(plan).plan.services.values())
+    if not services:
+        return None
+    return float(services[0].traffic.peak_rps * services[0].traffic.headroom)
+
+
+def run_length_warning(
+    spec: SloSpec | None, rate: float | None, plan_rate: float | None, measured_seconds: float
+) -> str | None:
+    """Before the run: why its -t cannot reach a verdict even at its best rate (--rate, else
+    the plan's design rate), naming the gate and the time it needs; None when it can or no
+    rate is known (loadtest.runlength)."""
+    best = rate or plan_rate
+    if spec is None or not best:
+        return None
+    source = "--rate" if rate else "the plan's design rate"
+    warning = rate_warning(spec, best, measured_seconds)
+    return None if warning is None else f"{warning} ({source} {best:g}/s)"
 
 
 def abort_check(spec: SloSpec | None) -> AbortCheck | None:
