@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from scalectl.loadtest.cpu import CpuMeter
+from scalectl.loadtest.watch import GeneratorStats
 
 SPIN = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass\n"
 SLEEP = "import time\ntime.sleep(20)\n"
@@ -52,3 +53,20 @@ def test_an_idle_process_demands_nothing() -> None:
     with on_core(SLEEP, core) as idle, on_core(SPIN, core):
         used, demanded = reading(CpuMeter(idle))
     assert used < 5 and demanded < 5
+
+
+def test_a_busy_machine_limits_a_generator_spread_over_processes() -> None:
+    # Four processes each wanting 40% of a core: none is saturated, but together they want
+    # more than a core of a machine whose cores are all busy.
+    stats = GeneratorStats(processes=4, cores=4, skip_samples=0)
+    stats.demand = {f"worker-{i}": [40.0] * 5 for i in range(4)}
+    stats.machine = [97.0] * 5
+    assert not stats.saturated
+    assert stats.limits == ["machine_cpu"]
+    # The same machine busy with something else, the generator idle: not the generator.
+    stats.demand = {f"worker-{i}": [5.0] * 5 for i in range(4)}
+    assert stats.limits == []
+    # A master's workers run elsewhere: this machine's cores say nothing about them.
+    stats = GeneratorStats(processes=8, cores=2, skip_samples=0, local=False)
+    assert stats.limits == []
+    assert GeneratorStats(processes=8, cores=2).limits == ["processes_over_cores"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scalectl.errors import ExitCode
+from scalectl.loadtest.cpu import usable_cores
 from tests.conftest import Result, fixture_path
 from tests.helpers.input_files import slo_file
 from tests.loadtest.server import (
@@ -101,6 +102,7 @@ def test_rate_is_held_across_processes(cli: Cli, tmp_path: Path, server: str) ->
         cli, tmp_path, KNOWN, "-H", server, "--rate", "40", "-t", "6s", "--processes", "2"
     )
     assert result.code == 0, result.stdout + result.stderr
+    assert report["generator"]["limited_by"] == [], report["generator"]
     model = report["load_model"]
     assert model["rate_per_user"] == pytest.approx(1.0)
     assert model["dropped"] == 0
@@ -120,6 +122,26 @@ def test_rate_is_held_across_processes(cli: Cli, tmp_path: Path, server: str) ->
     # The server sleeps 50-60 ms at the median: a floor. Above it only overhead and
     # scheduling delays, which a busy machine stretches to tens of milliseconds.
     assert 50 <= known["p50_ms"] <= 85
+    assert no_locust_left(server)
+
+
+def test_oversubscribed_generator_is_inconclusive(cli: Cli, tmp_path: Path, server: str) -> None:
+    # More Locust processes than cores, asked for far more than they can send to a server
+    # that answers at once: each process gets a share of a core, so none reads saturated,
+    # and most arrivals start late. That was a pass.
+    cores = usable_cores()
+    result, report = run(
+        cli, tmp_path, STALL, "-H", server, "--rate", "4000", "-t", "6s",
+        "--processes", str(cores + 1), env={"STALL_PATH": "/fast"},
+    )  # fmt: skip
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    generator = report["generator"]
+    assert generator["cores"] == cores and generator["processes"] == cores + 1
+    assert "processes_over_cores" in generator["limited_by"], generator
+    assert f"{cores + 1} Locust processes on {cores} cores" in result.stderr
+    assert "late_arrivals" in generator["limited_by"], generator
+    assert generator["late_share"] > 0.25, generator
+    assert "started late or never" in result.stderr
     assert no_locust_left(server)
 
 

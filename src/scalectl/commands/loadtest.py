@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from scalectl.commands.common import default_group, output_of
+from scalectl.commands.common import default_group, duration_option, output_of
+from scalectl.commands.loadtest_tables import print_comparison, print_run
 from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
 from scalectl.output import Output
 
@@ -24,6 +25,13 @@ def run_command(
     ctx: typer.Context,
     locustfile: str = typer.Argument(
         ..., help="A scenario name (browse, mix, ...) or a locustfile."
+    ),
+    locust_args: list[str] | None = typer.Argument(
+        None,
+        metavar="-- LOCUST_ARGS",
+        help="After --: given to Locust as they are, such as the locustfile's own options "
+        "(--my-argument foo) or user class names; not the options scalectl sets itself.",
+        show_default=False,
     ),
     host: str | None = typer.Option(
         None, "--host", "-H", help="Target URL (default: the running `scalectl stack`)."
@@ -47,13 +55,29 @@ def run_command(
         None,
         "--run-time",
         "-t",
-        help="How long, warm-up included: 30s, 5m, 1h30m (required without a TTY).",
+        help="How long, warm-up included: 30s, 5m, 1h30m (required without a TTY), or auto "
+        "with --plan or --slo: until every gated percentile has its samples (at most "
+        "--max-run-time).",
     ),
     warmup: str | None = typer.Option(
         None,
         "--warmup",
         help="Send load for this long first (10s, 1m) but leave it out of every SLO and "
         "statistic; part of --run-time. Default: the SLO file's or plan's warmup, else none.",
+    ),
+    max_run_time: float | None = duration_option(
+        None,
+        "--max-run-time",
+        "A locustfile with a LoadTestShape ends when its shape does (-u, -r, -t do not "
+        "apply, as in Locust); it is stopped after this long (default 2h), its reports "
+        "written and the run inconclusive. Without -t, also a run's length.",
+        low=1,
+    ),
+    stop_timeout: float | None = duration_option(
+        None,
+        "--stop-timeout",
+        "Let each user finish its current task for up to this long (10s) once the run time "
+        "is up, as Locust's --stop-timeout. Default: Locust's, stop at once.",
     ),
     tags: list[str] = typer.Option([], "--tags", help="Only tasks with these Locust tags."),
     slo: Path | None = typer.Option(None, "--slo", help="An SLO file to gate on."),
@@ -107,7 +131,7 @@ def run_command(
     Example: scalectl loadtest browse -u 20 -t 30s --plan examples/reference-app.yaml
     """
     from scalectl.commands.loadtest_progress import progress_for
-    from scalectl.loadtest import runner
+    from scalectl.loadtest import runlength, runner
     from scalectl.loadtest import settings as settings_mod
     from scalectl.loadtest import slo as slo_mod
     from scalectl.loadtest.evaluation import evaluate
@@ -122,11 +146,14 @@ def run_command(
         raise InputError("give --slo or --plan, not both")
     if master and worker:
         raise InputError("give --master or --worker, not both")
-    seconds = settings_mod.run_seconds(run_time, interactive=output.interactive)
+    seconds = settings_mod.run_seconds(
+        run_time, interactive=output.interactive, max_run_time=max_run_time
+    )
     count = settings_mod.process_count(processes)
     path = resolve_locustfile(locustfile)
+    extra = settings_mod.locust_arguments(locust_args)
     if worker:
-        _worker(output, path, master_host, master_port, count, seconds, ctx)
+        _worker(output, path, master_host, master_port, count, seconds, extra, ctx)
         return
     spec = settings_mod.load_spec(slo, plan)
     warmup_seconds = resolve_warmup(warmup, spec, str(slo or plan), seconds)
@@ -150,6 +177,11 @@ def run_command(
         if master
         else None,
         warmup_seconds=warmup_seconds,
+        stop_timeout_seconds=stop_timeout,
+        extra_args=extra,
+        max_run_time_seconds=runner.DEFAULT_MAX_RUN_SECONDS
+        if max_run_time is None
+        else max(1, math.ceil(max_run_time)),
     )
     model = f"open model at {rate:g}/s over " if rate else ""
     generators = (
@@ -163,9 +195,29 @@ def run_command(
         f"{length}, {generators}"
     )
     abort = settings_mod.abort_check(spec)
+    auto = None
+    if run_time == runlength.AUTO:
+        auto = runlength.auto_stop(spec, warmup_seconds)
+        output.info(f"-t auto: until every gate has its samples, at most {seconds}s")
+    else:
+        warning = settings_mod.run_length_warning(
+            spec, rate, settings_mod.design_rate(plan), seconds - warmup_seconds
+        )
+        if warning:
+            output.warn(warning)
     with progress_for(output, seconds, warmup_seconds) as progress:
-        outcome = runner.run(config, progress=progress, abort_check=abort)
+        outcome = runner.run(
+            config,
+            progress=progress if auto is None else runlength.then(progress, auto.observe),
+            abort_check=abort,
+            should_stop=auto,
+        )
     results = outcome.results
+    if outcome.shape is not None and not outcome.shape.common_options:
+        output.info(
+            f"load shape {outcome.shape.name}: it set users and length (-u, -r, -t did not "
+            f"apply); it ran {results.run_duration:.1f}s"
+        )
 
     evaluation = evaluate(spec or slo_mod.SloSpec(), results)
     judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
@@ -176,7 +228,7 @@ def run_command(
         results,
         evaluation,
         generator,
-        run_meta(config),
+        run_meta(config, outcome.shape, results, auto=auto is not None),
         verdict=verdict,
         reasons=reasons,
         environ=output.environ,
@@ -184,7 +236,7 @@ def run_command(
     if output.json_mode:
         output.stdout.write((report_dir / "report.json").read_text())
     else:
-        _print(output, results, evaluation, verdict, reasons, written)
+        print_run(output, results, evaluation, verdict, reasons, written)
     if outcome.interrupted:
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     if verdict == "fail":
@@ -200,6 +252,7 @@ def _worker(
     master_port: int,
     processes: int,
     seconds: int,
+    extra: tuple[str, ...],
     ctx: typer.Context,
 ) -> None:
     """`--worker`: the master decides host, users, rate and run time, and writes the reports;
@@ -209,7 +262,18 @@ def _worker(
 
     given = [
         f"--{name.replace('_', '-')}"
-        for name in ("host", "users", "spawn_rate", "slo", "plan", "rate", "tags", "warmup")
+        for name in (
+            "host",
+            "users",
+            "spawn_rate",
+            "slo",
+            "plan",
+            "rate",
+            "tags",
+            "warmup",
+            "stop_timeout",
+            "max_run_time",
+        )
         if ctx.params.get(name) not in (None, [], ())
     ]
     if given:
@@ -222,70 +286,11 @@ def _worker(
         f"{master_host}:{master_port} (at most {seconds}s)"
     )
     code = runner.run_worker(
-        path, master_host, master_port, processes, settings_mod.worker_seconds(seconds)
+        path, master_host, master_port, processes, settings_mod.worker_seconds(seconds), extra
     )
     output.info(f"loadtest worker: Locust exited with {code}")
     if code != 0:
         raise CheckFailed(f"the Locust worker exited with {code}")
-
-
-def _print(
-    output: Output,
-    results: Any,
-    evaluation: Any,
-    verdict: str,
-    reasons: list[str],
-    written: list[Path],
-) -> None:
-    from rich.table import Table
-
-    endpoints = Table(title="Endpoints", title_justify="left")
-    for col in ("endpoint", "requests", "failures", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms"):
-        endpoints.add_column(col, justify="left" if col == "endpoint" else "right")
-    for e in [*results.endpoints, results.total]:
-        lat = e.latency
-        endpoints.add_row(
-            e.key,
-            str(e.requests),
-            f"{e.failures} ({e.error_rate:.1%})",
-            f"{e.rps:.1f}",
-            *(
-                f"{v:.1f}" if v is not None else "-"
-                for v in (lat.p50_ms, lat.p95_ms, lat.p99_ms, lat.max_ms)
-            ),
-        )
-    output.console.print(endpoints)
-    if results.measured_from is not None:
-        output.info(
-            f"warm-up: the first {results.measured_start - results.started_at:.1f}s (warm-up "
-            f"{results.warmup:g}s to the next whole second) are left out of these figures and "
-            "the SLOs; they stay in timeseries.csv and report.html, marked as warm-up"
-        )
-    stats = results.open
-    if stats is not None:
-        raw = stats.raw["Aggregated"]
-        output.info(
-            f"open model: {stats.total_arrivals} tasks, {stats.late} late (worst "
-            f"{stats.max_lag_ms:.0f} ms), {stats.dropped} dropped; latency above counts from "
-            f"each task's intended start; uncorrected p50/p95/p99 {raw.p50_ms}/{raw.p95_ms}/"
-            f"{raw.p99_ms} ms"
-        )
-    if evaluation.results:
-        slos = Table(title="SLOs", title_justify="left")
-        for col in ("SLO", "threshold", "observed", "result"):
-            slos.add_column(col)
-        for r in evaluation.results:
-            style = {"pass": "green", "fail": "red"}.get(r.status, "yellow")
-            slos.add_row(
-                r.name,
-                f"{r.comparator} {r.threshold_text}",
-                r.observed_text,
-                f"[{style}]{r.status}[/{style}]",
-            )
-        output.console.print(slos)
-    for reason in reasons:
-        output.warn(reason)
-    output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")
 
 
 @app.command("list")
@@ -346,48 +351,10 @@ def compare_command(
     if output.json_mode:
         output.emit_json(result.to_json())
     else:
-        _print_comparison(output, result)
+        print_comparison(output, result)
     regressed = result.regressed
     if regressed:
         raise compare_mod.Regressed(
             f"{len(regressed)} metric{'s' if len(regressed) != 1 else ''} regressed: "
             + ", ".join(f"{r.endpoint} {r.metric}" for r in regressed)
         )
-
-
-def _print_comparison(output: Output, result: Any) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    def value(v: float | None, metric: str) -> str:
-        if v is None:
-            return "-"
-        return f"{v:.2%}" if metric == "error_rate" else f"{v:.1f}"
-
-    runs = f"{len(result.base)} vs {len(result.new)} run(s)"
-    table = Table(title=f"Compare: {runs}", title_justify="left")
-    for col in ("endpoint", "metric", "base", "new", "change", "status"):
-        table.add_column(col, justify="right" if col in ("base", "new", "change") else "left")
-    styles = {"ok": "green", "improved": "green", "regressed": "red", "insufficient": "yellow"}
-    for r in result.rows:
-        base = value(r.base, r.metric)
-        if r.base_min != r.base_max:
-            base += f" ({value(r.base_min, r.metric)}–{value(r.base_max, r.metric)})"
-        status = r.status + (f" ({r.detail})" if r.detail else "")
-        table.add_row(
-            Text(r.endpoint),
-            r.metric,
-            base,
-            value(r.new, r.metric),
-            "-" if r.change is None else f"{r.change:+.1%}",
-            Text(status, style=styles[r.status]),
-        )
-    output.console.print(table)
-    for key in result.added:
-        output.info(f"added (only in NEW): {key}")
-    for key in result.removed:
-        output.info(f"removed (only in BASE): {key}")
-    verdict = f"{len(result.regressed)} regressed" if result.regressed else "no regression"
-    output.info(
-        f"{verdict} (tolerance {result.tolerance:.0%}, min delta {result.min_delta_ms:g} ms)"
-    )

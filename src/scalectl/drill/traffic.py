@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from scalectl.loadtest.runner import RunConfig
 
 MAX_LOAD_SECONDS = 300
+# Users finish the request they are in when the drill's load stops (Locust --stop-timeout),
+# so an acknowledged submission is never cut off half-way.
+DRILL_STOP_TIMEOUT_SECONDS = 10.0
 
 # What scenarios/drill.py reads that a caller may set on purpose: API keys, the seed, think
 # time, and the drill's own SCALECTL_DRILL_* knobs. A CI's tokens are not among them.
@@ -89,6 +92,7 @@ def load_config(
         },
         rate=load.rate,
         inherit_environment=False,
+        stop_timeout_seconds=DRILL_STOP_TIMEOUT_SECONDS,
     )
 
 
@@ -112,4 +116,5 @@ def surge_config(host: str, users: int, seconds: float, env: Mapping[str, str]) 
             "SCALECTL_WAIT_MAX": "0",
         },
         inherit_environment=False,
+        stop_timeout_seconds=DRILL_STOP_TIMEOUT_SECONDS,
     )

@@ -12,6 +12,7 @@ Imported by the Locust children too (child/plugin.py): psutil and the standard l
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -48,3 +49,12 @@ class CpuMeter:
             demanded = max(used, min(waited_or_ran, 100.0))
         self._wall, self._sched = now, sched
         return used, demanded
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else all
+    of them): what `--processes auto` uses and what more processes would share."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -20,7 +20,7 @@ from scalectl.files import write_file
 from scalectl.loadtest.evaluation import Evaluation, SloResult, Verdict
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
-from scalectl.loadtest.runner import RunConfig
+from scalectl.loadtest.runner import RunConfig, Shape
 
 REPORT_VERSION = 1
 TOP_ERRORS = 10
@@ -83,9 +83,18 @@ def write_reports(
 # --- report.json ------------------------------------------------------------------------
 
 
-def run_meta(config: RunConfig) -> dict[str, Any]:
-    """report.json's `meta` as the run was asked for: scenario, host, load and length."""
-    return {
+def run_meta(
+    config: RunConfig,
+    shape: Shape | None = None,
+    results: Results | None = None,
+    *,
+    auto: bool = False,
+) -> dict[str, Any]:
+    """report.json's `meta` as the run was asked for: scenario, host, load and length. With a
+    LoadTestShape that ignored -u, -r and -t (as Locust does), not those: the shape's class
+    name, the run time it actually took (from `results`) and the bound it had. With `auto`
+    (-t auto), the run time reads `auto (<as taken>s)`."""
+    meta: dict[str, Any] = {
         "scenario": str(config.locustfile),
         "host": config.host,
         "users": config.users,
@@ -94,6 +103,17 @@ def run_meta(config: RunConfig) -> dict[str, Any]:
         "processes": config.processes,
         "rate": config.rate,
     }
+    took = results.run_duration if results is not None else None
+    if auto:
+        meta["run_time"] = "auto" + ("" if took is None else f" ({took:.1f}s)")
+    if shape is not None:
+        meta["shape"] = shape.name
+        meta["max_run_time"] = f"{config.max_run_time_seconds}s"
+        meta["shape_cut"] = shape.cut
+        if not shape.common_options:
+            meta["users"] = meta["spawn_rate"] = None
+            meta["run_time"] = None if took is None else f"{took:.1f}s"
+    return meta
 
 
 def report_data(

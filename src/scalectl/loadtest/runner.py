@@ -4,6 +4,7 @@ scalectl's own process never imports locust."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -32,7 +33,39 @@ from scalectl.stack.process import child_environment
 
 # Loaded by Locust beside the locustfile, in Locust's processes only.
 PLUGIN = Path(__file__).resolve().parent / "child" / "plugin.py"
+# Beside it: tells scalectl about a LoadTestShape and stops one at --max-run-time.
+SHAPEBOUND = Path(__file__).resolve().parent / "child" / "shapebound.py"
+# The longest a LoadTestShape may run by default: the shipped soak shape takes an hour.
+DEFAULT_MAX_RUN_SECONDS = 2 * 3600
 WORKER_WAIT_SECONDS = 120  # how long a `--master` waits for its workers to connect
+# Locust's options that scalectl sets itself (_run_argv, _worker_argv) or that would undo a
+# run it can measure and bound: a locustfile's own arguments must not override them.
+OWNED_LONG_OPTIONS = (
+    "--locustfile",
+    "--host",
+    "--users",
+    "--spawn-rate",
+    "--run-time",
+    "--headless",
+    "--autostart",
+    "--autoquit",
+    "--processes",
+    "--master",
+    "--master-bind-host",
+    "--master-bind-port",
+    "--master-host",
+    "--master-port",
+    "--expect-workers",
+    "--expect-workers-max-wait",
+    "--worker",
+    "--tags",
+    "--stop-timeout",
+    "--only-summary",
+    "--exit-code-on-error",
+    "--scalectl-user-rate",
+    "--scalectl-max-run-time",
+)
+OWNED_SHORT_OPTIONS = "fHurtTs"  # -f -H -u -r -t -T (tags) -s (stop timeout)
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,14 @@ class RunConfig:
     # `env`, not all of ours (drills: a CI's tokens stay behind). `scalectl loadtest` keeps
     # True, since a user's locustfile may read their own variables, as Locust does.
     inherit_environment: bool = True
+    # Locust's --stop-timeout: how long users may finish their task once the run time is up;
+    # None leaves Locust's default (stop at once).
+    stop_timeout_seconds: float | None = None
+    # Given to Locust as they are, after scalectl's own options: the locustfile's own
+    # arguments, user class names (settings.locust_arguments checked them).
+    extra_args: tuple[str, ...] = ()
+    # A LoadTestShape sets its own end (Locust then ignores -u, -r, -t): stopped after this.
+    max_run_time_seconds: int = DEFAULT_MAX_RUN_SECONDS
 
     @property
     def user_rate(self) -> float:
@@ -72,16 +113,27 @@ class RunConfig:
         return self.rate / self.users if self.rate else 0.0
 
 
+@dataclass(frozen=True)
+class Shape:
+    """The locustfile's LoadTestShape, as Locust ran it (child/shapebound.py told us)."""
+
+    name: str  # its class name
+    common_options: bool  # it reads -u, -r and -t (use_common_options); else they did not apply
+    cut: bool  # stopped at RunConfig.max_run_time_seconds before it ended by itself
+
+
 @dataclass
 class RunOutcome:
     """What a run produced: the results, how busy the generator was, why it was stopped early (if
-    it was), whether Ctrl-C interrupted it, and Locust's exit code."""
+    it was), whether Ctrl-C interrupted it, Locust's exit code, and the locustfile's load shape
+    (None without one)."""
 
     results: Results
     generator: GeneratorStats
     aborted: str | None  # why the run was stopped early, if it was
     interrupted: bool
     returncode: int
+    shape: Shape | None = None
 
 
 def run(
@@ -102,8 +154,9 @@ def run(
     """
     with tempfile.TemporaryDirectory(prefix="scalectl-loadtest-") as tmp:
         raw_path, live_path = Path(tmp) / "raw.json", Path(tmp) / "live.json"
+        shape_path = Path(tmp) / "shape.json"
         argv = _run_argv(config)
-        env = _run_env(config, raw_path, live_path)
+        env = {**_run_env(config, raw_path, live_path), "SCALECTL_SHAPE_OUT": str(shape_path)}
         log_path = Path(tmp) / "locust.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -128,11 +181,15 @@ def run(
                 live_path,
                 # A master also waits for its workers to connect.
                 bound_seconds=config.run_time_seconds
+                + (config.stop_timeout_seconds or 0)
                 + (WORKER_WAIT_SECONDS if config.master is not None else 0),
                 warmup_seconds=config.warmup_seconds,
                 progress=progress,
                 abort_check=abort_check,
                 should_stop=should_stop,
+                shape_path=shape_path,
+                shape_bound_seconds=config.max_run_time_seconds
+                + (config.stop_timeout_seconds or 0),
             )
         except KeyboardInterrupt:
             interrupted = True
@@ -148,15 +205,23 @@ def run(
             # The local process is only the master; the load came from the workers.
             stats.demand.update(results.worker_demand)
             stats.processes = len(results.worker_demand)
-        return RunOutcome(results, stats, aborted, interrupted, returncode)
+            stats.local = False
+        shape = _read_shape(shape_path)
+        return RunOutcome(results, stats, aborted, interrupted, returncode, shape)
 
 
 def run_worker(
-    locustfile: Path, master_host: str, master_port: int, processes: int, max_seconds: int
+    locustfile: Path,
+    master_host: str,
+    master_port: int,
+    processes: int,
+    max_seconds: int,
+    extra_args: tuple[str, ...] = (),
 ) -> int:
     """Locust worker process(es) for a `--master` elsewhere: the master sends the host, the
-    users and the run time, and collects the measurements. Returns Locust's exit code."""
-    argv = _worker_argv(locustfile, master_host, master_port, processes)
+    users and the run time, and collects the measurements; `extra_args` go to Locust as they
+    are. Returns Locust's exit code."""
+    argv = _worker_argv(locustfile, master_host, master_port, processes) + list(extra_args)
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -177,14 +242,22 @@ def run_worker(
         kill_group(proc.pid)
 
 
+def _read_shape(path: Path) -> Shape | None:
+    try:
+        data = json.loads(path.read_text())
+        return Shape(str(data["shape"]), bool(data["common_options"]), bool(data["cut"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no shape in the locustfile
+
+
 def _run_argv(config: RunConfig) -> list[str]:
-    """Locust's command line for `config`: headless, our plugin beside the locustfile."""
+    """Locust's command line for `config`: headless, our plugins beside the locustfile."""
     argv = [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        f"{config.locustfile},{PLUGIN}",
+        f"{config.locustfile},{PLUGIN},{SHAPEBOUND}",
         "--headless",
         "-u",
         str(config.users),
@@ -197,10 +270,10 @@ def _run_argv(config: RunConfig) -> list[str]:
         "--only-summary",
         "--loglevel",
         "WARNING",
-        "--stop-timeout",
-        "10",
         "--exit-code-on-error",
         "0",
+        "--scalectl-max-run-time",
+        str(config.max_run_time_seconds),
     ]
     if config.master is not None:
         argv += [
@@ -221,11 +294,13 @@ def _run_argv(config: RunConfig) -> list[str]:
         port = str(_free_loopback_port())
         argv += ["--processes", str(config.processes), "--master-bind-host", "127.0.0.1"]
         argv += ["--master-bind-port", port, "--master-port", port]
+    if config.stop_timeout_seconds is not None:
+        argv += ["--stop-timeout", f"{config.stop_timeout_seconds:g}"]
     if config.tags:
         argv += ["--tags", *config.tags]
     if config.rate:
         argv += ["--scalectl-user-rate", repr(config.user_rate)]
-    return argv
+    return argv + list(config.extra_args)
 
 
 def _run_env(config: RunConfig, raw_path: Path, live_path: Path) -> dict[str, str]:
@@ -245,7 +320,7 @@ def _worker_argv(locustfile: Path, master_host: str, master_port: int, processes
         "-m",
         "locust",
         "-f",
-        f"{locustfile},{PLUGIN}",
+        f"{locustfile},{PLUGIN},{SHAPEBOUND}",
         "--worker",
         "--master-host",
         master_host,

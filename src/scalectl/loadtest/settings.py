@@ -5,15 +5,21 @@ API keys, how many users, and whether to watch for abort criteria."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from scalectl.duration import parse_duration
 from scalectl.errors import InputError, ScalectlError
 from scalectl.loadtest import slo as slo_mod
+from scalectl.loadtest.cpu import usable_cores
 from scalectl.loadtest.evaluation import abort_breached
-from scalectl.loadtest.runner import WORKER_WAIT_SECONDS
+from scalectl.loadtest.runlength import AUTO, rate_warning
+from scalectl.loadtest.runner import (
+    DEFAULT_MAX_RUN_SECONDS,
+    OWNED_LONG_OPTIONS,
+    OWNED_SHORT_OPTIONS,
+    WORKER_WAIT_SECONDS,
+)
 from scalectl.loadtest.slo import SloSpec
 from scalectl.loadtest.watch import GRACE_SECONDS, AbortCheck
 
@@ -33,13 +39,26 @@ def run_time_seconds(text: str) -> int:
         raise InputError(f"--run-time {text}: {exc}") from None
 
 
-def run_seconds(run_time: str | None, *, interactive: bool) -> int:
-    """How long the run lasts, warm-up included. Without --run-time only at a terminal
-    (where Ctrl-C ends it); InputError otherwise, as CI must end."""
+def run_seconds(
+    run_time: str | None, *, interactive: bool, max_run_time: float | None = None
+) -> int:
+    """How long the run lasts, warm-up included: --run-time, else --max-run-time when given
+    (the bound of a LoadTestShape, which ends the run by itself; also of `auto`, which ends
+    once every gate has its samples), else, only at a terminal
+    where Ctrl-C ends it, a day. InputError without either when not at a terminal, as CI
+    must end."""
+    if run_time == AUTO:
+        # Ended once every gate has its samples (loadtest.runlength); this is the bound.
+        return max(1, math.ceil(max_run_time or DEFAULT_MAX_RUN_SECONDS))
     if run_time is not None:
         return run_time_seconds(run_time)
+    if max_run_time is not None:
+        return max(1, math.ceil(max_run_time))
     if not interactive:
-        raise InputError("--run-time is required when not at a terminal (CI must end)")
+        raise InputError(
+            "--run-time is required when not at a terminal (CI must end); for a locustfile "
+            "with a LoadTestShape, which ends by itself, give --max-run-time instead"
+        )
     return AT_TERMINAL_SECONDS
 
 
@@ -47,10 +66,34 @@ def process_count(value: str) -> int:
     """Locust processes from --processes: a number >= 1, or auto (one per core).
     Raises InputError for anything else."""
     if value == "auto":
-        return max(1, os.cpu_count() or 1)
+        return usable_cores()
     if not value.isdigit() or int(value) < 1:
         raise InputError(f"--processes {value}: expected a number >= 1 or auto")
     return int(value)
+
+
+def locust_arguments(args: list[str] | None) -> tuple[str, ...]:
+    """The arguments after `--`, for Locust as they are: a locustfile's own options
+    (`@events.init_command_line_parser`), user class names. Raises InputError for one that
+    scalectl sets itself (-H, -u, -r, -t, --headless, -f, --processes, ...), naming the
+    scalectl option to use instead where there is one; abbreviations included, as Locust's
+    parser accepts them."""
+    refused = []
+    for arg in args or ():
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            if len(name) > 2 and any(owned.startswith(name) for owned in OWNED_LONG_OPTIONS):
+                refused.append(arg)
+        elif arg.startswith("-") and len(arg) > 1 and arg[1] in OWNED_SHORT_OPTIONS:
+            refused.append(arg)
+    if refused:
+        raise InputError(
+            f"after --: {', '.join(refused)} "
+            f"{'is an option' if len(refused) == 1 else 'are options'} scalectl sets itself; "
+            "give scalectl's own -H, -u, -r, -t, --tags, --stop-timeout or --processes "
+            "before the --, and only the locustfile's own arguments after it"
+        )
+    return tuple(args or ())
 
 
 def load_spec(slo: Path | None, plan: Path | None) -> SloSpec | None:
@@ -80,6 +123,33 @@ def load_shape(
     if spawn_rate is None:
         spawn_rate = DEFAULT_SPAWN_RATE if rate is None else float(users)
     return users, spawn_rate
+
+
+def design_rate(plan: Path | None) -> float | None:
+    """The plan's design rate, requests/s: its first service's peak_rps × headroom (the
+    service the scenarios' routes hit); None without a plan or a service."""
+    if plan is None:
+        return None
+    from scalectl.plan.load import load_plan
+
+    services = list(load_plan(plan).plan.services.values())
+    if not services:
+        return None
+    return float(services[0].traffic.peak_rps * services[0].traffic.headroom)
+
+
+def run_length_warning(
+    spec: SloSpec | None, rate: float | None, plan_rate: float | None, measured_seconds: float
+) -> str | None:
+    """Before the run: why its -t cannot reach a verdict even at its best rate (--rate, else
+    the plan's design rate), naming the gate and the time it needs; None when it can or no
+    rate is known (loadtest.runlength)."""
+    best = rate or plan_rate
+    if spec is None or not best:
+        return None
+    source = "--rate" if rate else "the plan's design rate"
+    warning = rate_warning(spec, best, measured_seconds)
+    return None if warning is None else f"{warning} ({source} {best:g}/s)"
 
 
 def abort_check(spec: SloSpec | None) -> AbortCheck | None:

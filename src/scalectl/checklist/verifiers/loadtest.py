@@ -50,7 +50,7 @@ def check_loadtest(params: LoadtestParams, ctx: Context) -> VerifierOutcome:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return failed(
-            f"{path}: no load test report (run: scalectl loadtest mix -t 60s --plan PLAN "
+            f"{path}: no load test report (run: scalectl loadtest mix -t auto --plan PLAN "
             f"--report-dir {directory})"
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -1,0 +1,108 @@
+"""The tables `scalectl loadtest` prints: a run's endpoints and SLOs, and a comparison of
+reports. Rendering only; the figures come from loadtest.results and loadtest.compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scalectl.output import Output
+
+
+def print_run(
+    output: Output,
+    results: Any,
+    evaluation: Any,
+    verdict: str,
+    reasons: list[str],
+    written: list[Path],
+) -> None:
+    """Print a run's endpoints and SLOs as tables, then the reasons and the verdict."""
+    from rich.table import Table
+
+    endpoints = Table(title="Endpoints", title_justify="left")
+    for col in ("endpoint", "requests", "failures", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        endpoints.add_column(col, justify="left" if col == "endpoint" else "right")
+    for e in [*results.endpoints, results.total]:
+        lat = e.latency
+        endpoints.add_row(
+            e.key,
+            str(e.requests),
+            f"{e.failures} ({e.error_rate:.1%})",
+            f"{e.rps:.1f}",
+            *(
+                f"{v:.1f}" if v is not None else "-"
+                for v in (lat.p50_ms, lat.p95_ms, lat.p99_ms, lat.max_ms)
+            ),
+        )
+    output.console.print(endpoints)
+    if results.measured_from is not None:
+        output.info(
+            f"warm-up: the first {results.measured_start - results.started_at:.1f}s (warm-up "
+            f"{results.warmup:g}s to the next whole second) are left out of these figures and "
+            "the SLOs; they stay in timeseries.csv and report.html, marked as warm-up"
+        )
+    stats = results.open
+    if stats is not None:
+        raw = stats.raw["Aggregated"]
+        output.info(
+            f"open model: {stats.total_arrivals} tasks, {stats.late} late (worst "
+            f"{stats.max_lag_ms:.0f} ms), {stats.dropped} dropped; latency above counts from "
+            f"each task's intended start; uncorrected p50/p95/p99 {raw.p50_ms}/{raw.p95_ms}/"
+            f"{raw.p99_ms} ms"
+        )
+    if evaluation.results:
+        slos = Table(title="SLOs", title_justify="left")
+        for col in ("SLO", "threshold", "observed", "result"):
+            slos.add_column(col)
+        for r in evaluation.results:
+            style = {"pass": "green", "fail": "red"}.get(r.status, "yellow")
+            slos.add_row(
+                r.name,
+                f"{r.comparator} {r.threshold_text}",
+                r.observed_text,
+                f"[{style}]{r.status}[/{style}]",
+            )
+        output.console.print(slos)
+    for reason in reasons:
+        output.warn(reason)
+    output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")
+
+
+def print_comparison(output: Output, result: Any) -> None:
+    """Print a comparison of reports (loadtest.compare) as a table with its verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def value(v: float | None, metric: str) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.2%}" if metric == "error_rate" else f"{v:.1f}"
+
+    runs = f"{len(result.base)} vs {len(result.new)} run(s)"
+    table = Table(title=f"Compare: {runs}", title_justify="left")
+    for col in ("endpoint", "metric", "base", "new", "change", "status"):
+        table.add_column(col, justify="right" if col in ("base", "new", "change") else "left")
+    styles = {"ok": "green", "improved": "green", "regressed": "red", "insufficient": "yellow"}
+    for r in result.rows:
+        base = value(r.base, r.metric)
+        if r.base_min != r.base_max:
+            base += f" ({value(r.base_min, r.metric)}–{value(r.base_max, r.metric)})"
+        status = r.status + (f" ({r.detail})" if r.detail else "")
+        table.add_row(
+            Text(r.endpoint),
+            r.metric,
+            base,
+            value(r.new, r.metric),
+            "-" if r.change is None else f"{r.change:+.1%}",
+            Text(status, style=styles[r.status]),
+        )
+    output.console.print(table)
+    for key in result.added:
+        output.info(f"added (only in NEW): {key}")
+    for key in result.removed:
+        output.info(f"removed (only in BASE): {key}")
+    verdict = f"{len(result.regressed)} regressed" if result.regressed else "no regression"
+    output.info(
+        f"{verdict} (tolerance {result.tolerance:.0%}, min delta {result.min_delta_ms:g} ms)"
+    )
