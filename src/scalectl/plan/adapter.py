@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from scalectl.plan.escape import ADAPTER_LEFT_DELIM_ACTION, adapter_template_text
 from scalectl.plan.model import Plan
 from scalectl.plan.scalingmetrics import (
     OBJECT_KINDS,
     QUEUE_DEPTH,
-    REQUESTS_PER_SECOND,
     MetricDefinition,
+    ScalingMetric,
+    request_rate,
 )
 
 Path = tuple[str | int, ...]
@@ -20,12 +22,13 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class UsedMetric:
-    """A metric an HPA scales on, and the plan path that asks for it (the workload's
-    `autoscaling` for a built-in one)."""
+    """A metric an HPA scales on, the plan path that asks for it (the workload's
+    `autoscaling` for a built-in one), and the field that names it."""
 
     path: Path
     definition: MetricDefinition
     builtin: bool
+    name_field: Path
 
 
 def used_metrics(plan: Plan) -> list[UsedMetric]:
@@ -36,19 +39,25 @@ def used_metrics(plan: Plan) -> list[UsedMetric]:
         base: Path = ("services", name, "autoscaling")
         if not auto.enabled:
             continue
-        if auto.uses_request_rate:
-            used.append(UsedMetric(base, REQUESTS_PER_SECOND, True))
+        rate = request_rate(name, svc.sli)
+        if auto.uses_request_rate and rate is not None:
+            # Named after the SLI's counter (a raw SLI has none: scalectl.plan.rules refuses).
+            used.append(UsedMetric(base, rate, True, ("services", name, "sli", "requests")))
         for i, metric in enumerate(auto.metrics):
-            used.append(UsedMetric((*base, "metrics", i), metric.definition(), False))
+            used.append(_user_metric((*base, "metrics", i), metric))
     for name, worker in plan.workers.items():
         base = ("workers", name, "autoscaling")
         metrics = worker.autoscaling.metrics
         if metrics is None:
-            used.append(UsedMetric(base, QUEUE_DEPTH, True))
+            used.append(UsedMetric(base, QUEUE_DEPTH, True, base))
             continue
         for i, metric in enumerate(metrics):
-            used.append(UsedMetric((*base, "metrics", i), metric.definition(), False))
+            used.append(_user_metric((*base, "metrics", i), metric))
     return used
+
+
+def _user_metric(path: Path, metric: ScalingMetric) -> UsedMetric:
+    return UsedMetric(path, metric.definition(), False, (*path, "name"))
 
 
 def conflicts(plan: Plan) -> Iterator[tuple[Path, str]]:
@@ -64,7 +73,7 @@ def conflicts(plan: Plan) -> Iterator[tuple[Path, str]]:
             d = used.definition
             if d != first.definition:
                 yield (
-                    (*used.path, "name"),
+                    used.name_field,
                     f"'{d.name}' is already defined as {first.definition.describe()} ({where}); "
                     f"this one is {d.describe()}: rename one of them",
                 )
@@ -114,6 +123,8 @@ def metrics_query(d: MetricDefinition) -> str:
     """The adapter's query for `d`: per object (pod, service, ...) for custom metrics, one
     total for external ones."""
     selected = "<<.Series>>{<<.LabelMatchers>>}"
+    if d.matchers:
+        selected = f"<<.Series>>{{<<.LabelMatchers>>,{adapter_template_text(d.matchers)}}}"
     if d.window_seconds is not None:
         selected = f"rate({selected}[{d.window_seconds}s])"
     by = "<<.GroupBy>>" if d.api == "custom" else ""
@@ -143,6 +154,7 @@ def promtool_rules(rendered: str) -> str:
                 .replace("<<.Series>>", series)
                 .replace("<<.LabelMatchers>>", 'namespace="default"')
                 .replace("<<.GroupBy>>", "pod")
+                .replace(ADAPTER_LEFT_DELIM_ACTION, "<")
             )
             recorded.append({"record": f"adapter:{rule['name']['as']}", "expr": query})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -76,7 +76,8 @@ class Autoscaling(Strict):
     memory_percent: int | None = Field(None, ge=1, le=100)
     rps_per_pod: Positive | None = Field(
         None,
-        description="HPA pods metric target; default per_replica_rps × target_utilization.",
+        description="HPA pods metric target: requests per second per pod, from the sli's "
+        "requests counter (metric form only); default per_replica_rps × target_utilization.",
     )
     scale_up_stabilization_seconds: int = Field(DEFAULT_UP_WINDOW, ge=0, le=3600)
     scale_down_stabilization_seconds: int = Field(DEFAULT_DOWN_WINDOW, ge=0, le=3600)

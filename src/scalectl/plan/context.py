@@ -23,6 +23,7 @@ from scalectl.plan.autoscaling import Direction, HpaRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
+from scalectl.plan.scalingmetrics import MetricDefinition, request_rate
 from scalectl.plan.sizing import ServiceSize, Sizing
 from scalectl.plan.sliquery import (
     SliQueries,
@@ -112,6 +113,8 @@ class ServiceView:
     hpa: dict[Direction, HpaRules]  # the HPA's behavior by direction
     healthcheck: ComposeHealthcheck
     sli: SliQueries  # the queries of its requests, errors and latency
+    # What rps_per_pod scales on (prometheus-adapter serves it); None for a raw SLI.
+    request_rate: MetricDefinition | None
     test_buckets: list[str]  # `le` of the promtool tests' histogram series, "+Inf" last
 
 
@@ -279,6 +282,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 hpa={d: spec.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
                 healthcheck=compose_healthcheck(spec),
                 sli=SliQueries(name, spec.sli),
+                request_rate=request_rate(name, spec.sli),
                 test_buckets=test_buckets(spec.sli, threshold),
             )
         )

@@ -40,6 +40,19 @@ def go_template_text(value: str) -> str:
     return _GO_LEFT_DELIM.sub('{{"{"}}', value)
 
 
+# prometheus-adapter's metricsQuery is a Go template with "<<" and ">>" as delimiters.
+ADAPTER_LEFT_DELIM_ACTION = '<<"<">>'
+_ADAPTER_LEFT_DELIM = re.compile(r"<(?=<|$)")
+
+
+def adapter_template_text(value: str) -> str:
+    """Literal text in a prometheus-adapter query template: no "<<" can open an action.
+
+    Each "<" that starts a "<<" (or ends the text) is written as the action <<"<">>.
+    """
+    return _ADAPTER_LEFT_DELIM.sub(ADAPTER_LEFT_DELIM_ACTION, value)
+
+
 # An escaped backslash, or a surrogate pair as json.dumps writes a character past U+FFFF.
 _PAIR_OR_BACKSLASH = re.compile(r"(\\\\)|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
 

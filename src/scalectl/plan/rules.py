@@ -61,6 +61,8 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
         yield from _sli(svc.sli, (*base, "sli"), plan.slo.latency_objective)
         auto = svc.autoscaling
         yield from _behavior(auto, (*base, "autoscaling"))
+        if auto.uses_request_rate and svc.sli.raw:
+            yield _raw_request_rate(auto, (*base, "autoscaling"))
         for i, metric in enumerate(auto.metrics):
             yield from _metric(metric, (*base, "autoscaling", "metrics", i))
         if (
@@ -133,6 +135,26 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
 
     if profile.upstreams == "loopback" and not _loopback_listen(profile.listen):
         yield (("profiles",), "a loopback profile must listen on 127.0.0.0/8 or [::1]")
+
+
+def _raw_request_rate(auto: Autoscaling, path: tuple[str | int, ...]) -> PathMsg:
+    """A raw SLI's total_query counts the whole service: no per-pod rate for the HPA."""
+    entry = (
+        "an autoscaling.metrics entry for your counter (type: Pods, prometheus: "
+        "{series: <counter>, kind: counter})"
+    )
+    if auto.rps_per_pod is not None:
+        return (
+            (*path, "rps_per_pod"),
+            "needs the metric form of sli: a raw sli (error_query, total_query) gives no "
+            f"per-pod request rate; scale on {entry} instead",
+        )
+    return (
+        (*path, "cpu_percent"),
+        "is null, so the HPA would scale on requests per second per pod, which a raw sli "
+        f"(error_query, total_query) cannot give: set cpu_percent, and add {entry} to scale "
+        "on requests",
+    )
 
 
 def _loopback_listen(listen: str) -> bool:

@@ -15,6 +15,8 @@ from pydantic import Field
 
 from scalectl.plan.fieldtypes import Fraction, Name, Quantity
 from scalectl.plan.patterns import LabelKey, LabelValue, MetricName
+from scalectl.plan.sli import Sli
+from scalectl.plan.sliquery import SliQueries
 from scalectl.strict import Strict
 
 MAX_METRICS = 10  # per HPA, besides CPU, memory and requests per second
@@ -135,6 +137,8 @@ class MetricDefinition:
     quantile: float | None
     window_seconds: int | None
     resource: str | None
+    # PromQL label matchers the series must also carry, escaped (`job="api"`); empty for none.
+    matchers: str = ""
 
     def describe(self) -> str:
         """The definition in words, for a conflict message."""
@@ -144,12 +148,39 @@ class MetricDefinition:
             text = f"p{self.quantile * 100:g} of histogram {self.series}"
         if self.window_seconds is not None:
             text += f" over {self.window_seconds}s"
+        if self.matchers:
+            text += f" where {self.matchers}"
         return text + (f" per {self.resource}" if self.resource else "")
 
 
-# The metrics scalectl's own HPA targets use: services' `rps_per_pod` and workers' default
-# queue depth.
-REQUESTS_PER_SECOND = MetricDefinition(
-    "custom", "http_requests_per_second", "http_requests_total", "counter", None, 120, "Pod"
-)
+# The metrics scalectl's own HPA targets use: services' `rps_per_pod` (request_rate) and
+# workers' default queue depth.
+REQUEST_RATE_WINDOW_SECONDS = 120
 QUEUE_DEPTH = MetricDefinition("external", "queue_depth", "queue_depth", "gauge", None, None, None)
+
+
+def request_rate(service: str, sli: Sli) -> MetricDefinition | None:
+    """The per-pod request rate `rps_per_pod` scales on, from the service's SLI counter:
+    `<counter without _total>_per_second` (http_requests_per_second by default). An explicit
+    sli.selector joins the query, and the service's name then starts the metric's name, so
+    two services' selectors never share one. None for a raw SLI: no per-pod rate can be
+    derived from its total_query."""
+    if sli.raw:
+        return None
+    base = sli.requests.removesuffix("_total")
+    queries = SliQueries(service, sli)
+    matchers = queries.selector if queries.custom_selector else ""
+    name = f"{base}_per_second"
+    if matchers:
+        # Service names are DNS labels; a metric name takes no '-'.
+        name = f"{service.replace('-', '_')}_{name}"
+    return MetricDefinition(
+        "custom",
+        name,
+        sli.requests,
+        "counter",
+        None,
+        REQUEST_RATE_WINDOW_SECONDS,
+        "Pod",
+        matchers,
+    )
