@@ -46,9 +46,11 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
     """The numbers shown, from the live file's counts and its most recent histograms."""
     from hdrh.histogram import HdrHistogram
 
+    from scalectl.loadtest.hdrstats import Summary, release
+    from scalectl.loadtest.rawjson import in_aggregate
+
     now = time.time() if now is None else now
     current = int(now)
-    from scalectl.loadtest.rawjson import in_aggregate
 
     counted = in_aggregate(live.get("endpoints", {}))
     per_second: dict[int, int] = {}
@@ -63,15 +65,19 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
     for second in range(current - PERCENTILE_SECONDS, current + 1):
         for key, entry in live.get("windows", {}).get(str(second), {}).items():
             if key in counted:
-                merged.add(HdrHistogram.decode(entry[2].encode("ascii")))
-    count = merged.get_total_count()
+                window = HdrHistogram.decode(entry[2].encode("ascii"))
+                merged.add(window)
+                release(window)
+    summary = Summary(merged)
+    release(merged)
+    count = summary.total
     endpoints = live.get("endpoints", {}).items()
     return Snapshot(
         elapsed=int(now - started),
         users=int(live.get("users_now", 0)),
         rps=sum(recent) / len(recent) if recent else 0.0,
-        p50_ms=merged.get_value_at_percentile(50) / 1000 if count else None,
-        p95_ms=merged.get_value_at_percentile(95) / 1000 if count else None,
+        p50_ms=summary.percentile(50) / 1000 if count else None,
+        p95_ms=summary.percentile(95) / 1000 if count else None,
         requests=sum(int(e["requests"]) for k, e in endpoints if k in counted),
         failures=sum(int(e["failures"]) for k, e in endpoints if k in counted),
         history=history,

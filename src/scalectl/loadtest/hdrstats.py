@@ -1,5 +1,5 @@
 """Percentiles and the mean of an HDR histogram, the same values the hdrh library gives, in a
-fraction of its time.
+fraction of its time; and how to free one at once.
 
 hdrh walks every count in Python for each percentile and walks them again through its
 iterator for the mean: about 300 ms per histogram at 1 µs..1 h and 3 digits. A run's results
@@ -69,3 +69,10 @@ class Summary:
     def mean(self) -> float:
         """As hdrh's get_mean_value: each count at its bucket's median value."""
         return self._mean
+
+
+def release(hist: Any) -> None:
+    """Free a histogram's ~190 KB now. hdrh's histogram and its encoder refer to each other,
+    so a dropped histogram waits for a full garbage collection, which a process with as many
+    objects as Locust's runs rarely: a run grew by 1.9 MB/s until this."""
+    hist.encoder = None

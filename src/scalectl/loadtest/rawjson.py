@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from scalectl.errors import ScalectlError
+from scalectl.loadtest.hdrstats import release
 from scalectl.loadtest.results import (
     Endpoint,
     Latency,
@@ -155,6 +156,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 merged.add(hist)
                 requests += int(entry[0])
                 failures += int(entry[1])
+            release(hist)  # an hour's run has tens of thousands: free each at once
         windows.append(
             Window(
                 t=second - start_second,
@@ -166,6 +168,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 warmup=in_warmup,
             )
         )
+        release(merged)
     total_hist = _hist(None)
     endpoints = []
     total_requests = total_failures = 0
@@ -241,7 +244,9 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
         for second, per_key in data.get("raw_windows", {}).items():
             if int(second) >= boundary:
                 for key, entry in per_key.items():
-                    _add_window(totals, key, entry, _hist(entry[2]))
+                    window = _hist(entry[2])
+                    _add_window(totals, key, entry, window)
+                    release(window)
     raw_total = _hist(None)
     latencies: dict[str, Latency] = {}
     aggregated = in_aggregate(data.get("raw", {}))

@@ -15,6 +15,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from scalectl.loadtest.hdrstats import release
+
 HIGHEST_US = 3_600_000_000  # one hour
 # A window is encoded once this many seconds old: later than any worker's report of it
 # (Locust's workers report every 3 s). A later one still reopens it.
@@ -172,13 +174,6 @@ class Recorder:
 
 def _encoded(hist: HdrHistogram) -> str:
     return str(hist.encode().decode("ascii"))
-
-
-def release(hist: HdrHistogram) -> None:
-    """Free a histogram's ~190 KB now. hdrh's histogram and its encoder refer to each other,
-    so a dropped histogram waits for a full garbage collection, which a process with as many
-    objects as Locust's runs rarely: a run grew by 1.9 MB/s until this."""
-    hist.encoder = None
 
 
 def _decoded(encoded: str) -> HdrHistogram:
