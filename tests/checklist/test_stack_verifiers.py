@@ -106,7 +106,7 @@ def test_pre_checklist_passes_against_the_stack(
     backup = got["backup-recovery"]["evidence"]
     assert isinstance(backup, list)
     # api_keys, submissions, jobs, analyses, reports.
-    assert re.fullmatch(r"pg_dump refapp: 5 tables, \d+ rows, \d+ KiB in [\d.]+s", backup[1])
+    assert re.fullmatch(r"pg_dump refapp: 6 tables, \d+ rows, \d+ KiB in [\d.]+s", backup[1])
     assert backup[2].startswith("pg_restore into scratch database scalectl_restore_")
     assert re.fullmatch(
         r"row counts match in all 5 tables: public.analyses \d+, public.api_keys 150, "
@@ -321,7 +321,7 @@ def test_a_restore_that_fails_fails_the_item(stack: tuple[Path, Path]) -> None:
     assert result.status == "fail"
     assert result.evidence[0].startswith("pg_dump (PostgreSQL) ")
     assert re.fullmatch(
-        r"pg_dump refapp: 6 tables, \d+ rows, \d+ KiB in [\d.]+s", result.evidence[1]
+        r"pg_dump refapp: 7 tables, \d+ rows, \d+ KiB in [\d.]+s", result.evidence[1]
     )
     assert result.evidence[2:] == (
         "pg_restore exited 1",

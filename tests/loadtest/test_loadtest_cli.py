@@ -193,19 +193,32 @@ def test_malformed_slo_file_exit_2(cli: Cli, tmp_path: Path, server: str) -> Non
 def test_ctrl_c_stops_the_children_and_still_writes_the_reports(
     tmp_path: Path, server: str
 ) -> None:
+    import re
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     exe = Path(sys.executable).parent / "scalectl"
     argv = [str(exe), "loadtest", str(KNOWN), "-H", server, "-u", "5", "-r", "5", "-t", "60s"]
     argv += ["--processes", "2", "--report-dir", str(tmp_path)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []  # stdout: the plain progress lines
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
     try:
-        time.sleep(7)  # Locust starts (~2 s) and sends requests for a few seconds
+        # Until the progress line shows counted requests (a fixed sleep was too short on a
+        # busy machine: Locust can take several seconds to start its workers).
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not any(
+            re.search(r"requests=[1-9]", line) for line in list(lines)
+        ):
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(10)
+        err = proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -13,7 +13,7 @@ def test_a_fresh_render_of_the_plan_passes() -> None:
     result = check("{kind: plan-check}", Context(plan=PLAN))
     assert result.status == "pass", result.evidence
     assert (
-        result.evidence[0] == f"{PLAN} (production) rendered afresh: 12 of 12 validator checks ok"
+        result.evidence[0] == f"{PLAN} (production) rendered afresh: 14 of 14 validator checks ok"
     )
     assert "ok: promtool test rules prometheus/rules.test.yml" in result.evidence
 
