@@ -344,3 +344,34 @@ def test_escaping_holds_when_a_pattern_lets_a_hostile_metrics_path_through() -> 
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == path
     assert "privileged" not in container
+
+
+def test_escaping_holds_when_a_pattern_lets_a_hostile_probe_command_through() -> None:
+    """A worker's health.exec entry that skipped validation (model_copy) stays one list
+    entry in every probe and in the Compose healthcheck."""
+    from dataclasses import replace
+
+    from scalectl.plan import Prepared, prepare, render_files
+    from scalectl.plan.probes import WorkerHealth
+
+    prepared = prepare(MULTI, "production")
+    plan = prepared.loaded.plan
+    arg = 'x"]\n    privileged: true\u2028k: v $(HOME) #'
+    health = WorkerHealth().model_copy(update={"exec": ["celery", arg]})
+    worker = plan.workers["analysis"].model_copy(
+        update={"command": ["celery", "worker"], "health": health}
+    )
+    loaded = replace(
+        prepared.loaded, plan=plan.model_copy(update={"workers": {"analysis": worker}})
+    )
+    files = render_files(Prepared(loaded, prepared.sizing))
+
+    compose = yaml.safe_load(files["compose/docker-compose.yaml"])["services"]["analysis"]
+    assert compose["healthcheck"]["test"] == ["CMD", "celery", arg.replace("$", "$$")]
+    assert "privileged" not in compose
+    docs = [d for d in yaml.safe_load_all(files["kubernetes/analysis.yaml"]) if d]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"] == ["celery", arg.replace("$", "$$")]
+    assert "privileged" not in container

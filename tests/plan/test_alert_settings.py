@@ -186,6 +186,16 @@ def test_promtool_fires_after_for_and_not_before(
         ("Down: {severity: Page}", "alerting.alerts.Down.severity: must be a lowercase letter"),
         ("Down: {severity: " + "p" * 32 + "}", "alerting.alerts.Down.severity: must be a lower"),
         ("Down: {when: 5m}", "alerting.alerts.Down.when: unknown key"),
+        # The burn-rate alerts: refused with the reason, not as unknown names.
+        (
+            "LatencyBudgetBurn: {for: 2m}",
+            "alerting.alerts.LatencyBudgetBurn: a burn-rate alert is not set here: it is a page "
+            "and a ticket alert",
+        ),
+        (
+            "ErrorBudgetBurn: {severity: ticket}",
+            "alerting.alerts.ErrorBudgetBurn: a burn-rate alert is not set here",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_each(tmp_path: Path, entry: str, expected: str) -> None:

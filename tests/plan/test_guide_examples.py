@@ -124,6 +124,9 @@ def test_the_issues_numbers_reach_the_rendered_files() -> None:
     ]
     names = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
     assert names == ["http_request_duration_seconds_count_per_second"]
+    # ClipSync's latency objective, with requests counted by the histogram's _count.
+    [slo] = rendered_yaml("clipsync", "prometheus/slo.rules.yml")
+    assert "ApiLatencyBudgetBurn" in {r.get("alert") for g in slo["groups"] for r in g["rules"]}
 
 
 @pytest.mark.parametrize("config", HEALTH_CONFIGS, ids=lambda p: p.name)

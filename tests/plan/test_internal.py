@@ -11,7 +11,8 @@ from scalectl.plan import prepare, render_files
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import load_plan
 from scalectl.plan.loadbalancer import LoadBalancer
-from scalectl.plan.workloads import Health, Service
+from scalectl.plan.probes import Health
+from scalectl.plan.workloads import Service
 from tests.conftest import ROOT, fixture_path
 from tests.helpers.input_files import problems
 

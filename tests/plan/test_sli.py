@@ -259,3 +259,41 @@ def test_a_raw_latency_pair_needs_both_queries(tmp_path: Path) -> None:
     sli = "    sli: {good_query: 'sum(rate(x_bucket{le=\"0.3\"}[{{.window}}]))'}\n"
     [problem] = problems(tmp_path, with_objective(tmp_path, sli).read_text())
     assert "services.api.sli.good_query: give valid_query too" in problem
+
+
+# express-prom-bundle and prom-client: the histogram's _count is the request counter.
+COUNTED_BY_HISTOGRAM = """\
+    sli:
+      requests: http_request_duration_seconds_count
+      status_label: status_code
+      buckets: [0.003, 0.03, 0.1, 0.3, 1.5, 10]
+"""
+
+
+def test_a_histogram_counting_the_requests_gets_one_series_per_status(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(
+        out, render_files(prepare(with_objective(tmp_path, COUNTED_BY_HISTOGRAM), "production"))
+    )
+    results = [r for r in run_checks(out, "1.30.0", CI_ENV) if r.tool.startswith("promtool")]
+    assert [f"{r.tool} {r.target}: {r.detail}" for r in results if r.status != "ok"] == []
+    tests = {
+        t["name"]: t
+        for t in yaml.safe_load((out / "prometheus/rules.test.yml").read_text())["tests"]
+    }
+    for name, test in tests.items():
+        series = [s["series"] for s in test["input_series"]]
+        assert len(series) == len(set(series)), name
+        counts = [s for s in series if s.startswith("http_request_duration_seconds_count")]
+        # Every request counted once, by status: no status-less count beside the counter.
+        assert counts and all("status_code=" in s for s in counts), name
+
+    def expected(test: str, alert: str) -> list[str]:
+        [case] = [c for c in tests[test]["alert_rule_test"] if c["alertname"] == alert]
+        return [a["exp_labels"]["severity"] for a in case["exp_alerts"]]
+
+    assert expected("healthy", "ApiLatencyBudgetBurn") == []
+    assert expected("healthy", "ApiErrorBudgetBurn") == []
+    assert expected("broken", "ApiLatencyBudgetBurn") == ["page", "ticket"]
+    assert expected("broken", "ApiHighErrorRate") == ["page"]
+    assert expected("slow burn", "ApiLatencyBudgetBurn") == ["ticket"]

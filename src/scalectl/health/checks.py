@@ -4,7 +4,8 @@ Defaults (docs/health.md "Defaults"), the reference app's /health* endpoints and
 every app instance gets its liveness path (/health), its readiness path (/health/ready),
 /health/comprehensive (every dependency and the host, as components) and /metrics; the
 balancer its readiness path (through nginx to some instance); a bare URL the same four as
-an instance; a URL with a path exactly that path.
+an instance; a URL with a path exactly that path. /metrics is judged by the request counter
+of the plan's SLI for the instance's service (the reference app's without a plan).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from dataclasses import dataclass
 
 from scalectl.health.conditions import Condition, parse_condition, reads, uses_rates
 from scalectl.health.sockets import scheme_of
-from scalectl.health.targets import PlanFacts, Target
+from scalectl.health.targets import DEFAULT_SERIES, PlanFacts, RequestSeries, Target
 from scalectl.health.vocabulary import Vocabulary
 
 METRICS_PATH = "/metrics"
 COMPREHENSIVE_PATH = "/health/comprehensive"
 # Health and scrape traffic is not what the error-rate SLO is about; the startup polls of
 # /health/ready (503 until the schema is migrated) would otherwise count as errors.
-_NOT_PROBES = 'route!~"/health.*|/metrics"'
+_NOT_PROBES = '!~"/health.*|/metrics"'
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,21 @@ def health_conditions() -> tuple[Condition, ...]:
     return (parse_condition("[STATUS] == 200"),)
 
 
-def metrics_conditions(error_rate: float) -> tuple[Condition, ...]:
-    """200, and the share of 5xx among the app's requests since the process started at or
-    below the plan's error-rate SLO (counters only grow; see docs/health.md)."""
-    ratio = (
-        f'[METRIC].http_requests_total{{status=~"5..",{_NOT_PROBES}}} / '
-        f"[METRIC].http_requests_total{{{_NOT_PROBES}}} <= {error_rate:g}"
-    )
-    return (parse_condition("[STATUS] == 200"), parse_condition(ratio))
+def metrics_conditions(
+    error_rate: float, series: RequestSeries | None = DEFAULT_SERIES
+) -> tuple[Condition, ...]:
+    """200, and the share of failed requests (by the SLI's counter, status label and error
+    regex) since the process started at or below the plan's error-rate SLO (counters only
+    grow; see docs/health.md). Only the 200 for a raw-PromQL SLI (`series` None): a page
+    cannot evaluate PromQL."""
+    ok = parse_condition("[STATUS] == 200")
+    if series is None:
+        return (ok,)
+    # The plan validated these names and the regex (no quotes or backslashes).
+    name, route = series.requests, f"{series.route_label}{_NOT_PROBES}"
+    failing = f'{series.status_label}=~"{series.error_status}"'
+    ratio = f"[METRIC].{name}{{{failing},{route}}} / [METRIC].{name}{{{route}}} <= {error_rate:g}"
+    return (ok, parse_condition(ratio))
 
 
 # Endpoints below HTTP (docs/health.md "TCP, TLS and DNS"): connected, a certificate good
@@ -83,13 +91,16 @@ SOCKET_DEFAULTS = {
 }
 
 
-def default_conditions(path: str, facts: PlanFacts) -> tuple[Condition, ...]:
+def default_conditions(
+    path: str, facts: PlanFacts, service: str | None = None
+) -> tuple[Condition, ...]:
     """The default conditions of `path` (or a config's URL): by scheme for tcp://, tls:// and
-    dns://, the error-rate ratio for /metrics, a 200 for anything else."""
+    dns://, the error-rate ratio of `service`'s SLI (None: the plan's first service's) for
+    /metrics, a 200 for anything else."""
     if "://" in path and (scheme := scheme_of(path)) in SOCKET_DEFAULTS:
         return tuple(parse_condition(c) for c in SOCKET_DEFAULTS[scheme])
     if path.split("?", 1)[0].rstrip("/").endswith(METRICS_PATH):
-        return metrics_conditions(facts.error_rate)
+        return metrics_conditions(facts.error_rate, facts.series_of(service))
     return health_conditions()
 
 
@@ -113,6 +124,6 @@ def default_checks(
     checks = []
     for target in targets:
         for path in default_paths(target):
-            chosen = tuple(conditions) or default_conditions(path, facts)
+            chosen = tuple(conditions) or default_conditions(path, facts, target.service)
             checks.append(Check(target, path, target.base_url + path, chosen))
     return checks

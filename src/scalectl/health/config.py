@@ -276,7 +276,11 @@ def config_checks(
         for target in targets:
             if not _selected(spec.targets, target):
                 continue
-            chosen = tuple(conditions) or spec.conditions or default_conditions(spec.path, facts)
+            chosen = (
+                tuple(conditions)
+                or spec.conditions
+                or default_conditions(spec.path, facts, target.service)
+            )
             url = target.base_url + spec.path
             checks.append(
                 Check(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from scalectl.errors import InputError
 
 Kind = Literal["instance", "balancer", "url"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,33 @@ class Target:
     path: str = ""  # a URL argument's own path ("" or "/" means none was given)
     readiness_path: str = "/health/ready"  # the plan's services.<name>.health.readiness
     liveness_path: str = "/health"  # the plan's services.<name>.health.liveness
+    service: str | None = None  # the plan's service of an instance
+
+
+@dataclass(frozen=True)
+class RequestSeries:
+    """The request counter of a service's SLI (plan `services.<name>.sli`) as an instance's
+    /metrics page shows it: its name, the status and route labels, the failing statuses."""
+
+    requests: str = "http_requests_total"
+    status_label: str = "status"
+    route_label: str = "route"
+    error_status: str = "5.."  # a regex on status_label
+
+
+DEFAULT_SERIES = RequestSeries()
 
 
 @dataclass(frozen=True)
 class PlanFacts:
-    """What the plan says about health: each service's probe paths, the error-rate SLO."""
+    """What the plan says about health: each service's probe paths and request counter, the
+    error-rate SLO."""
 
     readiness: tuple[tuple[str, str], ...] = ()  # (service, path), in plan order
     error_rate: float = 0.01  # the default without a plan: 1% of requests may fail
     liveness: tuple[tuple[str, str], ...] = ()  # (service, path), in plan order
+    # (service, series), in plan order; None for a raw-PromQL SLI, which a page cannot answer.
+    series: tuple[tuple[str, RequestSeries | None], ...] = ()
 
     def readiness_of(self, service: str | None) -> str:
         """The readiness path of `service` (None: the balancer, which uses the first service's)."""
@@ -41,12 +60,19 @@ class PlanFacts:
         """The liveness path of `service` (None: the first service's)."""
         return _path_of(self.liveness, service, "/health")
 
+    def series_of(self, service: str | None) -> RequestSeries | None:
+        """The request counter of `service` (None: the first service's; the reference app's
+        without a plan); None when its SLI is raw PromQL."""
+        return _path_of(self.series, service, DEFAULT_SERIES)
+
     def target(self, name: str, url: str, kind: Kind, service: str | None) -> Target:
         """A target of an instance of `service` (None: the balancer) with its paths."""
-        return Target(name, url, kind, "", self.readiness_of(service), self.liveness_of(service))
+        return Target(
+            name, url, kind, "", self.readiness_of(service), self.liveness_of(service), service
+        )
 
 
-def _path_of(paths: tuple[tuple[str, str], ...], service: str | None, default: str) -> str:
+def _path_of(paths: tuple[tuple[str, _T], ...], service: str | None, default: _T) -> _T:
     found = dict(paths)
     if service in found:
         return found[service]
@@ -145,11 +171,22 @@ def plan_facts(path: str | None, profile: str = "local") -> tuple[PlanFacts, lis
 
 
 def facts(plan: object) -> PlanFacts:
-    """The health facts of a loaded plan (a scalectl.plan.model.Plan): probe paths per service
-    and the error-rate SLO."""
+    """The health facts of a loaded plan (a scalectl.plan.model.Plan): probe paths and the
+    SLI's request counter per service, and the error-rate SLO."""
     from scalectl.plan.model import Plan
 
     assert isinstance(plan, Plan)
     readiness = tuple((name, svc.health.readiness) for name, svc in plan.services.items())
     liveness = tuple((name, svc.health.liveness) for name, svc in plan.services.items())
-    return PlanFacts(readiness, plan.slo.error_rate, liveness)
+    series = tuple(
+        (
+            name,
+            None
+            if svc.sli.raw
+            else RequestSeries(
+                svc.sli.requests, svc.sli.status_label, svc.sli.route_label, svc.sli.error_status
+            ),
+        )
+        for name, svc in plan.services.items()
+    )
+    return PlanFacts(readiness, plan.slo.error_rate, liveness, series)

@@ -1,8 +1,9 @@
 """Symptom alerts' `for` durations and severities (`alerting.alerts`): the plan's overrides,
 today's defaults, and what the alert rule templates see.
 
-Error-budget burn alerts are not here: their windows, `for` and severities follow the SLO
-period (scalectl.plan.context.burn_windows).
+The error- and latency-budget burn alerts are not here: each is a page and a ticket alert
+whose windows, factors and `for` follow the SLO period (scalectl.plan.context.burn_windows),
+so one `for` and one severity cannot describe them; naming one is refused with the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ AlertName = Literal[
     "DeadLettersIncreasing",
 ]
 ALERT_NAMES: tuple[str, ...] = get_args(AlertName)
+# slo.rules.yml's multiwindow alerts, refused by name in alerting.alerts.
+BURN_ALERTS = ("ErrorBudgetBurn", "LatencyBudgetBurn")
 
 # (for, severity) as the rules had them before they could be set. None as the severity:
 # QueueJobTooOld pages for a high-priority queue and files a ticket otherwise.
@@ -90,6 +93,17 @@ def _number_as_text(value: object) -> object:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+def _not_burn(value: object) -> object:
+    if value in BURN_ALERTS:
+        raise ValueError(
+            "a burn-rate alert is not set here: it is a page and a ticket alert, each with the "
+            "windows, factors and `for` of its severity, scaled to slo.availability.period_days "
+            '(docs/alerts.md, "Burn-rate alerts")'
+        )
+    return value
+
+
+ConfigurableAlert = Annotated[AlertName, BeforeValidator(_not_burn)]
 ForDuration = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_for)]
 Severity = Annotated[str, AfterValidator(_severity)]
 

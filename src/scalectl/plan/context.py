@@ -23,6 +23,7 @@ from scalectl.plan.autoscaling import Direction, HpaRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
+from scalectl.plan.probes import PROBE_KINDS, ProbeKind, ProbeTimes, ProbeTiming
 from scalectl.plan.scalingmetrics import MetricDefinition, request_rate
 from scalectl.plan.sizing import ServiceSize, Sizing
 from scalectl.plan.sliquery import (
@@ -35,7 +36,7 @@ from scalectl.plan.sliquery import (
 from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
 from scalectl.plan.workersizing import QueueSize, WorkerSize
-from scalectl.plan.workloads import PROBE_KINDS, ProbeKind, ProbeTimes, Queue, Service, Worker
+from scalectl.plan.workloads import Queue, Service, Worker
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,9 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class ComposeHealthcheck:
-    """A service's Compose healthcheck: the readiness timings the plan sets, else Compose's
-    own (10 s, 3 s, 3); the check's own HTTP timeout is 2 s unless the plan sets one."""
+    """A Compose healthcheck: the readiness timings the plan sets, else a service's Compose
+    defaults (10 s, 3 s, 3) or a worker's (20 s, 5 s, 3); a service check's own HTTP timeout
+    is 2 s unless the plan sets one."""
 
     interval_seconds: int
     timeout_seconds: int
@@ -129,13 +131,15 @@ class ComposeHealthcheck:
     http_timeout_seconds: int
 
 
-def compose_healthcheck(spec: Service) -> ComposeHealthcheck:
-    """The Compose healthcheck of `spec`, from its readiness timings."""
-    given = spec.health.timings.readiness
+def compose_healthcheck(
+    given: ProbeTiming, defaults: tuple[int, int, int] = (10, 3, 3)
+) -> ComposeHealthcheck:
+    """The Compose healthcheck from the plan's readiness timings `given`."""
+    times = given.filled(defaults)
     return ComposeHealthcheck(
-        interval_seconds=10 if given.period_seconds is None else given.period_seconds,
-        timeout_seconds=3 if given.timeout_seconds is None else given.timeout_seconds,
-        retries=3 if given.failure_threshold is None else given.failure_threshold,
+        interval_seconds=times.period_seconds,
+        timeout_seconds=times.timeout_seconds,
+        retries=times.failure_threshold,
         http_timeout_seconds=2 if given.timeout_seconds is None else given.timeout_seconds,
     )
 
@@ -180,6 +184,14 @@ def has_queue_gauges(spec: Worker) -> bool:
     return spec.metrics is not None and spec.metrics.queue_gauges
 
 
+def worker_probes(spec: Worker) -> dict[ProbeKind, ProbeTimes] | None:
+    """A worker's probe timings by kind, or None when it has nothing to probe: no `health`
+    check and a custom command without `metrics`."""
+    if spec.health.check == "metrics" and spec.command is not None and spec.metrics is None:
+        return None
+    return {kind: spec.health.times(kind) for kind in PROBE_KINDS}
+
+
 @dataclass(frozen=True)
 class WorkerView:
     """A worker fleet as templates see it: its spec, sizing and queues, and what Prometheus
@@ -191,9 +203,12 @@ class WorkerView:
     queues: list[QueueView]
     termination_grace_seconds: int
     env: ContainerEnv
-    metrics: MetricsEndpoint | None  # None: not scraped, no Down alert, no probes
+    metrics: MetricsEndpoint | None  # None: not scraped, no Down alert
     queue_gauges: bool  # queue alerts and panels are rendered only when True
     hpa: dict[Direction, HpaRules]  # the HPA's behavior by direction
+    # By kind, defaults filled in; None: no probes (no health check and no metrics).
+    probes: dict[ProbeKind, ProbeTimes] | None
+    healthcheck: ComposeHealthcheck
 
 
 # Distributed Locust run (templates/kubernetes/locust.yaml.j2).
@@ -280,7 +295,7 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 env=service_env(plan, name, spec, size),
                 probes={kind: spec.health.times(kind) for kind in PROBE_KINDS},
                 hpa={d: spec.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
-                healthcheck=compose_healthcheck(spec),
+                healthcheck=compose_healthcheck(spec.health.timings.readiness),
                 sli=SliQueries(name, spec.sli),
                 request_rate=request_rate(name, spec.sli),
                 test_buckets=test_buckets(spec.sli, threshold),
@@ -303,6 +318,8 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
                 metrics=worker_metrics(worker, placed_worker.metrics_port),
                 queue_gauges=has_queue_gauges(worker),
                 hpa={d: worker.autoscaling.rules(d) for d in ("scale_up", "scale_down")},
+                probes=worker_probes(worker),
+                healthcheck=compose_healthcheck(worker.health.timings.readiness, (20, 5, 3)),
             )
         )
     slo = plan.slo

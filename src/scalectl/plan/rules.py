@@ -12,10 +12,11 @@ from scalectl.plan.appenv import WORKER_METRICS_PORT
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.model import Plan, Profile
+from scalectl.plan.probes import PROBE_KINDS, Health, WorkerHealth
 from scalectl.plan.scalingmetrics import TARGET_TYPES, ScalingMetric
 from scalectl.plan.sli import LATENCY_FIELDS, METRIC_FIELDS, RAW_FIELDS, Sli
 from scalectl.plan.slo import Latency, LatencyObjective
-from scalectl.plan.workloads import PROBE_KINDS, Health, Replicas, Resources, Worker
+from scalectl.plan.workloads import Replicas, Resources, Worker
 
 PathMsg = tuple[tuple[str | int, ...], str]
 
@@ -88,6 +89,7 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
                 "needs the worker's `command`: the default Dramatiq worker always serves "
                 f"its metrics on port {WORKER_METRICS_PORT}, /metrics",
             )
+        yield from _worker_health(worker, (*base, "health"))
         for i, metric in enumerate(worker.autoscaling.metrics or []):
             yield from _metric(metric, (*base, "autoscaling", "metrics", i))
         seen: set[str] = set()
@@ -202,7 +204,7 @@ def _concurrency(worker: Worker, path: tuple[str | int, ...]) -> Iterator[PathMs
             )
 
 
-def _probes(health: Health, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+def _probes(health: Health | WorkerHealth, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
     for kind in PROBE_KINDS:
         times = health.times(kind)
         if times.timeout_seconds >= times.period_seconds:
@@ -212,6 +214,21 @@ def _probes(health: Health, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
                 (*path, kind, "timeout_seconds"),
                 f"must be below period_seconds ({times.timeout_seconds} >= {times.period_seconds})",
             )
+
+
+def _worker_health(worker: Worker, path: tuple[str | int, ...]) -> Iterator[PathMsg]:
+    health = worker.health
+    if health.exec is not None and health.tcp is not None:
+        yield ((*path, "tcp"), "give exec or tcp, not both: one check serves every probe")
+    if health.check == "metrics" and worker.command is not None and worker.metrics is None:
+        if "health" in worker.model_fields_set:
+            yield (
+                path,
+                "needs exec or tcp: this worker serves no metrics endpoint for its probes to "
+                "request, so its timings would apply to no probe",
+            )
+        return
+    yield from _probes(health, (*path, "timings"))
 
 
 def _behavior(auto: Autoscaling, path: tuple[str | int, ...]) -> Iterator[PathMsg]:

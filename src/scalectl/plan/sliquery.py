@@ -91,6 +91,12 @@ class SliQueries:
         return f"{self.sli.duration}_count"
 
     @property
+    def counted_by_histogram(self) -> bool:
+        """Whether the request counter is the histogram's own `_count` (express-prom-bundle,
+        prom-client): its series then carry the status label and hold every request."""
+        return not self.raw and self.sli.requests == self.count
+
+    @property
     def status_label(self) -> str:
         """The label holding the status code."""
         return self.sli.status_label

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from scalectl.plan.alerts import AlertName, AlertRule
+from scalectl.plan.alerts import AlertRule, ConfigurableAlert
 from scalectl.plan.fieldtypes import Fraction, Positive
 from scalectl.plan.patterns import EndpointKey, Url
 from scalectl.strict import Strict
@@ -106,10 +106,11 @@ class Alerting(Strict):
     page_webhook_url: Url = "http://127.0.0.1:9095/page"
     ticket_webhook_url: Url = "http://127.0.0.1:9095/ticket"
     runbook_base_url: Url = "https://runbooks.example.com/scalectl"
-    alerts: dict[AlertName, AlertRule] = Field(
+    alerts: dict[ConfigurableAlert, AlertRule] = Field(
         default_factory=dict,
         description="`for` and severity per symptom alert, keyed by its name without the "
         "service prefix: Down (services and workers), HighErrorRate, LatencyP95High, "
         "LatencyP99High, MemoryNearLimit, EndpointLatencyP95High, QueueDepthHigh, "
-        "QueueJobTooOld, DeadLettersIncreasing. Unset: docs/alerts.md's defaults.",
+        "QueueJobTooOld, DeadLettersIncreasing. Unset: docs/alerts.md's defaults. The burn-rate "
+        "alerts (ErrorBudgetBurn, LatencyBudgetBurn) follow the SLO period instead.",
     )

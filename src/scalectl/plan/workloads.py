@@ -7,7 +7,6 @@ are written for the person filling in the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
@@ -25,6 +24,7 @@ from scalectl.plan.fieldtypes import (
     Positive,
 )
 from scalectl.plan.patterns import Arg, EnvName
+from scalectl.plan.probes import Health, WorkerHealth
 from scalectl.plan.sli import Sli
 from scalectl.strict import Strict
 
@@ -83,92 +83,6 @@ class Replicas(Strict):
     max: int = Field(
         ge=1, le=MAX_REPLICAS, description="Never more; sizing above this is infeasible."
     )
-
-
-ProbeKind = Literal["liveness", "readiness", "startup"]
-PROBE_KINDS: tuple[ProbeKind, ...] = ("liveness", "readiness", "startup")
-
-
-@dataclass(frozen=True)
-class ProbeTimes:
-    """A probe's timings with the defaults filled in; `default` when the plan set none."""
-
-    period_seconds: int
-    timeout_seconds: int
-    failure_threshold: int
-    default: bool
-
-
-# (period, timeout, failure threshold). Startup: up to 5 minutes to boot. Readiness: out of
-# rotation after 10 s of failures. Liveness: a restart only after a minute of them.
-PROBE_DEFAULTS: dict[ProbeKind, tuple[int, int, int]] = {
-    "liveness": (10, 5, 6),
-    "readiness": (5, 2, 2),
-    "startup": (5, 2, 60),
-}
-
-
-class ProbeTiming(Strict):
-    """One probe's timings; an omitted one keeps its default (see `health.timings`)."""
-
-    period_seconds: int | None = Field(
-        None, ge=1, le=3600, description="Seconds between checks (periodSeconds)."
-    )
-    timeout_seconds: int | None = Field(
-        None,
-        ge=1,
-        le=3600,
-        description="Seconds one check may take (timeoutSeconds); must be below period_seconds.",
-    )
-    failure_threshold: int | None = Field(
-        None, ge=1, le=100, description="Failed checks in a row before the probe fails."
-    )
-
-
-class ProbeTimings(Strict):
-    """`services.<name>.health.timings`: per probe, how often it runs, how long a check may
-    take and how many failures count. Defaults (period, timeout, failures): liveness 10 s, 5 s,
-    6; readiness 5 s, 2 s, 2; startup 5 s, 2 s, 60. Compose's healthcheck takes the readiness
-    timings the plan sets (interval, timeout, retries); unset ones stay 10 s, 3 s, 3."""
-
-    liveness: ProbeTiming = Field(
-        ProbeTiming(), description="Default: every 10 s, 5 s timeout, restart after 6 failures."
-    )
-    readiness: ProbeTiming = Field(
-        ProbeTiming(),
-        description="Default: every 5 s, 2 s timeout, out of rotation after 2 failures. Also "
-        "Compose's healthcheck (interval, timeout, retries) for the fields set here; unset ones "
-        "stay 10 s, 3 s, 3 there.",
-    )
-    startup: ProbeTiming = Field(
-        ProbeTiming(), description="Default: every 5 s, 2 s timeout, 60 failures (5 minutes)."
-    )
-
-
-class Health(Strict):
-    """`services.<name>.health`: the paths of the liveness, readiness and startup probes,
-    and their timings."""
-
-    liveness: HttpPath = "/health"
-    readiness: HttpPath = "/health/ready"
-    startup: HttpPath = "/health"
-    timings: ProbeTimings = Field(
-        ProbeTimings(), description="Probe periods, timeouts and failure thresholds."
-    )
-
-    def times(self, kind: ProbeKind) -> ProbeTimes:
-        """The `kind` probe's timings, defaults filled in."""
-        given: ProbeTiming = getattr(self.timings, kind)
-        defaults = PROBE_DEFAULTS[kind]
-        period, timeout, failures = (
-            default if value is None else value
-            for value, default in zip(
-                (given.period_seconds, given.timeout_seconds, given.failure_threshold),
-                defaults,
-                strict=True,
-            )
-        )
-        return ProbeTimes(period, timeout, failures, (period, timeout, failures) == defaults)
 
 
 class Service(Strict):
@@ -253,7 +167,7 @@ class Queue(Strict):
 
 class WorkerMetrics(Strict):
     """`workers.<name>.metrics`: the Prometheus endpoint a worker with its own `command`
-    serves. Without it such a worker is neither scraped nor probed."""
+    serves. Without it such a worker is not scraped, and probed only through `health`."""
 
     port: Port = Field(description="Port the endpoint listens on in the container.")
     path: HttpPath = Field(
@@ -284,13 +198,19 @@ class Worker(Strict):
         "proj, worker]. Default: the reference app's Dramatiq worker, `dramatiq refapp.tasks` "
         "with --processes, --threads and --queues. A custom command gets WORKER_CONCURRENCY "
         "(consumers per replica) and WORKER_CONCURRENCY_<QUEUE> in its environment, and "
-        "is scraped and probed only through `metrics`.",
+        "is scraped through `metrics` and probed through `health` or `metrics`.",
     )
     metrics: WorkerMetrics | None = Field(
         None,
         description="Only with `command`: its Prometheus endpoint, e.g. {port: 9191, path: "
-        "/metrics}. Absent: no metrics port, scrape job, Down alert, probes or queue alerts "
-        "for this worker. The default Dramatiq worker always serves port 9191, /metrics.",
+        "/metrics}. Absent: no metrics port, scrape job, Down alert or queue alerts for this "
+        "worker, and no probes unless `health` gives a check. The default Dramatiq worker "
+        "always serves port 9191, /metrics.",
+    )
+    health: WorkerHealth = Field(
+        WorkerHealth(),
+        description="Its probes: a command (`exec`) or a port (`tcp`) for a worker that serves "
+        "no HTTP, and their timings. Default: the metrics endpoint, when it has one; else none.",
     )
     queues: list[Queue] = Field(min_length=1, description="Queues this worker consumes.")
     processes: int = Field(
