@@ -38,6 +38,7 @@ def test_render_writes_every_config(cli: Cli, tmp_path: Path) -> None:
         "prometheus/prometheus.yml",
         "alertmanager/alertmanager.yml",
         "grafana/dashboard.json",
+        "grafana/loadtest-dashboard.json",
         "pgbouncer/pgbouncer.ini",
         "sizing.json",
     } <= files

@@ -79,6 +79,17 @@ def run_command(
         "Let each user finish its current task for up to this long (10s) once the run time "
         "is up, as Locust's --stop-timeout. Default: Locust's, stop at once.",
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve live counters and latency quantiles on http://HOST:PORT/metrics while the "
+        "run goes on, for Prometheus (docs/loadtest.md, 'Live metrics').",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="The address --metrics-port listens on."
+    ),
     tags: list[str] = typer.Option([], "--tags", help="Only tasks with these Locust tags."),
     slo: Path | None = typer.Option(None, "--slo", help="An SLO file to gate on."),
     plan: Path | None = typer.Option(
@@ -179,6 +190,7 @@ def run_command(
         warmup_seconds=warmup_seconds,
         stop_timeout_seconds=stop_timeout,
         extra_args=extra,
+        metrics_address=None if metrics_port is None else f"{metrics_host}:{metrics_port}",
         max_run_time_seconds=runner.DEFAULT_MAX_RUN_SECONDS
         if max_run_time is None
         else max(1, math.ceil(max_run_time)),
@@ -273,6 +285,7 @@ def _worker(
             "warmup",
             "stop_timeout",
             "max_run_time",
+            "metrics_port",
         )
         if ctx.params.get(name) not in (None, [], ())
     ]

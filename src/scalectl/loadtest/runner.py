@@ -106,6 +106,9 @@ class RunConfig:
     extra_args: tuple[str, ...] = ()
     # A LoadTestShape sets its own end (Locust then ignores -u, -r, -t): stopped after this.
     max_run_time_seconds: int = DEFAULT_MAX_RUN_SECONDS
+    # host:port the master (or the one local process) serves /metrics on while the run goes
+    # on (child/metrics.py); None serves nothing.
+    metrics_address: str | None = None
 
     @property
     def user_rate(self) -> float:
@@ -311,6 +314,7 @@ def _run_env(config: RunConfig, raw_path: Path, live_path: Path) -> dict[str, st
         "SCALECTL_RAW_OUT": str(raw_path),
         "SCALECTL_LIVE_OUT": str(live_path),
         "PYTHONUNBUFFERED": "1",
+        **({"SCALECTL_METRICS_ADDR": config.metrics_address} if config.metrics_address else {}),
     }
 
 

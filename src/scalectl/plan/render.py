@@ -49,6 +49,7 @@ TARGETS: tuple[Target, ...] = (
     Target("prometheus/rules.test.yml.j2", "prometheus/rules.test.yml"),
     Target("alertmanager/alertmanager.yml.j2", "alertmanager/alertmanager.yml"),
     Target("grafana/dashboard.json.j2", "grafana/dashboard.json"),
+    Target("grafana/loadtest-dashboard.json.j2", "grafana/loadtest-dashboard.json"),
     Target(
         "pgbouncer/pgbouncer.ini.j2",
         "pgbouncer/pgbouncer.ini",

@@ -62,6 +62,7 @@ run_state: dict[str, Any] = {
 }
 _meter = CpuMeter(psutil.Process())
 _environment: Any = None
+_metrics_server: Any = None  # gevent's WSGIServer for /metrics, when asked for
 END_MESSAGE = "scalectl_end"  # a worker's report at the run's end, sent before its users stop
 
 
@@ -89,6 +90,33 @@ def _on_init(environment: Any, **_: Any) -> None:
         )
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(END_MESSAGE, _on_end_message)
+    if not isinstance(environment.runner, WorkerRunner):
+        _serve_metrics(environment)
+
+
+def _serve_metrics(environment: Any) -> None:
+    """`/metrics` (child/metrics.py) on SCALECTL_METRICS_ADDR (host:port), if set."""
+    global _metrics_server
+    address = os.environ.get("SCALECTL_METRICS_ADDR")
+    if not address:
+        return
+    from gevent.pywsgi import WSGIServer
+
+    from scalectl.loadtest.child.metrics import wsgi_app
+
+    host, _, port = address.rpartition(":")
+    state = {
+        "recorder": lambda: recorder,
+        "open_model": open_model,
+        "users": lambda: environment.runner.user_count if environment.runner else 0,
+        "now": time.time,
+    }
+    server = WSGIServer((host.strip("[]"), int(port)), wsgi_app(state), log=None, error_log=None)
+    try:
+        server.start()
+    except OSError as exc:
+        raise SystemExit(f"scalectl: cannot serve metrics on {address}: {exc}") from None
+    _metrics_server = server
 
 
 def _user_rate(environment: Any) -> float:
@@ -296,6 +324,8 @@ def _write_atomically(path: str, payload: dict[str, Any]) -> None:
 
 @events.quitting.add_listener
 def _on_quit(environment: Any, **_: Any) -> None:
+    if _metrics_server is not None:
+        _metrics_server.stop(timeout=1)
     out = os.environ.get("SCALECTL_RAW_OUT")
     if not out or isinstance(environment.runner, WorkerRunner):
         return
