@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import psutil
 
@@ -41,7 +42,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     known = itertools.cycle(KNOWN_MS)
-    flaky = itertools.count(1)
     lock = threading.Lock()
 
     def do_GET(self) -> None:
@@ -51,8 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
                 delay = next(self.known)
             time.sleep(delay / 1000)
         elif self.path.startswith("/flaky"):
+            server = self.server
+            assert isinstance(server, _Server)
             with self.lock:
-                n = next(self.flaky)
+                n = next(server.flaky)
             status = 500 if n % FLAKY_EVERY == 0 else 200
         elif self.path.startswith("/stall"):
             into = time.time() % STALL_PERIOD
@@ -91,6 +93,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 drops SYNs when users connect together
     cold_since: float | None = None  # per server: each test's server starts cold
     cold_requests = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Per server: two servers in one process (tests/loadtest/test_locust_parity.py runs
+        # plain Locust and scalectl side by side) each fail every tenth of their own.
+        self.flaky = itertools.count(1)
 
 
 @contextmanager

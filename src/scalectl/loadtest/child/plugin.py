@@ -82,6 +82,11 @@ def _on_parser(parser: Any) -> None:
 def _on_init(environment: Any, **_: Any) -> None:
     global _environment
     _environment = environment
+    # Locust arms its -t timer with gevent.spawn_later right after this event, outside the
+    # event loop, where gevent does not refresh the loop's cached clock: it still reads the
+    # time of the loop's last turn, before the locustfile's imports, and the run ends early
+    # by however long start-up took (-t 3s ran 0.6 s on a busy machine). Refresh it here.
+    gevent.get_hub().loop.update_now()
     rate = _user_rate(environment)
     if rate > 0 and environment.shape_class is not None:
         raise SystemExit(
