@@ -228,8 +228,9 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
     end = float(data.get("ended_at") or raw["ended_at"])
     steady = None
     if data.get("spawned_at") is not None and user_rate > 0:
-        # Every user's first arrival falls within 1/user_rate of its start (random phase).
-        first = math.ceil(float(data["spawned_at"]) + 1 / user_rate) - start_second
+        # Each user's schedule runs from the process's start; from its spawn on, every
+        # arrival of it that falls due is its own. So once all users run, all of the rate is.
+        first = math.ceil(float(data["spawned_at"])) - start_second
         first = max(first, measured - start_second)
         last = math.floor(end) - start_second  # the last, partial second is left out
         if last > first:
@@ -264,4 +265,5 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
         raw=latencies,
         steady=steady,
         duration=max(end - (started if boundary is None else boundary), 0.0),
+        offset=started - start_second,
     )

@@ -10,9 +10,10 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from scalectl.errors import InputError
+from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.plan.load import Problem, raise_problems, schema_problems
 from scalectl.plan.model import Plan
 from scalectl.plan.slo import Warmup
@@ -26,6 +27,13 @@ LATENCY_METRICS: tuple[LatencyMetric, ...] = ("p50_ms", "p90_ms", "p95_ms", "p99
 THRESHOLD_METRICS = (*LATENCY_METRICS, "error_rate", "min_throughput_rps")
 
 Positive = Annotated[float, Field(gt=0)]
+
+
+def _stages(value: str) -> str:
+    RateCurve.parse(value)  # its ValueError says what is wrong
+    return value
+
+
 Rate = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -101,6 +109,13 @@ class SloSpec(Strict):
     abort: list[AbortCriterion] = Field(default_factory=list)
     # The first seconds of the run: load is sent, nothing is gated (`--warmup` overrides).
     warmup: Warmup | None = None
+    # A ramping arrival rate, as `--rate-stages` (which, like `--rate`, overrides it).
+    rate_stages: Annotated[str, AfterValidator(_stages)] | None = None
+
+    @property
+    def rate_curve(self) -> RateCurve | None:
+        """`rate_stages` as a curve; None when the file has none."""
+        return None if self.rate_stages is None else RateCurve.parse(self.rate_stages)
 
     @property
     def warmup_seconds(self) -> float | None:
