@@ -48,6 +48,7 @@ from typing import Any
 
 from scalectl.errors import ScalectlError
 from scalectl.loadtest.results import (
+    METRIC_REQUEST_TYPE,
     Endpoint,
     Latency,
     OpenStats,
@@ -77,8 +78,12 @@ def load_raw(path: Path, warmup: float = 0.0) -> Results:
 
 def in_aggregate(endpoints: dict[str, Any]) -> set[str]:
     """The endpoint keys the aggregate counts: all but those recorded with `"aggregate":
-    false`."""
-    return {key for key, item in endpoints.items() if item.get("aggregate", True) is not False}
+    false` and custom metrics (type METRIC)."""
+    return {
+        key
+        for key, item in endpoints.items()
+        if item.get("aggregate", True) is not False and item.get("method") != METRIC_REQUEST_TYPE
+    }
 
 
 def warmup_boundary(started: float, warmup: float) -> int | None:
@@ -187,6 +192,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 errors=errors,
                 latency=Latency.of(hist),
                 rps=requests / duration,
+                hist=hist,
             )
         )
     total = Endpoint(

@@ -11,6 +11,10 @@ from typing import Any
 
 from scalectl.loadtest.ratecurve import RateCurve, StageRate, stage_rates
 
+# A scenario's own measurements: `request` events of this type, the value as response_time
+# (docs/loadtest.md, "Custom metrics"). Kept out of the aggregate, gated by the SLO file's
+# `metrics`.
+METRIC_REQUEST_TYPE = "METRIC"
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 # Fewest samples for a percentile to mean anything: p99 needs ~100 to be more than the max.
 MIN_SAMPLES = {50.0: 20, 90.0: 50, 95.0: 100, 99.0: 500}
@@ -69,6 +73,8 @@ class Endpoint:
     errors: dict[str, int]
     latency: Latency
     rps: float
+    # The measured part's HDR histogram (µs): groups of endpoints are merged from it.
+    hist: Any = field(default=None, repr=False, compare=False)
 
     @property
     def error_rate(self) -> float:

@@ -48,6 +48,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from scalectl.loadtest.child.recording import CLOSE_AFTER_SECONDS, OpenModel, Recorder
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.ratecurve import RateCurve
+from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 
 LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
 # A request event whose context has this key set to False stays out of the aggregate: it
@@ -193,12 +194,18 @@ def _on_request(
 ) -> None:
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:200]
     micros = int(response_time * 1000)
-    aggregate = not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
+    # A custom metric (request_type METRIC) is a value, not a request: never aggregated.
+    aggregate = request_type != METRIC_REQUEST_TYPE and (
+        not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
+    )
     if open_model.curve is None:
         recorder.record(request_type, name, micros, error, aggregate)
         return
-    # The first request of an arrival counts from the arrival's intended start.
-    intended = open_model.intended.pop(id(gevent.getcurrent()), None)
+    # The first request of an arrival counts from the arrival's intended start. A custom
+    # metric is a value, not a request: neither corrected nor taking the correction.
+    intended = None
+    if request_type != METRIC_REQUEST_TYPE:
+        intended = open_model.intended.pop(id(gevent.getcurrent()), None)
     corrected = micros
     if intended is not None and start_time is not None and start_time > intended:
         corrected += int((start_time - intended) * 1_000_000)
