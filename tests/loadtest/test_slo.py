@@ -384,7 +384,7 @@ def test_every_problem_in_a_bad_slo_file_is_reported_with_its_position(tmp_path:
         load_slo_file(path)
     assert caught.value.exit_code == ExitCode.BAD_INPUT
     assert caught.value.message == f"{path}: 8 problems"
-    metrics = "'p50_ms', 'p90_ms', 'p95_ms', 'p99_ms', 'max_ms', 'error_rate' or 'rps'"
+    metrics = "'p50_ms', 'p90_ms', 'p95_ms', 'p99_ms', 'max_ms', 'mean_ms', 'error_rate' or 'rps'"
     assert caught.value.lines == (
         f"{path}:2:1 globl: unknown key; did you mean 'global'?",
         f"{path}:4:22 endpoints.GET /api/stats.p95: unknown key; did you mean 'p95_ms'?",
@@ -405,7 +405,8 @@ def test_slo_file_must_be_a_mapping_with_criteria(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_slo_file(path)
     assert caught.value.message == (
-        f"{path}:1:1: the SLO file sets no criteria; add 'global', 'endpoints' or 'windows'"
+        f"{path}:1:1: the SLO file sets no criteria; add 'global', 'endpoints', 'groups', "
+        "'metrics' or 'windows'"
     )
 
 

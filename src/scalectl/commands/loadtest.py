@@ -41,8 +41,8 @@ def run_command(
         "--users",
         "-u",
         min=1,
-        help="Peak concurrent users (default 10; with --rate: the rate, at least 10, at most "
-        "1000).",
+        help="Peak concurrent users (default 10; with --rate or --rate-stages: the (peak) "
+        "rate, at least 10, at most 1000).",
     ),
     spawn_rate: float | None = typer.Option(
         None,
@@ -111,6 +111,14 @@ def run_command(
         help="Open model: start this many tasks per second in total, whatever the response "
         "times; latency counts from each task's intended start (coordinated omission).",
     ),
+    rate_stages: str | None = typer.Option(
+        None,
+        "--rate-stages",
+        metavar="T:R,...",
+        help="Open model with a ramping rate: TIME:RATE points, linear between them, such as "
+        "0s:100,60s:1000,150s:0; without -t the run lasts until the last point (at most "
+        "--max-run-time). Default: the SLO file's rate_stages.",
+    ),
     master: bool = typer.Option(
         False, "--master", help="Be a Locust master for workers on other machines (or shells)."
     ),
@@ -157,20 +165,28 @@ def run_command(
         raise InputError("give --slo or --plan, not both")
     if master and worker:
         raise InputError("give --master or --worker, not both")
-    seconds = settings_mod.run_seconds(
-        run_time, interactive=output.interactive, max_run_time=max_run_time
-    )
     count = settings_mod.process_count(processes)
-    path = resolve_locustfile(locustfile)
-    extra = settings_mod.locust_arguments(locust_args)
     if worker:
+        seconds = settings_mod.run_seconds(
+            run_time, interactive=output.interactive, max_run_time=max_run_time
+        )
+        path = resolve_locustfile(locustfile)
+        extra = settings_mod.locust_arguments(locust_args)
         _worker(output, path, master_host, master_port, count, seconds, extra, ctx)
         return
     spec = settings_mod.load_spec(slo, plan)
+    stages = settings_mod.rate_stages(rate_stages, rate, spec, str(slo))
+    seconds = settings_mod.run_seconds(
+        run_time, interactive=output.interactive, max_run_time=max_run_time, stages=stages
+    )
+    path = resolve_locustfile(locustfile)
+    extra = settings_mod.locust_arguments(locust_args)
     warmup_seconds = resolve_warmup(warmup, spec, str(slo or plan), seconds)
     target = host or settings_mod.stack_url()
     check_host(target, tuple(allow_host))
-    users, spawn_rate = settings_mod.load_shape(users, spawn_rate, rate)
+    users, spawn_rate = settings_mod.load_shape(
+        users, spawn_rate, stages.peak if stages is not None else rate
+    )
 
     config = runner.RunConfig(
         locustfile=path,
@@ -194,8 +210,16 @@ def run_command(
         max_run_time_seconds=runner.DEFAULT_MAX_RUN_SECONDS
         if max_run_time is None
         else max(1, math.ceil(max_run_time)),
+        rate_stages=stages,
     )
     model = f"open model at {rate:g}/s over " if rate else ""
+    if stages is not None:
+        model = f"open model ramping {stages.label()} (per second) over "
+        if stages.end > seconds:
+            output.warn(
+                f"--rate-stages runs to {stages.end:g}s but the run lasts {seconds}s: the "
+                "stages after that are not run"
+            )
     generators = (
         f"a master for {expect_workers} worker(s) on {master_bind_host}:{master_bind_port}"
         if master
@@ -213,7 +237,10 @@ def run_command(
         output.info(f"-t auto: until every gate has its samples, at most {seconds}s")
     else:
         warning = settings_mod.run_length_warning(
-            spec, rate, settings_mod.design_rate(plan), seconds - warmup_seconds
+            spec,
+            rate if stages is None else stages.mean(warmup_seconds, seconds),
+            settings_mod.design_rate(plan),
+            seconds - warmup_seconds,
         )
         if warning:
             output.warn(warning)
@@ -232,7 +259,7 @@ def run_command(
         )
 
     evaluation = evaluate(spec or slo_mod.SloSpec(), results)
-    judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
+    judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds, stages=stages)
     verdict, reasons, generator = judged.verdict, judged.reasons, judged.generator
 
     written = write_reports(
@@ -281,6 +308,7 @@ def _worker(
             "slo",
             "plan",
             "rate",
+            "rate_stages",
             "tags",
             "warmup",
             "stop_timeout",

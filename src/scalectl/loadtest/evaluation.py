@@ -8,12 +8,20 @@ Nothing here prints or imports locust/gevent; the command layer renders `Evaluat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from scalectl.errors import ExitCode, InputError
-from scalectl.loadtest.results import MIN_SAMPLES, Endpoint, Latency, Results, Window
-from scalectl.loadtest.slo import SloSpec, WindowCriterion, as_written
+from scalectl.loadtest.groups import group_endpoint, group_scope, metric_endpoint, metric_key
+from scalectl.loadtest.results import (
+    METRIC_REQUEST_TYPE,
+    MIN_SAMPLES,
+    Endpoint,
+    Latency,
+    Results,
+    Window,
+)
+from scalectl.loadtest.slo import METRIC_STATS, SloSpec, WindowCriterion, as_written
 from scalectl.usertext import did_you_mean, shown
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -82,6 +90,8 @@ def format_value(metric: str, value: float | None) -> str:
         return "n/a"
     if metric.endswith("_ms"):
         return f"{value:.1f} ms"
+    if metric in METRIC_STATS:  # a custom metric, in its own unit
+        return f"{value:g}"
     if metric in ("error_rate", "fraction"):
         return f"{value * 100:.2f}%"
     return f"{value:.1f}/s"
@@ -90,12 +100,23 @@ def format_value(metric: str, value: float | None) -> str:
 def evaluate(
     spec: SloSpec, results: Results, *, min_samples: Mapping[float, int] = MIN_SAMPLES
 ) -> Evaluation:
-    """Every SLO in `spec` against `results`; an endpoint name matching nothing is an InputError."""
+    """Every SLO in `spec` against `results`: global, endpoints, groups, custom metrics, then
+    windows. An endpoint name, group or metric matching nothing is an InputError."""
     resolved = _resolve_all(spec, results)
     out = [_run_slo("global", results.total, m, v, min_samples) for m, v in spec.global_.items()]
     for key, thresholds in spec.endpoints.items():
         endpoint = resolved[key]
         out += [_run_slo(endpoint.key, endpoint, m, v, min_samples) for m, v in thresholds.items()]
+    for name, group in spec.groups.items():
+        endpoint = resolved[group_scope(name)]
+        out += [_run_slo(endpoint.key, endpoint, m, v, min_samples) for m, v in group.items()]
+    for name, limits in spec.metrics.items():
+        endpoint = resolved[metric_key(name)]
+        for stat, value in limits.items():
+            # Its values were recorded as if milliseconds: the latency fields hold them.
+            judged = _run_slo(endpoint.key, endpoint, f"{stat}_ms", value, min_samples)
+            label = f"{endpoint.key} {stat} <= {as_written(value)}"
+            out.append(replace(judged, name=label, metric=stat))
     for criterion in spec.windows:
         scope = resolved[criterion.endpoint].key if criterion.endpoint else None
         out.append(_window_slo(criterion, scope, results, min_samples))
@@ -121,6 +142,7 @@ def _resolve_all(spec: SloSpec, results: Results) -> dict[str, Endpoint]:
             lines.append(f"{where} '{shown(key)}': ambiguous, matches {', '.join(ambiguous)}")
         else:
             lines.append(f"{where} '{shown(key)}': no such endpoint{did_you_mean(key, seen)}")
+    lines += _resolve_groups(spec, results, resolved)
     if lines:
         noun = "name" if len(lines) == 1 else "names"
         lines.append(f"endpoints seen: {', '.join(seen) if seen else '(none)'}")
@@ -129,6 +151,26 @@ def _resolve_all(spec: SloSpec, results: Results) -> dict[str, Endpoint]:
             lines=lines,
         )
     return resolved
+
+
+def _resolve_groups(spec: SloSpec, results: Results, resolved: dict[str, Endpoint]) -> list[str]:
+    """Each group and custom metric of `spec` into `resolved` (by group_scope, metric_key);
+    a line for each that matches nothing."""
+    lines = []
+    for name, group in spec.groups.items():
+        endpoint = group_endpoint(name, group, results)
+        if endpoint is None:
+            lines.append(f"groups '{shown(name)}': {group.pattern} matches no endpoint")
+        else:
+            resolved[group_scope(name)] = endpoint
+    fired = [e.name for e in results.endpoints if e.method == METRIC_REQUEST_TYPE]
+    for name in spec.metrics:
+        endpoint = metric_endpoint(name, results)
+        if endpoint is None:
+            lines.append(f"metrics '{shown(name)}': never fired{did_you_mean(name, fired)}")
+        else:
+            resolved[metric_key(name)] = endpoint
+    return lines
 
 
 def _run_slo(
@@ -151,7 +193,7 @@ def _run_slo(
     else:
         observed = endpoint.latency.get(metric.removesuffix("_ms"))
         have = endpoint.latency.count
-        need = min_samples[_PERCENTILE[metric]] if metric in _PERCENTILE else 1
+        need = _latency_need(metric, min_samples)
     name = f"{scope} {metric} {least} {as_written(threshold)}"
     if observed is None or have < need:
         detail = f"{have} samples, need {need}"
@@ -224,10 +266,14 @@ def _window_value(
         return requests / seconds
     if metric == "error_rate":
         return sum(p[1] for p in parts) / requests if requests >= min_samples[50.0] else None
-    need = min_samples[_PERCENTILE[metric]] if metric in _PERCENTILE else 1
+    need = _latency_need(metric, min_samples)
     values = [v for p in parts if (v := p[2].get(metric.removesuffix("_ms"))) is not None]
     if requests < need or not values:
         return None
+    if metric == "mean_ms":
+        # Exact: the per-second means weighted by their counts.
+        weighted = [(p[2].mean_ms, p[2].count) for p in parts if p[2].mean_ms is not None]
+        return sum(m * n for m, n in weighted) / sum(n for _, n in weighted)
     # Results keep percentiles, not histograms, per second. The largest per-second pN is an
     # upper bound of the window's pN (exact for max_ms), so a window never passes wrongly.
     return max(values)
@@ -269,6 +315,14 @@ def abort_breached(
 
 
 _NO_MINIMUM: Mapping[float, int] = {p: 1 for p in MIN_SAMPLES}
+
+
+def _latency_need(metric: str, min_samples: Mapping[float, int]) -> int:
+    """Samples a latency figure needs: its percentile's; the mean as many as the median;
+    the max one."""
+    if metric == "mean_ms":
+        return min_samples[50.0]
+    return min_samples[_PERCENTILE[metric]] if metric in _PERCENTILE else 1
 
 
 def _abort_part(window: Window | None, endpoint: str | None) -> tuple[int, int, Latency] | None:

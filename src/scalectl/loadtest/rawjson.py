@@ -49,6 +49,7 @@ from typing import Any
 from scalectl.errors import ScalectlError
 from scalectl.loadtest.hdrstats import release
 from scalectl.loadtest.results import (
+    METRIC_REQUEST_TYPE,
     Endpoint,
     Latency,
     OpenStats,
@@ -78,8 +79,12 @@ def load_raw(path: Path, warmup: float = 0.0) -> Results:
 
 def in_aggregate(endpoints: dict[str, Any]) -> set[str]:
     """The endpoint keys the aggregate counts: all but those recorded with `"aggregate":
-    false`."""
-    return {key for key, item in endpoints.items() if item.get("aggregate", True) is not False}
+    false` and custom metrics (type METRIC)."""
+    return {
+        key
+        for key, item in endpoints.items()
+        if item.get("aggregate", True) is not False and item.get("method") != METRIC_REQUEST_TYPE
+    }
 
 
 def warmup_boundary(started: float, warmup: float) -> int | None:
@@ -190,6 +195,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 errors=errors,
                 latency=Latency.of(hist),
                 rps=requests / duration,
+                hist=hist,
             )
         )
     total = Endpoint(
@@ -231,8 +237,9 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
     end = float(data.get("ended_at") or raw["ended_at"])
     steady = None
     if data.get("spawned_at") is not None and user_rate > 0:
-        # Every user's first arrival falls within 1/user_rate of its start (random phase).
-        first = math.ceil(float(data["spawned_at"]) + 1 / user_rate) - start_second
+        # Each user's schedule runs from the process's start; from its spawn on, every
+        # arrival of it that falls due is its own. So once all users run, all of the rate is.
+        first = math.ceil(float(data["spawned_at"])) - start_second
         first = max(first, measured - start_second)
         last = math.floor(end) - start_second  # the last, partial second is left out
         if last > first:
@@ -269,4 +276,5 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
         raw=latencies,
         steady=steady,
         duration=max(end - (started if boundary is None else boundary), 0.0),
+        offset=started - start_second,
     )

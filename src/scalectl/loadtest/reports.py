@@ -103,6 +103,8 @@ def run_meta(
         "processes": config.processes,
         "rate": config.rate,
     }
+    if config.rate_stages is not None:
+        meta["rate_stages"] = config.rate_stages.label()
     took = results.run_duration if results is not None else None
     if auto:
         meta["run_time"] = "auto" + ("" if took is None else f" ({took:.1f}s)")
@@ -176,7 +178,8 @@ def _generator(results: Results, generator: Mapping[str, Any]) -> dict[str, Any]
         "requested_rps": generator.get("requested_rps"),
         "achieved_rps": generator.get("achieved_rps", round(results.total.rps, 3)),
     }
-    out.update({k: generator[k] for k in sorted(generator) if k not in out})
+    # A ramping rate's stages are the load model's (load_model.stages).
+    out.update({k: generator[k] for k in sorted(generator) if k not in out and k != "stages"})
     return out
 
 
@@ -230,6 +233,7 @@ def _load_model(results: Results, generator: Mapping[str, Any]) -> dict[str, Any
         "late": stats.late,
         "dropped": stats.dropped,
         "max_lag_ms": stats.max_lag_ms,
+        **({"stages": generator["stages"]} if "stages" in generator else {}),
     }
 
 

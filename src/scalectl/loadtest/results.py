@@ -9,6 +9,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from scalectl.loadtest.ratecurve import RateCurve, StageRate, stage_rates
+
+# A scenario's own measurements: `request` events of this type, the value as response_time
+# (docs/loadtest.md, "Custom metrics"). Kept out of the aggregate, gated by the SLO file's
+# `metrics`.
+METRIC_REQUEST_TYPE = "METRIC"
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 # Fewest samples for a percentile to mean anything: p99 needs ~100 to be more than the max.
 MIN_SAMPLES = {50.0: 20, 90.0: 50, 95.0: 100, 99.0: 500}
@@ -67,6 +73,8 @@ class Endpoint:
     errors: dict[str, int]
     latency: Latency
     rps: float
+    # The measured part's HDR histogram (µs): groups of endpoints are merged from it.
+    hist: Any = field(default=None, repr=False, compare=False)
 
     @property
     def error_rate(self) -> float:
@@ -103,6 +111,14 @@ class OpenStats:
     # run; None if there is none.
     steady: tuple[int, int] | None = None
     duration: float = 0.0  # seconds from the start (after any warm-up) to the run's end
+    offset: float = 0.0  # how far into its wall-clock second the run started
+
+    def stage_rates(self, curve: RateCurve) -> list[StageRate]:
+        """A ramping rate's stages, each with its intended and achieved arrivals per second
+        over the steady span's whole seconds in it; empty without a steady span."""
+        if self.steady is None:
+            return []
+        return stage_rates(curve, self.arrivals, self.steady, self.offset)
 
     @property
     def total_arrivals(self) -> int:

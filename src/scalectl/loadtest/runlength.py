@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scalectl.errors import InputError
+from scalectl.loadtest.groups import group_scope, metric_key
 from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.results import MIN_SAMPLES
 from scalectl.loadtest.slo import SloSpec
@@ -28,12 +29,20 @@ def needed_samples(spec: SloSpec) -> dict[str, tuple[int, str]]:
     one of its whole-run gates needs, and which gate that is. Windowed criteria are left
     out: they count windows, not samples."""
     needs: dict[str, tuple[int, str]] = {}
-    scopes = [("global", spec.global_), *spec.endpoints.items()]
+    scopes: list[tuple[str, list[tuple[str, float]]]] = [
+        ("global", spec.global_.items()),
+        *((key, t.items()) for key, t in spec.endpoints.items()),
+        *((group_scope(name), g.items()) for name, g in spec.groups.items()),
+        *(
+            (metric_key(name), [(f"{stat}_ms", v) for stat, v in m.items()])
+            for name, m in spec.metrics.items()
+        ),
+    ]
     for scope, thresholds in scopes:
-        for metric, _ in thresholds.items():
+        for metric, _ in thresholds:
             if metric in _PERCENTILE:
                 need = MIN_SAMPLES[_PERCENTILE[metric]]
-            elif metric == "error_rate":
+            elif metric in ("error_rate", "mean_ms"):
                 need = MIN_SAMPLES[50.0]
             else:
                 continue
@@ -47,8 +56,12 @@ def short_of_samples(spec: SloSpec, counts: dict[str, int], total: int) -> list[
     (p95_ms)', given the requests so far per endpoint key (`counts`) and in all (`total`,
     HTTP only, as the global gates count); empty when every gate can be decided."""
     short = []
+    groups = {group_scope(name): g for name, g in spec.groups.items()}
     for scope, (need, metric) in needed_samples(spec).items():
-        have = total if scope == "global" else _count(scope, counts)
+        if scope in groups:
+            have = sum(n for key, n in counts.items() if groups[scope].matches(key))
+        else:
+            have = total if scope == "global" else _count(scope, counts)
         if have < need:
             short.append(f"{scope} {have} of {need} ({metric})")
     return short

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from scalectl.errors import InputError
 from scalectl.files import tail
+from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.rawjson import load_raw
 from scalectl.loadtest.results import Results
 from scalectl.loadtest.watch import (
@@ -63,6 +64,8 @@ OWNED_LONG_OPTIONS = (
     "--only-summary",
     "--exit-code-on-error",
     "--scalectl-user-rate",
+    "--scalectl-user-stages",
+    "--scalectl-origin",
     "--scalectl-max-run-time",
 )
 OWNED_SHORT_OPTIONS = "fHurtTs"  # -f -H -u -r -t -T (tags) -s (stop timeout)
@@ -109,10 +112,15 @@ class RunConfig:
     # host:port the master (or the one local process) serves /metrics on while the run goes
     # on (child/metrics.py); None serves nothing.
     metrics_address: str | None = None
+    # The open model with a ramping rate (`--rate-stages`), instead of `rate`.
+    rate_stages: RateCurve | None = None
 
     @property
     def user_rate(self) -> float:
-        """The open model's arrivals per second per user; 0 for the closed model."""
+        """The open model's arrivals per second per user (a ramping rate's peak); 0 for the
+        closed model."""
+        if self.rate_stages is not None:
+            return self.rate_stages.peak / self.users
         return self.rate / self.users if self.rate else 0.0
 
 
@@ -301,7 +309,10 @@ def _run_argv(config: RunConfig) -> list[str]:
         argv += ["--stop-timeout", f"{config.stop_timeout_seconds:g}"]
     if config.tags:
         argv += ["--tags", *config.tags]
-    if config.rate:
+    if config.rate_stages is not None:
+        # Each user's share; Locust's master passes it on to its workers.
+        argv += ["--scalectl-user-stages", config.rate_stages.scaled(1 / config.users).text()]
+    elif config.rate:
         argv += ["--scalectl-user-rate", repr(config.user_rate)]
     return argv + list(config.extra_args)
 

@@ -13,6 +13,7 @@ from scalectl.errors import InputError, ScalectlError
 from scalectl.loadtest import slo as slo_mod
 from scalectl.loadtest.cpu import usable_cores
 from scalectl.loadtest.evaluation import abort_breached
+from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.runlength import AUTO, rate_warning
 from scalectl.loadtest.runner import (
     DEFAULT_MAX_RUN_SECONDS,
@@ -40,13 +41,19 @@ def run_time_seconds(text: str) -> int:
 
 
 def run_seconds(
-    run_time: str | None, *, interactive: bool, max_run_time: float | None = None
+    run_time: str | None,
+    *,
+    interactive: bool,
+    max_run_time: float | None = None,
+    stages: RateCurve | None = None,
 ) -> int:
-    """How long the run lasts, warm-up included: --run-time, else --max-run-time when given
-    (the bound of a LoadTestShape, which ends the run by itself; also of `auto`, which ends
-    once every gate has its samples), else, only at a terminal
-    where Ctrl-C ends it, a day. InputError without either when not at a terminal, as CI
-    must end."""
+    """How long the run lasts, warm-up included: --run-time, else a ramping rate's last
+    point (at most --max-run-time, default 2 h), else --max-run-time when given (the bound
+    of a LoadTestShape, which ends the run by itself; also of `auto`, which ends once every
+    gate has its samples), else, only at a terminal where Ctrl-C ends it, a day. InputError
+    without either when not at a terminal, as CI must end."""
+    if run_time is None and stages is not None and stages.end > 0:
+        return max(1, math.ceil(min(stages.end, max_run_time or DEFAULT_MAX_RUN_SECONDS)))
     if run_time == AUTO:
         # Ended once every gate has its samples (loadtest.runlength); this is the bound.
         return max(1, math.ceil(max_run_time or DEFAULT_MAX_RUN_SECONDS))
@@ -108,12 +115,30 @@ def load_spec(slo: Path | None, plan: Path | None) -> SloSpec | None:
     return None
 
 
+def rate_stages(
+    option: str | None, rate: float | None, spec: SloSpec | None, where: str
+) -> RateCurve | None:
+    """The ramping rate to run: `--rate-stages` (`option`), else the SLO file's
+    `rate_stages` unless `--rate` holds a rate instead; None for neither. `where` names the
+    file in messages. Raises InputError for a malformed option or both --rate options."""
+    if option is not None and rate is not None:
+        raise InputError("give --rate or --rate-stages, not both")
+    if option is not None:
+        try:
+            return RateCurve.parse(option)
+        except ValueError as exc:
+            raise InputError(f"--rate-stages {option}: {exc}") from None
+    if rate is None and spec is not None and spec.rate_stages is not None:
+        return spec.rate_curve
+    return None
+
+
 def load_shape(
     users: int | None, spawn_rate: float | None, rate: float | None
 ) -> tuple[int, float]:
     """Users and users started per second, given or by default. Closed model: 10 and 10/s.
-    Open model (`rate` tasks/s): a user per task/s, at least 10, at most 1000, all
-    started within a second."""
+    Open model (`rate` tasks/s, a ramping rate's peak): a user per task/s, at least 10, at
+    most 1000, all started within a second."""
     if users is None:
         users = (
             DEFAULT_USERS

@@ -6,26 +6,47 @@ The file format, verdict rules and every threshold's meaning are in docs/loadtes
 
 from __future__ import annotations
 
+import fnmatch
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from scalectl.errors import InputError
+from scalectl.loadtest.ratecurve import RateCurve
+from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 from scalectl.plan.load import Problem, raise_problems, schema_problems
 from scalectl.plan.model import Plan
 from scalectl.plan.slo import Warmup
 from scalectl.strict import Strict
 from scalectl.yamlsource import Located, load
 
-LatencyMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
-WindowMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "rps"]
+LatencyMetric = Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms"]
+WindowMetric = Literal[
+    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "error_rate", "rps"
+]
 
-LATENCY_METRICS: tuple[LatencyMetric, ...] = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+LATENCY_METRICS: tuple[LatencyMetric, ...] = (
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "mean_ms",
+)
 THRESHOLD_METRICS = (*LATENCY_METRICS, "error_rate", "min_throughput_rps")
+METRIC_STATS = ("p50", "p90", "p95", "p99", "max", "mean")
 
 Positive = Annotated[float, Field(gt=0)]
+
+
+def _stages(value: str) -> str:
+    RateCurve.parse(value)  # its ValueError says what is wrong
+    return value
+
+
 Rate = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -37,12 +58,62 @@ class Thresholds(Strict):
     p95_ms: Positive | None = None
     p99_ms: Positive | None = None
     max_ms: Positive | None = None
+    mean_ms: Positive | None = Field(None, description="Mean latency, ms.")
     error_rate: Rate | None = Field(None, description="Largest failed fraction, 0..1.")
     min_throughput_rps: Positive | None = Field(None, description="Fewest requests/s over the run.")
 
     def items(self) -> list[tuple[str, float]]:
         """The thresholds that are set, in THRESHOLD_METRICS order."""
         return [(m, v) for m in THRESHOLD_METRICS if (v := getattr(self, m)) is not None]
+
+
+class GroupThresholds(Thresholds):
+    """Whole-run limits for the endpoints whose "METHOD name" matches a glob (`match`) or a
+    regular expression (`regex`, searched), counted together as one."""
+
+    match: str | None = Field(None, description="A glob on 'METHOD name': 'GET /api/*'.")
+    regex: str | None = Field(None, description="A regular expression searched in it.")
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> GroupThresholds:
+        if (self.match is None) == (self.regex is None):
+            raise ValueError("set exactly one of 'match' (a glob) or 'regex'")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex: {exc}") from None
+        return self
+
+    @property
+    def pattern(self) -> str:
+        """The pattern as written, for messages."""
+        return f"match {self.match}" if self.match is not None else f"regex {self.regex}"
+
+    def matches(self, key: str) -> bool:
+        """Whether the endpoint `key` ("METHOD name") is in the group; never a custom
+        metric's."""
+        if key.startswith(f"{METRIC_REQUEST_TYPE} "):
+            return False
+        if self.match is not None:
+            return fnmatch.fnmatchcase(key, self.match)
+        return re.search(str(self.regex), key) is not None
+
+
+class MetricThresholds(Strict):
+    """Limits on a custom metric's values, in its own unit: what a scenario fired as
+    `request` events of type METRIC, the value as response_time."""
+
+    p50: Annotated[float, Field(ge=0)] | None = None
+    p90: Annotated[float, Field(ge=0)] | None = None
+    p95: Annotated[float, Field(ge=0)] | None = None
+    p99: Annotated[float, Field(ge=0)] | None = None
+    max: Annotated[float, Field(ge=0)] | None = None
+    mean: Annotated[float, Field(ge=0)] | None = None
+
+    def items(self) -> list[tuple[str, float]]:
+        """The limits that are set, in METRIC_STATS order."""
+        return [(m, v) for m in METRIC_STATS if (v := getattr(self, m)) is not None]
 
 
 class _Bound(Strict):
@@ -97,10 +168,19 @@ class SloSpec(Strict):
     version: Literal[1] = 1  # required in a file (load_slo_file); SloSpec() is "no SLOs"
     global_: Thresholds = Field(Thresholds(), alias="global")
     endpoints: dict[str, Thresholds] = Field(default_factory=dict)
+    groups: dict[str, GroupThresholds] = Field(default_factory=dict)
+    metrics: dict[str, MetricThresholds] = Field(default_factory=dict)
     windows: list[WindowCriterion] = Field(default_factory=list)
     abort: list[AbortCriterion] = Field(default_factory=list)
     # The first seconds of the run: load is sent, nothing is gated (`--warmup` overrides).
     warmup: Warmup | None = None
+    # A ramping arrival rate, as `--rate-stages` (which, like `--rate`, overrides it).
+    rate_stages: Annotated[str, AfterValidator(_stages)] | None = None
+
+    @property
+    def rate_curve(self) -> RateCurve | None:
+        """`rate_stages` as a curve; None when the file has none."""
+        return None if self.rate_stages is None else RateCurve.parse(self.rate_stages)
 
     @property
     def warmup_seconds(self) -> float | None:
@@ -122,10 +202,10 @@ def load_slo_file(path: Path) -> SloSpec:
     if problems:
         raise_problems(located.file, problems)
     spec = SloSpec.model_validate(data)
-    if not (spec.global_.items() or spec.endpoints or spec.windows):
+    if not (spec.global_.items() or spec.endpoints or spec.windows or spec.groups or spec.metrics):
         raise InputError(
-            f"{located.file}:1:1: the SLO file sets no criteria; add 'global', 'endpoints' or"
-            " 'windows'"
+            f"{located.file}:1:1: the SLO file sets no criteria; add 'global', 'endpoints',"
+            " 'groups', 'metrics' or 'windows'"
         )
     return spec
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalectl.loadtest.evaluation import Evaluation, Verdict
+from scalectl.loadtest.ratecurve import RateCurve, missed_stages
 from scalectl.loadtest.results import OpenStats
 from scalectl.loadtest.runner import RunOutcome
 from scalectl.loadtest.watch import BUSY_MACHINE_CPU, SATURATED_CPU, GeneratorStats
@@ -34,9 +35,15 @@ class Judgement:
 
 
 def judge(
-    outcome: RunOutcome, evaluation: Evaluation, *, rate: float | None, warmup_seconds: float
+    outcome: RunOutcome,
+    evaluation: Evaluation,
+    *,
+    rate: float | None,
+    warmup_seconds: float,
+    stages: RateCurve | None = None,
 ) -> Judgement:
-    """The verdict of a finished run, with a reason for every rule that changed it."""
+    """The verdict of a finished run, with a reason for every rule that changed it. `rate` is
+    the open model's held rate, `stages` its ramping one (at most one of them)."""
     verdict = evaluation.verdict
     reasons: list[str] = []
     limits = outcome.generator.limits
@@ -89,7 +96,53 @@ def judge(
                 f"(more than {RATE_TOLERANCE:.0%} off): users stuck behind slow responses "
                 "fall behind their schedule; raise --users"
             )
+    if stages is not None:
+        missed = _stage_rates(opened, stages, generator)
+        if missed and not outcome.interrupted:
+            verdict = "inconclusive" if verdict != "fail" else verdict
+            reasons += missed
     return Judgement(verdict, reasons, generator)
+
+
+def _stage_rates(
+    opened: OpenStats | None, stages: RateCurve, generator: dict[str, Any]
+) -> list[str]:
+    """A ramping rate: each stage's intended and achieved rate into `generator` (`stages`,
+    and the means over the steady span as requested_rps and achieved_rps); a reason for
+    every stage more than RATE_TOLERANCE off, or for the whole span when no stage had
+    arrivals enough to be judged alone."""
+    rates = opened.stage_rates(stages) if opened else []
+    seconds = sum(s.seconds for s in rates)
+    intended = sum(s.intended * s.seconds for s in rates) / seconds if seconds else 0.0
+    achieved = sum(s.achieved * s.seconds for s in rates) / seconds if seconds else 0.0
+    generator["requested_rps"] = round(intended, 3)
+    generator["achieved_rps"] = round(achieved, 3)
+    generator["stages"] = [
+        {
+            "stage": s.label(),
+            "seconds": s.seconds,
+            "requested_rps": round(s.intended, 3),
+            "achieved_rps": round(s.achieved, 3),
+            "checked": s.checked,
+        }
+        for s in rates
+    ]
+    advice = "users stuck behind slow responses fall behind their schedule; raise --users"
+    missed = missed_stages(rates, RATE_TOLERANCE)
+    if missed:
+        return [
+            f"stage {s.label()}: the generator started {s.achieved:.1f} tasks/s of the "
+            f"{s.intended:.1f}/s meant there (more than {RATE_TOLERANCE:.0%} off): {advice}"
+            for s in missed
+        ]
+    if any(s.checked for s in rates):
+        return []
+    if not seconds or abs(achieved - intended) > RATE_TOLERANCE * max(intended, 1e-9):
+        return [
+            f"the generator started {achieved:.1f} tasks/s of the {intended:.1f}/s meant "
+            f"over the run's steady part (more than {RATE_TOLERANCE:.0%} off): {advice}"
+        ]
+    return []
 
 
 def _late_share(opened: OpenStats | None) -> float | None:

@@ -11,7 +11,11 @@ Locust's own statistics round response times to about two significant digits; th
 
 Open model (`scalectl loadtest --rate R`): every user sends on its own fixed schedule of
 R/users arrivals per second, whatever the response times (wrk2's model, per user instead of
-per connection). A task is one arrival. The first request of an arrival is measured from
+per connection). A task is one arrival. With `--rate-stages` the rate ramps: each user gets
+1/users of the rate curve (scalectl.loadtest.ratecurve) and its k-th arrival falls where its
+share's integral since the process's test_start reaches k + its random phase, so the whole
+run's n-th arrival falls about where the curve's integral reaches n. A held rate is the
+same schedule with one flat stage. The first request of an arrival is measured from
 its *intended* start, so time spent waiting behind a slow response is counted (the
 coordinated-omission correction); that corrected latency goes to the main histograms and
 the uncorrected one to `raw`. Arrivals that start more than LATE_SECONDS after their
@@ -26,7 +30,9 @@ arrivals, late arrivals), and scalectl.loadtest.results drops the warm-up second
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import random
 import time
@@ -41,6 +47,8 @@ from locust.runners import MasterRunner, WorkerRunner
 # scalectl is importable in its processes (they run scalectl's own interpreter).
 from scalectl.loadtest.child.recording import CLOSE_AFTER_SECONDS, OpenModel, Recorder
 from scalectl.loadtest.cpu import CpuMeter
+from scalectl.loadtest.ratecurve import RateCurve
+from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 
 LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
 # A request event whose context has this key set to False stays out of the aggregate: it
@@ -76,6 +84,15 @@ def _on_parser(parser: Any) -> None:
         default=0.0,
         help="scalectl open model: arrivals per second per user (0: closed model)",
     )
+    parser.add_argument(
+        "--scalectl-user-stages",
+        default="",
+        help="scalectl open model: arrivals per second per user over time, as "
+        "TIME:RATE,... in seconds (a ramping rate; empty: none)",
+    )
+    # Not given on the command line: the master sets it at its test_start and it reaches
+    # the workers with the spawn message, so every process's schedule counts from one 0 s.
+    parser.add_argument("--scalectl-origin", type=float, default=0.0, help=argparse.SUPPRESS)
 
 
 @events.init.add_listener
@@ -87,8 +104,7 @@ def _on_init(environment: Any, **_: Any) -> None:
     # time of the loop's last turn, before the locustfile's imports, and the run ends early
     # by however long start-up took (-t 3s ran 0.6 s on a busy machine). Refresh it here.
     gevent.get_hub().loop.update_now()
-    rate = _user_rate(environment)
-    if rate > 0 and environment.shape_class is not None:
+    if _user_curve(environment) is not None and environment.shape_class is not None:
         raise SystemExit(
             "scalectl: --rate cannot be combined with a load shape (LoadTestShape) "
             "in the locustfile: the shape sets the users, --rate sets the arrivals"
@@ -124,9 +140,16 @@ def _serve_metrics(environment: Any) -> None:
     _metrics_server = server
 
 
-def _user_rate(environment: Any) -> float:
+def _user_curve(environment: Any) -> RateCurve | None:
+    """One user's share of the open model's rate over time; None in the closed model."""
     options = environment.parsed_options
-    return float(getattr(options, "scalectl_user_rate", 0.0) or 0.0) if options else 0.0
+    if not options:
+        return None
+    stages = str(getattr(options, "scalectl_user_stages", "") or "")
+    if stages:
+        return RateCurve.parse(stages)
+    rate = float(getattr(options, "scalectl_user_rate", 0.0) or 0.0)
+    return RateCurve.constant(rate) if rate > 0 else None
 
 
 def _pace(user_class: Any) -> None:
@@ -137,34 +160,41 @@ def _pace(user_class: Any) -> None:
     wait_time, on_start = user_class.wait_time, user_class.on_start
 
     def paced_wait(self: Any) -> float:
-        rate = _user_rate(self.environment)
-        if rate <= 0:
+        if open_model.curve is None:
             return float(wait_time(self))
-        _next_arrival(self, rate)
+        _next_arrival(self)
         return 0.0
 
     def paced_start(self: Any) -> None:
         on_start(self)
-        rate = _user_rate(self.environment)
-        if rate > 0:
-            _next_arrival(self, rate)
+        if open_model.curve is not None:
+            _next_arrival(self)
 
     user_class.wait_time = paced_wait
     user_class.on_start = paced_start
     user_class._scalectl_paced = True
 
 
-def _next_arrival(user: Any, rate: float) -> None:
+def _next_arrival(user: Any) -> None:
     """Sleep until this user's next intended start, then count the arrival."""
-    open_model.user_rate = rate
+    curve, origin = open_model.curve, open_model.origin
+    assert curve is not None and origin is not None
     schedule = getattr(user, "_scalectl_schedule", None)
     if schedule is None:
-        # A random phase, so users spawned together do not send in lockstep.
-        schedule = [time.time() + random.uniform(0, 1 / rate), 0.0]
+        # A random phase, so users spawned together do not send in lockstep; the arrivals
+        # that fell due before the user existed are not its own (the ramp-up's, not late).
+        phase = random.random()
+        first = max(0, math.ceil(curve.integral(time.time() - origin) - phase))
+        schedule = [phase, float(first)]
         user._scalectl_schedule = schedule
         open_model.schedules.append(schedule)
-    intended = schedule[0] + schedule[1] / rate
+    intended = origin + curve.time_of(schedule[1] + schedule[0])
     schedule[1] += 1
+    if math.isinf(intended):
+        # The rate fell to 0 for good: nothing more is due; wait to be stopped.
+        while user._state != "stopping":
+            gevent.sleep(1)
+        return
     delay = intended - time.time()
     if delay > 0:
         gevent.sleep(delay)
@@ -193,12 +223,18 @@ def _on_request(
 ) -> None:
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:200]
     micros = int(response_time * 1000)
-    aggregate = not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
-    if open_model.user_rate <= 0:
+    # A custom metric (request_type METRIC) is a value, not a request: never aggregated.
+    aggregate = request_type != METRIC_REQUEST_TYPE and (
+        not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
+    )
+    if open_model.curve is None:
         recorder.record(request_type, name, micros, error, aggregate)
         return
-    # The first request of an arrival counts from the arrival's intended start.
-    intended = open_model.intended.pop(id(gevent.getcurrent()), None)
+    # The first request of an arrival counts from the arrival's intended start. A custom
+    # metric is a value, not a request: neither corrected nor taking the correction.
+    intended = None
+    if request_type != METRIC_REQUEST_TYPE:
+        intended = open_model.intended.pop(id(gevent.getcurrent()), None)
     corrected = micros
     if intended is not None and start_time is not None and start_time > intended:
         corrected += int((start_time - intended) * 1_000_000)
@@ -254,7 +290,14 @@ def _on_start(environment: Any, **_: Any) -> None:
     # Pace only in the open model, so the closed model's hot path stays as Locust wrote it
     # (bench/loadtest_bench.py). A worker knows the rate here: the master's custom
     # arguments arrive with the spawn message, before test_start.
-    if _user_rate(environment) > 0:
+    curve = _user_curve(environment)
+    if curve is not None:
+        options = environment.parsed_options
+        origin = float(getattr(options, "scalectl_origin", 0.0) or 0.0)
+        if not isinstance(environment.runner, WorkerRunner) or origin <= 0:
+            origin = time.time()
+            options.scalectl_origin = origin  # sent to the workers with the spawn message
+        open_model.start(curve, origin)
         for user_class in environment.user_classes:
             _pace(user_class)
     if isinstance(environment.runner, WorkerRunner):

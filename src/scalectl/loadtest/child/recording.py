@@ -16,6 +16,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from scalectl.loadtest.hdrstats import release
+from scalectl.loadtest.ratecurve import RateCurve
 
 HIGHEST_US = 3_600_000_000  # one hour
 # A window is encoded once this many seconds old: later than any worker's report of it
@@ -194,8 +195,10 @@ class OpenModel:
     the master keeps the latest one per worker. What is still due at the end is dropped."""
 
     def __init__(self) -> None:
-        self.user_rate = 0.0  # arrivals per second per user; 0 is the closed model
-        self.schedules: list[list[float]] = []  # [t0, claimed] per user
+        self.user_rate = 0.0  # a user's highest arrivals per second; 0 is the closed model
+        self.curve: RateCurve | None = None  # one user's share of the rate over time
+        self.origin: float | None = None  # unix time the curve's 0 s is: test_start
+        self.schedules: list[list[float]] = []  # [phase, next arrival's number] per user
         self.intended: dict[int, float] = {}  # greenlet id -> intended start of its arrival
         self.ended_at: float | None = None  # the run's end (test_stopping), once known
         self.end_backlog = 0  # this process's backlog at ended_at
@@ -209,17 +212,24 @@ class OpenModel:
         self.late: Counter[int] = Counter()
         self.max_lag_us: dict[int, int] = {}
 
+    def start(self, curve: RateCurve, now: float) -> None:
+        """The open model runs in this process: each user's share of the rate is `curve`,
+        from `now` on (the first test_start; a later one keeps the schedules)."""
+        if self.origin is None:
+            self.curve, self.origin, self.user_rate = curve, now, curve.peak
+
     def backlog(self, now: float) -> int:
         """Arrivals due by `now` that were not sent (their user is stuck behind slow
-        responses). A user counts an arrival as claimed before sleeping until it, so a user
-        waiting for its next, not yet due arrival has no backlog."""
-        if self.user_rate <= 0:
+        responses). A user claims an arrival's number before sleeping until it, so a user
+        waiting for its next, not yet due arrival has no backlog. Arrival k of a user is due
+        once its share's integral reaches k + its phase."""
+        if self.curve is None or self.origin is None:
             return 0
+        done = self.curve.integral(now - self.origin)
         total = 0
-        for t0, claimed in self.schedules:
-            if now >= t0:
-                due = math.floor((now - t0) * self.user_rate) + 1
-                total += max(0, due - int(claimed))
+        for phase, claimed in self.schedules:
+            due = math.floor(done - phase) + 1  # arrivals 0 .. due-1 fell due by now
+            total += max(0, due - int(claimed))
         return total
 
     def end(self, now: float) -> None:

@@ -1,0 +1,54 @@
+"""The SLO file's endpoint groups (`groups`, by glob or regex on "METHOD name") and custom
+metrics (`metrics`, a scenario's `request` events of type METRIC), each read from a run's
+results as one Endpoint that the gates judge like any other."""
+
+from __future__ import annotations
+
+from scalectl.loadtest.results import METRIC_REQUEST_TYPE, Endpoint, Latency, Results
+from scalectl.loadtest.slo import GroupThresholds
+
+
+def group_scope(name: str) -> str:
+    """How a group is named in SLO names and report.json's `scope`: `group NAME`."""
+    return f"group {name}"
+
+
+def metric_key(name: str) -> str:
+    """The endpoint key a custom metric is recorded under: `METRIC NAME`."""
+    return f"{METRIC_REQUEST_TYPE} {name}"
+
+
+def group_endpoint(name: str, group: GroupThresholds, results: Results) -> Endpoint | None:
+    """The endpoints of `results` in `group`, counted together: requests, failures, errors
+    and throughput summed, latency from their merged histograms (exact, not averaged).
+    None when the group matches no endpoint."""
+    from hdrh.histogram import HdrHistogram
+
+    members = [e for e in results.endpoints if group.matches(e.key)]
+    if not members:
+        return None
+    merged = HdrHistogram(1, 3_600_000_000, 3)
+    errors: dict[str, int] = {}
+    for e in members:
+        if e.hist is not None:
+            merged.add(e.hist)
+        for message, count in e.errors.items():
+            errors[message] = errors.get(message, 0) + count
+    scope = group_scope(name)
+    return Endpoint(
+        key=scope,
+        method="",
+        name=scope,
+        requests=sum(e.requests for e in members),
+        failures=sum(e.failures for e in members),
+        errors=errors,
+        latency=Latency.of(merged),
+        rps=sum(e.rps for e in members),
+    )
+
+
+def metric_endpoint(name: str, results: Results) -> Endpoint | None:
+    """The custom metric `name` as recorded (its values in the latency fields, in the
+    metric's own unit); None when the run never fired it."""
+    key = metric_key(name)
+    return next((e for e in results.endpoints if e.key == key), None)
