@@ -20,11 +20,18 @@ from scalectl.drill import faults
 from scalectl.drill import figures as fig
 from scalectl.drill.delayproxy import DelayProxy
 from scalectl.drill.engine import SETTLE_SECONDS, DrillContext, Measured, Spec
-from scalectl.drill.kinds.base import DrillGates, DrillKind, DrillOptions, recovery_figure
+from scalectl.drill.kinds.base import (
+    DrillGates,
+    DrillKind,
+    DrillOptions,
+    app_names,
+    recovery_figure,
+)
 from scalectl.drill.model import Figure
 from scalectl.drill.restore import RESTART_LOCK, restart
 from scalectl.drill.traffic import MAX_LOAD_SECONDS, Load
 from scalectl.errors import InputError
+from scalectl.stack.state import StackState
 
 # The restore restarts every app instance once the load is over; each may take a while
 # to drain and become healthy again (restart_member waits up to 60 s).
@@ -110,12 +117,20 @@ class _Slowed:
                     restart(ctx, name)
                     self.pointed.pop(0)
         finally:
+            # An instance that could not be pointed back keeps the proxy while scalectl
+            # runs (its thread ends with the process, or at its lifetime).
             if self.proxy is not None and not self.pointed:
                 self.proxy.stop()
 
 
 def _slow(dependency: Dependency) -> DrillKind:
     name = f"slow-{dependency.member}"
+
+    def requires(state: StackState, options: DrillOptions) -> None:
+        if state.member(dependency.member) is None or dependency.state_url not in state.urls:
+            raise InputError(f"{name}: the stack has no {dependency.member} to slow down")
+        if not app_names(state):
+            raise InputError(f"{name}: the stack has no app instance to put behind the proxy")
 
     def build(gates: DrillGates, options: DrillOptions) -> Spec:
         seconds, delay = options.outage_seconds, options.delay_seconds
@@ -158,7 +173,7 @@ def _slow(dependency: Dependency) -> DrillKind:
             setup=slowed.setup,
         )
 
-    return DrillKind(name, build)
+    return DrillKind(name, build, requires)
 
 
 SLOW_REDIS = _slow(
