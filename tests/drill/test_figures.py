@@ -74,6 +74,16 @@ def test_keys_filter_endpoints_and_skip_custom_entries() -> None:
     assert fig.worst_p95(m, "after", lambda k: True) is None
 
 
+def test_median_p95_is_the_typical_second_of_a_phase() -> None:
+    # One slow start-up second does not move it; an even count takes the middle two.
+    before = [Second(t, "before", 10, 0, p95, {}) for t, p95 in enumerate((550.0, 30.0, 40.0))]
+    during = [Second(3 + t, "during", 10, 0, p95, {}) for t, p95 in enumerate((600, 700, 800, 0))]
+    m = measured([*before, *during])
+    assert fig.median_p95(m, "before") == 40.0
+    assert fig.median_p95(m, "during") == 650.0
+    assert fig.median_p95(m, "after") is None
+
+
 def test_probes_during_the_fault() -> None:
     samples = [
         HealthSample(START + 1, "u", 200, "pass", 3.0),

@@ -46,7 +46,18 @@ def run_command(
         "load_balancer.fail_timeout_seconds).",
     ),
     outage: float = duration_option(
-        8.0, "--outage", "How long Redis or PostgreSQL stay down (8s).", low=1, high=300
+        8.0,
+        "--outage",
+        "How long Redis or PostgreSQL stay down, or slow for slow-* (8s).",
+        low=1,
+        high=300,
+    ),
+    delay: float = duration_option(
+        0.2,
+        "--delay",
+        "slow-redis, slow-postgres: added to every round trip to the dependency (200ms).",
+        low=0.001,
+        high=10,
     ),
     surge_users: int = typer.Option(
         200, "--surge", min=1, help="overload: users without think time in the surge."
@@ -73,6 +84,12 @@ def run_command(
     ),
     max_replacement: float = duration_option(
         10.0, "--max-replacement", "worker-kill: time until a new worker answers."
+    ),
+    max_slow_p95: float | None = duration_option(
+        None,
+        "--max-slow-p95",
+        "slow-redis, slow-postgres: worst per-second p95 while slowed (default 1.5s for "
+        "Redis, 3s for PostgreSQL: the app's own timeouts plus a margin).",
     ),
     no_drain: bool = typer.Option(
         False,
@@ -102,6 +119,7 @@ def run_command(
             max_failed=max_failed,
             max_replacement_s=max_replacement,
             max_recovery_s=max_recovery,
+            max_slow_p95_ms=None if max_slow_p95 is None else max_slow_p95 * 1000,
         ),
         min_availability=min_availability,
     )
@@ -112,6 +130,7 @@ def run_command(
         max_unavailable=max_unavailable,
         settle_seconds=settle,
         outage_seconds=outage,
+        delay_seconds=delay,
         job_wait_seconds=job_wait,
         surge_users=surge_users,
         before_seconds=before,

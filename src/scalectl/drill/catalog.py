@@ -21,6 +21,7 @@ from scalectl.drill.kinds.process import (
     ROLLING_RESTART,
     WORKER_KILL,
 )
+from scalectl.drill.kinds.slowdeps import SLOW_POSTGRES, SLOW_REDIS
 from scalectl.errors import InputError
 from scalectl.stack.state import StackState
 
@@ -32,6 +33,8 @@ DRILLS: dict[str, DrillKind] = {
         GRACEFUL_SHUTDOWN,
         REDIS_OUTAGE,
         POSTGRES_OUTAGE,
+        SLOW_REDIS,
+        SLOW_POSTGRES,
         QUEUE_WORKER_KILL,
         OVERLOAD,
     )

@@ -89,6 +89,9 @@ class Spec:
     max_seconds: int = MAX_LOAD_SECONDS  # the load stops by itself after this, whatever happens
     probe_urls: Callable[[DrillContext], list[str]] = _ready_url
     url: Callable[[StackState], str] = _balancer_url
+    # Runs before the load starts (the restore runs after it whatever happens): what the
+    # baseline must already include, e.g. a pass-through proxy in front of a dependency.
+    setup: Fault | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,9 @@ def run(
         outcome = None
         with _probing(spec.probe_urls(ctx), spec.max_seconds + SETTLE_SECONDS) as sampler:
             try:
+                if spec.setup is not None:
+                    progress(f"{spec.name}: setting up")
+                    spec.setup(ctx)
                 outcome = runner.run(config, progress=on_live, should_stop=should_stop)
             finally:
                 ctx.stopping.set()

@@ -76,6 +76,16 @@ def worst_p95(m: Measured, phase: str, keys: KeyFilter) -> float | None:
     return max(values) if values else None
 
 
+def median_p95(m: Measured, phase: str) -> float | None:
+    """The median of the per-second p95s (ms) of every request in the phase: its typical
+    p95, which one slow start-up second does not move."""
+    values = sorted(s.p95_ms for s in _in(m.seconds, (phase,)) if s.p95_ms is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else round((values[mid - 1] + values[mid]) / 2, 3)
+
+
 def probes_during(m: Measured) -> list[HealthSample]:
     """The health samples taken between the fault's start and end (none before it began)."""
     if m.fault_start is None:

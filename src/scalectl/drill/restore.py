@@ -4,6 +4,7 @@ up` started it, also when the drill failed half-way or was interrupted."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 from scalectl.drill import faults
 from scalectl.drill.engine import DrillContext
@@ -13,16 +14,27 @@ from scalectl.drill.engine import DrillContext
 RESTART_LOCK = threading.RLock()
 
 
-def restart(ctx: DrillContext, name: str, drain: bool = True) -> None:
+def restart(
+    ctx: DrillContext,
+    name: str,
+    drain: bool = True,
+    overrides: Mapping[str, str] | None = None,
+) -> None:
     """Stop the member `name` (gracefully, if alive) and start it as `stack up` did, one
-    restart at a time (RESTART_LOCK). `drain=False` skips taking an app instance out of
-    nginx first. Raises what scalectl.stack.run.restart_member raises (InputError,
-    CheckFailed when it does not become healthy)."""
+    restart at a time (RESTART_LOCK), with `overrides` replacing variables of its
+    environment. `drain=False` skips taking an app instance out of nginx first. Raises what
+    scalectl.stack.run.restart_member raises (InputError, CheckFailed when it does not
+    become healthy)."""
     from scalectl.stack.run import restart_member
 
     with RESTART_LOCK:
         restart_member(
-            ctx.state_dir, name, environ=ctx.environ, progress=ctx.timeline.note, drain=drain
+            ctx.state_dir,
+            name,
+            environ=ctx.environ,
+            overrides=overrides,
+            progress=ctx.timeline.note,
+            drain=drain,
         )
 
 

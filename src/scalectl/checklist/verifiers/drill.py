@@ -29,6 +29,8 @@ DrillName = Literal[
     "graceful-shutdown",
     "redis-outage",
     "postgres-outage",
+    "slow-redis",
+    "slow-postgres",
     "queue-worker-kill",
     "overload",
 ]

@@ -25,6 +25,7 @@ class DrillGates:
     min_availability: float = 0.99  # share of requests answered during an outage
     max_recovery_s: float = 10.0  # from the fault's end to 3 s without failures
     max_fail_fast_ms: float = 1000.0  # postgres-outage: p95 of failing writes
+    max_slow_p95_ms: float | None = None  # slow-*: p95 while slowed; None: the drill's own
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class DrillOptions:
     drain: bool = True  # graceful-shutdown, rolling-restart: leave nginx before stopping
     max_unavailable: int = 1  # rolling-restart: instances restarted at once
     settle_seconds: float | None = None  # rolling-restart; None: the plan's fail_timeout
-    outage_seconds: float = 8.0  # redis-outage, postgres-outage: how long it stays down
+    # redis-outage, postgres-outage, slow-redis, slow-postgres: how long the fault lasts
+    outage_seconds: float = 8.0
+    delay_seconds: float = 0.2  # slow-redis, slow-postgres: added to every round trip
     job_wait_seconds: float = 90.0  # queue-worker-kill: for every job to finish afterwards
     surge_users: int = 200  # overload: users without think time
     before_seconds: float | None = None  # load before the fault; None: the drill's own
