@@ -105,12 +105,13 @@ def test_pre_checklist_passes_against_the_stack(
     assert result.code == 0, json.dumps(got, indent=1)
     backup = got["backup-recovery"]["evidence"]
     assert isinstance(backup, list)
-    # api_keys, submissions, jobs, analyses, reports.
+    # api_keys, submissions, jobs, analyses, reports, schema_migrations.
     assert re.fullmatch(r"pg_dump refapp: 6 tables, \d+ rows, \d+ KiB in [\d.]+s", backup[1])
     assert backup[2].startswith("pg_restore into scratch database scalectl_restore_")
     assert re.fullmatch(
-        r"row counts match in all 5 tables: public.analyses \d+, public.api_keys 150, "
-        r"public.jobs \d+, public.reports \d+, public.submissions 20",
+        r"row counts match in all 6 tables: public.analyses \d+, public.api_keys 150, "
+        r"public.jobs \d+, public.reports \d+, public.schema_migrations 1, "
+        r"public.submissions 20",
         backup[3],
     )
 

@@ -83,8 +83,9 @@ def test_stage_rates_compare_each_stage_with_its_integral() -> None:
     meant = {t: curve.integral(t + 1 - offset) - curve.integral(t - offset) for t in range(9)}
     arrivals = {t: round(n if t <= 4 else n / 2) for t, n in meant.items()}
     ramp, hold = stage_rates(curve, arrivals, (1, 8), offset)
-    assert (ramp.start, ramp.end, ramp.seconds) == (0, 4, 4)  # seconds 1-4 start in the ramp
-    assert ramp.intended == pytest.approx(sum(meant[t] for t in range(1, 5)) / 4)
+    # Seconds 1-3 lie in the ramp; second 4 ([3.75, 4.75)) straddles the step: in neither.
+    assert (ramp.start, ramp.end, ramp.seconds) == (0, 4, 3)
+    assert ramp.intended == pytest.approx(sum(meant[t] for t in range(1, 4)) / 3)
     assert not ramp.missed(0.1) and ramp.checked
     assert (hold.start, hold.seconds) == (4, 3) and hold.label() == "4s-8s"
     assert hold.achieved == pytest.approx(hold.intended / 2, rel=0.02)

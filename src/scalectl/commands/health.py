@@ -220,6 +220,7 @@ def _rounds(output: Output, settings: HealthSettings, *, wait: bool) -> None:
         interrupted = True
         outcome = WatchOutcome(done_rounds[0], time.monotonic() - started, False)
     finally:
+        prober.close()
         if live is not None:
             live.stop()
     summary = tracker.last

@@ -344,12 +344,18 @@ class Prober:
         self.strict = strict
         self.notes = list(notes)
         self.previous: dict[tuple[str, str], Observation] = {}
+        # One event loop for every round, closed by close(): a loop made and closed per
+        # round (asyncio.run) could be interrupted by Ctrl-C while closing, and Python then
+        # printed a traceback from the unclosed loop at exit.
+        self._runner: asyncio.Runner | None = None
 
     def round(self, timeout_cap: float | None = None) -> HealthSummary:
         """Probe every check once; `timeout_cap` shortens the per-check time (a --wait
         deadline that is near)."""
         options = self.options if timeout_cap is None else replace(self.options, cap=timeout_cap)
-        observations = asyncio.run(observe_all(self.checks, options, self.previous))
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        observations = self._runner.run(observe_all(self.checks, options, self.previous))
         rows: list[Row] = []
         for check, obs in zip(self.checks, observations, strict=True):
             rows.extend(judge(check, obs, self.options.vocabulary))
@@ -359,6 +365,12 @@ class Prober:
             else:
                 self.previous.pop(check.key, None)
         return summarize(rows, strict=self.strict, notes=self.notes)
+
+    def close(self) -> None:
+        """Close the rounds' event loop; the next round opens another."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            runner.close()
 
 
 def probe(
@@ -371,7 +383,11 @@ def probe(
 ) -> HealthSummary:
     """Probe every check once, concurrently; `timeout_cap` shortens the per-check timeout
     (a --wait deadline that is near)."""
-    return Prober(checks, options, strict=strict, notes=notes).round(timeout_cap)
+    prober = Prober(checks, options, strict=strict, notes=notes)
+    try:
+        return prober.round(timeout_cap)
+    finally:
+        prober.close()
 
 
 def probe_stack(

@@ -168,15 +168,16 @@ def stage_rates(
     offset: float,
 ) -> list[StageRate]:
     """Each stage's intended and achieved rate over the whole seconds of `span` ([first,
-    last) as keys of `arrivals`, arrivals started per second) that it holds. Second `t`
-    covers run time [t - offset, t + 1 - offset), `offset` being how far into its wall-clock
-    second the run started; a second belongs to the stage it starts in, and its intended
-    arrivals are the exact integral over it, so a second straddling two stages is still
-    compared with what was meant. Stages the span does not reach are left out."""
+    last) as keys of `arrivals`, arrivals started per second) that lie entirely within it.
+    Second `t` covers run time [t - offset, t + 1 - offset), `offset` being how far into its
+    wall-clock second the run started; its intended arrivals are the exact integral over it.
+    A second straddling two stages belongs to neither: a step up at its middle would blame
+    the stage before for what the next one asked. Stages the span does not reach, or that
+    hold no whole second, are left out."""
     first, last = span
     out = []
     for start, end in curve.stages():
-        seconds = [t for t in range(first, last) if start <= t - offset < end]
+        seconds = [t for t in range(first, last) if start <= t - offset and t + 1 - offset <= end]
         if not seconds:
             continue
         intended = sum(curve.integral(t + 1 - offset) - curve.integral(t - offset) for t in seconds)
