@@ -297,3 +297,22 @@ def test_a_histogram_counting_the_requests_gets_one_series_per_status(tmp_path: 
     assert expected("broken", "ApiLatencyBudgetBurn") == ["page", "ticket"]
     assert expected("broken", "ApiHighErrorRate") == ["page"]
     assert expected("slow burn", "ApiLatencyBudgetBurn") == ["ticket"]
+
+
+def test_a_selector_with_yaml_punctuation_reads_back_whole(tmp_path: Path) -> None:
+    # "#" and ": " are valid in a selector's regex and end a plain YAML scalar: the Down
+    # alert's expr was cut at "#" (invalid PromQL) or made the file invalid YAML at ": ".
+    path = tmp_path / "plan.yaml"
+    selector = "    sli:\n      selector: 'job=\"api\", tier=~\"internal #x|ops: y\"'\n"
+    path.write_text(
+        MINIMAL.replace(
+            "    replicas: {min: 2, max: 10}\n", "    replicas: {min: 2, max: 10}\n" + selector
+        )
+    )
+    files = render_files(prepare(path, "production"))
+    alerts = exprs(files, "alerts.rules.yml")
+    assert alerts["ApiDown"].strip() == 'absent(up{job="api", tier=~"internal #x|ops: y"} == 1)'
+    out = tmp_path / "out"
+    write_tree(out, files)
+    results = [r for r in run_checks(out, "1.30.0", CI_ENV) if r.tool.startswith("promtool")]
+    assert results and all(r.status == "ok" for r in results), [r.detail for r in results]
