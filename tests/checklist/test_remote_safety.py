@@ -189,3 +189,15 @@ def test_an_answer_that_trickles_in_is_cut_off_at_the_time_limit() -> None:
     listener.close()
     assert result.status == "fail"
     assert f"http://127.0.0.1:{port}/metrics: no complete answer within 1s" in result.evidence
+
+
+def test_a_compressed_answer_is_not_inflated() -> None:
+    import gzip
+
+    with serve() as target:
+        target.answers["/metrics"] = Answer(
+            200, gzip.compress(b"\0" * (16 * 2**20)), "text/plain", {"Content-Encoding": "gzip"}
+        )
+        result = check("{kind: metrics-exposed}", remote_context(target=target.base))
+    assert result.status == "fail"
+    assert any("compressed (gzip) though identity was asked" in e for e in result.evidence)

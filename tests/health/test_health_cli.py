@@ -350,3 +350,19 @@ def test_an_answer_too_large_fails_unread(cli: Cli, app: Routes) -> None:
     result = cli("health", f"{app.base}/huge", "--json")
     assert result.code == ExitCode.CHECK_FAILED
     assert json.loads(result.stdout)["rows"][0]["detail"] == "the answer is larger than 16 MiB"
+
+
+def test_a_compressed_answer_is_not_inflated(cli: Cli, app: Routes) -> None:
+    # 16 MiB of zeros gzip to 16 KiB: inflated before the size check, a small answer could
+    # become any size. Identity is asked for; an answer compressed anyway is not read.
+    import gzip
+
+    from tests.health.server import Answer
+
+    bomb = gzip.compress(b"\0" * (16 * 2**20))
+    app.answers["/bomb"] = Answer(200, bomb, "text/plain", {"Content-Encoding": "gzip"})
+    result = cli("health", f"{app.base}/bomb", "--json")
+    assert result.code == ExitCode.CHECK_FAILED
+    detail = json.loads(result.stdout)["rows"][0]["detail"]
+    assert detail == "the answer is compressed (gzip) though identity was asked"
+    assert app.seen[-1].get("accept-encoding") == "identity"

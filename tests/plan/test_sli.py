@@ -303,7 +303,7 @@ def test_a_selector_with_yaml_punctuation_reads_back_whole(tmp_path: Path) -> No
     # "#" and ": " are valid in a selector's regex and end a plain YAML scalar: the Down
     # alert's expr was cut at "#" (invalid PromQL) or made the file invalid YAML at ": ".
     path = tmp_path / "plan.yaml"
-    selector = "    sli:\n      selector: 'job=\"api\", tier=~\"internal #x|ops: y\"'\n"
+    selector = '    sli:\n      selector: \'job="api", tier=~"internal #x|ops: y"\'\n'
     path.write_text(
         MINIMAL.replace(
             "    replicas: {min: 2, max: 10}\n", "    replicas: {min: 2, max: 10}\n" + selector

@@ -149,13 +149,17 @@ def fetch(
     Raises CheckFailed with one line for anything else."""
     import httpx
 
+    from scalectl.health.probe import unasked_encoding
+
     current = url
     deadline = time.monotonic() + timeout
     # trust_env=False: the URL the user named is what is checked, not a proxy.
     with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                with client.stream("GET", current, headers=dict(headers)) as response:
+                # Uncompressed: a compressed body is inflated before its size is checked.
+                asked = {"Accept-Encoding": "identity", **dict(headers)}
+                with client.stream("GET", current, headers=asked) as response:
                     location = response.headers.get("location")
                     if response.is_redirect and location:
                         following = urljoin(current, location)
@@ -166,6 +170,12 @@ def fetch(
                             )
                         current = following
                         continue
+                    encoding = unasked_encoding(response.headers, asked)
+                    if encoding:
+                        raise CheckFailed(
+                            f"{current}: the answer is compressed ({encoding}) though "
+                            "identity was asked: not read"
+                        )
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         body += chunk

@@ -16,7 +16,7 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,10 @@ async def _observe(
     timeout = max(limit, 0.05)
     headers = dict(options.headers)
     headers.update(check.headers)
+    # Uncompressed: httpx inflates a chunk in one go, so a few hundred bytes of brotli could
+    # become hundreds of MiB before MAX_BODY_BYTES is looked at.
+    if not any(k.lower() == "accept-encoding" for k in headers):
+        headers["Accept-Encoding"] = "identity"
     taken_at = time.monotonic()
     started = time.perf_counter()
 
@@ -221,6 +225,14 @@ async def _observe(
             client.stream("GET", check.url, headers=headers, timeout=timeout) as response,
         ):
             body = bytearray()
+            encoding = unasked_encoding(response.headers, headers)
+            if encoding:
+                return Observation(
+                    connected=False,
+                    elapsed_ms=elapsed(),
+                    error=f"the answer is compressed ({encoding}) though identity was asked",
+                    taken_at=taken_at,
+                )
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
@@ -371,6 +383,16 @@ class Prober:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             runner.close()
+
+
+def unasked_encoding(answer: Mapping[str, str], asked: Mapping[str, str]) -> str | None:
+    """The answer's Content-Encoding when the request asked for identity and got something
+    else (not to be inflated: its size is unbounded); None otherwise."""
+    wanted = next((v for k, v in asked.items() if k.lower() == "accept-encoding"), "")
+    encoding = answer.get("content-encoding", "").strip().lower()
+    if wanted.strip().lower() == "identity" and encoding not in ("", "identity"):
+        return encoding
+    return None
 
 
 def probe(
