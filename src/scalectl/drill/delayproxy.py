@@ -22,7 +22,7 @@ from scalectl.errors import InputError
 from scalectl.netguard import host_problem, resolve
 
 CHUNK = 64 * 1024
-QUEUED_CHUNKS = 64  # per direction: a reader waits while this much is held (4 MiB at most)
+QUEUED_CHUNKS = 16  # per direction: a reader waits while this much is held (1 MiB at most)
 
 
 @dataclass
