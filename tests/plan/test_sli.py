@@ -51,7 +51,7 @@ def test_the_metric_form_reaches_alerts_slo_rules_and_the_dashboard() -> None:
         'django_http_responses_total_by_status_total{job="admin", status=~"5.."}[30m]'
         in slo["slo:sli_error:ratio_rate30m/admin"]
     )
-    assert alerts["AdminDown"] == 'absent(up{job="admin", tier=~"internal|ops"} == 1)'
+    assert alerts["AdminDown"].strip() == 'absent(up{job="admin", tier=~"internal|ops"} == 1)'
     every = "\n".join([*alerts.values(), *slo.values()])
     assert "http_requests_total" not in every
     assert "http_request_duration_seconds" not in every
