@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from scalectl.checklist.export import status_word, to_markdown
 from scalectl.checklist.progress import load_progress
 from scalectl.checklist.remote import Remote
@@ -201,3 +203,39 @@ def test_a_compressed_answer_is_not_inflated() -> None:
         result = check("{kind: metrics-exposed}", remote_context(target=target.base))
     assert result.status == "fail"
     assert any("compressed (gzip) though identity was asked" in e for e in result.evidence)
+
+
+def test_redirect_hops_share_one_time_limit() -> None:
+    # Each hop alone is within the limit; together they are not. Before, every hop got the
+    # whole limit again.
+    import http.server
+
+    from scalectl.checklist.remote import fetch
+    from scalectl.errors import CheckFailed
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(0.7)
+            if self.path == "/a":
+                self.send_response(302)
+                self.send_header("Location", "/b")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(204)  # no body: the old check between chunks never ran
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert fetch(f"{base}/b", timeout=1.0).status == 204  # one hop fits
+        with pytest.raises(CheckFailed, match=r"no complete answer within 1s|timed out"):
+            fetch(f"{base}/a", timeout=1.0)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -156,17 +156,27 @@ def fetch(
     # trust_env=False: the URL the user named is what is checked, not a proxy.
     with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CheckFailed(f"{current}: no complete answer within {timeout:g}s")
             try:
                 # Uncompressed: a compressed body is inflated before its size is checked.
                 asked = {"Accept-Encoding": "identity", **dict(headers)}
-                with client.stream("GET", current, headers=asked) as response:
+                # Each hop gets what is left of the time, not the whole of it again.
+                with client.stream("GET", current, headers=asked, timeout=left) as response:
+                    if time.monotonic() > deadline:
+                        raise CheckFailed(f"{current}: no complete answer within {timeout:g}s")
                     location = response.headers.get("location")
                     if response.is_redirect and location:
                         following = urljoin(current, location)
-                        if _origin(following) != _origin(current):
+                        try:
+                            elsewhere = _origin(following) != _origin(current)
+                        except ValueError:  # a port that is not a number
+                            elsewhere = True
+                        if elsewhere:
                             raise CheckFailed(
                                 f"{current} -> {response.status_code} redirects to another "
-                                f"host ({_origin(following)[1]}): not followed"
+                                f"host ({urlsplit(following).hostname}): not followed"
                             )
                         current = following
                         continue
