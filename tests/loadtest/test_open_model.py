@@ -131,7 +131,7 @@ def test_oversubscribed_generator_is_inconclusive(cli: Cli, tmp_path: Path, serv
     # and most arrivals start late. That was a pass.
     cores = usable_cores()
     result, report = run(
-        cli, tmp_path, STALL, "-H", server, "--rate", "4000", "-t", "6s",
+        cli, tmp_path, STALL, "-H", server, "--rate", "30000", "-t", "6s",
         "--processes", str(cores + 1), env={"STALL_PATH": "/fast"},
     )  # fmt: skip
     assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
