@@ -23,6 +23,7 @@ from scalectl.stack.process import free_port
 from tests.checklist.conftest import check, checklist_file
 from tests.conftest import ROOT, Result
 from tests.health.server import METRICS, Answer, serve
+from tests.helpers.servers import running
 
 Cli = Callable[..., Result]
 PLAN = ROOT / "examples" / "reference-app.yaml"
@@ -228,14 +229,8 @@ def test_redirect_hops_share_one_time_limit() -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with running(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)) as port:
+        base = f"http://127.0.0.1:{port}"
         assert fetch(f"{base}/b", timeout=1.0).status == 204  # one hop fits
         with pytest.raises(CheckFailed, match=r"no complete answer within 1s|timed out"):
             fetch(f"{base}/a", timeout=1.0)
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ import pytest
 
 from scalectl.drill.delayproxy import DelayProxy
 from scalectl.errors import InputError
+from tests.helpers.servers import running
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -24,11 +24,8 @@ class _Echo(socketserver.BaseRequestHandler):
 def echo() -> Iterator[int]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with running(server) as port:
+        yield port
 
 
 def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:

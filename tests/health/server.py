@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.helpers.servers import running
 
 
 @dataclass
@@ -80,12 +81,6 @@ def serve(tls: ssl.SSLContext | None = None) -> Iterator[Routes]:
     server.daemon_threads = True
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    scheme = "https" if tls else "http"
-    routes.base = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    try:
+    with running(server, poll=0.05) as port:
+        routes.base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         yield routes
-    finally:
-        server.shutdown()
-        server.server_close()

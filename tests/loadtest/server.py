@@ -19,6 +19,8 @@ from typing import Any
 
 import psutil
 
+from tests.helpers.servers import running
+
 # /known sleeps 10, 20, ..., 100 ms in turn: p50 is 50-60 ms, p90 90-100 ms, max 100 ms.
 KNOWN_MS = [10 * i for i in range(1, 11)]
 FLAKY_EVERY = 10  # every 10th /flaky request answers 500: a 10% error rate
@@ -105,13 +107,8 @@ class _Server(ThreadingHTTPServer):
 def serve() -> Iterator[str]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def no_locust_left(*marks: str) -> bool:

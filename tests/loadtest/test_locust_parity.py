@@ -15,7 +15,6 @@ import socket
 import socketserver
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import pytest
 
 from scalectl.errors import ExitCode
 from tests.conftest import Result, fixture_path
+from tests.helpers.servers import running
 from tests.loadtest.server import no_locust_left, serve
 
 Cli = Callable[..., Result]
@@ -132,13 +132,8 @@ def serve_xmlrpc() -> Iterator[str]:
     server.register_function(time.time, "get_time")
     server.register_function(random.randint, "get_random_number")
     server.register_function(_refuse, "refuse")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(server) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _free_port() -> int:

@@ -19,6 +19,7 @@ import pytest
 from scalectl.plan import prepare, render_files
 from scalectl.plan.validate import which
 from scalectl.stack.process import free_port
+from tests.helpers.servers import running
 
 PLAN = """\
 version: 1
@@ -74,14 +75,11 @@ class _EchoHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def echo() -> Iterator[Echo]:
     server = Echo()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
+    with running(server):
+        try:
+            yield server
+        finally:
+            server.release.set()  # before shutdown: a /slow handler waits for it
 
 
 class Edge:

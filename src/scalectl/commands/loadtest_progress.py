@@ -44,9 +44,7 @@ class Snapshot:
 
 def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
     """The numbers shown, from the live file's counts and its most recent histograms."""
-    from hdrh.histogram import HdrHistogram
-
-    from scalectl.loadtest.hdrstats import Summary, release
+    from scalectl.loadtest import hdr
     from scalectl.loadtest.rawjson import in_aggregate
 
     now = time.time() if now is None else now
@@ -61,15 +59,13 @@ def snapshot(live: dict[str, Any], now: float | None = None) -> Snapshot:
     first = max(int(started), current - SPARK_SECONDS)
     history = [per_second.get(s, 0) for s in range(first, current)]
     recent = history[-5:]
-    merged = HdrHistogram(1, 3_600_000_000, 3)
+    merged = hdr.new()
     for second in range(current - PERCENTILE_SECONDS, current + 1):
         for key, entry in live.get("windows", {}).get(str(second), {}).items():
             if key in counted:
-                window = HdrHistogram.decode(entry[2].encode("ascii"))
-                merged.add(window)
-                release(window)
-    summary = Summary(merged)
-    release(merged)
+                hdr.add_encoded(merged, entry[2])
+    summary = hdr.Summary(merged)
+    hdr.release(merged)
     count = summary.total
     endpoints = live.get("endpoints", {}).items()
     return Snapshot(

@@ -22,12 +22,12 @@ def group_endpoint(name: str, group: GroupThresholds, results: Results) -> Endpo
     """The endpoints of `results` in `group`, counted together: requests, failures, errors
     and throughput summed, latency from their merged histograms (exact, not averaged).
     None when the group matches no endpoint."""
-    from hdrh.histogram import HdrHistogram
+    from scalectl.loadtest import hdr
 
     members = [e for e in results.endpoints if group.matches(e.key)]
     if not members:
         return None
-    merged = HdrHistogram(1, 3_600_000_000, 3)
+    merged = hdr.new()
     errors: dict[str, int] = {}
     for e in members:
         if e.hist is not None:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from scalectl.errors import ScalectlError
-from scalectl.loadtest.hdrstats import release
+from scalectl.loadtest import hdr
 from scalectl.loadtest.results import (
     METRIC_REQUEST_TYPE,
     Endpoint,
@@ -59,11 +59,7 @@ from scalectl.loadtest.results import (
 
 
 def _hist(encoded: str | None) -> Any:
-    from hdrh.histogram import HdrHistogram
-
-    if not encoded:
-        return HdrHistogram(1, 3_600_000_000, 3)
-    return HdrHistogram.decode(encoded.encode("ascii"))
+    return hdr.decode(encoded) if encoded else hdr.new()
 
 
 def load_raw(path: Path, warmup: float = 0.0) -> Results:
@@ -161,7 +157,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 merged.add(hist)
                 requests += int(entry[0])
                 failures += int(entry[1])
-            release(hist)  # an hour's run has tens of thousands: free each at once
+            hdr.release(hist)  # an hour's run has tens of thousands: free each at once
         windows.append(
             Window(
                 t=second - start_second,
@@ -173,7 +169,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 warmup=in_warmup,
             )
         )
-        release(merged)
+        hdr.release(merged)
     total_hist = _hist(None)
     endpoints = []
     total_requests = total_failures = 0
@@ -253,7 +249,7 @@ def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStat
                 for key, entry in per_key.items():
                     window = _hist(entry[2])
                     _add_window(totals, key, entry, window)
-                    release(window)
+                    hdr.release(window)
     raw_total = _hist(None)
     latencies: dict[str, Latency] = {}
     aggregated = in_aggregate(data.get("raw", {}))

@@ -35,7 +35,7 @@ class Latency:
     @classmethod
     def of(cls, hist: Any) -> Latency:
         """The statistics of an HDR histogram of microseconds; all None when it is empty."""
-        from scalectl.loadtest.hdrstats import Summary
+        from scalectl.loadtest.hdr import Summary
 
         summary = Summary(hist)
         if summary.total == 0:

@@ -10,7 +10,7 @@ import fnmatch
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
@@ -28,16 +28,9 @@ WindowMetric = Literal[
     "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "error_rate", "rps"
 ]
 
-LATENCY_METRICS: tuple[LatencyMetric, ...] = (
-    "p50_ms",
-    "p90_ms",
-    "p95_ms",
-    "p99_ms",
-    "max_ms",
-    "mean_ms",
-)
+LATENCY_METRICS: tuple[LatencyMetric, ...] = get_args(LatencyMetric)
 THRESHOLD_METRICS = (*LATENCY_METRICS, "error_rate", "min_throughput_rps")
-METRIC_STATS = ("p50", "p90", "p95", "p99", "max", "mean")
+METRIC_STATS = tuple(m.removesuffix("_ms") for m in LATENCY_METRICS)
 
 Positive = Annotated[float, Field(gt=0)]
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
-from scalectl.loadtest.child.recording import HIGHEST_US, OpenModel, Recorder
-from scalectl.loadtest.hdrstats import Summary, release
+from scalectl.loadtest import hdr
+from scalectl.loadtest.child.recording import OpenModel, Recorder
 
 WINDOW_SECONDS = 10  # the latency quantiles' window: open windows, not yet encoded
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -42,21 +40,21 @@ def _family(name: str, kind: str, text: str, samples: Iterable[str]) -> Iterator
         yield f"{PREFIX}_{name}{sample}"
 
 
-def _recent(recorder: Recorder, now: int) -> dict[str, HdrHistogram]:
+def _recent(recorder: Recorder, now: int) -> dict[str, Any]:
     """Per endpoint key, and "" for the aggregate: the last WINDOW_SECONDS whole seconds."""
-    merged: dict[str, HdrHistogram] = {}
+    merged: dict[str, Any] = {}
     for second in range(now - WINDOW_SECONDS, now):
         for key, window in recorder.windows.get(second, {}).items():
             for target in (key, "") if recorder.totals[key][6] else (key,):
                 if target not in merged:
-                    merged[target] = HdrHistogram(1, HIGHEST_US, 3)
+                    merged[target] = hdr.new()
                 merged[target].add(window[2])
     return merged
 
 
 def exposition(recorder: Recorder, open_model: OpenModel, users: int, now: float) -> str:
     """The text `/metrics` answers at unix time `now`."""
-    recorder._flush()
+    recorder.flush()
     lines: list[str] = []
     totals = sorted(recorder.totals.items())
 
@@ -77,7 +75,7 @@ def exposition(recorder: Recorder, open_model: OpenModel, users: int, now: float
     quantiles = []
     whole: dict[str, tuple[int, float]] = {"": (0, 0.0)}  # key -> (count, sum in seconds)
     for key, total in totals:
-        summary = Summary(total[5])
+        summary = hdr.Summary(total[5])
         whole[key] = (summary.total, summary.mean * summary.total / 1e6)
         if total[6]:
             count, seconds = whole[""]
@@ -88,8 +86,8 @@ def exposition(recorder: Recorder, open_model: OpenModel, users: int, now: float
             labels = {"request_type": recorder.totals[key][0], "name": recorder.totals[key][1]}
         hist = recent.get(key)
         if hist is not None:
-            summary = Summary(hist)
-            release(hist)
+            summary = hdr.Summary(hist)
+            hdr.release(hist)
             for q in QUANTILES:
                 value = summary.percentile(q * 100) / 1e6
                 quantiles.append(f"{_labels(**labels, quantile=f'{q:g}')} {value:g}")

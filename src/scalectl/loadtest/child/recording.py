@@ -13,24 +13,18 @@ import time
 from collections import Counter
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
-from scalectl.loadtest.hdrstats import release
+from scalectl.loadtest import hdr
+from scalectl.loadtest.hdr import HIGHEST_US
 from scalectl.loadtest.ratecurve import RateCurve
 
-HIGHEST_US = 3_600_000_000  # one hour
 # A window is encoded once this many seconds old: later than any worker's report of it
 # (Locust's workers report every 3 s). A later one still reopens it.
 CLOSE_AFTER_SECONDS = 10
 
 
-def _new() -> HdrHistogram:
-    return HdrHistogram(1, HIGHEST_US, 3)
-
-
 class Recorder:
     """Per endpoint and per second. The hot path (`record`, once per request inside Locust)
-    only appends the raw microseconds to a list; `_flush` folds them into the histograms in
+    only appends the raw microseconds to a list; `flush` folds them into the histograms in
     batches with counts, which records exactly the same histogram with far fewer calls into
     the pure-Python HDR code (bench/loadtest_bench.py measures the generator overhead).
 
@@ -61,7 +55,7 @@ class Recorder:
         if values is None:
             values = self.pending[(second, key)] = []
             if key not in self.totals:
-                self.totals[key] = [method, name, 0, 0, {}, _new(), aggregate]
+                self.totals[key] = [method, name, 0, 0, {}, hdr.new(), aggregate]
             self._window(second, key)
         values.append(min(max(micros, 1), HIGHEST_US))
         if error is not None:
@@ -79,13 +73,14 @@ class Recorder:
         if per_key is None:
             per_key = self.windows[second] = {}
             for closed_key, (req, fail, encoded, errors) in self.closed.pop(second, {}).items():
-                per_key[closed_key] = [req, fail, _decoded(encoded), dict(errors)]
+                per_key[closed_key] = [req, fail, hdr.decode(encoded), dict(errors)]
         window = per_key.get(key)
         if window is None:
-            window = per_key[key] = [0, 0, _new(), {}]
+            window = per_key[key] = [0, 0, hdr.new(), {}]
         return window
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Fold the values recorded since the last flush into the histograms."""
         pending, self.pending = self.pending, {}
         for (second, key), values in pending.items():
             total = self.totals[key]
@@ -99,28 +94,28 @@ class Recorder:
     def close(self, before: int) -> None:
         """Encode the windows of the seconds before `before`: nothing more is expected for
         them (a worker's late report still reopens one)."""
-        self._flush()
+        self.flush()
         for second in [s for s in self.windows if s < before]:
             closed = self.closed[second] = {}
             for key, (req, fail, hist, errors) in self.windows.pop(second).items():
-                closed[key] = [req, fail, _encoded(hist), errors]
-                release(hist)
+                closed[key] = [req, fail, hdr.encode(hist), errors]
+                hdr.release(hist)
 
     def release(self) -> None:
         """Free every histogram: this recorder is done with (a worker's, once exported)."""
         for total in self.totals.values():
-            release(total[5])
+            hdr.release(total[5])
         for per_key in self.windows.values():
             for window in per_key.values():
-                release(window[2])
+                hdr.release(window[2])
 
     def export(self, since: int | None = None) -> dict[str, Any]:
         """Everything recorded (windows from `since` on), histograms encoded: what a worker
         sends, what raw.json holds, what the live file shows."""
-        self._flush()
+        self.flush()
         windows = {
             second: {
-                key: [req, fail, _encoded(hist), errors]
+                key: [req, fail, hdr.encode(hist), errors]
                 for key, (req, fail, hist, errors) in per_key.items()
             }
             for second, per_key in self.windows.items()
@@ -135,7 +130,7 @@ class Recorder:
                     "requests": req,
                     "failures": fail,
                     "errors": errors,
-                    "hist": _encoded(hist),
+                    "hist": hdr.encode(hist),
                     "aggregate": aggregate,
                 }
                 for key, (method, name, req, fail, errors, hist, aggregate) in self.totals.items()
@@ -155,36 +150,22 @@ class Recorder:
                     0,
                     0,
                     {},
-                    _new(),
+                    hdr.new(),
                     aggregate,
                 ]
             total[2] += item["requests"]
             total[3] += item["failures"]
             for message, count in item["errors"].items():
                 total[4][message] = total[4].get(message, 0) + count
-            _add(total[5], item["hist"])
+            hdr.add_encoded(total[5], item["hist"])
         for second, per_key in data.get("windows", {}).items():
             for key, (req, fail, encoded, *rest) in per_key.items():
                 window = self._window(int(second), key)
                 window[0] += req
                 window[1] += fail
-                _add(window[2], encoded)
+                hdr.add_encoded(window[2], encoded)
                 for message, count in (rest[0] if rest else {}).items():
                     window[3][message] = window[3].get(message, 0) + count
-
-
-def _encoded(hist: HdrHistogram) -> str:
-    return str(hist.encode().decode("ascii"))
-
-
-def _decoded(encoded: str) -> HdrHistogram:
-    return HdrHistogram.decode(encoded.encode("ascii"))
-
-
-def _add(hist: HdrHistogram, encoded: str) -> None:
-    other = _decoded(encoded)
-    hist.add(other)
-    release(other)
 
 
 class OpenModel:

@@ -1,4 +1,4 @@
-"""Percentiles and means read from HDR histograms (loadtest.hdrstats) are exactly hdrh's own,
+"""Percentiles and means read from HDR histograms (loadtest.hdr) are exactly hdrh's own,
 for histograms recorded, decoded from the wire and merged, as the plugin and rawjson make
 them."""
 
@@ -9,7 +9,7 @@ import random
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from scalectl.loadtest.hdrstats import Summary
+from scalectl.loadtest.hdr import Summary
 from scalectl.loadtest.results import Latency
 
 
