@@ -1,6 +1,7 @@
 """Load-generator memory against run length: scalectl loadtest vs plain Locust, one run each.
 
 Run: .venv/bin/python bench/loadtest_memory.py [--seconds 180] [--endpoints 10] [--rate 1000]
+     [--only scalectl]  (an hour's soak without the floor's hour beside it)
 
 Both drive the same nginx `return 200` with the same locustfile: `--endpoints` named
 requests, `constant_throughput` users sending `--rate` requests/s in all, one Locust process.
@@ -75,6 +76,16 @@ def _sample(argv: list[str], seconds: int, cwd: Path) -> list[tuple[float, int]]
     return samples
 
 
+def _requests_sent(report: Path) -> int | None:
+    """The run's total request count from scalectl's report.json, if it wrote one."""
+    import json
+
+    try:
+        return int(json.loads(report.read_text())["total"]["requests"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _slope(samples: list[tuple[float, int]]) -> float:
     """Bytes per second after SETTLED_S, least squares."""
     points = [(t, r) for t, r in samples if t >= SETTLED_S]
@@ -93,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--only", choices=("scalectl", "plain locust"), default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from scalectl.stack.process import free_port, wait_for
@@ -124,7 +136,13 @@ def main() -> None:
             ours = [str(Path(sys.executable).parent / "scalectl"), "loadtest"]
             ours += [str(work / "spread.py"), "-H", url, "-u", str(USERS), "-r", str(USERS)]
             ours += ["-t", f"{s}s", "--processes", "1", "--report-dir", str(work / "report")]
-            runs = {"plain locust": _sample(plain, s, work), "scalectl": _sample(ours, s, work)}
+            argvs = {"plain locust": plain, "scalectl": ours}
+            runs = {
+                name: _sample(argv, s, work)
+                for name, argv in argvs.items()
+                if args.only in (None, name)
+            }
+            sent = _requests_sent(work / "report" / "report.json")
         finally:
             server.terminate()
             server.wait(10)
@@ -142,8 +160,11 @@ def main() -> None:
             f"at the end; growth {slope / 1024:7.2f} KB/s = {per:6.0f} B per endpoint-second; "
             f"an hour: {hour:6.0f} MB ({len(at)} samples)"
         )
-    floor = slopes["plain locust"]
-    print(f"growth over plain Locust's: {slopes['scalectl'] - floor:+.0f} B/s")
+    if sent is not None:
+        print(f"scalectl sent {sent:,} requests: {sent / args.seconds:,.0f}/s achieved")
+    if len(slopes) == 2:
+        floor = slopes["plain locust"]
+        print(f"growth over plain Locust's: {slopes['scalectl'] - floor:+.0f} B/s")
 
 
 if __name__ == "__main__":
