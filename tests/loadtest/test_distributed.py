@@ -74,5 +74,8 @@ def test_worker_refuses_what_belongs_to_the_master(cli: Cli) -> None:
     result = cli("loadtest", KNOWN, "--worker", "-u", "5", "--rate", "3", "-t", "3s")
     assert result.code == ExitCode.BAD_INPUT
     assert "--worker takes --users, --rate from its master" in result.stderr
+    late = cli("loadtest", KNOWN, "--worker", "--max-late-share", "0.05", "-t", "3s")
+    assert late.code == ExitCode.BAD_INPUT
+    assert "--worker takes --max-late-share from its master" in late.stderr
     both = cli("loadtest", KNOWN, "--worker", "--master", "-t", "3s")
     assert both.code == ExitCode.BAD_INPUT and "not both" in both.stderr

@@ -170,6 +170,23 @@ def test_missed_rate_is_inconclusive_with_drops(cli: Cli, tmp_path: Path, server
     limit = 2 * 1000 / SLOW_MS
     assert report["generator"]["achieved_rps"] <= 1.5 * limit
     assert model["dropped"] > model["arrivals"]
+    assert "late_arrivals" in report["generator"]["limited_by"]
+    assert "more than 25%) started late or never" in result.stderr
+
+
+def test_max_late_share_sets_the_lateness_gate(cli: Cli, tmp_path: Path, server: str) -> None:
+    # As above, shorter: nearly every arrival is late or dropped. With the gate at 100% the
+    # lateness is reported but rules nothing; the missed rate still makes it inconclusive.
+    result, report = run(
+        cli, tmp_path, STALL, "-H", server, "--rate", "100", "-u", "2", "-t", "3s",
+        "--processes", "1", "--max-late-share", "1", env={"STALL_PATH": "/slow"},
+    )  # fmt: skip
+    assert result.code == ExitCode.INCONCLUSIVE, result.stdout + result.stderr
+    generator = report["generator"]
+    assert generator["late_share"] > 0.5, generator
+    assert "late_arrivals" not in generator["limited_by"], generator
+    assert "started late or never" not in result.stderr
+    assert "tasks/s of the 100/s asked" in result.stderr
 
 
 def test_drops_reach_the_master_across_processes(cli: Cli, tmp_path: Path, server: str) -> None:

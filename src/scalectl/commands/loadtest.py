@@ -119,6 +119,15 @@ def run_command(
         "0s:100,60s:1000,150s:0; without -t the run lasts until the last point (at most "
         "--max-run-time). Default: the SLO file's rate_stages.",
     ),
+    max_late_share: float | None = typer.Option(
+        None,
+        "--max-late-share",
+        min=0.0,
+        max=1.0,
+        help="Open model: the share of arrivals that may start more than 10 ms late (or "
+        "never) before the run is inconclusive. The default, 0.25, allows a shared "
+        "machine's scheduling noise; on a dedicated generator 0.05 is a stricter gate.",
+    ),
     master: bool = typer.Option(
         False, "--master", help="Be a Locust master for workers on other machines (or shells)."
     ),
@@ -259,7 +268,14 @@ def run_command(
         )
 
     evaluation = evaluate(spec or slo_mod.SloSpec(), results)
-    judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds, stages=stages)
+    judged = judge(
+        outcome,
+        evaluation,
+        rate=rate,
+        warmup_seconds=warmup_seconds,
+        stages=stages,
+        max_late_share=max_late_share,
+    )
     verdict, reasons, generator = judged.verdict, judged.reasons, judged.generator
 
     written = write_reports(
@@ -314,6 +330,7 @@ def _worker(
             "stop_timeout",
             "max_run_time",
             "metrics_port",
+            "max_late_share",
         )
         if ctx.params.get(name) not in (None, [], ())
     ]

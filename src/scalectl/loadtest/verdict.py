@@ -41,9 +41,12 @@ def judge(
     rate: float | None,
     warmup_seconds: float,
     stages: RateCurve | None = None,
+    max_late_share: float | None = None,
 ) -> Judgement:
     """The verdict of a finished run, with a reason for every rule that changed it. `rate` is
-    the open model's held rate, `stages` its ramping one (at most one of them)."""
+    the open model's held rate, `stages` its ramping one (at most one of them);
+    `max_late_share` overrides LATE_SHARE."""
+    late_limit = LATE_SHARE if max_late_share is None else max_late_share
     verdict = evaluation.verdict
     reasons: list[str] = []
     limits = outcome.generator.limits
@@ -74,13 +77,13 @@ def judge(
     late = _late_share(opened)
     if late is not None and opened is not None:
         generator["late_share"] = round(late, 4)
-        if late > LATE_SHARE and not outcome.interrupted:
+        if late > late_limit and not outcome.interrupted:
             generator["limited_by"] = [*generator["limited_by"], "late_arrivals"]
             # The corrected latency counts every late start, so a failed SLO stands.
             verdict = "inconclusive" if verdict == "pass" else verdict
             reasons.append(
                 f"{opened.late + opened.dropped} of {opened.total_arrivals + opened.dropped} "
-                f"arrivals ({late:.0%}, more than {LATE_SHARE:.0%}) started late or never: "
+                f"arrivals ({late:.0%}, more than {late_limit:.0%}) started late or never: "
                 "the generator could not keep to the schedule; raise --users, lower --rate, "
                 "or use --processes auto on a machine not busy with the system under test"
             )
