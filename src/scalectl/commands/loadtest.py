@@ -377,7 +377,9 @@ def compare_command(
     """Compare two load-test reports per endpoint: p50/p95/p99, error rate and rps.
 
     Exit 0 no regression, 5 regressed, 2 bad input. With repeat runs on a side, a metric
-    regressed only when NEW's median is worse than BASE's worst run by the tolerance.
+    regressed only when NEW's median is worse than BASE's worst run by the tolerance. With
+    histograms.json beside every report, each row also gets NEW − BASE with a 95% interval
+    (a bootstrap over the per-second histograms), and must regress by it too.
 
     Example: scalectl loadtest compare main-report 'pr-report-*' --tolerance 10%
     """

@@ -79,22 +79,40 @@ def print_comparison(output: Output, result: Any) -> None:
             return "-"
         return f"{v:.2%}" if metric == "error_rate" else f"{v:.1f}"
 
+    def delta(v: float, metric: str) -> str:
+        return f"{v * 100:+.2f}pt" if metric == "error_rate" else f"{v:+.1f}"
+
     runs = f"{len(result.base)} vs {len(result.new)} run(s)"
     table = Table(title=f"Compare: {runs}", title_justify="left")
-    for col in ("endpoint", "metric", "base", "new", "change", "status"):
-        table.add_column(col, justify="right" if col in ("base", "new", "change") else "left")
+    # Reports without histograms (written before them) give no interval column.
+    with_interval = not result.interval_note
+    columns = ("endpoint", "metric", "base", "new", "change", "new−base [95%]", "status")
+    for col in columns if with_interval else columns[:5] + columns[6:]:
+        table.add_column(
+            col, justify="left" if col in ("endpoint", "metric", "status") else "right"
+        )
     styles = {"ok": "green", "improved": "green", "regressed": "red", "insufficient": "yellow"}
     for r in result.rows:
         base = value(r.base, r.metric)
         if r.base_min != r.base_max:
             base += f" ({value(r.base_min, r.metric)}–{value(r.base_max, r.metric)})"
-        status = r.status + (f" ({r.detail})" if r.detail else "")
+        status = r.status
+        interval = "-"
+        if r.interval is not None:
+            i = r.interval
+            interval = (
+                f"{delta(i.diff, r.metric)} [{delta(i.low, r.metric)}, {delta(i.high, r.metric)}]"
+            )
+            verdict = f"{i.verdict} at {i.confidence:.0%}"
+            status = verdict if i.verdict == r.status else f"{status}: {verdict}"
+        status += f" ({r.detail})" if r.detail else ""
         table.add_row(
             Text(r.endpoint),
             r.metric,
             base,
             value(r.new, r.metric),
             "-" if r.change is None else f"{r.change:+.1%}",
+            *([interval] if with_interval else []),
             Text(status, style=styles[r.status]),
         )
     output.console.print(table)
@@ -102,6 +120,13 @@ def print_comparison(output: Output, result: Any) -> None:
         output.info(f"added (only in NEW): {key}")
     for key in result.removed:
         output.info(f"removed (only in BASE): {key}")
+    if result.interval_note:
+        output.info(result.interval_note)
+    else:
+        output.info(
+            "intervals: 95%, a block bootstrap of the per-second histograms (1000 resamples, "
+            "fixed seed); a verdict counts a change only beyond the tolerance and min delta"
+        )
     verdict = f"{len(result.regressed)} regressed" if result.regressed else "no regression"
     output.info(
         f"{verdict} (tolerance {result.tolerance:.0%}, min delta {result.min_delta_ms:g} ms)"
