@@ -1,8 +1,10 @@
-"""The tables `scalectl loadtest` prints: a run's endpoints and SLOs, and a comparison of
-reports. Rendering only; the figures come from loadtest.results and loadtest.compare."""
+"""The tables `scalectl loadtest` prints: a run's endpoints and SLOs, a comparison of
+reports, and a history of runs. Rendering only; the figures come from loadtest.results,
+loadtest.compare and loadtest.history."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +133,56 @@ def print_comparison(output: Output, result: Any) -> None:
     output.info(
         f"{verdict} (tolerance {result.tolerance:.0%}, min delta {result.min_delta_ms:g} ms)"
     )
+
+
+def print_history(output: Output, history: Any) -> None:
+    """Print many runs in time order (loadtest.history) and the latest against the rest."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def num(v: float | None, digits: int = 1) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    def change(v: float | None) -> str:
+        return "" if v is None else f" ({v:+.0%})"
+
+    # Runs by their path under the folder they share: long CI paths would wrap.
+    runs = [r["run"] for r in history.rows]
+    common = os.path.commonpath(runs) if len(set(runs)) > 1 else ""
+    title = f"History: {history.endpoint}, oldest first" + (f", under {common}" if common else "")
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "#",
+        "run",
+        "started",
+        "verdict",
+        "requests",
+        "p50",
+        "p95 ms",
+        "p99",
+        "errors",
+        "rps",
+    ):
+        table.add_column(col, justify="left" if col in ("run", "started", "verdict") else "right")
+    for i, r in enumerate(history.rows, start=1):
+        errors = "-" if r["error_rate"] is None else f"{r['error_rate']:.2%}"
+        table.add_row(
+            str(i),
+            Text(os.path.relpath(r["run"], common) if common else r["run"]),
+            (r["started_at"] or "-")[:19],
+            r["verdict"] or "-",
+            "-" if r["requests"] is None else str(r["requests"]),
+            num(r["p50_ms"]),
+            num(r["p95_ms"]) + change(r["p95_ms_change"]),
+            num(r["p99_ms"]),
+            errors,
+            num(r["rps"]) + change(r["rps_change"]),
+        )
+    output.console.print(table)
+    parts = []
+    for metric in ("p95_ms", "error_rate", "rps"):
+        s = history.summary[metric]
+        if s["last_vs_median"] is not None:
+            parts.append(f"{metric} {s['last_vs_median']:+.1%}")
+    if parts:
+        output.info("latest run against the median of the runs before it: " + ", ".join(parts))

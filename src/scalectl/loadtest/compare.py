@@ -65,6 +65,8 @@ class Report:
     endpoints: Mapping[str, Stats]  # by "METHOD name"
     total: Stats
     histograms: Path | None = None  # its histograms.json, when it has one
+    started_at: str | None = None  # meta.started_at, ISO 8601 (loadtest history orders by it)
+    verdict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,15 @@ def load_report(path: Path) -> Report:
     total = data.get("total")
     if not isinstance(total, dict):
         raise InputError(f"{bad}: total must be an object")
-    return Report(path, found, _stats(total, bad, "total"), beside(path))
+    meta = data.get("meta")
+    started = meta.get("started_at") if isinstance(meta, dict) else None
+    verdict = data.get("verdict")
+    if started is not None and not isinstance(started, str):
+        raise InputError(f"{bad}: meta.started_at must be a string")
+    if verdict is not None and verdict not in ("pass", "fail", "inconclusive"):
+        raise InputError(f"{bad}: verdict must be pass, fail or inconclusive")
+    stats = _stats(total, bad, "total")
+    return Report(path, found, stats, beside(path), started, verdict)
 
 
 def _stats(item: Mapping[str, Any], bad: str, where: str) -> Stats:
