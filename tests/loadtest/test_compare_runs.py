@@ -178,6 +178,12 @@ def test_malformed_reports_fail_in_one_line(
     hists["windows"][second][WORK][2] = other.encode().decode()
     (forged / "histograms.json").write_text(json.dumps(hists))
     assert "histogram layout" in one_line_error("compare", reports["base"], forged)
+    # A second outside the run, and a file that is not the format at all.
+    hists["windows"] = {"1": {}}
+    (forged / "histograms.json").write_text(json.dumps(hists))
+    assert "not a measured second" in one_line_error("compare", reports["base"], forged)
+    (forged / "histograms.json").write_text("[]")
+    assert "histograms.json" in one_line_error("compare", forged, reports["base"])
     # Truncated, nested past the parser's depth, not an object, not version 1.
     for name, text in [
         ("truncated", (reports["base"] / "report.json").read_text()[:500]),
