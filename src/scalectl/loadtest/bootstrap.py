@@ -1,9 +1,9 @@
 """Confidence intervals for `loadtest compare`: a block bootstrap over per-second histograms.
 
 Each run's measured seconds (histograms.json, loadtest.windowfile) are cut into consecutive
-blocks of L seconds, L about the cube root of the run's length (the usual block length for
-a block bootstrap: long enough to keep the seconds' correlation, such as a slow minute, in a
-block; at most MAX_BLOCKS blocks per side). A resample of a side draws its runs with
+non-overlapping blocks of L seconds, L about the cube root of the run's length (long enough
+to keep correlated seconds, such as a slow minute, together; docs/loadtest.md says why this
+length; at most MAX_BLOCKS blocks per side). A resample of a side draws its runs with
 replacement, then each drawn run's blocks with replacement, and merges the drawn blocks'
 histograms and counts exactly: a percentile is read from the merged histogram (as the
 report's own), the error rate is failures ÷ requests, and throughput is requests ÷ the
