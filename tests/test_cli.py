@@ -77,10 +77,12 @@ def test_docs_are_generated_from_the_current_code() -> None:
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    # `scalectl --help` must stay fast: jinja2, pandas, locust, gevent load inside commands.
+    # `scalectl --help` must stay fast: jinja2, pandas, numpy, locust, gevent load inside
+    # commands.
     code = (
         "import sys, scalectl.cli as c; c.run(['--help']);"
-        "print('HEAVY=' + ','.join(m for m in ('jinja2','pandas','locust','gevent','pydantic') "
+        "print('HEAVY=' + ','.join(m for m in "
+        "('jinja2','pandas','numpy','locust','gevent','pydantic') "
         "if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,6 +12,7 @@ import itertools
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from tests.helpers.servers import running
 
 # /known sleeps 10, 20, ..., 100 ms in turn: p50 is 50-60 ms, p90 90-100 ms, max 100 ms.
 KNOWN_MS = [10 * i for i in range(1, 11)]
+NINE_MS = [10 * i for i in range(1, 10)]
 FLAKY_EVERY = 10  # every 10th /flaky request answers 500: a 10% error rate
 STALL_PERIOD = 4.0
 STALL_SECONDS = 1.0
@@ -52,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
             with self.lock:
                 delay = next(self.known)
             time.sleep(delay / 1000)
+        elif self.path.startswith("/nine"):
+            time.sleep(self._nine() / 1000)
         elif self.path.startswith("/flaky"):
             server = self.server
             assert isinstance(server, _Server)
@@ -73,6 +77,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _nine(self) -> int:
+        server = self.server
+        assert isinstance(server, _Server)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        run, plus = query.get("run", [""])[0], int(query.get("plus", ["0"])[0])
+        with self.lock:
+            cycle = server.nine.setdefault(run, itertools.cycle(NINE_MS))
+            return next(cycle) + plus
 
     def _cold(self) -> int:
         server = self.server
@@ -101,6 +114,7 @@ class _Server(ThreadingHTTPServer):
         # Per server: two servers in one process (tests/loadtest/test_locust_parity.py runs
         # plain Locust and scalectl side by side) each fail every tenth of their own.
         self.flaky = itertools.count(1)
+        self.nine: dict[str, Iterator[int]] = {}
 
 
 @contextmanager

@@ -226,3 +226,16 @@ def test_reads_a_report_written_by_write_reports(tmp_path: Path) -> None:
     code, rows = statuses(tmp_path, tmp_path)
     assert code == 0
     assert rows[(STATS, "p99_ms")] == "insufficient"
+
+
+def test_reports_without_histograms_keep_the_tolerance_alone(tmp_path: Path) -> None:
+    # Reports written before histograms.json existed: no interval, the rules as they were.
+    base = write(tmp_path / "base")
+    new = write(tmp_path / "new", endpoint(p95=150.0))
+    code, out, _ = compare(base, new, "--json")
+    data = json.loads(out)
+    assert code == 5
+    assert data["interval_note"].startswith("no interval: no histograms.json beside")
+    assert {r["interval"] for r in data["rows"]} == {None}
+    code, out, _ = compare(base, new)
+    assert "95%" not in out and "no histograms.json" in out

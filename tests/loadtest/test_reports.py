@@ -54,11 +54,18 @@ def write(tmp_path: Path, results: Results, evaluation: Evaluation, **kwargs: An
     return write_reports(tmp_path / "reports", results, evaluation, GENERATOR, META, **kwargs)
 
 
-def test_writes_five_files_atomically(
+def test_writes_six_files_atomically(
     tmp_path: Path, results: Results, evaluation: Evaluation
 ) -> None:
     written = write(tmp_path, results, evaluation)
-    names = ["report.json", "junit.xml", "summary.md", "timeseries.csv", "report.html"]
+    names = [
+        "report.json",
+        "junit.xml",
+        "summary.md",
+        "timeseries.csv",
+        "report.html",
+        "histograms.json",
+    ]
     assert written == [tmp_path / "reports" / n for n in names]
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(names)
 
@@ -253,4 +260,4 @@ def test_second_write_replaces_files(
     write(tmp_path, results, evaluation, verdict="pass")
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
     assert report["verdict"] == "pass"
-    assert len(list((tmp_path / "reports").iterdir())) == 5
+    assert len(list((tmp_path / "reports").iterdir())) == 6

@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from scalectl.commands.common import default_group, duration_option, output_of
-from scalectl.commands.loadtest_tables import print_comparison, print_run
+from scalectl.commands.loadtest_compare import compare_command, history_command
+from scalectl.commands.loadtest_tables import print_run
 from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
 from scalectl.output import Output
 
@@ -371,48 +372,6 @@ def list_command(
         output.console.print(f"{name:<10} {summary}", markup=False)
 
 
-@app.command("compare")
-def compare_command(
-    ctx: typer.Context,
-    base: str = typer.Argument(
-        ...,
-        metavar="BASE",
-        help="report.json or report dir; several repeat runs comma-separated or a glob.",
-    ),
-    new: str = typer.Argument(..., metavar="NEW", help="The same for the run(s) to judge."),
-    tolerance: str = typer.Option(
-        "10%",
-        "--tolerance",
-        metavar="PCT",
-        help="Relative change allowed beyond BASE's range: 10% or 0.1.",
-    ),
-    min_delta_ms: float = typer.Option(
-        2.0, "--min-delta-ms", min=0, help="A latency must also move by more than this (ms)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
-) -> None:
-    """Compare two load-test reports per endpoint: p50/p95/p99, error rate and rps.
-
-    Exit 0 no regression, 5 regressed, 2 bad input. With repeat runs on a side, a metric
-    regressed only when NEW's median is worse than BASE's worst run by the tolerance.
-
-    Example: scalectl loadtest compare main-report 'pr-report-*' --tolerance 10%
-    """
-    from scalectl.loadtest import compare as compare_mod
-
-    output = output_of(ctx, json_out)
-    fraction = compare_mod.parse_tolerance(tolerance)
-    sides = [
-        [compare_mod.load_report(p) for p in compare_mod.report_paths(spec)] for spec in (base, new)
-    ]
-    result = compare_mod.compare(sides[0], sides[1], tolerance=fraction, min_delta_ms=min_delta_ms)
-    if output.json_mode:
-        output.emit_json(result.to_json())
-    else:
-        print_comparison(output, result)
-    regressed = result.regressed
-    if regressed:
-        raise compare_mod.Regressed(
-            f"{len(regressed)} metric{'s' if len(regressed) != 1 else ''} regressed: "
-            + ", ".join(f"{r.endpoint} {r.metric}" for r in regressed)
-        )
+# compare and history live in loadtest_compare; registered here, after the run commands.
+app.command("compare")(compare_command)
+app.command("history")(history_command)

@@ -4,21 +4,29 @@ Each side is one run or several repeat runs. A metric regressed when NEW's media
 than the worst BASE run by more than the tolerance (relative) and the floor (absolute):
 with repeats, BASE's spread is its run-to-run noise; with one run per side this is a plain
 relative-plus-absolute tolerance. Percentiles with too few samples in any run are
-"insufficient", never a regression. Formats and rules: docs/loadtest.md "Comparing runs".
+"insufficient", never a regression. When every report has its histograms.json, each row
+also gets a 95% interval of NEW − BASE (loadtest.bootstrap), and a row regresses (or
+improves) only when the interval says so too. Formats and rules: docs/loadtest.md
+"Comparing runs".
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import os
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from scalectl.errors import ExitCode, InputError, ScalectlError
+from scalectl.loadtest import bootstrap
+from scalectl.loadtest.bootstrap import Interval
 from scalectl.loadtest.results import MIN_SAMPLES
+from scalectl.loadtest.windowfile import beside, load_windows
+from scalectl.yamlsource import read_bounded
 
 Status = Literal["ok", "improved", "regressed", "insufficient"]
 TOTAL = "Aggregated"
@@ -32,6 +40,7 @@ METRICS: dict[str, tuple[int, bool]] = {
 }
 # An error rate must also rise by this much (0.1 point): 0 -> 1 failure in 10k is noise.
 MIN_DELTA_ERROR_RATE = 0.001
+MAX_REPORT_BYTES = 16 * 1024 * 1024  # a report.json larger than this is not one we wrote
 
 
 class Regressed(ScalectlError):
@@ -55,6 +64,9 @@ class Report:
     path: Path
     endpoints: Mapping[str, Stats]  # by "METHOD name"
     total: Stats
+    histograms: Path | None = None  # its histograms.json, when it has one
+    started_at: str | None = None  # meta.started_at, ISO 8601 (loadtest history orders by it)
+    verdict: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +83,13 @@ class Row:
     change: float | None  # (new - base) / base; None when base is 0 or missing
     status: Status
     detail: str = ""
+    interval: Interval | None = None  # NEW − BASE with its 95% interval, when computed
 
     def to_json(self) -> dict[str, Any]:
         """The row as `scalectl loadtest compare --json` reports it."""
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["interval"] = None if self.interval is None else self.interval.to_json()
+        return out
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,7 @@ class Comparison:
     rows: tuple[Row, ...]
     added: tuple[str, ...]  # endpoints only in NEW
     removed: tuple[str, ...]  # endpoints only in BASE
+    interval_note: str = ""  # why the rows have no interval, when they have none
 
     @property
     def regressed(self) -> list[Row]:
@@ -106,6 +122,7 @@ class Comparison:
             "rows": [r.to_json() for r in self.rows],
             "added": list(self.added),
             "removed": list(self.removed),
+            "interval_note": self.interval_note,
         }
 
 
@@ -154,13 +171,21 @@ def load_report(path: Path) -> Report:
     """The endpoint figures of the report.json at `path`. Raises InputError when it cannot be
     read, is not JSON, or is not a version 1 scalectl report."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if size > MAX_REPORT_BYTES:
+        raise InputError(f"{path}: {size} bytes, larger than the {MAX_REPORT_BYTES}-byte limit")
+    try:
+        data = json.loads(read_bounded(path, MAX_REPORT_BYTES).decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
     bad = f"{path}: not a scalectl report.json"
     if not isinstance(data, dict):
         raise InputError(f"{bad}: expected an object")
@@ -181,7 +206,15 @@ def load_report(path: Path) -> Report:
     total = data.get("total")
     if not isinstance(total, dict):
         raise InputError(f"{bad}: total must be an object")
-    return Report(path, found, _stats(total, bad, "total"))
+    meta = data.get("meta")
+    started = meta.get("started_at") if isinstance(meta, dict) else None
+    verdict = data.get("verdict")
+    if started is not None and not isinstance(started, str):
+        raise InputError(f"{bad}: meta.started_at must be a string")
+    if verdict is not None and verdict not in ("pass", "fail", "inconclusive"):
+        raise InputError(f"{bad}: verdict must be pass, fail or inconclusive")
+    stats = _stats(total, bad, "total")
+    return Report(path, found, stats, beside(path), started, verdict)
 
 
 def _stats(item: Mapping[str, Any], bad: str, where: str) -> Stats:
@@ -218,6 +251,7 @@ def compare(
     for key, b, n in targets:
         for metric in METRICS:
             rows.append(_compare_metric(key, metric, b, n, tolerance, min_delta_ms))
+    note = _with_intervals(rows, base, new, tolerance, min_delta_ms)
     all_base = set().union(*(r.endpoints for r in base))
     all_new = set().union(*(r.endpoints for r in new))
     return Comparison(
@@ -228,7 +262,66 @@ def compare(
         rows=tuple(rows),
         added=tuple(sorted(all_new - base_keys)),
         removed=tuple(sorted(all_base - new_keys)),
+        interval_note=note,
     )
+
+
+def _with_intervals(
+    rows: list[Row],
+    base: Sequence[Report],
+    new: Sequence[Report],
+    tolerance: float,
+    min_delta_ms: float,
+) -> str:
+    """Give each decided row its interval, in place; a row keeps "regressed" or "improved"
+    only when the interval agrees. Returns why there are none, or "" when there are."""
+    missing = [r.path for r in [*base, *new] if r.histograms is None]
+    if missing:
+        return (
+            f"no interval: no histograms.json beside {missing[0]} (an older scalectl wrote it);"
+            " the tolerance alone decides"
+        )
+    caches = [
+        [bootstrap.RunCache(load_windows(r.histograms)) for r in side if r.histograms]
+        for side in (base, new)
+    ]
+    short = [
+        c.run.path for c in [*caches[0], *caches[1]] if len(c.run.seconds) < bootstrap.MIN_SECONDS
+    ]
+    if short:
+        return f"no interval: {short[0]} has under {bootstrap.MIN_SECONDS} measured seconds"
+    for key in dict.fromkeys(r.endpoint for r in rows):
+        mine = {
+            i: r for i, r in enumerate(rows) if r.endpoint == key and r.status != "insufficient"
+        }
+        margins = {
+            r.metric: (
+                max(abs(r.base or 0.0) * tolerance, _floor(r.metric, min_delta_ms)),
+                METRICS[r.metric][1],
+            )
+            for r in mine.values()
+        }
+        if not margins:
+            continue
+        found = bootstrap.intervals(caches[0], caches[1], key, margins)
+        for i, row in mine.items():
+            interval = found.get(row.metric)
+            if interval is None:
+                continue
+            status, detail = row.status, row.detail
+            if status in ("regressed", "improved") and interval.verdict != status:
+                status = "ok"
+                detail = f"beyond the tolerance, but not with {interval.confidence:.0%} confidence"
+            rows[i] = replace(row, status=status, detail=detail, interval=interval)
+    return ""
+
+
+def _floor(metric: str, min_delta_ms: float) -> float:
+    """The least absolute change that counts: --min-delta-ms for latencies, 0.1 point for the
+    error rate, none for throughput."""
+    if metric.endswith("_ms"):
+        return min_delta_ms
+    return MIN_DELTA_ERROR_RATE if metric == "error_rate" else 0.0
 
 
 def _compare_metric(
@@ -266,13 +359,7 @@ def _compare_metric(
         return row("insufficient", f"{fewest} samples, need {need}")
     if b_med is None or n_med is None or len(b_known) < len(b) or len(n_known) < len(n):
         return row("insufficient", "no value in some run")
-    floor = (
-        min_delta_ms
-        if metric.endswith("_ms")
-        else MIN_DELTA_ERROR_RATE
-        if metric == "error_rate"
-        else 0.0
-    )
+    floor = _floor(metric, min_delta_ms)
     # BASE's range is its noise: worse only beyond its worst run, better beyond its best.
     worst, best = (max(b_known), min(b_known)) if higher_is_worse else (min(b_known), max(b_known))
     sign = 1 if higher_is_worse else -1

@@ -13,20 +13,37 @@ comes from tables built once per histogram layout with hdrh's own functions.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import functools
 import itertools
 import operator
+import struct
+import zlib
 from typing import Any
 
 HIGHEST_US = 3_600_000_000  # one hour
+DIGITS = 3
+# hdrh's V2 wire format: an outer header (cookie, length) around a zlib stream whose own
+# header says the layout: cookie, payload length, offset, digits, lowest, highest, ratio.
+_OUTER = struct.Struct(">II")
+_PAYLOAD = struct.Struct(">IIIIQQd")
+_COMPRESSION_COOKIE = 0x1C849304
+_ENCODING_COOKIE = 0x1C849303
+# Our layout's counts at worst as varints, plus the header: a larger stream is not ours.
+_MAX_PAYLOAD_BYTES = 1 << 20
+
+
+class BadHistogram(ValueError):
+    """Text that is not a histogram in the one layout (report files may come from anywhere)."""
 
 
 def new() -> Any:
     """An empty histogram in the one layout."""
     from hdrh.histogram import HdrHistogram
 
-    return HdrHistogram(1, HIGHEST_US, 3)
+    return HdrHistogram(1, HIGHEST_US, DIGITS)
 
 
 def encode(hist: Any) -> str:
@@ -39,6 +56,41 @@ def decode(encoded: str) -> Any:
     from hdrh.histogram import HdrHistogram
 
     return HdrHistogram.decode(encoded.encode("ascii"))
+
+
+def decode_checked(encoded: str) -> Any:
+    """The histogram that encode() gave as `encoded`, from text that may not be: its headers
+    are read first, and a layout other than ours, a zlib stream expanding past what our
+    layout needs, or anything malformed raises BadHistogram before hdrh allocates counts.
+    """
+    try:
+        blob = base64.b64decode(encoded.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise BadHistogram("not base64") from None
+    if len(blob) < _OUTER.size:
+        raise BadHistogram("too short")
+    cookie, length = _OUTER.unpack_from(blob)
+    if cookie & ~0xF0 != _COMPRESSION_COOKIE & ~0xF0 or length != len(blob) - _OUTER.size:
+        raise BadHistogram("not an HDR histogram (V2, compressed)")
+    inflater = zlib.decompressobj()
+    try:
+        payload = inflater.decompress(blob[_OUTER.size :], _MAX_PAYLOAD_BYTES)
+    except zlib.error:
+        raise BadHistogram("corrupt compressed data") from None
+    if inflater.unconsumed_tail or len(payload) < _PAYLOAD.size:
+        raise BadHistogram("compressed data of the wrong size")
+    cookie, _, offset, digits, lowest, highest, _ = _PAYLOAD.unpack_from(payload)
+    if cookie & ~0xF0 != _ENCODING_COOKIE & ~0xF0 or (offset, digits, lowest, highest) != (
+        0,
+        DIGITS,
+        1,
+        HIGHEST_US,
+    ):
+        raise BadHistogram("a histogram layout other than 1 us..1 h at 3 digits")
+    try:
+        return decode(encoded)
+    except Exception as exc:  # hdrh raises its own exception types, ValueError, TypeError
+        raise BadHistogram(f"cannot decode ({type(exc).__name__})") from None
 
 
 def add_encoded(hist: Any, encoded: str) -> None:
@@ -59,6 +111,12 @@ def _tables(lowest: int, highest: int, digits: int) -> tuple[list[int], list[int
     high = [layout.get_highest_equivalent_value(v) for v in values]
     median = [layout._hdr_median_equiv_value(v) for v in values]
     return high, median
+
+
+def value_tables() -> tuple[list[int], list[int]]:
+    """Per counts index of the one layout: the value a percentile reports and the value the
+    mean counts (see _tables)."""
+    return _tables(1, HIGHEST_US, DIGITS)
 
 
 class Summary:

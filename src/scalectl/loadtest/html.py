@@ -50,6 +50,8 @@ class Chart:
     empty: bool
     # x where the measured part starts, when the run had a warm-up (drawn shaded before it)
     warmup_x: float | None = None
+    x_title: str = "seconds since start"  # under the x axis
+    x_label: str = "time in seconds"  # what a screen reader says the x axis is
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -61,7 +63,7 @@ class Chart:
     def aria_label(self) -> str:
         """What a screen reader says for the chart."""
         names = ", ".join(s.name for s in self.series)
-        return f"{self.title} ({self.unit}) over time in seconds: {names}"
+        return f"{self.title} ({self.unit}) over {self.x_label}: {names}"
 
 
 def report_html(data: Mapping[str, Any]) -> str:
@@ -131,9 +133,12 @@ def chart(
     lines: Sequence[tuple[str, str, str]],
     *,
     warmup_until: float | None = None,
+    x_title: str = "seconds since start",
+    x_label: str = "time in seconds",
 ) -> Chart:
     """A line chart of `lines` (name, colour, key) against each window's `t`; the part
-    before `warmup_until` (a `t`) is shaded as warm-up."""
+    before `warmup_until` (a `t`) is shaded as warm-up. `x_title` and `x_label` name the x
+    axis (seconds unless told)."""
     ts = [float(w["t"]) for w in timeseries]
     values = [_number(w.get(key)) for w in timeseries for _, _, key in lines]
     top_value = _nice(max((v for v in values if v is not None), default=0.0))
@@ -170,7 +175,76 @@ def chart(
     warmup_x = None
     if warmup_until is not None and ts:
         warmup_x = round(min(max(x(warmup_until), x0), x1), 1)
-    return Chart(chart_id, title, unit, series, x_ticks, y_ticks, empty=not ts, warmup_x=warmup_x)
+    return Chart(
+        chart_id,
+        title,
+        unit,
+        series,
+        x_ticks,
+        y_ticks,
+        empty=not ts,
+        warmup_x=warmup_x,
+        x_title=x_title,
+        x_label=x_label,
+    )
+
+
+def history_html(history: Mapping[str, Any]) -> str:
+    """The history page (`scalectl loadtest history --html`) from History.to_json(): charts
+    of latency, throughput and error rate across the runs, oldest first, and their table."""
+    from markupsafe import Markup
+
+    from scalectl.templating import environment
+
+    runs = [
+        {**run, "t": i, "error_pct": None if run["error_rate"] is None else run["error_rate"] * 100}
+        for i, run in enumerate(history["runs"], start=1)
+    ]
+    x_title, x_label = "run (oldest first)", "runs, oldest first"
+    latency = [
+        ("p50", "#16a34a", "p50_ms"),
+        ("p95", "#d97706", "p95_ms"),
+        ("p99", "#dc2626", "p99_ms"),
+    ]
+    drawn = [
+        chart(
+            "chart-history-latency",
+            "Latency per run",
+            "ms",
+            runs,
+            latency,
+            x_title=x_title,
+            x_label=x_label,
+        ),
+        chart(
+            "chart-history-throughput",
+            "Throughput per run",
+            "requests/s",
+            runs,
+            [("rps", "#2563eb", "rps")],
+            x_title=x_title,
+            x_label=x_label,
+        ),
+        chart(
+            "chart-history-errors",
+            "Error rate per run",
+            "%",
+            runs,
+            [("error rate", "#dc2626", "error_pct")],
+            x_title=x_title,
+            x_label=x_label,
+        ),
+    ]
+    template = environment().get_template("loadtest/history.html.j2")
+    text: str = template.render(
+        history=history,
+        runs=runs,
+        charts=drawn,
+        data_json=Markup(script_json(history)),
+        fmt=fmt,
+        pct=pct,
+    )
+    return text
 
 
 def _number(value: Any) -> float | None:

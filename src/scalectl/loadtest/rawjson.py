@@ -143,11 +143,14 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
     else:
         totals = _empty_totals(raw.get("endpoints", {}))
     windows = []
+    histograms: dict[int, dict[str, list[Any]]] = {}
     for second, per_endpoint in sorted((int(k), v) for k, v in raw.get("windows", {}).items()):
         merged = _hist(None)
         requests = failures = 0
         parts: dict[str, tuple[int, int, Latency]] = {}
         in_warmup = boundary is not None and second < boundary
+        if not in_warmup:
+            histograms[second] = {key: list(entry[:3]) for key, entry in per_endpoint.items()}
         for key, entry in per_endpoint.items():
             hist = _hist(entry[2])
             parts[key] = (int(entry[0]), int(entry[1]), Latency.of(hist))
@@ -220,6 +223,8 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
         worker_demand,
         warmup=warmup if boundary is not None else 0.0,
         measured_from=None if boundary is None else float(boundary),
+        histograms=histograms,
+        aggregated=frozenset(aggregated),
     )
 
 

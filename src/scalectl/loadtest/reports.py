@@ -1,5 +1,5 @@
 """Report files of one load-test run: report.json, junit.xml, summary.md, timeseries.csv,
-report.html.
+report.html, and histograms.json (loadtest.windowfile) for `loadtest compare`.
 
 Formats are documented field by field in docs/loadtest.md; keep the two in step. Every
 file is written to a temporary sibling and moved into place, so a reader never sees half.
@@ -21,6 +21,7 @@ from scalectl.loadtest.evaluation import Evaluation, SloResult, Verdict
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
 from scalectl.loadtest.runner import RunConfig, Shape
+from scalectl.loadtest.windowfile import HISTOGRAMS_FILE, histograms_data
 
 REPORT_VERSION = 1
 TOP_ERRORS = 10
@@ -51,7 +52,7 @@ def write_reports(
     reasons: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write the five reports into `report_dir` (created if needed) and return their paths.
+    """Write the six reports into `report_dir` (created if needed) and return their paths.
 
     `verdict` overrides `evaluation.verdict` when the run itself decides (a saturated
     generator, an abort), with `reasons` saying why. When `environ` has
@@ -67,6 +68,8 @@ def write_reports(
         "summary.md": summary,
         "timeseries.csv": timeseries_csv(results),
         "report.html": report_html(data),
+        # Compact: an hour's run holds thousands of histograms.
+        HISTOGRAMS_FILE: json.dumps(histograms_data(results), separators=(",", ":")) + "\n",
     }
     written = []
     for name, text in files.items():

@@ -156,6 +156,12 @@ class Results:
     warmup: float = 0.0  # seconds asked for; 0 without a warm-up
     # Unix time the measured part starts: a whole second, or started_at without a warm-up
     measured_from: float | None = None
+    # The measured seconds as recorded, for histograms.json (loadtest.windowfile): unix
+    # second -> endpoint key -> [requests, failures, encoded HDR histogram]
+    histograms: dict[int, dict[str, list[Any]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    aggregated: frozenset[str] = frozenset()  # the endpoint keys the aggregate counts
 
     @property
     def measured_start(self) -> float:
