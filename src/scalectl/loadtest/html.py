@@ -56,12 +56,14 @@ class Chart:
     right: int = WIDTH - RIGHT
     top: int = TOP
     bottom: int = HEIGHT - BOTTOM
+    x_title: str = "seconds since start"
 
     @property
     def aria_label(self) -> str:
         """What a screen reader says for the chart."""
         names = ", ".join(s.name for s in self.series)
-        return f"{self.title} ({self.unit}) over time in seconds: {names}"
+        over = "time in seconds" if self.x_title == "seconds since start" else self.x_title
+        return f"{self.title} ({self.unit}) over {over}: {names}"
 
 
 def report_html(data: Mapping[str, Any]) -> str:
@@ -131,9 +133,11 @@ def chart(
     lines: Sequence[tuple[str, str, str]],
     *,
     warmup_until: float | None = None,
+    x_title: str = "seconds since start",
 ) -> Chart:
-    """A line chart of `lines` (name, colour, key) against each window's `t`; the part
-    before `warmup_until` (a `t`) is shaded as warm-up."""
+    """A line chart of `lines` (name, colour, key) against each window's `t` (or what
+    `x_title` names: loadtest capacity draws latency against rate); the part before
+    `warmup_until` (a `t`) is shaded as warm-up."""
     ts = [float(w["t"]) for w in timeseries]
     values = [_number(w.get(key)) for w in timeseries for _, _, key in lines]
     top_value = _nice(max((v for v in values if v is not None), default=0.0))
@@ -170,7 +174,17 @@ def chart(
     warmup_x = None
     if warmup_until is not None and ts:
         warmup_x = round(min(max(x(warmup_until), x0), x1), 1)
-    return Chart(chart_id, title, unit, series, x_ticks, y_ticks, empty=not ts, warmup_x=warmup_x)
+    return Chart(
+        chart_id,
+        title,
+        unit,
+        series,
+        x_ticks,
+        y_ticks,
+        empty=not ts,
+        warmup_x=warmup_x,
+        x_title=x_title,
+    )
 
 
 def _number(value: Any) -> float | None:
