@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from scalectl.commands.common import default_group, duration_option, output_of
+from scalectl.commands.loadtest_capacity import capacity_command
 from scalectl.commands.loadtest_tables import print_comparison, print_run
 from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
 from scalectl.output import Output
@@ -399,3 +400,6 @@ def compare_command(
             f"{len(regressed)} metric{'s' if len(regressed) != 1 else ''} regressed: "
             + ", ".join(f"{r.endpoint} {r.metric}" for r in regressed)
         )
+
+
+app.command("capacity")(capacity_command)
