@@ -8,6 +8,8 @@ COLD_FAIL_EVERY-th request answers 503; afterwards it answers at once (the warm-
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import socket
 import threading
@@ -123,3 +125,73 @@ def no_locust_left(*marks: str) -> bool:
         if "locust" in joined and "pytest" not in joined and any(m in cmdline for m in marks):
             left.append(p)
     return not left
+
+
+class SlotsServer:
+    """A service of known capacity: `slots` requests at a time, each `service_ms` long, the
+    rest queued for a slot (never refused), so it sustains slots / service time requests/s
+    and no more. asyncio in a thread: no thread per connection, whose scheduling would blur
+    the service time. /metrics shows the queue as `db_pool_requests_waiting` (a slot is
+    like a pooled connection) and this process's CPU, the reference app's names."""
+
+    def __init__(self, slots: int, service_ms: float) -> None:
+        self.slots, self.service = slots, service_ms / 1000
+        self.waiting = 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+
+    async def _serve(self) -> None:
+        self.semaphore = asyncio.Semaphore(self.slots)
+        server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.split(b" ", 2)[1].startswith(b"/metrics"):
+                    body = (
+                        "# TYPE db_pool_requests_waiting gauge\n"
+                        f"db_pool_requests_waiting {self.waiting}\n"
+                        "# TYPE process_cpu_seconds counter\n"
+                        f"process_cpu_seconds_total {time.process_time()}\n"
+                    ).encode()
+                else:
+                    self.waiting += 1
+                    async with self.semaphore:
+                        self.waiting -= 1
+                        await asyncio.sleep(self.service)
+                    body = b"ok\n"
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+
+@contextmanager
+def serve_slots(slots: int, service_ms: float) -> Iterator[str]:
+    """SlotsServer on a loopback port while the block runs; yields its URL."""
+    server = SlotsServer(slots, service_ms)
+    task: list[asyncio.Task[None]] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(server.loop)
+        task.append(server.loop.create_task(server._serve()))
+        with contextlib.suppress(asyncio.CancelledError):
+            server.loop.run_until_complete(task[0])
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    server.ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.loop.call_soon_threadsafe(task[0].cancel)
+        thread.join(10)

@@ -74,7 +74,10 @@ def capacity_line(text: str, located: Located, service: str) -> CapacityLine:
     line = lines[mark.line - 1].rstrip("\r")
     start = mark.col - 1
     number = _NUMBER.match(line, start)
-    if located.keys[path].line != mark.line or number is None:
+    # An alias or merge key takes the value from an anchor above the service: editing it
+    # there would change every place that uses it.
+    inside = mark.line > located.keys[("services", service)].line
+    if not inside or located.keys[path].line != mark.line or number is None:
         raise InputError(
             f"{mark} services.{service}.capacity.per_replica_rps: not a plain number on its "
             "key's line (an alias or merge key?); edit it by hand"
