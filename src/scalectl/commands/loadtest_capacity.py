@@ -73,19 +73,21 @@ def capacity_command(
         2, "--repeats", min=0, max=20, help="Runs again at each end of the interval, for the noise."
     ),
     step_time: float = duration_option(
-        10.0,
+        "10s",
         "--step-time",
         "Measured time of each run at least (longer when the gate needs more samples at its rate).",
         low=1,
     ),
     warmup: float = duration_option(
-        2.0, "--warmup", "Of each run: sent first, left out of its figures."
+        "2s", "--warmup", "Of each run: sent first, left out of its figures."
     ),
     cooldown: float = duration_option(
-        5.0, "--cooldown", "Pause after a run that broke the SLO, for the target's queues to drain."
+        "5s",
+        "--cooldown",
+        "Pause after a run that broke the SLO, for the target's queues to drain.",
     ),
     max_time: float = duration_option(
-        900.0,
+        "15m",
         "--max-time",
         "The whole search's bound: no run is started that would end after it.",
         low=1,
@@ -135,7 +137,7 @@ def capacity_command(
     which resource saturated first. Exit 0 found, 4 inconclusive (the generator was the
     bottleneck, the SLO held up to --max-rate or broke at --start-rate, too few samples).
 
-    Example: scalectl loadtest capacity -H http://127.0.0.1:18000 --plan plan.yaml --path /api/stats
+    Example: scalectl loadtest capacity browse -H http://127.0.0.1:18000 --plan p.yml --write p.yml
     """
     from scalectl.loadtest import capacity, capacityreport, capacityrun, saturation
     from scalectl.loadtest import settings as settings_mod
@@ -166,7 +168,7 @@ def capacity_command(
         problem = url_problem(page, tuple(allow_host))
         if problem:
             raise InputError(f"--metrics-url {page}: {problem}")
-    env = {**output.environ, **settings_mod.stack_keys_env(output.environ, target)}
+    env = {**output.environ, **settings_mod.stack_keys_env(output.environ, target, replicas=True)}
     if locustfile is None:
         env[capacityrun.PATH_ENV] = path
     runs_on = capacityrun.Target(
