@@ -285,6 +285,8 @@ def search(
         if bad / good <= 1 + settings.resolution:
             break
         mid = round(math.sqrt(good * bad), 1)
+        if mid in (good, bad):
+            break  # the rates are a tenth apart: nothing left between them
         judged = run(mid, "refine")
         if judged is None:
             return result
