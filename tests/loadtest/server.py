@@ -9,7 +9,6 @@ COLD_FAIL_EVERY-th request answers 503; afterwards it answers at once (the warm-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import socket
 import threading
@@ -137,17 +136,23 @@ class SlotsServer:
     def __init__(self, slots: int, service_ms: float) -> None:
         self.slots, self.service = slots, service_ms / 1000
         self.waiting = 0
-        self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.port = 0
 
-    async def _serve(self) -> None:
+    async def serve(self) -> None:
+        """Serve until stop(); asyncio.run then cancels the open connections' tasks."""
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
         self.semaphore = asyncio.Semaphore(self.slots)
         server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
         self.port = server.sockets[0].getsockname()[1]
         self.ready.set()
         async with server:
-            await server.serve_forever()
+            await self.stopping.wait()
+
+    def stop(self) -> None:
+        """From another thread: end serve()."""
+        self.loop.call_soon_threadsafe(self.stopping.set)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -177,21 +182,13 @@ class SlotsServer:
 
 @contextmanager
 def serve_slots(slots: int, service_ms: float) -> Iterator[str]:
-    """SlotsServer on a loopback port while the block runs; yields its URL."""
+    """SlotsServer on a loopback port, in a thread, while the block runs; yields its URL."""
     server = SlotsServer(slots, service_ms)
-    task: list[asyncio.Task[None]] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(server.loop)
-        task.append(server.loop.create_task(server._serve()))
-        with contextlib.suppress(asyncio.CancelledError):
-            server.loop.run_until_complete(task[0])
-
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(),), daemon=True)
     thread.start()
-    server.ready.wait(10)
+    assert server.ready.wait(10), "the slots server did not start"
     try:
         yield f"http://127.0.0.1:{server.port}"
     finally:
-        server.loop.call_soon_threadsafe(task[0].cancel)
+        server.stop()
         thread.join(10)

