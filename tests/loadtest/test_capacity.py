@@ -32,8 +32,8 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
     before = plan.read_bytes()
     report_dir = tmp_path / "report"
     with serve_slots(SLOTS, SERVICE_MS) as url:
-        # p95 <= 275 ms: in runs of 2 s, p95 is about 200 ms at 90/s (300 ms on a busy
-        # machine), 250 ms near 100/s and 340-390 ms at 108/s (the queue grows past 100/s).
+        # p95 <= 275 ms: in runs of 2 s, p95 is about 150-200 ms at 90/s, 250 ms near
+        # 100/s and 340-390 ms at 108/s (the queue grows past 100/s).
         result = cli(
             "loadtest", "capacity", "-H", url, "--plan", plan, "--write", plan,
             "--p95-ms", "275", "--start-rate", "90", "--factor", "1.1", "--max-rate", "300",
