@@ -8,6 +8,7 @@ COLD_FAIL_EVERY-th request answers 503; afterwards it answers at once (the warm-
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import threading
@@ -137,3 +138,71 @@ def no_locust_left(*marks: str) -> bool:
         if "locust" in joined and "pytest" not in joined and any(m in cmdline for m in marks):
             left.append(p)
     return not left
+
+
+class SlotsServer:
+    """A service of known capacity: `slots` requests at a time, each `service_ms` long, the
+    rest queued for a slot (never refused), so it sustains slots / service time requests/s
+    and no more. asyncio in a thread: no thread per connection, whose scheduling would blur
+    the service time. /metrics shows the queue as `db_pool_requests_waiting` (a slot is
+    like a pooled connection) and this process's CPU, the reference app's names."""
+
+    def __init__(self, slots: int, service_ms: float) -> None:
+        self.slots, self.service = slots, service_ms / 1000
+        self.waiting = 0
+        self.ready = threading.Event()
+        self.port = 0
+
+    async def serve(self) -> None:
+        """Serve until stop(); asyncio.run then cancels the open connections' tasks."""
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self.semaphore = asyncio.Semaphore(self.slots)
+        server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await self.stopping.wait()
+
+    def stop(self) -> None:
+        """From another thread: end serve()."""
+        self.loop.call_soon_threadsafe(self.stopping.set)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.split(b" ", 2)[1].startswith(b"/metrics"):
+                    body = (
+                        "# TYPE db_pool_requests_waiting gauge\n"
+                        f"db_pool_requests_waiting {self.waiting}\n"
+                        "# TYPE process_cpu_seconds counter\n"
+                        f"process_cpu_seconds_total {time.process_time()}\n"
+                    ).encode()
+                else:
+                    self.waiting += 1
+                    async with self.semaphore:
+                        self.waiting -= 1
+                        await asyncio.sleep(self.service)
+                    body = b"ok\n"
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+
+@contextmanager
+def serve_slots(slots: int, service_ms: float) -> Iterator[str]:
+    """SlotsServer on a loopback port, in a thread, while the block runs; yields its URL."""
+    server = SlotsServer(slots, service_ms)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve(),), daemon=True)
+    thread.start()
+    assert server.ready.wait(10), "the slots server did not start"
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+        thread.join(10)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from scalectl.health.exposition import parse
+from scalectl.exposition import parse
 from scalectl.plan import prepare, render_files
 from scalectl.stack.process import free_port, wait_for
 from tests.conftest import EXAMPLES, fixture_path

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from scalectl.checklist.verifiers.metrics import http_series
+from scalectl.exposition import parse
 from scalectl.files import write_tree
-from scalectl.health.exposition import parse
 from scalectl.plan import prepare, render_files
 from scalectl.plan.sli import Sli
 from scalectl.plan.validate import run_checks

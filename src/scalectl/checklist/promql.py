@@ -1,5 +1,5 @@
 """Just enough PromQL for the checklist: the metric names an expression selects, and
-histogram_quantile. The text exposition itself is read by scalectl.health.exposition."""
+histogram_quantile. The text exposition itself is read by scalectl.exposition."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def output_of(ctx: typer.Context, json_mode: bool) -> Output:
 
 
 def duration_option(
-    default: float | None,
+    default: float | str | None,
     flag: str,
     help: str,
     *,
@@ -63,7 +63,8 @@ def duration_option(
     high: float | None = None,
 ) -> Any:
     """An option taking a duration in the one grammar every command uses (`30s`, `2m`,
-    `500ms`, or bare seconds: scalectl.duration), bounded to [low, high] seconds."""
+    `500ms`, or bare seconds: scalectl.duration), bounded to [low, high] seconds. A text
+    default (`"90d"`) is shown as written and parsed like a given value."""
 
     def parse(text: str) -> float:
         from scalectl.duration import parse_duration

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from scalectl.commands.common import default_group, duration_option, output_of
+from scalectl.commands.loadtest_capacity import capacity_command
 from scalectl.commands.loadtest_compare import compare_command, history_command
 from scalectl.commands.loadtest_tables import print_run
 from scalectl.errors import CheckFailed, ExitCode, Inconclusive, InputError
@@ -375,3 +376,4 @@ def list_command(
 # compare and history live in loadtest_compare; registered here, after the run commands.
 app.command("compare")(compare_command)
 app.command("history")(history_command)
+app.command("capacity")(capacity_command)

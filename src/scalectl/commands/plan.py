@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from scalectl.commands.common import default_group, output_of
+from scalectl.commands.common import default_group, duration_option, output_of
 from scalectl.errors import CheckFailed, InputError, ScalectlError
 from scalectl.output import Output
 
@@ -47,6 +47,13 @@ def render_command(
     k8s_version: str | None = typer.Option(
         None, "--k8s-version", help="Kubernetes version to validate against (default: the plan's)."
     ),
+    capacity_max_age: float = duration_option(
+        "90d",
+        "--capacity-max-age",
+        "Warn when a service's capacity.per_replica_rps was measured (`scalectl loadtest "
+        "capacity --write`) longer ago than this (90d; 0: never). A capacity with no "
+        "measurement behind it always warns.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
 ) -> None:
     """Size the plan, render its configs, and optionally check them with the real tools.
@@ -55,6 +62,7 @@ def render_command(
     """
     from scalectl.files import diff_tree, preflight, write_tree
     from scalectl.plan import prepare, render_files
+    from scalectl.plan.measured import capacity_warnings
 
     output = output_of(ctx, json_out)
     targets = [(p, out if len(plans) == 1 else out / p.stem) for p in plans]
@@ -91,6 +99,8 @@ def render_command(
         results.append(result)
         if not output.json_mode:
             _print_sizing(output, item)
+        for warning in capacity_warnings(path, capacity_max_age / 86400 or None):
+            output.warn(warning)
         if not sizing.feasible:
             failed.append(f"{path}: the plan is infeasible")
             continue

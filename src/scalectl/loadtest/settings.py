@@ -204,11 +204,16 @@ def stack_url(state_dir: Path = STACK_STATE_DIR) -> str:
 
 
 def stack_keys_env(
-    environ: Mapping[str, str], target: str, state_dir: Path = STACK_STATE_DIR
+    environ: Mapping[str, str],
+    target: str,
+    state_dir: Path = STACK_STATE_DIR,
+    *,
+    replicas: bool = False,
 ) -> dict[str, str]:
-    """SCALECTL_API_KEYS_FILE of the stack in `state_dir` when `target` is one of its URLs
-    (and the caller did not choose keys): never for another host. Empty otherwise, also
-    when the stack's state cannot be read."""
+    """SCALECTL_API_KEYS_FILE of the stack in `state_dir` when `target` is one of its URLs,
+    or with `replicas` one of its app instances' (`loadtest capacity` drives one replica),
+    and the caller did not choose keys: never for another host. Empty otherwise, also when
+    the stack's state cannot be read."""
     from scalectl.stack import apikeys
     from scalectl.stack.state import load
 
@@ -218,6 +223,9 @@ def stack_keys_env(
         return {}
     if state is None:
         return {}
-    if target.rstrip("/") not in {url.rstrip("/") for url in state.urls.values()}:
+    urls = set(state.urls.values())
+    if replicas:
+        urls |= {m.url for m in state.members if m.kind == "app" and m.url}
+    if target.rstrip("/") not in {url.rstrip("/") for url in urls}:
         return {}
     return apikeys.scenario_env(environ, state_dir)

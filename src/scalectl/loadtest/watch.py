@@ -168,7 +168,11 @@ def watch_locust(
             if member.pid not in tracked:
                 with contextlib.suppress(psutil.Error):
                     tracked[member.pid] = CpuMeter(member)
-        time.sleep(1.0)
+        try:
+            proc.wait(timeout=1.0)
+            break  # Locust ended: no partial second is sampled, and no second is lost
+        except subprocess.TimeoutExpired:
+            pass
         stats.machine.append(psutil.cpu_percent(None))
         for index, (pid, meter) in enumerate(sorted(tracked.items())):
             label = "master" if pid == proc.pid else f"worker-{index}"

@@ -238,7 +238,7 @@ def check_metrics_exposed(
     """`metrics-exposed` through the target: each service's /metrics where the rendered nginx
     routes it (below the service's route) has every series its alerts select. Workers are
     not behind the target: their series are left to the prometheus item."""
-    from scalectl.health.exposition import ExpositionError, parse
+    from scalectl.exposition import ExpositionError, parse
 
     assert remote.target is not None
     if params.rules is not None:

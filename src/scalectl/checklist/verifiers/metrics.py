@@ -23,7 +23,7 @@ from scalectl.checklist.verifiers.base import (
     require_loopback,
 )
 from scalectl.errors import CheckFailed
-from scalectl.health.exposition import Exposition, ExpositionError, parse
+from scalectl.exposition import Exposition, ExpositionError, parse
 from scalectl.netguard import loopback_client
 from scalectl.plan.sli import DEFAULT_ERROR_STATUS, Sli
 from scalectl.stack.state import Member

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalectl.duration import format_duration
+from scalectl.exposition import Exposition, Selector
 from scalectl.health.conditions.observation import Observation
 from scalectl.health.conditions.syntax import (
     ALWAYS_KNOWN,
@@ -24,7 +25,6 @@ from scalectl.health.conditions.syntax import (
     Placeholder,
     uses_rates,
 )
-from scalectl.health.exposition import Exposition, Selector
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 from functools import cached_property
 from typing import Any
 
-from scalectl.health import exposition
+from scalectl import exposition
 
 
 class Observation:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from scalectl.errors import InputError
-from scalectl.health.exposition import Selector
+from scalectl.exposition import Selector
 
 PLACEHOLDERS = (
     "STATUS",

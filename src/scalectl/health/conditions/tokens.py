@@ -7,9 +7,9 @@ import difflib
 import re
 from typing import Any, NamedTuple
 
-from scalectl.health import exposition
+from scalectl import exposition
+from scalectl.exposition import Selector, SelectorError
 from scalectl.health.conditions.syntax import ARITHMETIC, NUMBER, PLACEHOLDERS, ConditionError
-from scalectl.health.exposition import Selector, SelectorError
 
 _STOP = set("()[],\"'=!<>")
 _KEY = re.compile(r"[^\s.\[\]()\",'=!<>]+")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scalectl.health.exposition import ExpositionError, parse, parse_selector
+from scalectl.exposition import ExpositionError, parse, parse_selector
 
 TEXT = r"""# HELP http_requests_total HTTP requests answered
 # TYPE http_requests_total counter
