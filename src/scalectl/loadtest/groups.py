@@ -4,13 +4,10 @@ results as one Endpoint that the gates judge like any other."""
 
 from __future__ import annotations
 
-from scalectl.loadtest.results import METRIC_REQUEST_TYPE, Endpoint, Latency, Results
-from scalectl.loadtest.slo import GroupThresholds
+from scalectl.loadtest.results import METRIC_REQUEST_TYPE, Endpoint, Latency, Results, sum_checks
+from scalectl.loadtest.slo import GroupThresholds, group_scope
 
-
-def group_scope(name: str) -> str:
-    """How a group is named in SLO names and report.json's `scope`: `group NAME`."""
-    return f"group {name}"
+__all__ = ["group_endpoint", "group_scope", "metric_endpoint", "metric_key"]
 
 
 def metric_key(name: str) -> str:
@@ -44,6 +41,7 @@ def group_endpoint(name: str, group: GroupThresholds, results: Results) -> Endpo
         errors=errors,
         latency=Latency.of(merged),
         rps=sum(e.rps for e in members),
+        checks=sum_checks(e.checks for e in members),
     )
 
 

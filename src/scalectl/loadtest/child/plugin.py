@@ -31,7 +31,6 @@ arrivals, late arrivals), and scalectl.loadtest.results drops the warm-up second
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -45,12 +44,18 @@ from locust.runners import MasterRunner, WorkerRunner
 
 # By package, not by path: Locust loads this file alone, as a module named `plugin`, and
 # scalectl is importable in its processes (they run scalectl's own interpreter).
-from scalectl.loadtest.child.recording import CLOSE_AFTER_SECONDS, OpenModel, Recorder
+from scalectl.loadtest.child.checks import Checker
+from scalectl.loadtest.child.recording import (
+    CLOSE_AFTER_SECONDS,
+    OpenModel,
+    Recorder,
+    live_payload,
+    write_atomically,
+)
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 
-LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
 # A request event whose context has this key set to False stays out of the aggregate: it
 # measures something else than a request (scenarios/pipeline.py's job completion times).
 AGGREGATE_CONTEXT_KEY = "scalectl_aggregate"
@@ -60,6 +65,7 @@ LATE_SECONDS = 0.010  # an open-model arrival starting later than this is counte
 recorder = Recorder()
 raw_recorder = Recorder()  # open model only: latency from the actual start, uncorrected
 open_model = OpenModel()
+checker = Checker()  # the SLO file's response checks (child/checks.py), if it has any
 run_state: dict[str, Any] = {
     "started_at": None,
     "spawned_at": None,  # when every user was running (never, if the ramp outlasted the run)
@@ -93,6 +99,8 @@ def _on_parser(parser: Any) -> None:
     # Not given on the command line: the master sets it at its test_start and it reaches
     # the workers with the spawn message, so every process's schedule counts from one 0 s.
     parser.add_argument("--scalectl-origin", type=float, default=0.0, help=argparse.SUPPRESS)
+    # The SLO file's checks as JSON (SloSpec.checks_only()); it reaches workers likewise.
+    parser.add_argument("--scalectl-checks", default="", help=argparse.SUPPRESS)
 
 
 @events.init.add_listener
@@ -258,6 +266,8 @@ def _fill_report(data: dict[str, Any]) -> None:
     # Ship what was recorded since the last report, then start afresh (deltas merge exactly).
     global recorder, raw_recorder
     data["scalectl"] = recorder.export()
+    if checker.compiled:
+        data["scalectl_checks"] = checker.export()
     recorder.release()
     recorder = Recorder()
     if open_model.user_rate > 0:
@@ -273,6 +283,8 @@ def _fill_report(data: dict[str, Any]) -> None:
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if "scalectl" in data:
         recorder.merge(data["scalectl"])
+    if "scalectl_checks" in data:
+        checker.merge(data["scalectl_checks"])
     if "scalectl_demand" in data and _environment is not None:
         index = _environment.runner.get_worker_index(client_id)
         run_state["worker_demand"].setdefault(f"worker-{index}", []).append(data["scalectl_demand"])
@@ -290,6 +302,10 @@ def _on_start(environment: Any, **_: Any) -> None:
     # Pace only in the open model, so the closed model's hot path stays as Locust wrote it
     # (bench/loadtest_bench.py). A worker knows the rate here: the master's custom
     # arguments arrive with the spawn message, before test_start.
+    checks = str(getattr(environment.parsed_options, "scalectl_checks", "") or "")
+    if not checker.compiled and checker.load(checks):
+        # A listener only when there are checks: a run without them pays nothing.
+        environment.events.request.add_listener(checker.on_request)
     curve = _user_curve(environment)
     if curve is not None:
         options = environment.parsed_options
@@ -342,32 +358,9 @@ def _sample_users(environment: Any) -> None:
         recorder.close(now - CLOSE_AFTER_SECONDS)
         raw_recorder.close(now - CLOSE_AFTER_SECONDS)
         if live:
-            _write_live(live, environment.runner.user_count)
+            payload = live_payload(recorder, run_state, environment.runner.user_count)
+            write_atomically(live, payload)
         gevent.sleep(1)
-
-
-def _write_live(path: str, users: int) -> None:
-    now = int(time.time())
-    # Only the recent windows: encoding the whole run every second would cost more and more
-    # generator CPU as the run goes on (bench/loadtest_bench.py measures this overhead).
-    exported = recorder.export(since=now - LIVE_SECONDS)
-    payload = {
-        "version": 1,
-        "started_at": run_state["started_at"],
-        "ended_at": time.time(),
-        "users_now": users,
-        "users": {s: u for s, u in run_state["users"].items() if int(s) >= now - LIVE_SECONDS},
-        "endpoints": exported["endpoints"],
-        "windows": exported["windows"],
-    }
-    _write_atomically(path, payload)
-
-
-def _write_atomically(path: str, payload: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)
 
 
 @events.quitting.add_listener
@@ -399,4 +392,6 @@ def _on_quit(environment: Any, **_: Any) -> None:
             "spawned_at": run_state["spawned_at"],
             "ended_at": open_model.ended_at or payload["ended_at"],
         }
-    _write_atomically(out, payload)
+    if checker.compiled:
+        payload["checks"] = checker.export()
+    write_atomically(out, payload)
