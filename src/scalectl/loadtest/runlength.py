@@ -42,7 +42,7 @@ def needed_samples(spec: SloSpec) -> dict[str, tuple[int, str]]:
         for metric, _ in thresholds:
             if metric in _PERCENTILE:
                 need = MIN_SAMPLES[_PERCENTILE[metric]]
-            elif metric in ("error_rate", "mean_ms"):
+            elif metric in ("error_rate", "mean_ms", "checks_rate"):
                 need = MIN_SAMPLES[50.0]
             else:
                 continue
