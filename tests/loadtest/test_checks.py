@@ -58,7 +58,7 @@ def test_checks_judge_status_headers_and_json_and_count_per_endpoint() -> None:
         {"json": "items.1", "exists": False},
     ]
     checker = Checker()
-    assert checker.load(spec(endpoints={"GET /a": {"checks": checks}}).checks_only())
+    assert checker.load(spec(endpoints={"GET /a": {"checks": checks}}).for_plugin())
     good = response(200, ITEMS, **{"Content-Type": "application/json"})
     checker.on_request("GET", "/a", response=good)
     checker.on_request("GET", "/a", response=response(201, b"not json"))
@@ -83,7 +83,7 @@ def test_checks_judge_status_headers_and_json_and_count_per_endpoint() -> None:
 
 def test_a_body_over_the_limit_is_not_parsed_and_its_json_checks_fail() -> None:
     checker = Checker()
-    checker.load(spec(endpoints={"/a": {"checks": [{"json": "a", "exists": True}]}}).checks_only())
+    checker.load(spec(endpoints={"/a": {"checks": [{"json": "a", "exists": True}]}}).for_plugin())
     big = b'{"a": 1, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     checker.on_request("POST", "/a", response=response(200, big))
     checker.on_request("POST", "/a", response=response(200, b'{"a": 1}'))

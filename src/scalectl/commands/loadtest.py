@@ -211,7 +211,7 @@ def run_command(
         if max_run_time is None
         else max(1, math.ceil(max_run_time)),
         rate_stages=stages,
-        checks=spec.checks_only() if spec else "",
+        plugin_slo=spec.for_plugin() if spec else "",
     )
     model = f"open model at {rate:g}/s over " if rate else ""
     if stages is not None:

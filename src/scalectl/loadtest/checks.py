@@ -87,6 +87,13 @@ JsonPath = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), BeforeValida
 Expected = Annotated[Scalar, BeforeValidator(_scalar)]
 
 
+def status_in(statuses: frozenset[str], code: object) -> bool:
+    """Whether status `code` is one of `statuses` ("200", "2xx"); a missing code never is."""
+    if not isinstance(code, int) or isinstance(code, bool):
+        return False
+    return str(code) in statuses or f"{code // 100}xx" in statuses
+
+
 class Check(Strict):
     """One condition on each response of an endpoint (or of every endpoint of a group):
     exactly one of `status`, `header` or `json`, with what to expect of it."""

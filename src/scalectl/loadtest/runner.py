@@ -67,7 +67,7 @@ OWNED_LONG_OPTIONS = (
     "--scalectl-user-stages",
     "--scalectl-origin",
     "--scalectl-max-run-time",
-    "--scalectl-checks",
+    "--scalectl-slo",
 )
 OWNED_SHORT_OPTIONS = "fHurtTs"  # -f -H -u -r -t -T (tags) -s (stop timeout)
 
@@ -115,8 +115,8 @@ class RunConfig:
     metrics_address: str | None = None
     # The open model with a ramping rate (`--rate-stages`), instead of `rate`.
     rate_stages: RateCurve | None = None
-    # The SLO file's response checks for the plugin (SloSpec.checks_only()); "" for none.
-    checks: str = ""
+    # The SLO file's response checks for the plugin (SloSpec.for_plugin()); "" for none.
+    plugin_slo: str = ""
 
     @property
     def user_rate(self) -> float:
@@ -312,9 +312,9 @@ def _run_argv(config: RunConfig) -> list[str]:
         argv += ["--stop-timeout", f"{config.stop_timeout_seconds:g}"]
     if config.tags:
         argv += ["--tags", *config.tags]
-    if config.checks:
+    if config.plugin_slo:
         # Locust's master passes it on to its workers, as the rate.
-        argv += ["--scalectl-checks", config.checks]
+        argv += ["--scalectl-slo", config.plugin_slo]
     if config.rate_stages is not None:
         # Each user's share; Locust's master passes it on to its workers.
         argv += ["--scalectl-user-stages", config.rate_stages.scaled(1 / config.users).text()]

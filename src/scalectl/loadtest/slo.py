@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from scalectl.errors import InputError
-from scalectl.loadtest.checks import MAX_CHECKS, Check, Checks
+from scalectl.loadtest.checks import MAX_CHECKS, Check, Checks, Statuses, Text
 from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 from scalectl.plan.load import Problem, raise_problems, schema_problems
@@ -35,6 +35,9 @@ THRESHOLD_METRICS = (*LATENCY_METRICS, "error_rate", "min_throughput_rps", "chec
 METRIC_STATS = tuple(m.removesuffix("_ms") for m in LATENCY_METRICS)
 
 Positive = Annotated[float, Field(gt=0)]
+
+
+_FOR_PLUGIN = ("match", "regex", "checks", "status", "tag")  # a group's keys the plugin uses
 
 
 def group_scope(name: str) -> str:
@@ -79,11 +82,19 @@ class EndpointThresholds(Thresholds):
 class GroupThresholds(Thresholds):
     """Whole-run limits for the endpoints whose "METHOD name" matches a glob (`match`) or a
     regular expression (`regex`, searched), counted together as one; its checks apply to
-    each of those endpoints' responses."""
+    each of those endpoints' responses. `status` and `tag` narrow it to those of their
+    requests that answered with such a status, or were sent with such a tag."""
 
     checks: Checks = Field(default_factory=list)
     match: str | None = Field(None, description="A glob on 'METHOD name': 'GET /api/*'.")
     regex: str | None = Field(None, description="A regular expression searched in it.")
+    status: Statuses | None = Field(None, description="Only responses with these: 2xx, [200, 304].")
+    tag: Text | None = Field(None, description="Only requests sent with context={'tags': [TAG]}.")
+
+    @property
+    def filtered(self) -> bool:
+        """Whether it counts some of its endpoints' requests only (`status`, `tag`)."""
+        return self.status is not None or self.tag is not None
 
     @model_validator(mode="after")
     def _one_pattern(self) -> GroupThresholds:
@@ -197,7 +208,7 @@ class SloSpec(Strict):
 
     def declared_checks(self) -> list[DeclaredCheck]:
         """Every check, numbered in file order: the endpoints', then the groups'. The Locust
-        plugin gets this spec's checks (checks_only()) and numbers them alike, so counts
+        plugin gets this spec's checks (for_plugin()) and numbers them alike, so counts
         match by number."""
         out: list[DeclaredCheck] = []
         for key, item in self.endpoints.items():
@@ -207,17 +218,17 @@ class SloSpec(Strict):
             out += [DeclaredCheck(len(out) + i, scope, group, c) for i, c in enumerate(checks)]
         return out
 
-    def checks_only(self) -> str:
-        """The spec's checks and what they select, as JSON for the Locust plugin (empty when
-        there are none): endpoint keys, group patterns, checks, nothing else."""
-        if not self.declared_checks():
+    def for_plugin(self) -> str:
+        """What the Locust plugin needs of the spec, as JSON (empty when nothing): the checks
+        and what they select, and the groups that filter by status or tag."""
+        groups = {
+            n: {k: v for k in _FOR_PLUGIN if (v := getattr(g, k)) is not None}
+            for n, g in self.groups.items()
+            if g.checks or g.filtered
+        }
+        if not groups and not self.declared_checks():
             return ""
         endpoints = {k: {"checks": e.checks} for k, e in self.endpoints.items() if e.checks}
-        groups = {
-            n: {"match": g.match, "regex": g.regex, "checks": g.checks}
-            for n, g in self.groups.items()
-            if g.checks
-        }
         only = SloSpec(endpoints=endpoints, groups=groups)
         return only.model_dump_json(by_alias=True, exclude_unset=True, exclude_none=False)
 

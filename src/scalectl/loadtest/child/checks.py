@@ -16,7 +16,7 @@ import json
 import time
 from typing import Any
 
-from scalectl.loadtest.checks import MAX_BODY_BYTES, Check
+from scalectl.loadtest.checks import MAX_BODY_BYTES, Check, status_in
 from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 from scalectl.loadtest.slo import DeclaredCheck, SloSpec
 
@@ -101,10 +101,7 @@ class Compiled:
             return False
         check = self.check
         if self.statuses:
-            code = getattr(response, "status_code", None)
-            if not isinstance(code, int):
-                return False
-            return str(code) in self.statuses or f"{code // 100}xx" in self.statuses
+            return status_in(self.statuses, getattr(response, "status_code", None))
         if check.header is not None:
             value = _header(response, check.header)
             if self.test == "exists":
@@ -136,7 +133,7 @@ class Checker:
         self.counts: dict[int, dict[str, dict[int, list[int]]]] = {}
 
     def load(self, text: str) -> bool:
-        """The checks of SloSpec.checks_only()'s JSON `text`; whether there are any."""
+        """The checks of SloSpec.for_plugin()'s JSON `text`; whether there are any."""
         if text and not self.compiled:
             declared = SloSpec.model_validate_json(text).declared_checks()
             self.compiled = [(d, Compiled(d)) for d in declared]

@@ -19,9 +19,10 @@ same schedule with one flat stage. The first request of an arrival is measured f
 its *intended* start, so time spent waiting behind a slow response is counted (the
 coordinated-omission correction); that corrected latency goes to the main histograms and
 the uncorrected one to `raw`. Arrivals that start more than LATE_SECONDS after their
-intended time are late; arrivals due before the run ended (test_stopping, not after the
-users were stopped) but never sent are dropped. Each process reports its backlog with every
-report and once more the moment the run ends; the master keeps the latest per worker.
+intended time are late (child/pacing.py paces the users); arrivals due before the run
+ended (test_stopping, not after the users were stopped) but never sent are dropped. Each
+process reports its backlog with every report and once more the moment the run ends; the
+master keeps the latest per worker.
 
 A warm-up (`scalectl loadtest --warmup`) is not known here: everything that a warm-up must
 be left out of is also kept per wall-clock second (histograms, failures and their messages,
@@ -31,9 +32,7 @@ arrivals, late arrivals), and scalectl.loadtest.results drops the warm-up second
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import random
 import time
 from typing import Any
 
@@ -45,6 +44,7 @@ from locust.runners import MasterRunner, WorkerRunner
 # By package, not by path: Locust loads this file alone, as a module named `plugin`, and
 # scalectl is importable in its processes (they run scalectl's own interpreter).
 from scalectl.loadtest.child.checks import Checker
+from scalectl.loadtest.child.pacing import pace
 from scalectl.loadtest.child.recording import (
     CLOSE_AFTER_SECONDS,
     OpenModel,
@@ -59,7 +59,6 @@ from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 # A request event whose context has this key set to False stays out of the aggregate: it
 # measures something else than a request (scenarios/pipeline.py's job completion times).
 AGGREGATE_CONTEXT_KEY = "scalectl_aggregate"
-LATE_SECONDS = 0.010  # an open-model arrival starting later than this is counted late
 
 
 recorder = Recorder()
@@ -99,8 +98,8 @@ def _on_parser(parser: Any) -> None:
     # Not given on the command line: the master sets it at its test_start and it reaches
     # the workers with the spawn message, so every process's schedule counts from one 0 s.
     parser.add_argument("--scalectl-origin", type=float, default=0.0, help=argparse.SUPPRESS)
-    # The SLO file's checks as JSON (SloSpec.checks_only()); it reaches workers likewise.
-    parser.add_argument("--scalectl-checks", default="", help=argparse.SUPPRESS)
+    # The SLO file's checks as JSON (SloSpec.for_plugin()); it reaches workers likewise.
+    parser.add_argument("--scalectl-slo", default="", help=argparse.SUPPRESS)
 
 
 @events.init.add_listener
@@ -158,65 +157,6 @@ def _user_curve(environment: Any) -> RateCurve | None:
         return RateCurve.parse(stages)
     rate = float(getattr(options, "scalectl_user_rate", 0.0) or 0.0)
     return RateCurve.constant(rate) if rate > 0 else None
-
-
-def _pace(user_class: Any) -> None:
-    """Wrap the class's wait_time and on_start: the user waits for its next scheduled
-    arrival (before its first task too)."""
-    if getattr(user_class, "_scalectl_paced", False):
-        return
-    wait_time, on_start = user_class.wait_time, user_class.on_start
-
-    def paced_wait(self: Any) -> float:
-        if open_model.curve is None:
-            return float(wait_time(self))
-        _next_arrival(self)
-        return 0.0
-
-    def paced_start(self: Any) -> None:
-        on_start(self)
-        if open_model.curve is not None:
-            _next_arrival(self)
-
-    user_class.wait_time = paced_wait
-    user_class.on_start = paced_start
-    user_class._scalectl_paced = True
-
-
-def _next_arrival(user: Any) -> None:
-    """Sleep until this user's next intended start, then count the arrival."""
-    curve, origin = open_model.curve, open_model.origin
-    assert curve is not None and origin is not None
-    schedule = getattr(user, "_scalectl_schedule", None)
-    if schedule is None:
-        # A random phase, so users spawned together do not send in lockstep; the arrivals
-        # that fell due before the user existed are not its own (the ramp-up's, not late).
-        phase = random.random()
-        first = max(0, math.ceil(curve.integral(time.time() - origin) - phase))
-        schedule = [phase, float(first)]
-        user._scalectl_schedule = schedule
-        open_model.schedules.append(schedule)
-    intended = origin + curve.time_of(schedule[1] + schedule[0])
-    schedule[1] += 1
-    if math.isinf(intended):
-        # The rate fell to 0 for good: nothing more is due; wait to be stopped.
-        while user._state != "stopping":
-            gevent.sleep(1)
-        return
-    delay = intended - time.time()
-    if delay > 0:
-        gevent.sleep(delay)
-    if user._state == "stopping":
-        return
-    started = time.time()
-    lag = started - intended
-    second = int(started)
-    open_model.arrivals[second] += 1
-    if lag > LATE_SECONDS:
-        open_model.late[second] += 1
-        lag_us = int(lag * 1_000_000)
-        open_model.max_lag_us[second] = max(open_model.max_lag_us.get(second, 0), lag_us)
-    open_model.intended[id(gevent.getcurrent())] = intended
 
 
 @events.request.add_listener
@@ -302,7 +242,7 @@ def _on_start(environment: Any, **_: Any) -> None:
     # Pace only in the open model, so the closed model's hot path stays as Locust wrote it
     # (bench/loadtest_bench.py). A worker knows the rate here: the master's custom
     # arguments arrive with the spawn message, before test_start.
-    checks = str(getattr(environment.parsed_options, "scalectl_checks", "") or "")
+    checks = str(getattr(environment.parsed_options, "scalectl_slo", "") or "")
     if not checker.compiled and checker.load(checks):
         # A listener only when there are checks: a run without them pays nothing.
         environment.events.request.add_listener(checker.on_request)
@@ -315,7 +255,7 @@ def _on_start(environment: Any, **_: Any) -> None:
             options.scalectl_origin = origin  # sent to the workers with the spawn message
         open_model.start(curve, origin)
         for user_class in environment.user_classes:
-            _pace(user_class)
+            pace(user_class, open_model)
     if isinstance(environment.runner, WorkerRunner):
         return
     run_state["started_at"] = time.time()
