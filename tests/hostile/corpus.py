@@ -334,6 +334,9 @@ SLO_FILES = [
     Case('slo-check-contains-huge', 'slo', SLO, {'slo.yaml': _checks('{header: X, contains: "' + 'x' * 100_000 + '"}')}, 2, 'at most 200 characters', 'checks[0].contains'),
     Case('slo-check-regex', 'slo', SLO, {'slo.yaml': _checks('{json: a, matches: "(a+)+$"}')}, 2, 'unknown key', 'checks[0].matches'),
     Case('slo-checks-too-many', 'slo', SLO, {'slo.yaml': _checks(', '.join(['{status: 200}'] * 21))}, 2, 'at most 20 items', 'checks'),
+    Case('slo-group-status-word', 'slo', SLO, {'slo.yaml': 'version: 1\ngroups:\n  g: {match: "*", status: ok, p95_ms: 1}\n'}, 2, 'a status is a code', 'groups.g.status'),
+    Case('slo-group-tag-huge', 'slo', SLO, {'slo.yaml': 'version: 1\ngroups:\n  g: {match: "*", tag: "' + 't' * 100_000 + '", p95_ms: 1}\n'}, 2, 'at most 200 characters', 'groups.g.tag'),
+    Case('slo-group-tag-list', 'slo', SLO, {'slo.yaml': 'version: 1\ngroups:\n  g: {match: "*", tag: [a, b], p95_ms: 1}\n'}, 2, 'valid string', 'groups.g.tag'),
     Case('slo-checks-rate-alone', 'slo', SLO, {'slo.yaml': 'version: 1\nglobal: {checks_rate: 0.9}\n'}, 2, "declares 'checks'", 'global.checks_rate'),
 ]
 # fmt: on

@@ -1,7 +1,8 @@
 """The SLO file's response checks (`checks` under an endpoint or a group) and their gate
-(`checks_rate`): the schema, the evaluation inside Locust on real response objects, the
-counts through raw.json (warm-up left out), the verdict, and one real run with 2 Locust
-processes (worker to master) that reads back in every report."""
+(`checks_rate`), and its groups by status class and by tag: the schema, the evaluation
+inside Locust on real response objects, the counts through raw.json (warm-up left out),
+the verdict, and one real run with 2 Locust processes (worker to master) that reads back
+in every report."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import requests
 from scalectl.errors import ExitCode, InputError
 from scalectl.loadtest.checks import MAX_BODY_BYTES
 from scalectl.loadtest.child.checks import Checker
+from scalectl.loadtest.child.filters import GroupFilters
 from scalectl.loadtest.evaluation import evaluate
 from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.slo import SloSpec, load_slo_file
@@ -58,7 +60,9 @@ def test_checks_judge_status_headers_and_json_and_count_per_endpoint() -> None:
         {"json": "items.1", "exists": False},
     ]
     checker = Checker()
-    assert checker.load(spec(endpoints={"GET /a": {"checks": checks}}).for_plugin())
+    assert checker.load(
+        SloSpec.model_validate_json(spec(endpoints={"GET /a": {"checks": checks}}).for_plugin())
+    )
     good = response(200, ITEMS, **{"Content-Type": "application/json"})
     checker.on_request("GET", "/a", response=good)
     checker.on_request("GET", "/a", response=response(201, b"not json"))
@@ -83,12 +87,51 @@ def test_checks_judge_status_headers_and_json_and_count_per_endpoint() -> None:
 
 def test_a_body_over_the_limit_is_not_parsed_and_its_json_checks_fail() -> None:
     checker = Checker()
-    checker.load(spec(endpoints={"/a": {"checks": [{"json": "a", "exists": True}]}}).for_plugin())
+    checker.load(spec(endpoints={"/a": {"checks": [{"json": "a", "exists": True}]}}))
     big = b'{"a": 1, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     checker.on_request("POST", "/a", response=response(200, big))
     checker.on_request("POST", "/a", response=response(200, b'{"a": 1}'))
     checker.on_request("POST", "/a", response=response(200, b"[" * 100_000))  # too deep
     assert list(checker.export().values()) == [{"POST /a": {"0": [1, 2]}}]
+
+
+def test_groups_by_status_and_tag_record_only_their_requests() -> None:
+    filters = GroupFilters()
+    groups = {
+        "ok": {"match": "GET /a*", "status": "2xx"},
+        "not found": {"regex": "^GET ", "status": [404, "5xx"]},
+        "checkout": {"match": "*", "tag": "checkout"},
+        "plain": {"match": "*", "p95_ms": 10},  # not filtered: nothing recorded apart
+    }
+    filters.load(spec(groups=groups))
+    assert [name for name, _ in filters.groups] == ["ok", "not found", "checkout"]
+    tagged = {"tags": ["checkout", "eu"]}
+    filters.record("GET", "/a", 5000, None, response(200, b""), None)
+    filters.record("GET", "/a", 7000, "500", response(503, b""), tagged)
+    filters.record("GET", "/ab", 9000, None, response(204, b""), {"tags": "checkout"})
+    filters.record("POST", "/a", 1000, None, None, {"tags": ("eu",)})  # no group of it
+    filters.record("METRIC", "/a", 1000, None, None, tagged)  # a custom metric never is
+    recorded = filters.export()["endpoints"]
+    assert {k: (e["requests"], e["failures"]) for k, e in recorded.items()} == {
+        "group ok": (2, 0),
+        "group not found": (1, 1),
+        "group checkout": (2, 1),
+    }
+
+
+def test_a_group_by_status_is_gated_on_its_requests_only_after_the_warmup() -> None:
+    raw = make_raw([{"GET /a": ([500.0] * 30, 30)}, {"GET /a": ([10.0] * 40 + [900.0] * 10, 10)}])
+    # What the plugin recorded apart: the successful requests of each second.
+    alone = make_raw([{"group ok": ([500.0] * 0, 0)}, {"group ok": ([10.0] * 40, 0)}])
+    raw["groups"] = {"endpoints": alone["endpoints"], "windows": alone["windows"]}
+    limits = {"ok": {"match": "GET *", "status": "2xx", "p95_ms": 20, "error_rate": 0}}
+    got = evaluate(spec(groups=limits), from_raw(raw, warmup=1.0)).results
+    assert [(s.name, s.observed, s.status) for s in got] == [
+        ("group ok p95_ms <= 20", pytest.approx(10, rel=0.01), "inconclusive"),  # 40 < 100
+        ("group ok error_rate <= 0", 0.0, "pass"),
+    ]
+    unfiltered = {"all": {"match": "GET *", "error_rate": 0}}
+    assert evaluate(spec(groups=unfiltered), from_raw(raw, warmup=1.0)).verdict == "fail"
 
 
 def _raw_with_checks(counts: list[dict[str, dict[str, list[int]]]]) -> dict[str, Any]:
@@ -194,7 +237,10 @@ def test_a_real_run_counts_checks_apart_from_failures_and_gates_them(
         "groups:\n"
         "  all:\n"
         "    match: 'GET /*'\n"
-        "    checks: [{status: [200, 3xx]}]\n",
+        "    checks: [{status: [200, 3xx]}]\n"
+        "  ok: {match: 'GET /flaky', status: 2xx, error_rate: 0, min_throughput_rps: 0.1}\n"
+        "  errors: {match: 'GET /flaky', status: [5xx], min_throughput_rps: 0.1}\n"
+        "  listing: {match: '*', tag: listing, min_throughput_rps: 0.1}\n",
     )
     with serve() as url:
         result = cli(
@@ -228,6 +274,19 @@ def test_a_real_run_counts_checks_apart_from_failures_and_gates_them(
     assert slos["global checks_rate >= 0.5"]["status"] == "pass"
     gate = slos["GET /json check 'has items' checks_rate >= 0.9"]
     assert gate["status"] == "fail" and gate["observed"] == pytest.approx(0.75, abs=0.05)
+    # The groups by status class and by tag count only their requests.
+    seconds = report["meta"]["duration_s"]
+    ok, errors = (
+        slos["group ok min_throughput_rps >= 0.1"],
+        slos["group errors min_throughput_rps >= 0.1"],
+    )
+    assert ok["observed"] == pytest.approx(
+        (flaky["requests"] - flaky["failures"]) / seconds, abs=0.002
+    )
+    assert errors["observed"] == pytest.approx(flaky["failures"] / seconds, abs=0.002)
+    assert flaky["failures"] > 0 and slos["group ok error_rate <= 0"]["status"] == "pass"
+    listing = slos["group listing min_throughput_rps >= 0.1"]
+    assert listing["observed"] == pytest.approx(json_ep["rps"], abs=0.002)
     html = (tmp_path / "r" / "report.html").read_text()
     assert 'id="check-table"' in html and "has items" in html
     summary = (tmp_path / "r" / "summary.md").read_text()

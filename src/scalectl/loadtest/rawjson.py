@@ -15,6 +15,8 @@ raw.json (written by the plugin, read only here):
      "users": {"<unix second>": int},
      "checks": {"<unix second>": {"<METHOD> <name>": {"<check number>": [passed, failed]}}},
                                                       # with the SLO file's checks only
+     "groups": {"endpoints": {"group <NAME>": {<as endpoints>}}, "windows": {<as windows>}},
+                                  # with the SLO file's groups by status or tag only
      "open": {"user_rate", "arrivals": {"<unix second>": int},
               "late": {"<unix second>": int}, "max_lag_us": {"<unix second>": int},
               "dropped", "spawned_at": float | null, "ended_at": float,
@@ -226,7 +228,18 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
         worker_demand,
         warmup=warmup if boundary is not None else 0.0,
         measured_from=None if boundary is None else float(boundary),
+        filtered=_filtered(raw, warmup),
     )
+
+
+def _filtered(raw: dict[str, Any], warmup: float) -> dict[str, Endpoint]:
+    """The groups by status or tag, each counted like an endpoint (warm-up left out)."""
+    groups = raw.get("groups")
+    if not groups:
+        return {}
+    alone = {k: raw[k] for k in ("started_at", "ended_at")}
+    counted = from_raw({**alone, **groups}, warmup)
+    return {e.key: e for e in counted.endpoints}
 
 
 def _checks(raw: dict[str, Any], boundary: int | None) -> dict[str, dict[int, tuple[int, int]]]:

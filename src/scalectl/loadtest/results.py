@@ -181,6 +181,8 @@ class Results:
     warmup: float = 0.0  # seconds asked for; 0 without a warm-up
     # Unix time the measured part starts: a whole second, or started_at without a warm-up
     measured_from: float | None = None
+    # The SLO file's groups by status or tag, by scope ("group NAME"): only their requests
+    filtered: dict[str, Endpoint] = field(default_factory=dict)
 
     @property
     def measured_start(self) -> float:

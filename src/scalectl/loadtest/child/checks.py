@@ -132,11 +132,9 @@ class Checker:
         self.by_endpoint: dict[tuple[str, str], list[Compiled]] = {}
         self.counts: dict[int, dict[str, dict[int, list[int]]]] = {}
 
-    def load(self, text: str) -> bool:
-        """The checks of SloSpec.for_plugin()'s JSON `text`; whether there are any."""
-        if text and not self.compiled:
-            declared = SloSpec.model_validate_json(text).declared_checks()
-            self.compiled = [(d, Compiled(d)) for d in declared]
+    def load(self, spec: SloSpec) -> bool:
+        """The checks of `spec` (the plugin's part of the SLO file); whether there are any."""
+        self.compiled = [(d, Compiled(d)) for d in spec.declared_checks()]
         return bool(self.compiled)
 
     def on_request(self, request_type: str, name: str, response: Any = None, **_: Any) -> None:

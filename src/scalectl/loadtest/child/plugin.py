@@ -44,6 +44,7 @@ from locust.runners import MasterRunner, WorkerRunner
 # By package, not by path: Locust loads this file alone, as a module named `plugin`, and
 # scalectl is importable in its processes (they run scalectl's own interpreter).
 from scalectl.loadtest.child.checks import Checker
+from scalectl.loadtest.child.filters import GroupFilters
 from scalectl.loadtest.child.pacing import pace
 from scalectl.loadtest.child.recording import (
     CLOSE_AFTER_SECONDS,
@@ -55,6 +56,7 @@ from scalectl.loadtest.child.recording import (
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.results import METRIC_REQUEST_TYPE
+from scalectl.loadtest.slo import SloSpec
 
 # A request event whose context has this key set to False stays out of the aggregate: it
 # measures something else than a request (scenarios/pipeline.py's job completion times).
@@ -65,6 +67,7 @@ recorder = Recorder()
 raw_recorder = Recorder()  # open model only: latency from the actual start, uncorrected
 open_model = OpenModel()
 checker = Checker()  # the SLO file's response checks (child/checks.py), if it has any
+filters = GroupFilters()  # its groups by status or tag (child/filters.py), if it has any
 run_state: dict[str, Any] = {
     "started_at": None,
     "spawned_at": None,  # when every user was running (never, if the ramp outlasted the run)
@@ -167,6 +170,7 @@ def _on_request(
     exception: BaseException | None = None,
     start_time: float | None = None,
     context: dict[str, Any] | None = None,
+    response: Any = None,
     **_: Any,
 ) -> None:
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:200]
@@ -175,19 +179,18 @@ def _on_request(
     aggregate = request_type != METRIC_REQUEST_TYPE and (
         not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
     )
-    if open_model.curve is None:
-        recorder.record(request_type, name, micros, error, aggregate)
-        return
-    # The first request of an arrival counts from the arrival's intended start. A custom
-    # metric is a value, not a request: neither corrected nor taking the correction.
-    intended = None
-    if request_type != METRIC_REQUEST_TYPE:
-        intended = open_model.intended.pop(id(gevent.getcurrent()), None)
     corrected = micros
-    if intended is not None and start_time is not None and start_time > intended:
-        corrected += int((start_time - intended) * 1_000_000)
+    if open_model.curve is not None and request_type != METRIC_REQUEST_TYPE:
+        # The first request of an arrival counts from the arrival's intended start. A custom
+        # metric is a value, not a request: neither corrected nor taking the correction.
+        intended = open_model.intended.pop(id(gevent.getcurrent()), None)
+        if intended is not None and start_time is not None and start_time > intended:
+            corrected += int((start_time - intended) * 1_000_000)
     recorder.record(request_type, name, corrected, error, aggregate)
-    raw_recorder.record(request_type, name, micros, error, aggregate)
+    if open_model.curve is not None:
+        raw_recorder.record(request_type, name, micros, error, aggregate)
+    if filters.groups:
+        filters.record(request_type, name, corrected, error, response, context)
 
 
 @events.report_to_master.add_listener
@@ -208,6 +211,8 @@ def _fill_report(data: dict[str, Any]) -> None:
     data["scalectl"] = recorder.export()
     if checker.compiled:
         data["scalectl_checks"] = checker.export()
+    if filters.groups:
+        data["scalectl_groups"] = filters.export()
     recorder.release()
     recorder = Recorder()
     if open_model.user_rate > 0:
@@ -225,6 +230,8 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
         recorder.merge(data["scalectl"])
     if "scalectl_checks" in data:
         checker.merge(data["scalectl_checks"])
+    if "scalectl_groups" in data:
+        filters.recorder.merge(data["scalectl_groups"])
     if "scalectl_demand" in data and _environment is not None:
         index = _environment.runner.get_worker_index(client_id)
         run_state["worker_demand"].setdefault(f"worker-{index}", []).append(data["scalectl_demand"])
@@ -242,10 +249,13 @@ def _on_start(environment: Any, **_: Any) -> None:
     # Pace only in the open model, so the closed model's hot path stays as Locust wrote it
     # (bench/loadtest_bench.py). A worker knows the rate here: the master's custom
     # arguments arrive with the spawn message, before test_start.
-    checks = str(getattr(environment.parsed_options, "scalectl_slo", "") or "")
-    if not checker.compiled and checker.load(checks):
-        # A listener only when there are checks: a run without them pays nothing.
-        environment.events.request.add_listener(checker.on_request)
+    text = str(getattr(environment.parsed_options, "scalectl_slo", "") or "")
+    if text and not (checker.compiled or filters.groups):
+        spec = SloSpec.model_validate_json(text)  # checked by scalectl before the run
+        filters.load(spec)
+        if checker.load(spec):
+            # A listener only when there are checks: a run without them pays nothing.
+            environment.events.request.add_listener(checker.on_request)
     curve = _user_curve(environment)
     if curve is not None:
         options = environment.parsed_options
@@ -297,6 +307,7 @@ def _sample_users(environment: Any) -> None:
         run_state["users"][str(now)] = environment.runner.user_count
         recorder.close(now - CLOSE_AFTER_SECONDS)
         raw_recorder.close(now - CLOSE_AFTER_SECONDS)
+        filters.recorder.close(now - CLOSE_AFTER_SECONDS)
         if live:
             payload = live_payload(recorder, run_state, environment.runner.user_count)
             write_atomically(live, payload)
@@ -334,4 +345,6 @@ def _on_quit(environment: Any, **_: Any) -> None:
         }
     if checker.compiled:
         payload["checks"] = checker.export()
+    if filters.groups:
+        payload["groups"] = filters.export()
     write_atomically(out, payload)
