@@ -21,6 +21,7 @@ from scalectl.loadtest.child.checks import Checker
 from scalectl.loadtest.child.filters import GroupFilters
 from scalectl.loadtest.evaluation import evaluate
 from scalectl.loadtest.rawjson import from_raw
+from scalectl.loadtest.runlength import short_of_samples
 from scalectl.loadtest.slo import SloSpec, load_slo_file
 from tests.conftest import Result, fixture_path
 from tests.helpers.input_files import slo_file
@@ -292,3 +293,9 @@ def test_a_real_run_counts_checks_apart_from_failures_and_gates_them(
     summary = (tmp_path / "r" / "summary.md").read_text()
     assert "| GET /json 'has items' | GET /json |" in summary
     assert "Checks" in result.stdout and "has items" in result.stdout
+
+
+def test_run_time_auto_waits_for_a_check_gates_evaluations() -> None:
+    gated = spec(endpoints={"GET /json": {"checks": [{"status": "2xx", "checks_rate": 0.9}]}})
+    assert short_of_samples(gated, {"GET /json": 5}, 5) == ["GET /json 5 of 20 (checks_rate)"]
+    assert short_of_samples(gated, {"GET /json": 20}, 20) == []

@@ -115,7 +115,8 @@ class RunConfig:
     metrics_address: str | None = None
     # The open model with a ramping rate (`--rate-stages`), instead of `rate`.
     rate_stages: RateCurve | None = None
-    # The SLO file's response checks for the plugin (SloSpec.for_plugin()); "" for none.
+    # What the plugin needs of the SLO file (SloSpec.for_plugin(): its checks, its groups
+    # by status or tag) as JSON; "" for nothing.
     plugin_slo: str = ""
 
     @property

@@ -101,7 +101,8 @@ def _on_parser(parser: Any) -> None:
     # Not given on the command line: the master sets it at its test_start and it reaches
     # the workers with the spawn message, so every process's schedule counts from one 0 s.
     parser.add_argument("--scalectl-origin", type=float, default=0.0, help=argparse.SUPPRESS)
-    # The SLO file's checks as JSON (SloSpec.for_plugin()); it reaches workers likewise.
+    # What the plugin needs of the SLO file, as JSON (SloSpec.for_plugin()): its checks and
+    # its groups by status or tag. It reaches the workers likewise.
     parser.add_argument("--scalectl-slo", default="", help=argparse.SUPPRESS)
 
 
