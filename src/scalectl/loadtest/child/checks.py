@@ -45,12 +45,24 @@ class _Body:
         if not self.parsed:
             self.parsed = True
             self.doc = _MISSING
-            content = getattr(self.response, "content", None)
-            if isinstance(content, bytes | str) and len(content) <= MAX_BODY_BYTES:
+            content = _read_body(self.response)
+            if content is not None and len(content) <= MAX_BODY_BYTES:
                 # Not JSON, or nested too deep: the value stays _MISSING.
                 with contextlib.suppress(ValueError, RecursionError):
                     self.doc = json.loads(content)
         return self.doc
+
+
+def _read_body(response: Any) -> bytes | str | None:
+    """The body as the client already read it; None when it did not. A streamed response's
+    body is the locustfile's to read: reading it here would take it away, without bound."""
+    if hasattr(type(response), "_cached_content"):  # FastHttpUser's: unset until read
+        content = getattr(response, "_cached_content", None)
+    elif "_content" in getattr(response, "__dict__", {}):  # HttpUser's: False until read
+        content = response._content
+    else:  # another client's response: its content as it offers it
+        content = getattr(response, "content", None)
+    return content if isinstance(content, bytes | str) else None
 
 
 def _at(doc: Any, parts: tuple[str, ...]) -> Any:
