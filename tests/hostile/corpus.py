@@ -304,6 +304,12 @@ MESSAGES = [
 ]
 # fmt: on
 
+
+def _checks(items: str) -> str:
+    """An SLO file whose one endpoint has these checks (a YAML flow sequence's items)."""
+    return f"version: 1\nendpoints:\n  GET /known:\n    checks: [{items}]\n"
+
+
 SLO = ("loadtest", KNOWN, "-H", "http://127.0.0.1:9", "-t", "3s", "--slo", "{d}/slo.yaml")
 # fmt: off
 SLO_FILES = [
@@ -315,6 +321,23 @@ SLO_FILES = [
     Case('slo-deep', 'slo', SLO, {'slo.yaml': 'a: ' + '[' * 100 + ']' * 100 + '\n'}, 2, 'nested deeper'),
     Case('slo-bad-warmup', 'slo', SLO, {'slo.yaml': 'version: 1\nwarmup: soon\n'}, 2, '', 'warmup'),
     Case('slo-endpoint-newline', 'slo', SLO, {'slo.yaml': 'version: 1\nendpoints:\n  "GET /x\\nerror: fake": {p95_ms: .nan}\n'}, 2, 'must be a finite number', forbid=('\nerror: fake',)),
+    Case('slo-check-two-subjects', 'slo', SLO, {'slo.yaml': _checks('{status: 200, json: a, exists: true}')}, 2, "exactly one of 'status'", 'checks[0]'),
+    Case('slo-check-no-test', 'slo', SLO, {'slo.yaml': _checks('{json: items.0.id}')}, 2, 'takes exactly one of', 'checks[0]'),
+    Case('slo-check-status-range', 'slo', SLO, {'slo.yaml': _checks('{status: 600}')}, 2, 'a status is a code', 'checks[0].status'),
+    Case('slo-check-status-bool', 'slo', SLO, {'slo.yaml': _checks('{status: [true]}')}, 2, 'a status is a code', 'checks[0].status'),
+    Case('slo-check-statuses-many', 'slo', SLO, {'slo.yaml': _checks('{status: [' + ', '.join(['200'] * 11) + ']}')}, 2, 'give 1 to 10', 'checks[0].status'),
+    Case('slo-check-path-empty-part', 'slo', SLO, {'slo.yaml': _checks('{json: "items..id", exists: true}')}, 2, 'non-empty keys', 'checks[0].json'),
+    Case('slo-check-path-deep', 'slo', SLO, {'slo.yaml': _checks('{json: "' + '.'.join('a' * 17) + '", exists: true}')}, 2, 'non-empty keys', 'checks[0].json'),
+    Case('slo-check-header-newline', 'slo', SLO, {'slo.yaml': _checks('{header: "X\\nerror: fake", exists: true}')}, 2, 'not an HTTP header name', 'checks[0].header', forbid=('\nerror: fake',)),
+    Case('slo-check-equals-mapping', 'slo', SLO, {'slo.yaml': _checks('{json: a, equals: {b: 1}}')}, 2, 'not a list or mapping', 'checks[0].equals'),
+    Case('slo-check-equals-nan', 'slo', SLO, {'slo.yaml': _checks('{json: a, equals: .nan}')}, 2, 'finite number', 'checks[0].equals'),
+    Case('slo-check-contains-huge', 'slo', SLO, {'slo.yaml': _checks('{header: X, contains: "' + 'x' * 100_000 + '"}')}, 2, 'at most 200 characters', 'checks[0].contains'),
+    Case('slo-check-regex', 'slo', SLO, {'slo.yaml': _checks('{json: a, matches: "(a+)+$"}')}, 2, 'unknown key', 'checks[0].matches'),
+    Case('slo-checks-too-many', 'slo', SLO, {'slo.yaml': _checks(', '.join(['{status: 200}'] * 21))}, 2, 'at most 20 items', 'checks'),
+    Case('slo-group-status-word', 'slo', SLO, {'slo.yaml': 'version: 1\ngroups:\n  g: {match: "*", status: ok, p95_ms: 1}\n'}, 2, 'a status is a code', 'groups.g.status'),
+    Case('slo-group-tag-huge', 'slo', SLO, {'slo.yaml': 'version: 1\ngroups:\n  g: {match: "*", tag: "' + 't' * 100_000 + '", p95_ms: 1}\n'}, 2, 'at most 200 characters', 'groups.g.tag'),
+    Case('slo-group-tag-list', 'slo', SLO, {'slo.yaml': 'version: 1\ngroups:\n  g: {match: "*", tag: [a, b], p95_ms: 1}\n'}, 2, 'valid string', 'groups.g.tag'),
+    Case('slo-checks-rate-alone', 'slo', SLO, {'slo.yaml': 'version: 1\nglobal: {checks_rate: 0.9}\n'}, 2, "declares 'checks'", 'global.checks_rate'),
 ]
 # fmt: on
 

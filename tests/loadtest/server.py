@@ -4,7 +4,9 @@ tenth request to /flaky fails, so measured percentiles and error rates can be ch
 when the server "freezes": requests arriving then wait until the stall ends (the
 coordinated-omission test). /slow always takes SLOW_MS, /slower SLOWER_MS. /cold is a cold
 start: for COLD_SECONDS after this server's first /cold request it takes COLD_MS and every
-COLD_FAIL_EVERY-th request answers 503; afterwards it answers at once (the warm-up tests)."""
+COLD_FAIL_EVERY-th request answers 503; afterwards it answers at once (the warm-up tests).
+/json answers 200 with a JSON body and `Content-Type: application/json`, but every
+JSON_EMPTY_EVERY-th body has no items: the request succeeds and a check on the body fails."""
 
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ SLOWER_MS = 2000
 COLD_SECONDS = 3.0
 COLD_MS = 300
 COLD_FAIL_EVERY = 5
+JSON_EMPTY_EVERY = 4
+JSON_BODY = b'{"items": [{"id": 1, "name": "one"}], "total": 1}'
+JSON_EMPTY = b'{"items": [], "total": 0}'
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,6 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(STALL_SECONDS - into)
         elif self.path.startswith("/cold"):
             status = self._cold()
+        elif self.path.startswith("/json"):
+            return self._json()
         elif self.path.startswith("/slower"):
             time.sleep(SLOWER_MS / 1000)
         elif self.path.startswith("/slow"):
@@ -87,6 +94,18 @@ class _Handler(BaseHTTPRequestHandler):
         with self.lock:
             cycle = server.nine.setdefault(run, itertools.cycle(NINE_MS))
             return next(cycle) + plus
+
+    def _json(self) -> None:
+        server = self.server
+        assert isinstance(server, _Server)
+        with self.lock:
+            n = next(server.json)
+        body = JSON_EMPTY if n % JSON_EMPTY_EVERY == 0 else JSON_BODY
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _cold(self) -> int:
         server = self.server
@@ -116,6 +135,7 @@ class _Server(ThreadingHTTPServer):
         # plain Locust and scalectl side by side) each fail every tenth of their own.
         self.flaky = itertools.count(1)
         self.nine: dict[str, Iterator[int]] = {}
+        self.json = itertools.count(1)
 
 
 @contextmanager

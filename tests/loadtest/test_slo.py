@@ -11,6 +11,7 @@ from scalectl.loadtest.rawjson import from_raw
 from scalectl.loadtest.results import Results, Window
 from scalectl.loadtest.slo import (
     AbortCriterion,
+    EndpointThresholds,
     SloSpec,
     Thresholds,
     WindowCriterion,
@@ -358,7 +359,7 @@ def test_load_slo_file(tmp_path: Path) -> None:
     assert load_slo_file(write(tmp_path, GOOD)) == SloSpec(
         version=1,
         global_=Thresholds(p95_ms=300, p99_ms=800, error_rate=0.01, min_throughput_rps=50),
-        endpoints={"GET /api/stats": Thresholds(p95_ms=500)},
+        endpoints={"GET /api/stats": EndpointThresholds(p95_ms=500)},
         windows=[WindowCriterion(metric="p95_ms", below=200, window_seconds=10, min_fraction=0.95)],
         abort=[AbortCriterion(metric="error_rate", above=0.05, for_seconds=10)],
     )
@@ -466,8 +467,8 @@ def test_plan_latency_and_endpoint_overrides_map() -> None:
             min_throughput_rps=80,
         ),
         endpoints={
-            "GET /api/stats": Thresholds(p95_ms=500, error_rate=0.02),
-            "POST /api/submissions": Thresholds(min_throughput_rps=5),
+            "GET /api/stats": EndpointThresholds(p95_ms=500, error_rate=0.02),
+            "POST /api/submissions": EndpointThresholds(min_throughput_rps=5),
         },
     )
     names = [s.name for s in evaluate(spec_, two_endpoints_and_post()).results]

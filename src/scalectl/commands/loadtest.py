@@ -222,6 +222,7 @@ def run_command(
         if max_run_time is None
         else max(1, math.ceil(max_run_time)),
         rate_stages=stages,
+        plugin_slo=spec.for_plugin() if spec else "",
     )
     model = f"open model at {rate:g}/s over " if rate else ""
     if stages is not None:

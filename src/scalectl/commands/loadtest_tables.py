@@ -21,6 +21,7 @@ def print_run(
 ) -> None:
     """Print a run's endpoints and SLOs as tables, then the reasons and the verdict."""
     from rich.table import Table
+    from rich.text import Text
 
     endpoints = Table(title="Endpoints", title_justify="left")
     for col in ("endpoint", "requests", "failures", "rps", "p50 ms", "p95 ms", "p99 ms", "max ms"):
@@ -60,15 +61,37 @@ def print_run(
         for r in evaluation.results:
             style = {"pass": "green", "fail": "red"}.get(r.status, "yellow")
             slos.add_row(
-                r.name,
+                Text(r.name),  # user text: never rich markup
                 f"{r.comparator} {r.threshold_text}",
                 r.observed_text,
                 f"[{style}]{r.status}[/{style}]",
             )
         output.console.print(slos)
+    if evaluation.checks:
+        _print_checks(output, evaluation.checks)
     for reason in reasons:
         output.warn(reason)
     output.info(f"verdict: {verdict}; reports in {', '.join(str(p) for p in written)}")
+
+
+def _print_checks(output: Output, checks: list[Any]) -> None:
+    """The SLO file's checks (loadtest.checks.CheckTally), per check and endpoint."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Checks", title_justify="left")
+    for col in ("check", "endpoint", "passed", "failed", "rate"):
+        table.add_column(col, justify="right" if col in ("passed", "failed", "rate") else "left")
+    for c in checks:
+        rate = "-" if c.rate is None else f"{c.rate:.2%}"
+        table.add_row(
+            Text(f"{c.scope} '{c.check}'"),
+            Text(c.endpoint or "(never evaluated)"),
+            str(c.passed),
+            Text(str(c.failed), style="red" if c.failed else ""),
+            rate,
+        )
+    output.console.print(table)
 
 
 def print_comparison(output: Output, result: Any) -> None:

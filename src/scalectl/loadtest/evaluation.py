@@ -8,10 +8,11 @@ Nothing here prints or imports locust/gevent; the command layer renders `Evaluat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from scalectl.errors import ExitCode, InputError
+from scalectl.loadtest.checks import CheckTally, check_tallies
 from scalectl.loadtest.groups import group_endpoint, group_scope, metric_endpoint, metric_key
 from scalectl.loadtest.results import (
     METRIC_REQUEST_TYPE,
@@ -21,7 +22,13 @@ from scalectl.loadtest.results import (
     Results,
     Window,
 )
-from scalectl.loadtest.slo import METRIC_STATS, SloSpec, WindowCriterion, as_written
+from scalectl.loadtest.slo import (
+    METRIC_STATS,
+    DeclaredCheck,
+    SloSpec,
+    WindowCriterion,
+    as_written,
+)
 from scalectl.usertext import did_you_mean, shown
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -65,6 +72,7 @@ class Evaluation:
     """Every SLO of a spec judged against one run."""
 
     results: list[SloResult]  # one per SLO: global, then endpoints, then windows
+    checks: list[CheckTally] = field(default_factory=list)  # per check and endpoint
 
     @property
     def verdict(self) -> Verdict:
@@ -92,7 +100,7 @@ def format_value(metric: str, value: float | None) -> str:
         return f"{value:.1f} ms"
     if metric in METRIC_STATS:  # a custom metric, in its own unit
         return f"{value:g}"
-    if metric in ("error_rate", "fraction"):
+    if metric in ("error_rate", "checks_rate", "fraction"):
         return f"{value * 100:.2f}%"
     return f"{value:.1f}/s"
 
@@ -117,10 +125,32 @@ def evaluate(
             judged = _run_slo(endpoint.key, endpoint, f"{stat}_ms", value, min_samples)
             label = f"{endpoint.key} {stat} <= {as_written(value)}"
             out.append(replace(judged, name=label, metric=stat))
+    for declared in spec.declared_checks():
+        if declared.check.checks_rate is not None:
+            out.append(_check_slo(declared, resolved, results, min_samples))
     for criterion in spec.windows:
         scope = resolved[criterion.endpoint].key if criterion.endpoint else None
         out.append(_window_slo(criterion, scope, results, min_samples))
-    return Evaluation(out)
+    return Evaluation(out, check_tallies(spec, results))
+
+
+def _check_slo(
+    declared: DeclaredCheck,
+    resolved: Mapping[str, Endpoint],
+    results: Results,
+    min_samples: Mapping[float, int],
+) -> SloResult:
+    """One check's own `checks_rate`: its evaluations on every endpoint it applies to."""
+    owner = resolved[declared.scope].key if declared.group is None else declared.scope
+    scope = f"{owner} check '{declared.check.label}'"
+    passed = failed = 0
+    for e in results.endpoints:
+        p, f = e.checks.get(declared.id, (0, 0))
+        passed, failed = passed + p, failed + f
+    counted = Endpoint(scope, "", scope, 0, 0, {}, results.total.latency, 0.0)
+    counted = replace(counted, checks={declared.id: (passed, failed)})
+    threshold = declared.check.checks_rate or 0.0
+    return _run_slo(scope, counted, "checks_rate", threshold, min_samples)
 
 
 def _resolve_all(spec: SloSpec, results: Results) -> dict[str, Endpoint]:
@@ -190,13 +220,19 @@ def _run_slo(
     elif metric == "error_rate":
         observed = round(endpoint.error_rate, 6) if endpoint.requests else None
         have, need = endpoint.requests, min_samples[50.0]
+    elif metric == "checks_rate":
+        # As error_rate: a rate needs as many evaluations as the median needs samples.
+        least = ">="
+        have, need = endpoint.checks_passed + endpoint.checks_failed, min_samples[50.0]
+        observed = round(endpoint.checks_passed / have, 6) if have else None
     else:
         observed = endpoint.latency.get(metric.removesuffix("_ms"))
         have = endpoint.latency.count
         need = _latency_need(metric, min_samples)
     name = f"{scope} {metric} {least} {as_written(threshold)}"
     if observed is None or have < need:
-        detail = f"{have} samples, need {need}"
+        unit = "checks evaluated" if metric == "checks_rate" else "samples"
+        detail = f"{have} {unit}, need {need}"
         return SloResult(
             name, scope, metric, least, threshold, observed, "inconclusive", detail=detail
         )

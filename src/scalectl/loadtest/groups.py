@@ -1,16 +1,16 @@
 """The SLO file's endpoint groups (`groups`, by glob or regex on "METHOD name") and custom
 metrics (`metrics`, a scenario's `request` events of type METRIC), each read from a run's
-results as one Endpoint that the gates judge like any other."""
+results as one Endpoint that the gates judge like any other. A group by status or tag
+counts only its requests, which the plugin recorded apart (child/filters.py)."""
 
 from __future__ import annotations
 
-from scalectl.loadtest.results import METRIC_REQUEST_TYPE, Endpoint, Latency, Results
-from scalectl.loadtest.slo import GroupThresholds
+from dataclasses import replace
 
+from scalectl.loadtest.results import METRIC_REQUEST_TYPE, Endpoint, Latency, Results, sum_checks
+from scalectl.loadtest.slo import GroupThresholds, group_scope
 
-def group_scope(name: str) -> str:
-    """How a group is named in SLO names and report.json's `scope`: `group NAME`."""
-    return f"group {name}"
+__all__ = ["group_endpoint", "group_scope", "metric_endpoint", "metric_key"]
 
 
 def metric_key(name: str) -> str:
@@ -27,6 +27,9 @@ def group_endpoint(name: str, group: GroupThresholds, results: Results) -> Endpo
     members = [e for e in results.endpoints if group.matches(e.key)]
     if not members:
         return None
+    scope = group_scope(name)
+    if group.filtered:
+        return _filtered(scope, results, members)
     merged = hdr.new()
     errors: dict[str, int] = {}
     for e in members:
@@ -34,7 +37,6 @@ def group_endpoint(name: str, group: GroupThresholds, results: Results) -> Endpo
             merged.add(e.hist)
         for message, count in e.errors.items():
             errors[message] = errors.get(message, 0) + count
-    scope = group_scope(name)
     return Endpoint(
         key=scope,
         method="",
@@ -44,7 +46,18 @@ def group_endpoint(name: str, group: GroupThresholds, results: Results) -> Endpo
         errors=errors,
         latency=Latency.of(merged),
         rps=sum(e.rps for e in members),
+        checks=sum_checks(e.checks for e in members),
     )
+
+
+def _filtered(scope: str, results: Results, members: list[Endpoint]) -> Endpoint:
+    """A group by status or tag: only its requests, as the plugin recorded them apart (none
+    when no request of its endpoints matched); checks are its endpoints'."""
+    counted = results.filtered.get(scope)
+    if counted is None:
+        counted = Endpoint(scope, "", scope, 0, 0, {}, Latency(0, *[None] * 6), 0.0)
+    checks = sum_checks(e.checks for e in members)
+    return replace(counted, key=scope, method="", name=scope, checks=checks)
 
 
 def metric_endpoint(name: str, results: Results) -> Endpoint | None:

@@ -13,6 +13,10 @@ raw.json (written by the plugin, read only here):
      "windows": {"<unix second>": {"<METHOD> <name>": [requests, failures, base64,
                                                         {message: count}]}},
      "users": {"<unix second>": int},
+     "checks": {"<unix second>": {"<METHOD> <name>": {"<check number>": [passed, failed]}}},
+                                                      # with the SLO file's checks only
+     "groups": {"endpoints": {"group <NAME>": {<as endpoints>}}, "windows": {<as windows>}},
+                                  # with the SLO file's groups by status or tag only
      "open": {"user_rate", "arrivals": {"<unix second>": int},
               "late": {"<unix second>": int}, "max_lag_us": {"<unix second>": int},
               "dropped", "spawned_at": float | null, "ended_at": float,
@@ -55,6 +59,7 @@ from scalectl.loadtest.results import (
     OpenStats,
     Results,
     Window,
+    sum_checks,
 )
 
 
@@ -173,6 +178,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
             )
         )
         hdr.release(merged)
+    checks = _checks(raw.get("checks", {}), boundary)
     total_hist = _hist(None)
     endpoints = []
     total_requests = total_failures = 0
@@ -195,6 +201,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
                 latency=Latency.of(hist),
                 rps=requests / duration,
                 hist=hist,
+                checks=checks.get(key, {}),
             )
         )
     total = Endpoint(
@@ -206,6 +213,7 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
         errors=total_errors,
         latency=Latency.of(total_hist),
         rps=total_requests / duration,
+        checks=sum_checks(e.checks for e in endpoints),
     )
     users_since = {second - start_second: count for second, count in users.items()}
     worker_demand = {
@@ -225,7 +233,32 @@ def from_raw(raw: dict[str, Any], warmup: float = 0.0) -> Results:
         measured_from=None if boundary is None else float(boundary),
         histograms=histograms,
         aggregated=frozenset(aggregated),
+        filtered=_filtered(raw, warmup),
     )
+
+
+def _filtered(raw: dict[str, Any], warmup: float) -> dict[str, Endpoint]:
+    """The groups by status or tag, each counted like an endpoint (warm-up left out)."""
+    groups = raw.get("groups")
+    if not groups:
+        return {}
+    alone = {k: raw[k] for k in ("started_at", "ended_at")}
+    counted = from_raw({**alone, **groups}, warmup)
+    return {e.key: e for e in counted.endpoints}
+
+
+def _checks(raw: dict[str, Any], boundary: int | None) -> dict[str, dict[int, tuple[int, int]]]:
+    """raw.json's check counts summed per endpoint key over the measured seconds."""
+    out: dict[str, dict[int, tuple[int, int]]] = {}
+    for second, per_key in raw.items():
+        if boundary is not None and int(second) < boundary:
+            continue
+        for key, tallies in per_key.items():
+            mine = out.setdefault(str(key), {})
+            for check_id, (passed, failed) in tallies.items():
+                had = mine.get(int(check_id), (0, 0))
+                mine[int(check_id)] = (had[0] + int(passed), had[1] + int(failed))
+    return out
 
 
 def _open(raw: dict[str, Any], started: float, boundary: int | None) -> OpenStats | None:

@@ -1,5 +1,6 @@
-"""Report files of one load-test run: report.json, junit.xml, summary.md, timeseries.csv,
-report.html, and histograms.json (loadtest.windowfile) for `loadtest compare`.
+"""Report files of one load-test run: report.json, junit.xml, summary.md (loadtest.summary),
+timeseries.csv, report.html (loadtest.html), and histograms.json (loadtest.windowfile) for
+`loadtest compare`.
 
 Formats are documented field by field in docs/loadtest.md; keep the two in step. Every
 file is written to a temporary sibling and moved into place, so a reader never sees half.
@@ -17,15 +18,16 @@ from typing import Any
 
 from scalectl import junit
 from scalectl.files import write_file
+from scalectl.loadtest.checks import CheckTally
 from scalectl.loadtest.evaluation import Evaluation, SloResult, Verdict
 from scalectl.loadtest.html import report_html
 from scalectl.loadtest.results import Endpoint, Latency, Results
 from scalectl.loadtest.runner import RunConfig, Shape
+from scalectl.loadtest.summary import AGGREGATED, META_KEYS, summary_markdown
 from scalectl.loadtest.windowfile import HISTOGRAMS_FILE, histograms_data
 
 REPORT_VERSION = 1
 TOP_ERRORS = 10
-META_KEYS = ("scenario", "host", "users", "run_time")
 CSV_COLUMNS = (
     "t",
     "endpoint",
@@ -38,7 +40,6 @@ CSV_COLUMNS = (
     "p99_ms",
     "warmup",
 )
-AGGREGATED = "Aggregated"
 
 
 def write_reports(
@@ -130,15 +131,18 @@ def report_data(
     verdict: Verdict | None = None,
     reasons: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """report.json as a dict, keys in documented order."""
+    """report.json as a dict, keys in documented order; `checks` and the endpoints' check
+    counts only when the SLO file declared checks."""
+    checked = bool(evaluation.checks)
     return {
         "version": REPORT_VERSION,
         "verdict": verdict or evaluation.verdict,
         "reasons": list(reasons),
         "meta": _meta(results, meta),
         "slos": [_slo(s) for s in evaluation.results],
-        "endpoints": [_endpoint(e, results) for e in results.endpoints],
-        "total": _endpoint(results.total, results),
+        **({"checks": [_check(c) for c in evaluation.checks]} if checked else {}),
+        "endpoints": [_endpoint(e, results, checked) for e in results.endpoints],
+        "total": _endpoint(results.total, results, checked),
         "generator": _generator(results, generator),
         "load_model": _load_model(results, generator),
         "errors": [
@@ -205,7 +209,19 @@ def _slo(s: SloResult) -> dict[str, Any]:
     }
 
 
-def _endpoint(e: Endpoint, results: Results) -> dict[str, Any]:
+def _check(c: CheckTally) -> dict[str, Any]:
+    rate = c.rate
+    return {
+        "check": c.check,
+        "scope": c.scope,
+        "endpoint": c.endpoint,
+        "passed": c.passed,
+        "failed": c.failed,
+        "rate": None if rate is None else round(rate, 6),
+    }
+
+
+def _endpoint(e: Endpoint, results: Results, checked: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "key": e.key,
         "name": e.name,
@@ -216,6 +232,8 @@ def _endpoint(e: Endpoint, results: Results) -> dict[str, Any]:
         **_percentiles(e.latency, full=True),
         "rps": round(e.rps, 3),
     }
+    if checked:
+        out["checks_passed"], out["checks_failed"] = e.checks_passed, e.checks_failed
     if results.open is not None:
         raw = results.open.raw.get(e.key)
         out["raw"] = _percentiles(raw, full=True) if raw else None
@@ -267,92 +285,6 @@ def junit_xml(results: Results, evaluation: Evaluation) -> str:
         time=f"{results.run_duration:.3f}",
     )
     return junit.to_xml("scalectl loadtest", [suite])
-
-
-# --- summary.md -------------------------------------------------------------------------
-
-_VERDICT = {"pass": "✅ PASS", "fail": "❌ FAIL", "inconclusive": "⚠️ INCONCLUSIVE"}
-_STATUS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
-
-
-def summary_markdown(
-    results: Results,
-    evaluation: Evaluation,
-    meta: Mapping[str, Any],
-    *,
-    verdict: Verdict | None = None,
-    reasons: Sequence[str] = (),
-) -> str:
-    """summary.md: the verdict and its reasons, the totals, warm-up and open-model notes, and
-    tables of the SLOs and endpoints (GitHub Markdown, for a job summary or a pull request)."""
-    total = results.total
-    parts = [f"{k} {meta[k]}" for k in META_KEYS if meta.get(k) is not None]
-    lines = [f"## scalectl loadtest: {_VERDICT[verdict or evaluation.verdict]}", ""]
-    lines += [f"- {reason}" for reason in reasons]
-    lines += [""] if reasons else []
-    lines += [
-        f"{total.requests} requests, {total.failures} failed ({total.error_rate * 100:.2f}%),"
-        f" {total.rps:.1f}/s over {results.duration:.0f}s"
-        + (f"; {', '.join(parts)}" if parts else ""),
-        *_warmup_lines(results),
-        *_open_lines(results),
-        "",
-        "| SLO | Threshold | Observed | Result |",
-        "| --- | ---: | ---: | --- |",
-    ]
-    for s in evaluation.results:
-        result = _STATUS[s.status] + (f" ({s.detail})" if s.detail else "")
-        lines.append(
-            f"| {_cell(s.name)} | {s.comparator} {s.threshold_text} | {s.observed_text}"
-            f" | {_cell(result)} |"
-        )
-    lines += [
-        "",
-        "| Endpoint | Requests | Failures | Error rate | p50 ms | p95 ms | p99 ms | max ms | RPS |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for e in [*results.endpoints, total]:
-        lat = e.latency
-        lines.append(
-            f"| {_cell(e.key)} | {e.requests} | {e.failures} | {e.error_rate * 100:.2f}%"
-            f" | {_ms(lat.p50_ms)} | {_ms(lat.p95_ms)} | {_ms(lat.p99_ms)} | {_ms(lat.max_ms)}"
-            f" | {e.rps:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _warmup_lines(results: Results) -> list[str]:
-    if results.measured_from is None:
-        return []
-    return [
-        "",
-        f"Warm-up: the first {results.measured_start - results.started_at:.1f}s (warm-up"
-        f" {results.warmup:g}s, to the next whole second) sent load but are left out of every"
-        " figure and SLO below; they stay in timeseries.csv and report.html, marked warm-up.",
-    ]
-
-
-def _open_lines(results: Results) -> list[str]:
-    stats = results.open
-    if stats is None:
-        return []
-    raw = stats.raw.get(AGGREGATED)
-    return [
-        "",
-        f"Open model: {stats.total_arrivals} tasks started, {stats.late} late (max lag"
-        f" {stats.max_lag_ms:.0f} ms), {stats.dropped} dropped. Latency below counts from each"
-        " task's intended start (coordinated omission corrected); uncorrected p50/p95/p99:"
-        f" {_ms(raw.p50_ms if raw else None)} / {_ms(raw.p95_ms if raw else None)} /"
-        f" {_ms(raw.p99_ms if raw else None)} ms.",
-    ]
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
 
 
 # --- timeseries.csv ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ warm-up ends. scalectl.loadtest.rawjson builds them from what the Locust plugin 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,11 +76,35 @@ class Endpoint:
     rps: float
     # The measured part's HDR histogram (µs): groups of endpoints are merged from it.
     hist: Any = field(default=None, repr=False, compare=False)
+    # The SLO file's checks evaluated on its responses: check number -> (passed, failed)
+    checks: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def checks_passed(self) -> int:
+        """Check evaluations on these requests that passed."""
+        return sum(p for p, _ in self.checks.values())
+
+    @property
+    def checks_failed(self) -> int:
+        """Check evaluations on these requests that failed."""
+        return sum(f for _, f in self.checks.values())
 
     @property
     def error_rate(self) -> float:
         """Failed requests as a fraction of all; 0 without requests."""
         return self.failures / self.requests if self.requests else 0.0
+
+
+def sum_checks(
+    parts: Iterable[dict[int, tuple[int, int]]],
+) -> dict[int, tuple[int, int]]:
+    """Check counts (check number -> (passed, failed)) of several endpoints, added up."""
+    out: dict[int, tuple[int, int]] = {}
+    for part in parts:
+        for check_id, (passed, failed) in part.items():
+            had = out.get(check_id, (0, 0))
+            out[check_id] = (had[0] + passed, had[1] + failed)
+    return out
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,8 @@ class Results:
         default_factory=dict, repr=False, compare=False
     )
     aggregated: frozenset[str] = frozenset()  # the endpoint keys the aggregate counts
+    # The SLO file's groups by status or tag, by scope ("group NAME"): only their requests
+    filtered: dict[str, Endpoint] = field(default_factory=dict)
 
     @property
     def measured_start(self) -> float:

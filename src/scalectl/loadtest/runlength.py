@@ -37,12 +37,18 @@ def needed_samples(spec: SloSpec) -> dict[str, tuple[int, str]]:
             (metric_key(name), [(f"{stat}_ms", v) for stat, v in m.items()])
             for name, m in spec.metrics.items()
         ),
+        # A check's own gate: its evaluations come from the scope that declares it.
+        *(
+            (d.scope, [("checks_rate", d.check.checks_rate)])
+            for d in spec.declared_checks()
+            if d.check.checks_rate is not None
+        ),
     ]
     for scope, thresholds in scopes:
         for metric, _ in thresholds:
             if metric in _PERCENTILE:
                 need = MIN_SAMPLES[_PERCENTILE[metric]]
-            elif metric in ("error_rate", "mean_ms"):
+            elif metric in ("error_rate", "mean_ms", "checks_rate"):
                 need = MIN_SAMPLES[50.0]
             else:
                 continue

@@ -67,6 +67,7 @@ OWNED_LONG_OPTIONS = (
     "--scalectl-user-stages",
     "--scalectl-origin",
     "--scalectl-max-run-time",
+    "--scalectl-slo",
 )
 OWNED_SHORT_OPTIONS = "fHurtTs"  # -f -H -u -r -t -T (tags) -s (stop timeout)
 
@@ -114,6 +115,9 @@ class RunConfig:
     metrics_address: str | None = None
     # The open model with a ramping rate (`--rate-stages`), instead of `rate`.
     rate_stages: RateCurve | None = None
+    # What the plugin needs of the SLO file (SloSpec.for_plugin(): its checks, its groups
+    # by status or tag) as JSON; "" for nothing.
+    plugin_slo: str = ""
 
     @property
     def user_rate(self) -> float:
@@ -309,6 +313,9 @@ def _run_argv(config: RunConfig) -> list[str]:
         argv += ["--stop-timeout", f"{config.stop_timeout_seconds:g}"]
     if config.tags:
         argv += ["--tags", *config.tags]
+    if config.plugin_slo:
+        # Locust's master passes it on to its workers, as the rate.
+        argv += ["--scalectl-slo", config.plugin_slo]
     if config.rate_stages is not None:
         # Each user's share; Locust's master passes it on to its workers.
         argv += ["--scalectl-user-stages", config.rate_stages.scaled(1 / config.users).text()]

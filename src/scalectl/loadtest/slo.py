@@ -9,12 +9,14 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from scalectl.errors import InputError
+from scalectl.loadtest.checks import MAX_CHECKS, Check, Checks, Statuses, Text
 from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.results import METRIC_REQUEST_TYPE
 from scalectl.plan.load import Problem, raise_problems, schema_problems
@@ -29,10 +31,18 @@ WindowMetric = Literal[
 ]
 
 LATENCY_METRICS: tuple[LatencyMetric, ...] = get_args(LatencyMetric)
-THRESHOLD_METRICS = (*LATENCY_METRICS, "error_rate", "min_throughput_rps")
+THRESHOLD_METRICS = (*LATENCY_METRICS, "error_rate", "min_throughput_rps", "checks_rate")
 METRIC_STATS = tuple(m.removesuffix("_ms") for m in LATENCY_METRICS)
 
 Positive = Annotated[float, Field(gt=0)]
+
+
+_FOR_PLUGIN = ("match", "regex", "checks", "status", "tag")  # a group's keys the plugin uses
+
+
+def group_scope(name: str) -> str:
+    """How a group is named in SLO names and report.json's `scope`: `group NAME`."""
+    return f"group {name}"
 
 
 def _stages(value: str) -> str:
@@ -54,18 +64,37 @@ class Thresholds(Strict):
     mean_ms: Positive | None = Field(None, description="Mean latency, ms.")
     error_rate: Rate | None = Field(None, description="Largest failed fraction, 0..1.")
     min_throughput_rps: Positive | None = Field(None, description="Fewest requests/s over the run.")
+    checks_rate: Rate | None = Field(
+        None, description="Least share of the checks evaluated on these requests that pass."
+    )
 
     def items(self) -> list[tuple[str, float]]:
         """The thresholds that are set, in THRESHOLD_METRICS order."""
         return [(m, v) for m in THRESHOLD_METRICS if (v := getattr(self, m)) is not None]
 
 
+class EndpointThresholds(Thresholds):
+    """Whole-run limits for one endpoint, and the checks of its responses."""
+
+    checks: Checks = Field(default_factory=list)
+
+
 class GroupThresholds(Thresholds):
     """Whole-run limits for the endpoints whose "METHOD name" matches a glob (`match`) or a
-    regular expression (`regex`, searched), counted together as one."""
+    regular expression (`regex`, searched), counted together as one; its checks apply to
+    each of those endpoints' responses. `status` and `tag` narrow it to those of their
+    requests that answered with such a status, or were sent with such a tag."""
 
+    checks: Checks = Field(default_factory=list)
     match: str | None = Field(None, description="A glob on 'METHOD name': 'GET /api/*'.")
     regex: str | None = Field(None, description="A regular expression searched in it.")
+    status: Statuses | None = Field(None, description="Only responses with these: 2xx, [200, 304].")
+    tag: Text | None = Field(None, description="Only requests sent with context={'tags': [TAG]}.")
+
+    @property
+    def filtered(self) -> bool:
+        """Whether it counts some of its endpoints' requests only (`status`, `tag`)."""
+        return self.status is not None or self.tag is not None
 
     @model_validator(mode="after")
     def _one_pattern(self) -> GroupThresholds:
@@ -160,7 +189,7 @@ class SloSpec(Strict):
 
     version: Literal[1] = 1  # required in a file (load_slo_file); SloSpec() is "no SLOs"
     global_: Thresholds = Field(Thresholds(), alias="global")
-    endpoints: dict[str, Thresholds] = Field(default_factory=dict)
+    endpoints: dict[str, EndpointThresholds] = Field(default_factory=dict)
     groups: dict[str, GroupThresholds] = Field(default_factory=dict)
     metrics: dict[str, MetricThresholds] = Field(default_factory=dict)
     windows: list[WindowCriterion] = Field(default_factory=list)
@@ -169,6 +198,39 @@ class SloSpec(Strict):
     warmup: Warmup | None = None
     # A ramping arrival rate, as `--rate-stages` (which, like `--rate`, overrides it).
     rate_stages: Annotated[str, AfterValidator(_stages)] | None = None
+
+    @model_validator(mode="after")
+    def _checks_bounded(self) -> SloSpec:
+        declared = self.declared_checks()
+        if len(declared) > MAX_CHECKS:
+            raise ValueError(f"checks: at most {MAX_CHECKS} in all, not {len(declared)}")
+        return self
+
+    def declared_checks(self) -> list[DeclaredCheck]:
+        """Every check, numbered in file order: the endpoints', then the groups'. The Locust
+        plugin gets this spec's checks (for_plugin()) and numbers them alike, so counts
+        match by number."""
+        out: list[DeclaredCheck] = []
+        for key, item in self.endpoints.items():
+            out += [DeclaredCheck(len(out) + i, key, None, c) for i, c in enumerate(item.checks)]
+        for name, group in self.groups.items():
+            scope, checks = group_scope(name), group.checks
+            out += [DeclaredCheck(len(out) + i, scope, group, c) for i, c in enumerate(checks)]
+        return out
+
+    def for_plugin(self) -> str:
+        """What the Locust plugin needs of the spec, as JSON (empty when nothing): the checks
+        and what they select, and the groups that filter by status or tag."""
+        groups = {
+            n: {k: v for k in _FOR_PLUGIN if (v := getattr(g, k)) is not None}
+            for n, g in self.groups.items()
+            if g.checks or g.filtered
+        }
+        if not groups and not self.declared_checks():
+            return ""
+        endpoints = {k: {"checks": e.checks} for k, e in self.endpoints.items() if e.checks}
+        only = SloSpec(endpoints=endpoints, groups=groups)
+        return only.model_dump_json(by_alias=True, exclude_unset=True, exclude_none=False)
 
     @property
     def rate_curve(self) -> RateCurve | None:
@@ -181,6 +243,24 @@ class SloSpec(Strict):
         from scalectl.duration import parse_duration
 
         return None if self.warmup is None else parse_duration(self.warmup, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class DeclaredCheck:
+    """A check as declared: its number, where (an endpoint key as written, or `group NAME`),
+    the group that selects its endpoints (None for an endpoint's), and the check."""
+
+    id: int
+    scope: str
+    group: GroupThresholds | None
+    check: Check
+
+    def applies_to(self, method: str, name: str) -> bool:
+        """Whether it checks the responses of endpoint `method name`: the endpoint named
+        (its "METHOD name", or a bare name), or any endpoint of the group."""
+        if self.group is not None:
+            return self.group.matches(f"{method} {name}")
+        return self.scope in (f"{method} {name}", name)
 
 
 def load_slo_file(path: Path) -> SloSpec:
@@ -206,7 +286,23 @@ def load_slo_file(path: Path) -> SloSpec:
 def _problems(data: dict[str, Any], located: Located) -> list[Problem]:
     # `version` has a default in code (SloSpec() means "no SLOs") but a file must say it.
     out = [] if "version" in data else [Problem(located.mark(()), ("version",), "required")]
-    return out + schema_problems(SloSpec, data, located)
+    out += schema_problems(SloSpec, data, located)
+    return out or _unchecked_rates(SloSpec.model_validate(data), located)
+
+
+def _unchecked_rates(spec: SloSpec, located: Located) -> list[Problem]:
+    """A `checks_rate` in a file that declares no checks: a gate that could never be judged."""
+    if spec.declared_checks():
+        return []
+    scopes: list[tuple[tuple[str, ...], Thresholds]] = [(("global",), spec.global_)]
+    scopes += [(("endpoints", k), t) for k, t in spec.endpoints.items()]
+    scopes += [(("groups", k), t) for k, t in spec.groups.items()]
+    return [
+        Problem(located.mark(path), path, "no endpoint or group of this file declares 'checks'")
+        for where, t in scopes
+        if t.checks_rate is not None
+        for path in [(*where, "checks_rate")]
+    ]
 
 
 def from_plan(plan: Plan) -> SloSpec:
@@ -215,7 +311,7 @@ def from_plan(plan: Plan) -> SloSpec:
     endpoints = {}
     for key, item in slo.endpoints.items():
         latency = item.latency.model_dump() if item.latency else {}
-        endpoints[key] = Thresholds(
+        endpoints[key] = EndpointThresholds(
             **latency, error_rate=item.error_rate, min_throughput_rps=item.min_throughput_rps
         )
     return SloSpec(

@@ -18,7 +18,7 @@ from scalectl.loadtest.runner import RunOutcome
 from scalectl.loadtest.watch import BUSY_MACHINE_CPU, SATURATED_CPU, GeneratorStats
 
 RATE_TOLERANCE = 0.10  # the open model's achieved rate may miss the asked one by this much
-# Open model: the share of due arrivals that may start late (LATE_SECONDS in the plugin, 10
+# Open model: the share of due arrivals that may start late (LATE_SECONDS in child/pacing, 10
 # ms) or never. On a shared 2-core machine an on-time run sees up to about a fifth late by
 # scheduling noise alone (tests/loadtest/test_open_model.py); an oversubscribed generator
 # sees most of them late.

@@ -19,9 +19,10 @@ same schedule with one flat stage. The first request of an arrival is measured f
 its *intended* start, so time spent waiting behind a slow response is counted (the
 coordinated-omission correction); that corrected latency goes to the main histograms and
 the uncorrected one to `raw`. Arrivals that start more than LATE_SECONDS after their
-intended time are late; arrivals due before the run ended (test_stopping, not after the
-users were stopped) but never sent are dropped. Each process reports its backlog with every
-report and once more the moment the run ends; the master keeps the latest per worker.
+intended time are late (child/pacing.py paces the users); arrivals due before the run
+ended (test_stopping, not after the users were stopped) but never sent are dropped. Each
+process reports its backlog with every report and once more the moment the run ends; the
+master keeps the latest per worker.
 
 A warm-up (`scalectl loadtest --warmup`) is not known here: everything that a warm-up must
 be left out of is also kept per wall-clock second (histograms, failures and their messages,
@@ -31,10 +32,7 @@ arrivals, late arrivals), and scalectl.loadtest.results drops the warm-up second
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import random
 import time
 from typing import Any
 
@@ -45,21 +43,31 @@ from locust.runners import MasterRunner, WorkerRunner
 
 # By package, not by path: Locust loads this file alone, as a module named `plugin`, and
 # scalectl is importable in its processes (they run scalectl's own interpreter).
-from scalectl.loadtest.child.recording import CLOSE_AFTER_SECONDS, OpenModel, Recorder
+from scalectl.loadtest.child.checks import Checker
+from scalectl.loadtest.child.filters import GroupFilters
+from scalectl.loadtest.child.pacing import pace
+from scalectl.loadtest.child.recording import (
+    CLOSE_AFTER_SECONDS,
+    OpenModel,
+    Recorder,
+    live_payload,
+    write_atomically,
+)
 from scalectl.loadtest.cpu import CpuMeter
 from scalectl.loadtest.ratecurve import RateCurve
 from scalectl.loadtest.results import METRIC_REQUEST_TYPE
+from scalectl.loadtest.slo import SloSpec
 
-LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
 # A request event whose context has this key set to False stays out of the aggregate: it
 # measures something else than a request (scenarios/pipeline.py's job completion times).
 AGGREGATE_CONTEXT_KEY = "scalectl_aggregate"
-LATE_SECONDS = 0.010  # an open-model arrival starting later than this is counted late
 
 
 recorder = Recorder()
 raw_recorder = Recorder()  # open model only: latency from the actual start, uncorrected
 open_model = OpenModel()
+checker = Checker()  # the SLO file's response checks (child/checks.py), if it has any
+filters = GroupFilters()  # its groups by status or tag (child/filters.py), if it has any
 run_state: dict[str, Any] = {
     "started_at": None,
     "spawned_at": None,  # when every user was running (never, if the ramp outlasted the run)
@@ -93,6 +101,9 @@ def _on_parser(parser: Any) -> None:
     # Not given on the command line: the master sets it at its test_start and it reaches
     # the workers with the spawn message, so every process's schedule counts from one 0 s.
     parser.add_argument("--scalectl-origin", type=float, default=0.0, help=argparse.SUPPRESS)
+    # What the plugin needs of the SLO file, as JSON (SloSpec.for_plugin()): its checks and
+    # its groups by status or tag. It reaches the workers likewise.
+    parser.add_argument("--scalectl-slo", default="", help=argparse.SUPPRESS)
 
 
 @events.init.add_listener
@@ -152,65 +163,6 @@ def _user_curve(environment: Any) -> RateCurve | None:
     return RateCurve.constant(rate) if rate > 0 else None
 
 
-def _pace(user_class: Any) -> None:
-    """Wrap the class's wait_time and on_start: the user waits for its next scheduled
-    arrival (before its first task too)."""
-    if getattr(user_class, "_scalectl_paced", False):
-        return
-    wait_time, on_start = user_class.wait_time, user_class.on_start
-
-    def paced_wait(self: Any) -> float:
-        if open_model.curve is None:
-            return float(wait_time(self))
-        _next_arrival(self)
-        return 0.0
-
-    def paced_start(self: Any) -> None:
-        on_start(self)
-        if open_model.curve is not None:
-            _next_arrival(self)
-
-    user_class.wait_time = paced_wait
-    user_class.on_start = paced_start
-    user_class._scalectl_paced = True
-
-
-def _next_arrival(user: Any) -> None:
-    """Sleep until this user's next intended start, then count the arrival."""
-    curve, origin = open_model.curve, open_model.origin
-    assert curve is not None and origin is not None
-    schedule = getattr(user, "_scalectl_schedule", None)
-    if schedule is None:
-        # A random phase, so users spawned together do not send in lockstep; the arrivals
-        # that fell due before the user existed are not its own (the ramp-up's, not late).
-        phase = random.random()
-        first = max(0, math.ceil(curve.integral(time.time() - origin) - phase))
-        schedule = [phase, float(first)]
-        user._scalectl_schedule = schedule
-        open_model.schedules.append(schedule)
-    intended = origin + curve.time_of(schedule[1] + schedule[0])
-    schedule[1] += 1
-    if math.isinf(intended):
-        # The rate fell to 0 for good: nothing more is due; wait to be stopped.
-        while user._state != "stopping":
-            gevent.sleep(1)
-        return
-    delay = intended - time.time()
-    if delay > 0:
-        gevent.sleep(delay)
-    if user._state == "stopping":
-        return
-    started = time.time()
-    lag = started - intended
-    second = int(started)
-    open_model.arrivals[second] += 1
-    if lag > LATE_SECONDS:
-        open_model.late[second] += 1
-        lag_us = int(lag * 1_000_000)
-        open_model.max_lag_us[second] = max(open_model.max_lag_us.get(second, 0), lag_us)
-    open_model.intended[id(gevent.getcurrent())] = intended
-
-
 @events.request.add_listener
 def _on_request(
     request_type: str,
@@ -219,6 +171,7 @@ def _on_request(
     exception: BaseException | None = None,
     start_time: float | None = None,
     context: dict[str, Any] | None = None,
+    response: Any = None,
     **_: Any,
 ) -> None:
     error = None if exception is None else f"{type(exception).__name__}: {exception}"[:200]
@@ -227,19 +180,18 @@ def _on_request(
     aggregate = request_type != METRIC_REQUEST_TYPE and (
         not context or context.get(AGGREGATE_CONTEXT_KEY, True) is not False
     )
-    if open_model.curve is None:
-        recorder.record(request_type, name, micros, error, aggregate)
-        return
-    # The first request of an arrival counts from the arrival's intended start. A custom
-    # metric is a value, not a request: neither corrected nor taking the correction.
-    intended = None
-    if request_type != METRIC_REQUEST_TYPE:
-        intended = open_model.intended.pop(id(gevent.getcurrent()), None)
     corrected = micros
-    if intended is not None and start_time is not None and start_time > intended:
-        corrected += int((start_time - intended) * 1_000_000)
+    if open_model.curve is not None and request_type != METRIC_REQUEST_TYPE:
+        # The first request of an arrival counts from the arrival's intended start. A custom
+        # metric is a value, not a request: neither corrected nor taking the correction.
+        intended = open_model.intended.pop(id(gevent.getcurrent()), None)
+        if intended is not None and start_time is not None and start_time > intended:
+            corrected += int((start_time - intended) * 1_000_000)
     recorder.record(request_type, name, corrected, error, aggregate)
-    raw_recorder.record(request_type, name, micros, error, aggregate)
+    if open_model.curve is not None:
+        raw_recorder.record(request_type, name, micros, error, aggregate)
+    if filters.groups:
+        filters.record(request_type, name, corrected, error, response, context)
 
 
 @events.report_to_master.add_listener
@@ -258,6 +210,10 @@ def _fill_report(data: dict[str, Any]) -> None:
     # Ship what was recorded since the last report, then start afresh (deltas merge exactly).
     global recorder, raw_recorder
     data["scalectl"] = recorder.export()
+    if checker.compiled:
+        data["scalectl_checks"] = checker.export()
+    if filters.groups:
+        data["scalectl_groups"] = filters.export()
     recorder.release()
     recorder = Recorder()
     if open_model.user_rate > 0:
@@ -273,6 +229,10 @@ def _fill_report(data: dict[str, Any]) -> None:
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if "scalectl" in data:
         recorder.merge(data["scalectl"])
+    if "scalectl_checks" in data:
+        checker.merge(data["scalectl_checks"])
+    if "scalectl_groups" in data:
+        filters.recorder.merge(data["scalectl_groups"])
     if "scalectl_demand" in data and _environment is not None:
         index = _environment.runner.get_worker_index(client_id)
         run_state["worker_demand"].setdefault(f"worker-{index}", []).append(data["scalectl_demand"])
@@ -290,6 +250,13 @@ def _on_start(environment: Any, **_: Any) -> None:
     # Pace only in the open model, so the closed model's hot path stays as Locust wrote it
     # (bench/loadtest_bench.py). A worker knows the rate here: the master's custom
     # arguments arrive with the spawn message, before test_start.
+    text = str(getattr(environment.parsed_options, "scalectl_slo", "") or "")
+    if text and not (checker.compiled or filters.groups):
+        spec = SloSpec.model_validate_json(text)  # checked by scalectl before the run
+        filters.load(spec)
+        if checker.load(spec):
+            # A listener only when there are checks: a run without them pays nothing.
+            environment.events.request.add_listener(checker.on_request)
     curve = _user_curve(environment)
     if curve is not None:
         options = environment.parsed_options
@@ -299,7 +266,7 @@ def _on_start(environment: Any, **_: Any) -> None:
             options.scalectl_origin = origin  # sent to the workers with the spawn message
         open_model.start(curve, origin)
         for user_class in environment.user_classes:
-            _pace(user_class)
+            pace(user_class, open_model)
     if isinstance(environment.runner, WorkerRunner):
         return
     run_state["started_at"] = time.time()
@@ -341,33 +308,11 @@ def _sample_users(environment: Any) -> None:
         run_state["users"][str(now)] = environment.runner.user_count
         recorder.close(now - CLOSE_AFTER_SECONDS)
         raw_recorder.close(now - CLOSE_AFTER_SECONDS)
+        filters.recorder.close(now - CLOSE_AFTER_SECONDS)
         if live:
-            _write_live(live, environment.runner.user_count)
+            payload = live_payload(recorder, run_state, environment.runner.user_count)
+            write_atomically(live, payload)
         gevent.sleep(1)
-
-
-def _write_live(path: str, users: int) -> None:
-    now = int(time.time())
-    # Only the recent windows: encoding the whole run every second would cost more and more
-    # generator CPU as the run goes on (bench/loadtest_bench.py measures this overhead).
-    exported = recorder.export(since=now - LIVE_SECONDS)
-    payload = {
-        "version": 1,
-        "started_at": run_state["started_at"],
-        "ended_at": time.time(),
-        "users_now": users,
-        "users": {s: u for s, u in run_state["users"].items() if int(s) >= now - LIVE_SECONDS},
-        "endpoints": exported["endpoints"],
-        "windows": exported["windows"],
-    }
-    _write_atomically(path, payload)
-
-
-def _write_atomically(path: str, payload: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)
 
 
 @events.quitting.add_listener
@@ -399,4 +344,8 @@ def _on_quit(environment: Any, **_: Any) -> None:
             "spawned_at": run_state["spawned_at"],
             "ended_at": open_model.ended_at or payload["ended_at"],
         }
-    _write_atomically(out, payload)
+    if checker.compiled:
+        payload["checks"] = checker.export()
+    if filters.groups:
+        payload["groups"] = filters.export()
+    write_atomically(out, payload)

@@ -8,7 +8,9 @@ plain bookkeeping, importable anywhere.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -20,6 +22,7 @@ from scalectl.loadtest.ratecurve import RateCurve
 # A window is encoded once this many seconds old: later than any worker's report of it
 # (Locust's workers report every 3 s). A later one still reopens it.
 CLOSE_AFTER_SECONDS = 10
+LIVE_SECONDS = 120  # windows kept in the live file for progress and abort checks
 
 
 class Recorder:
@@ -253,3 +256,28 @@ class OpenModel:
         """Arrivals due before the run ended but never sent: this process's own backlog at
         the end (a local run) plus the last backlog each worker reported (a master)."""
         return self.end_backlog + sum(self.backlogs.values())
+
+
+def write_atomically(path: str, payload: dict[str, Any]) -> None:
+    """`payload` as JSON at `path`, whole or not at all (a reader polls it)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, path)
+
+
+def live_payload(recorder: Recorder, run_state: dict[str, Any], users: int) -> dict[str, Any]:
+    """The live file's content now: the recent windows, for progress and abort checks."""
+    now = int(time.time())
+    # Only the recent windows: encoding the whole run every second would cost more and more
+    # generator CPU as the run goes on (bench/loadtest_bench.py measures this overhead).
+    exported = recorder.export(since=now - LIVE_SECONDS)
+    return {
+        "version": 1,
+        "started_at": run_state["started_at"],
+        "ended_at": time.time(),
+        "users_now": users,
+        "users": {s: u for s, u in run_state["users"].items() if int(s) >= now - LIVE_SECONDS},
+        "endpoints": exported["endpoints"],
+        "windows": exported["windows"],
+    }
