@@ -2,8 +2,8 @@
 today's defaults, and what the alert rule templates see.
 
 The error- and latency-budget burn alerts are not here: each is a page and a ticket alert
-whose windows, factors and `for` follow the SLO period (scalectl.plan.context.burn_windows),
-so one `for` and one severity cannot describe them; naming one is refused with the reason.
+with windows of its own (`alerting.burn_rate`, scalectl.plan.burnrate), so one `for` and one
+severity cannot describe them; naming one here is refused with a pointer there.
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def _number_as_text(value: object) -> object:
 def _not_burn(value: object) -> object:
     if value in BURN_ALERTS:
         raise ValueError(
-            "a burn-rate alert is not set here: it is a page and a ticket alert, each with the "
-            "windows, factors and `for` of its severity, scaled to slo.availability.period_days "
-            '(docs/alerts.md, "Burn-rate alerts")'
+            "a burn-rate alert is not set here: it is a page and a ticket alert, each with "
+            "windows, burn rates and `for` of its own; set them in alerting.burn_rate.page and "
+            'alerting.burn_rate.ticket (docs/alerts.md, "Burn-rate alerts")'
         )
     return value
 
