@@ -252,10 +252,14 @@ def check(spec: BurnRate, period_days: int, budgets: dict[str, float]) -> Iterat
         and not spec.ticket.disable
         and (spec.page.severity or "page") == (spec.ticket.severity or "ticket")
     ):
+        # At the one the plan sets (both: the ticket's).
+        kind = "ticket" if spec.ticket.severity is not None else "page"
+        other = "page" if kind == "ticket" else "ticket"
         yield (
-            (*_BASE, "ticket", "severity"),
-            "must differ from page's severity: the page and the ticket alert share a name, so "
-            "one label value would make them one alert and the page could not inhibit the ticket",
+            (*_BASE, kind, "severity"),
+            f"must differ from {other}'s severity: the page and the ticket alert share a name, "
+            "so one label value would make them one alert and the page could not inhibit the "
+            "ticket",
         )
     period = period_days * 86400
     for kind in ALERT_KINDS:
