@@ -79,7 +79,7 @@ def test_custom_windows_render_and_each_window_is_proven(tmp_path: Path) -> None
     tests = yaml.safe_load((prom / "rules.test.yml").read_text())
     names = [t["name"] for t in tests["tests"]]
     assert names[:3] == ["healthy", "broken", "slow burn"]
-    assert names[3:] == [
+    windows = [
         "page window 1h/5m fires at burn rate 15.84 (factor 14.4)",
         "page window 1h/5m stays quiet at burn rate 12.96 (factor 14.4)",
         "page window 6h/30m fires at burn rate 6.6 (factor 6)",
@@ -87,24 +87,33 @@ def test_custom_windows_render_and_each_window_is_proven(tmp_path: Path) -> None
         "ticket window 3d/6h fires at burn rate 1.1 (factor 1)",
         "ticket window 3d/6h stays quiet at burn rate 0.9 (factor 1)",
     ]
+    # The same windows for the error budget, then for the latency budget.
+    assert names[3:] == windows + [f"latency {name}" for name in windows]
     # 1d at 3x spends the budget exactly as 3d at 1x: no burst can fire the one alone.
     text = (prom / "rules.test.yml").read_text()
-    assert (
-        "# ticket 1d/2h x3: not tested alone; no burst fires it without the longer window" in text
-    )
-    # A rule's factor off by a little fails its window's case (the cases are not vacuous).
+    for slo in ("", "latency "):
+        assert (
+            f"# {slo}ticket 1d/2h x3: not tested alone; no burst fires it without the longer "
+            "window 3d/6h x1"
+        ) in text
+    # A rule's factor off by a little fails its window's cases (they are not vacuous); only
+    # the 1h/5m window's cases run, to keep this quick.
     rules = (prom / "slo.rules.yml").read_text()
-    for wrong in ("> 16\n", "> 12\n"):
+    tests["tests"] = [t for t in tests["tests"] if "1h/5m" in t["name"]]
+    (prom / "window.test.yml").write_text(yaml.safe_dump(tests))
+    for wrong, failing in (("> 16\n", "fires"), ("> 12\n", "stays quiet")):
         (prom / "slo.rules.yml").write_text(rules.replace("> 14.4\n", wrong))
         run = subprocess.run(
-            ["promtool", "test", "rules", "rules.test.yml"],
+            ["promtool", "test", "rules", "window.test.yml"],
             cwd=prom,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        assert run.returncode == 1 and "page window 1h/5m" in run.stdout + run.stderr, wrong
+        assert run.returncode == 1, wrong
+        for slo in ("", "latency "):
+            assert f"name: {slo}page window 1h/5m {failing} at" in run.stderr, wrong
 
 
 def test_ticket_disabled_and_a_severity_renamed(tmp_path: Path) -> None:

@@ -57,12 +57,15 @@ class Firing:
 
 @dataclass(frozen=True)
 class WindowCase:
-    """One promtool test group: every service gets the same two request counters."""
+    """One promtool test group: every service gets the same two counters."""
 
     name: str
     interval_minutes: int
-    ok_values: str  # promtool expanding notation
-    error_values: str
+    # promtool expanding notation. good: the requests that spend no budget (errors: the
+    # non-error statuses; latency: the bucket at the threshold). other: errors: the failed
+    # requests; latency: the histogram's _count (every request).
+    good_values: str
+    other_values: str
     eval_minutes: int
     firing: list[Firing]
 
@@ -77,15 +80,28 @@ class WindowProof:
     reason: str
 
 
-def window_proofs(burn: list[BurnAlert], budget: float, step_minutes: int) -> list[WindowProof]:
-    """A proof per window of the enabled alerts, for an error budget of `budget`."""
-    return [_proof(burn, alert, w, budget, step_minutes) for alert in burn for w in alert.windows]
+def window_proofs(
+    burn: list[BurnAlert], budget: float, step_minutes: int, latency: bool = False
+) -> list[WindowProof]:
+    """A proof per window of the enabled alerts, for the error budget `budget`, or with
+    `latency` the latency budget (the share of requests slower than the threshold)."""
+    return [
+        _proof(burn, alert, w, budget, step_minutes, latency)
+        for alert in burn
+        for w in alert.windows
+    ]
 
 
 def _proof(
-    burn: list[BurnAlert], alert: BurnAlert, window: BurnWindow, budget: float, step: int
+    burn: list[BurnAlert],
+    alert: BurnAlert,
+    window: BurnWindow,
+    budget: float,
+    step: int,
+    latency: bool,
 ) -> WindowProof:
-    label = f"{alert.kind} {window.long}/{window.short} x{window.factor:g}"
+    slo = "latency " if latency else ""
+    label = f"{slo}{alert.kind} {window.long}/{window.short} x{window.factor:g}"
     high = min(1.1 * window.factor * budget, (1 + window.factor * budget) / 2)
     low = 0.9 * window.factor * budget
     for shorter in alert.windows:
@@ -110,7 +126,7 @@ def _proof(
         tried.add(total)
         start = (total - burst) // interval  # first sample index with errors
         cases = [
-            _case(burn, alert, window, budget, step, interval, start, total, r, fires)
+            _case(burn, alert, window, budget, step, interval, start, total, r, fires, latency)
             for r, fires in ((high, True), (low, False))
         ]
         if cases[0] is not None and cases[1] is not None:
@@ -145,11 +161,13 @@ def _case(
     total: int,
     ratio: float,
     fires: bool,
+    latency: bool,
 ) -> WindowCase | None:
     errors = round(ratio * REQUESTS)
     count = total // interval
+    series = _series(start, count, errors)
     outcomes = {
-        _outcome(burn, alert, window, budget, step * 60, interval, start, count, errors, v)
+        _outcome(burn, alert, window, budget, step * 60, interval, series, latency, v)
         for v in ((False, False), (False, True), (True, False), (True, True))
     }
     if len(outcomes) != 1:
@@ -163,11 +181,11 @@ def _case(
     verb = "fires" if fires else "stays quiet"
     share = errors / REQUESTS
     return WindowCase(
-        name=f"{alert.kind} window {window.long}/{window.short} {verb} at burn rate "
-        f"{share / budget:.4g} (factor {window.factor:g})",
+        name=f"{'latency ' if latency else ''}{alert.kind} window {window.long}/{window.short} "
+        f"{verb} at burn rate {share / budget:.4g} (factor {window.factor:g})",
         interval_minutes=interval // 60,
-        ok_values=_values(start, count, REQUESTS, REQUESTS - errors),
-        error_values=_values(start, count, 0, errors),
+        good_values=_values(start, count, REQUESTS, REQUESTS - errors),
+        other_values=f"0+{REQUESTS}x{count}" if latency else _values(start, count, 0, errors),
         eval_minutes=total // 60,
         firing=firing,
     )
@@ -191,20 +209,15 @@ def _outcome(
     budget: float,
     step: int,
     interval: int,
-    start: int,
-    count: int,
-    errors: int,
+    series: tuple[list[int], list[int]],
+    latency: bool,
     variant: tuple[bool, bool],
 ) -> Outcome:
     """The alerts firing at the end, with their $value rounded as Prometheus' humanize
     shows it; None when any window is too close to its factor to be sure."""
-    ok = [0] * (count + 1)
-    bad = [0] * (count + 1)
-    for j in range(1, count + 1):
-        spent = errors if j >= start else 0
-        ok[j] = ok[j - 1] + REQUESTS - spent
-        bad[j] = bad[j - 1] + spent
-    end = count * interval
+    good, spent = series
+    total = [g + s for g, s in zip(good, spent, strict=True)]
+    end = (len(good) - 1) * interval
     out = []
     for alert in burn:
         first = (end - alert.for_seconds) // step * step
@@ -213,7 +226,9 @@ def _outcome(
             holding = None
             for w in alert.windows:
                 rates = [
-                    _ratio(ok, bad, interval, t, s, variant)
+                    _latency_ratio(total, good, interval, t, s, variant)
+                    if latency
+                    else _ratio(good, spent, interval, t, s, variant)
                     for s in (w.long_seconds, w.short_seconds)
                 ]
                 if any(
@@ -254,6 +269,33 @@ def _ratio(
     if good is None or failed is None or good + failed <= 0:
         return None
     return failed / (good + failed)
+
+
+def _latency_ratio(
+    total: list[int],
+    good: list[int],
+    interval: int,
+    t: int,
+    window: int,
+    variant: tuple[bool, bool],
+) -> float | None:
+    """The recorded slow share: (rate(count) - rate(bucket)) / (rate(count) > 0)."""
+    valid = _rate(total, interval, t, window, variant)
+    fast = _rate(good, interval, t, window, variant)
+    if valid is None or fast is None or valid <= 0:
+        return None
+    return (valid - fast) / valid
+
+
+def _series(start: int, count: int, errors: int) -> tuple[list[int], list[int]]:
+    """The good and the spent requests' counters, by sample index."""
+    good = [0] * (count + 1)
+    spent = [0] * (count + 1)
+    for j in range(1, count + 1):
+        burst = errors if j >= start else 0
+        good[j] = good[j - 1] + REQUESTS - burst
+        spent[j] = spent[j - 1] + burst
+    return good, spent
 
 
 def _rate(

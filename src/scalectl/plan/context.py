@@ -309,6 +309,11 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "alerts": alerts,
         "test_timing": test_timing,
         "burn_proofs": window_proofs(burn, error_budget, test_timing[0]) if per_window else None,
+        "latency_burn_proofs": window_proofs(
+            burn, round(1 - objective.target, 10), test_timing[0], latency=True
+        )
+        if per_window and objective is not None
+        else None,
         "burn_severity": {a.kind: a.severity for a in burn},
         "database_user": DATABASE_USER,
         "database_name": database_name(plan),
