@@ -55,21 +55,21 @@ ROUTED_SEVERITIES = ("page", "ticket")
 MAX_FOR_SECONDS = 24 * 3600
 
 # Prometheus's duration grammar narrowed to whole hours, minutes and seconds in that order.
-_DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,5})m)?(?:([0-9]{1,5})s)?", re.ASCII)
+DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,5})m)?(?:([0-9]{1,5})s)?", re.ASCII)
 # A Prometheus label value, an Alertmanager matcher and a YAML plain scalar alike.
 _SEVERITY = re.compile(r"[a-z][a-z0-9_-]{0,30}", re.ASCII)
 
 
 def for_seconds(value: str) -> int:
     """A validated `for` duration (`2m`, `1h30m`, `0s`) in seconds."""
-    match = _DURATION.fullmatch(value)
+    match = DURATION.fullmatch(value)
     assert match and value, value
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
 def _for(value: str) -> str:
-    if not value or not _DURATION.fullmatch(value):
+    if not value or not DURATION.fullmatch(value):
         raise ValueError(
             f"must be a Prometheus duration of whole hours, minutes and seconds in that order, "
             f"such as 2m, 90s or 1h30m, got '{value}'"

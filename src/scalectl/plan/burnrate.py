@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from scalectl.plan.alerts import ROUTED_SEVERITIES, ForDuration, Severity, for_seconds
+from scalectl.plan.alerts import DURATION, ROUTED_SEVERITIES, ForDuration, Severity, for_seconds
 from scalectl.strict import Strict
 
 AlertKind = Literal["page", "ticket"]
@@ -32,7 +32,7 @@ _WORKBOOK: tuple[tuple[AlertKind, int, int, float, int], ...] = (
 )
 
 # alerts.py's duration grammar with whole days in front: Sloth's windows are written 1d, 3d.
-_WINDOW = re.compile(r"(?:([0-9]{1,3})d)?(?:([0-9]{1,5})h)?(?:([0-9]{1,5})m)?(?:([0-9]{1,5})s)?")
+_WINDOW = re.compile(r"(?:([0-9]{1,3})d)?" + DURATION.pattern, re.ASCII)
 MIN_WINDOW_SECONDS = 60
 
 
