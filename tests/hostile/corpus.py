@@ -76,6 +76,11 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
+def _burn(window: str) -> str:
+    """small.yaml with one page burn-rate window of `window`'s fields."""
+    return SMALL + f"alerting:\n  burn_rate:\n    page:\n      windows:\n        - {{{window}}}\n"
+
+
 def _server(value: str) -> str:
     return _multi("server_name: cv.example.com", f"server_name: {_q(value)}")
 
@@ -123,6 +128,8 @@ PROMQL = [
     plan('endpoint-unknown-method', 'promql', _endpoint('TRACE /api/stats'), 'slo.endpoints'),
     plan('queue-name-quote', 'promql', _multi('name: render', 'name: "render\\""'), 'workers.analysis.queues[1].name'),
     plan('service-name-upper', 'promql', _multi('  admin:\n', '  Admin:\n'), 'services'),
+    plan('burn-window-injection', 'promql', _burn('long: "1h]) or vector(1) #", short: 5m, factor: 2'), 'alerting.burn_rate.page.windows[0].long'),
+    plan('burn-severity-newline', 'promql', SMALL + 'alerting:\n  burn_rate:\n    ticket: {severity: "t\\n  x: y"}\n', 'alerting.burn_rate.ticket.severity'),
 ]
 # fmt: on
 
@@ -288,6 +295,11 @@ NUMBERS = [
     plan('availability-one', 'numbers', _small('target: 0.995', 'target: 1'), 'slo.availability.target'),
     plan('error-rate-negative', 'numbers', _small('error_rate: 0.02', 'error_rate: -0.1'), 'slo.error_rate'),
     plan('rps-inf-rate-limit', 'numbers', _small('per_ip: {rps: 10,', 'per_ip: {rps: .inf,'), 'load_balancer.rate_limits.per_ip.rps'),
+    plan('burn-factor-inf', 'numbers', _burn('long: 1h, short: 5m, factor: .inf'), 'alerting.burn_rate.page.windows[0].factor'),
+    plan('burn-factor-unreachable', 'numbers', _burn('long: 1h, short: 5m, factor: 200'), 'alerting.burn_rate.page.windows[0].factor', 'could never fire'),
+    plan('burn-budget-percent-zero', 'numbers', _burn('long: 1h, short: 5m, budget_percent: 0'), 'alerting.burn_rate.page.windows[0].budget_percent'),
+    plan('burn-short-not-shorter', 'numbers', _burn('long: 5m, short: 1h, factor: 2'), 'alerting.burn_rate.page.windows[0].short'),
+    plan('burn-long-past-period', 'numbers', _burn('long: 999d, short: 1h, factor: 2'), 'alerting.burn_rate.page.windows[0].long'),
     plan('infeasible-replicas', 'numbers', _small('peak_rps: 60', 'peak_rps: 100000'), None, 'infeasible', code=1),
 ]
 # fmt: on

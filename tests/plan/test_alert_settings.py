@@ -186,11 +186,13 @@ def test_promtool_fires_after_for_and_not_before(
         ("Down: {severity: Page}", "alerting.alerts.Down.severity: must be a lowercase letter"),
         ("Down: {severity: " + "p" * 32 + "}", "alerting.alerts.Down.severity: must be a lower"),
         ("Down: {when: 5m}", "alerting.alerts.Down.when: unknown key"),
-        # The burn-rate alerts: refused with the reason, not as unknown names.
+        # The burn-rate alerts: refused with the reason and where they are set, not as
+        # unknown names.
         (
             "LatencyBudgetBurn: {for: 2m}",
             "alerting.alerts.LatencyBudgetBurn: a burn-rate alert is not set here: it is a page "
-            "and a ticket alert",
+            "and a ticket alert, each with windows, burn rates and `for` of its own; set them in "
+            "alerting.burn_rate.page and alerting.burn_rate.ticket",
         ),
         (
             "ErrorBudgetBurn: {severity: ticket}",

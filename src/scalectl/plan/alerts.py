@@ -2,8 +2,8 @@
 today's defaults, and what the alert rule templates see.
 
 The error- and latency-budget burn alerts are not here: each is a page and a ticket alert
-whose windows, factors and `for` follow the SLO period (scalectl.plan.context.burn_windows),
-so one `for` and one severity cannot describe them; naming one is refused with the reason.
+with windows of its own (`alerting.burn_rate`, scalectl.plan.burnrate), so one `for` and one
+severity cannot describe them; naming one here is refused with a pointer there.
 """
 
 from __future__ import annotations
@@ -55,21 +55,21 @@ ROUTED_SEVERITIES = ("page", "ticket")
 MAX_FOR_SECONDS = 24 * 3600
 
 # Prometheus's duration grammar narrowed to whole hours, minutes and seconds in that order.
-_DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,5})m)?(?:([0-9]{1,5})s)?", re.ASCII)
+DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,5})m)?(?:([0-9]{1,5})s)?", re.ASCII)
 # A Prometheus label value, an Alertmanager matcher and a YAML plain scalar alike.
 _SEVERITY = re.compile(r"[a-z][a-z0-9_-]{0,30}", re.ASCII)
 
 
 def for_seconds(value: str) -> int:
     """A validated `for` duration (`2m`, `1h30m`, `0s`) in seconds."""
-    match = _DURATION.fullmatch(value)
+    match = DURATION.fullmatch(value)
     assert match and value, value
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
 def _for(value: str) -> str:
-    if not value or not _DURATION.fullmatch(value):
+    if not value or not DURATION.fullmatch(value):
         raise ValueError(
             f"must be a Prometheus duration of whole hours, minutes and seconds in that order, "
             f"such as 2m, 90s or 1h30m, got '{value}'"
@@ -96,9 +96,9 @@ def _number_as_text(value: object) -> object:
 def _not_burn(value: object) -> object:
     if value in BURN_ALERTS:
         raise ValueError(
-            "a burn-rate alert is not set here: it is a page and a ticket alert, each with the "
-            "windows, factors and `for` of its severity, scaled to slo.availability.period_days "
-            '(docs/alerts.md, "Burn-rate alerts")'
+            "a burn-rate alert is not set here: it is a page and a ticket alert, each with "
+            "windows, burn rates and `for` of its own; set them in alerting.burn_rate.page and "
+            'alerting.burn_rate.ticket (docs/alerts.md, "Burn-rate alerts")'
         )
     return value
 

@@ -20,6 +20,8 @@ from scalectl.plan.appenv import (
     worker_env,
 )
 from scalectl.plan.autoscaling import Direction, HpaRules
+from scalectl.plan.burnrate import burn_alerts
+from scalectl.plan.burntests import timing, window_proofs
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
 from scalectl.plan.internal import internal_paths
 from scalectl.plan.load import LoadedPlan
@@ -37,62 +39,6 @@ from scalectl.plan.slo import Latency
 from scalectl.plan.topology import topology
 from scalectl.plan.workersizing import QueueSize, WorkerSize
 from scalectl.plan.workloads import Queue, Service, Worker
-
-
-@dataclass(frozen=True)
-class BurnWindow:
-    """One multiwindow burn-rate alert (Google SRE workbook, ch. 5), scaled to the period."""
-
-    severity: str  # page | ticket
-    long: str  # Prometheus duration, e.g. "1h"
-    short: str
-    factor: float  # burn rate: how many times faster than "exactly on budget"
-    for_: str
-    long_seconds: int
-    short_seconds: int
-
-
-# (severity, long, short, factor, for) for a 30-day period, in seconds.
-_WORKBOOK = (
-    ("page", 3600, 300, 14.4, 120),
-    ("page", 6 * 3600, 1800, 6.0, 900),
-    ("ticket", 24 * 3600, 2 * 3600, 3.0, 3600),
-    ("ticket", 3 * 24 * 3600, 6 * 3600, 1.0, 3 * 3600),
-)
-
-
-def prom_duration(seconds: float) -> str:
-    """Seconds as a Prometheus duration: 3600 -> "1h", 5400 -> "1h30m"."""
-    total = max(1, round(seconds))
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if total >= size:
-            out += f"{total // size}{unit}"
-            total %= size
-    return out
-
-
-def burn_windows(period_days: int) -> list[BurnWindow]:
-    """The multiwindow, multi-burn-rate alert windows for an SLO period of `period_days`."""
-    # Sloth and the workbook scale windows with the SLO period; factors stay the same.
-    scale = period_days / 30
-    windows = []
-    for severity, long, short, factor, for_ in _WORKBOOK:
-        # Round to whole minutes so recording rule names stay readable.
-        long_s = max(60, round(long * scale / 60) * 60)
-        short_s = max(60, round(short * scale / 60) * 60)
-        windows.append(
-            BurnWindow(
-                severity=severity,
-                long=prom_duration(long_s),
-                short=prom_duration(short_s),
-                factor=factor,
-                for_=prom_duration(max(60, round(for_ * scale / 60) * 60)),
-                long_seconds=long_s,
-                short_seconds=short_s,
-            )
-        )
-    return windows
 
 
 @dataclass(frozen=True)
@@ -324,6 +270,13 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         )
     slo = plan.slo
     slis = [svc.sli for svc in services]
+    burn = burn_alerts(plan.alerting.burn_rate, slo.availability.period_days)
+    alerts = alert_settings(plan.alerting.alerts)
+    error_budget = round(1 - slo.availability.target, 10)
+    # Per-window promtool cases only when the plan sets the section, so a plan without it
+    # renders as before.
+    per_window = "burn_rate" in plan.alerting.model_fields_set
+    test_timing = timing(burn, alerts, per_window)
     return {
         "version": __version__,
         "plan": plan,
@@ -338,18 +291,30 @@ def build(loaded: LoadedPlan, sizing: Sizing) -> dict[str, Any]:
         "database": plan.database,
         "cache": plan.cache,
         "slo": slo,
-        "error_budget": round(1 - slo.availability.target, 10),
+        "error_budget": error_budget,
         "latency_objective": objective,
         "latency_threshold": threshold,
         "latency_budget": None if objective is None else round(1 - objective.target, 10),
-        "burn_windows": burn_windows(slo.availability.period_days),
+        "burn_alerts": burn,
+        "burn_windows": [w for alert in burn for w in alert.windows],
+        "burn_windows_set": any(
+            plan.alerting.burn_rate.alert(a.kind).windows is not None for a in burn
+        ),
         "alerting": plan.alerting,
         "dashboard_sli": {
             "traffic": dashboard_traffic(slis),
             "errors": dashboard_errors(slis),
             "latency": {q: dashboard_latency(slis, q) for q in ("0.5", "0.95", "0.99")},
         },
-        "alerts": alert_settings(plan.alerting.alerts),
+        "alerts": alerts,
+        "test_timing": test_timing,
+        "burn_proofs": window_proofs(burn, error_budget, test_timing[0]) if per_window else None,
+        "latency_burn_proofs": window_proofs(
+            burn, round(1 - objective.target, 10), test_timing[0], latency=True
+        )
+        if per_window and objective is not None
+        else None,
+        "burn_severity": {a.kind: a.severity for a in burn},
         "database_user": DATABASE_USER,
         "database_name": database_name(plan),
         "metrics_dir": METRICS_DIR,

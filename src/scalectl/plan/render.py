@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scalectl import templating
 from scalectl.errors import ScalectlError
-from scalectl.plan import context, escape, ratelimits
+from scalectl.plan import burnrate, context, escape, ratelimits
 from scalectl.plan.load import LoadedPlan
 from scalectl.plan.sizing import Sizing
 
@@ -64,7 +64,7 @@ def environment() -> jinja2.Environment:
     process so compiled templates are reused."""
     return templating.make_environment(
         {
-            "prom_duration": context.prom_duration,
+            "prom_duration": burnrate.prom_duration,
             "nginx_rate": ratelimits.nginx_rate,
             # One escape per target language (scalectl.plan.escape); plan strings go
             # through them.

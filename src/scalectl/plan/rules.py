@@ -7,7 +7,7 @@ import itertools
 import math
 from collections.abc import Iterator
 
-from scalectl.plan import adapter
+from scalectl.plan import adapter, burnrate
 from scalectl.plan.appenv import WORKER_METRICS_PORT
 from scalectl.plan.autoscaling import Autoscaling, ScalingRules
 from scalectl.plan.fieldtypes import cpu_cores, memory_bytes
@@ -134,6 +134,12 @@ def _check(plan: Plan, profile: Profile) -> Iterator[PathMsg]:
             yield (("slo", "endpoints", endpoint), "endpoint name must not be empty")
         if slo.latency is not None:
             yield from _latency(slo.latency, ("slo", "endpoints", endpoint, "latency"))
+
+    # Rounded as the rendered rules write them (scalectl.plan.context).
+    budgets = {"error": round(1 - plan.slo.availability.target, 10)}
+    if plan.slo.latency_objective is not None:
+        budgets["latency"] = round(1 - plan.slo.latency_objective.target, 10)
+    yield from burnrate.check(plan.alerting.burn_rate, plan.slo.availability.period_days, budgets)
 
     if profile.upstreams == "loopback" and not _loopback_listen(profile.listen):
         yield (("profiles",), "a loopback profile must listen on 127.0.0.0/8 or [::1]")

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scalectl.plan import alerts, ratelimits
+from scalectl.plan import alerts, burnrate, ratelimits
 from scalectl.plan.fieldtypes import cpu_cores
 from scalectl.plan.model import Plan
 from scalectl.plan.workersizing import QueueSize, WorkerSize, size_worker
@@ -149,6 +149,7 @@ def size(plan: Plan, profile: str = "production") -> Sizing:
         )
     result.warnings += ratelimits.warnings(lb.rate_limits)
     result.warnings += alerts.warnings(plan.alerting.alerts)
+    result.warnings += burnrate.warnings(plan.alerting.burn_rate)
     for name, worker in plan.workers.items():
         worker_size, queues, infeasible = size_worker(name, worker)
         result.queues += queues

@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from scalectl.plan.alerts import AlertRule, ConfigurableAlert
+from scalectl.plan.burnrate import BurnRate
 from scalectl.plan.fieldtypes import Fraction, Positive
 from scalectl.plan.patterns import EndpointKey, Url
 from scalectl.strict import Strict
@@ -100,8 +101,8 @@ class Slo(Strict):
 
 
 class Alerting(Strict):
-    """`alerting`: where Alertmanager sends pages and tickets, where runbooks live, and the
-    symptom alerts' `for` and severity."""
+    """`alerting`: where Alertmanager sends pages and tickets, where runbooks live, the
+    symptom alerts' `for` and severity, and the burn-rate alerts' windows."""
 
     page_webhook_url: Url = "http://127.0.0.1:9095/page"
     ticket_webhook_url: Url = "http://127.0.0.1:9095/ticket"
@@ -112,5 +113,11 @@ class Alerting(Strict):
         "service prefix: Down (services and workers), HighErrorRate, LatencyP95High, "
         "LatencyP99High, MemoryNearLimit, EndpointLatencyP95High, QueueDepthHigh, "
         "QueueJobTooOld, DeadLettersIncreasing. Unset: docs/alerts.md's defaults. The burn-rate "
-        "alerts (ErrorBudgetBurn, LatencyBudgetBurn) follow the SLO period instead.",
+        "alerts (ErrorBudgetBurn, LatencyBudgetBurn) are set in burn_rate.",
+    )
+    burn_rate: BurnRate = Field(
+        BurnRate(),
+        description="The SLO burn-rate alerts (ErrorBudgetBurn and LatencyBudgetBurn): the "
+        "page and the ticket alert's windows, burn rates, `for` and severity, or disable. "
+        "Unset: the SRE workbook's windows scaled to slo.availability.period_days.",
     )
