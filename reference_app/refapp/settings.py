@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     analysis_work_factor: int = 100000
     # How much a queue worker lowers its CPU priority (refapp.tasks.Niceness): 0 leaves it.
     worker_nice: int = Field(default=0, ge=0, le=19)
+    # The outbox relay (refapp.outbox) waits for a notification at most this long before it
+    # looks for unsent job rows anyway (a missed notification, a relay that died).
+    outbox_poll_seconds: float = Field(default=1, gt=0, le=60)
 
     prometheus_multiproc_dir: str = ""
 

@@ -71,6 +71,7 @@ APP_DEFAULTS: dict[str, str] = {
             "CLEANUP_STUCK_QUEUED_SECONDS",
             "ANALYSIS_WORK_FACTOR",
             "WORKER_NICE",
+            "OUTBOX_POLL_SECONDS",
             "DATABASE_CONNECT_TIMEOUT",
             "DATABASE_READ_RETRIES",
             "DATABASE_CHECK_IDLE_AFTER",
