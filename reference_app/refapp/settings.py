@@ -164,7 +164,6 @@ class Settings(BaseSettings):
     # Stampede guard: how long the recompute lock lives and how long others wait for it.
     cache_lock_ms: int = 2000
     cache_lock_wait_ms: int = 300
-    enqueue_timeout: float = 1
     health_timeout: float = 1
 
     def __init__(self, **values: Any) -> None:

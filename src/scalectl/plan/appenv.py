@@ -78,7 +78,6 @@ APP_DEFAULTS: dict[str, str] = {
             "DATABASE_WRITE_BATCH_MAX",
             "REDIS_SOCKET_TIMEOUT",
             "REDIS_MAX_CONNECTIONS",
-            "ENQUEUE_TIMEOUT",
             "HEALTH_TIMEOUT",
             "API_KEY_CACHE_TTL",
             "API_KEY_NEGATIVE_TTL",
