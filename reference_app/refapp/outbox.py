@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import dramatiq
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "refapp_outbox"
 BATCH = 100  # rows per transaction: their locks are held while they are sent
 MAX_BACKOFF_SECONDS = 5.0
+STOP_CHECK_SECONDS = 0.5  # how often a waiting relay looks at its stop event
 # A relay stuck in its transaction (a hung broker) must not hold its rows' locks for long.
 _IDLE_IN_TRANSACTION_MS = 30_000
 
@@ -112,11 +114,16 @@ class Relay:
                 break
         return total
 
-    def wait(self, conn: psycopg.Connection) -> None:
-        """Until a notification arrives (or arrived while this relay was busy), at most
-        `poll_seconds`."""
-        for _ in conn.notifies(timeout=self.poll_seconds, stop_after=1):
-            pass
+    def wait(self, conn: psycopg.Connection, stop: threading.Event) -> None:
+        """Until a notification arrives (or arrived while this relay was busy) or `stop`
+        is set, at most `poll_seconds`."""
+        deadline = time.monotonic() + self.poll_seconds
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            for _ in conn.notifies(timeout=min(remaining, STOP_CHECK_SECONDS), stop_after=1):
+                return
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, reconnecting with backoff after any failure."""
@@ -127,7 +134,7 @@ class Relay:
                     while not stop.is_set():
                         self.drain(conn, stop)
                         backoff = 0.2
-                        self.wait(conn)
+                        self.wait(conn, stop)
             except Exception as exc:  # the database or the broker: both come back
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
                 stop.wait(backoff)
@@ -157,5 +164,6 @@ class RelayThread(Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
         if self._thread is not None:
-            # A wait ends within poll_seconds, a batch's sends within the broker's timeout.
-            self._thread.join(timeout=settings.get().outbox_poll_seconds + 2)
+            # A wait notices the stop within STOP_CHECK_SECONDS; a batch's sends end within
+            # the broker's socket timeout.
+            self._thread.join(timeout=STOP_CHECK_SECONDS + 2)

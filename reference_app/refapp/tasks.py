@@ -314,8 +314,9 @@ def cleanup() -> None:
     """Purge soft-deleted submissions past retention (cascading to their jobs, analyses and
     reports), then re-enqueue jobs left `queued` too long: a message the broker lost (a
     Redis restart without persistence), or a job still in the outbox because no relay ran
-    (marked relayed here, so a relay does not send it again). Re-enqueueing one that is in
-    fact still waiting only costs a duplicate delivery, which the handlers absorb."""
+    (marked relayed here, so a relay does not send it again). Stuck: sent (or, unsent,
+    committed) longer ago than the threshold. Re-enqueueing one that is in fact still
+    waiting only costs a duplicate delivery, which the handlers absorb."""
     cfg = settings.get()
     try:
         with worker_db.transaction() as conn:
@@ -334,18 +335,18 @@ def cleanup() -> None:
         log.info("cleanup: no schema yet; the next tick sweeps")
         return
     with worker_db.transaction() as conn:
-        # enqueued_at moves forward so the next tick does not enqueue the same job again
+        # relayed_at moves forward so the next tick does not enqueue the same job again
         # before this copy had a chance to run.
         stuck = conn.execute(
             """
             WITH stuck AS (
                 SELECT j.id FROM jobs AS j
                  WHERE j.status = 'queued' AND j.kind IN ('analyse', 'render')
-                   AND j.enqueued_at < now() - make_interval(secs => %s)
+                   AND coalesce(j.relayed_at, j.enqueued_at) < now() - make_interval(secs => %s)
                  ORDER BY j.enqueued_at
                  LIMIT %s
                  FOR UPDATE SKIP LOCKED)
-            UPDATE jobs AS j SET enqueued_at = now(), relayed_at = coalesce(j.relayed_at, now())
+            UPDATE jobs AS j SET relayed_at = now()
               FROM stuck, submissions AS s
              WHERE j.id = stuck.id AND s.id = j.submission_id AND s.deleted_at IS NULL
             RETURNING j.id::text, j.submission_id::text, j.kind, s.priority
