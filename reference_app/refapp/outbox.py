@@ -5,7 +5,8 @@ never talks to the broker. A row with `relayed_at` NULL is in the outbox, and a 
 (schema.sql) notifies channel `refapp_outbox` when one commits. Each Dramatiq worker process
 runs one relay thread (`RelayThread`), which
 
-  1. LISTENs on its own connection, so a job is sent within milliseconds of its commit;
+  1. LISTENs on its own connection, so a job is sent within milliseconds of its commit
+     (unless OUTBOX_LISTEN is off: PgBouncer's transaction pooling has no LISTEN);
   2. in one transaction, locks a batch of outbox rows (FOR UPDATE SKIP LOCKED: relays
      running side by side never take the same row), sends each to its queue, marks the
      sent ones `relayed_at = now()`, and commits;
@@ -15,7 +16,9 @@ runs one relay thread (`RelayThread`), which
 At least once: a relay that dies after locking rows and before its commit leaves them
 unmarked, and its locks go with its connection, so the next relay to look sends them again
 (a job sent twice costs a duplicate delivery, which the handlers absorb). A job is never
-marked before it was sent. Every wait is bounded and the thread stops with its worker.
+marked before it was sent (the sweep in refapp.tasks marks what it re-sends first, and
+covers messages the broker lost). Every wait is bounded and the thread stops with its
+worker.
 """
 
 from __future__ import annotations
@@ -54,18 +57,26 @@ _MARK = "UPDATE jobs SET relayed_at = now() WHERE id = ANY(%s::uuid[])"
 
 
 class Relay:
-    """Sends outbox rows of the database at `database_url` with `send`."""
+    """Sends outbox rows of the database at `database_url` with `send`; without `listen`,
+    only every `poll_seconds`."""
 
     def __init__(
-        self, database_url: str, send: Send, poll_seconds: float, batch: int = BATCH
+        self,
+        database_url: str,
+        send: Send,
+        poll_seconds: float,
+        batch: int = BATCH,
+        listen: bool = True,
     ) -> None:
         self.database_url = database_url
         self.send = send
         self.poll_seconds = poll_seconds
         self.batch = batch
+        self.listen = listen
 
     def connect(self) -> psycopg.Connection:
-        """A connection listening on the outbox channel. Raises psycopg.Error."""
+        """A connection, listening on the outbox channel with `listen`. Raises
+        psycopg.Error."""
         cfg = settings.get()
         conn = psycopg.connect(
             self.database_url,
@@ -78,7 +89,8 @@ class Relay:
             ),
         )
         try:
-            conn.execute(f"LISTEN {CHANNEL}")
+            if self.listen:
+                conn.execute(f"LISTEN {CHANNEL}")
         except BaseException:
             conn.close()
             raise
@@ -117,6 +129,9 @@ class Relay:
     def wait(self, conn: psycopg.Connection, stop: threading.Event) -> None:
         """Until a notification arrives (or arrived while this relay was busy) or `stop`
         is set, at most `poll_seconds`."""
+        if not self.listen:
+            stop.wait(self.poll_seconds)
+            return
         deadline = time.monotonic() + self.poll_seconds
         while not stop.is_set():
             remaining = deadline - time.monotonic()
@@ -155,7 +170,9 @@ class RelayThread(Middleware):
         if not cfg.database_url:
             log.warning("outbox relay off: DATABASE_URL is not set")
             return
-        relay = Relay(cfg.database_url, self.send, cfg.outbox_poll_seconds)
+        relay = Relay(
+            cfg.database_url, self.send, cfg.outbox_poll_seconds, listen=cfg.outbox_listen
+        )
         self._thread = threading.Thread(
             target=relay.run, args=(self._stop,), name="refapp-outbox-relay", daemon=True
         )

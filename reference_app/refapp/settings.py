@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # The outbox relay (refapp.outbox) waits for a notification at most this long before it
     # looks for unsent job rows anyway (a missed notification, a relay that died).
     outbox_poll_seconds: float = Field(default=1, gt=0, le=60)
+    # Off: the relay only polls. For a DATABASE_URL behind PgBouncer's transaction pooling,
+    # which does not deliver notifications (a LISTEN outlives its transaction there).
+    outbox_listen: bool = True
 
     prometheus_multiproc_dir: str = ""
 

@@ -90,9 +90,12 @@ def test_two_relays_send_each_job_of_concurrent_posts_exactly_once(
     broker_url = fresh_redis(redis_server, 14)  # no worker consumes: every message stays
     stop = threading.Event()
     with global_broker(broker_url):
+        # One woken by notifications, one polling (as behind PgBouncer's transaction pooling).
         relays = [
-            threading.Thread(target=outbox.Relay(db, tasks.enqueue, 0.5).run, args=(stop,))
-            for _ in range(2)
+            threading.Thread(
+                target=outbox.Relay(db, tasks.enqueue, 0.3, listen=listen).run, args=(stop,)
+            )
+            for listen in (True, False)
         ]
         for relay in relays:
             relay.start()
