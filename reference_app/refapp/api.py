@@ -141,8 +141,8 @@ async def create_submission(
         store.NewSubmission(submission_id, job_id, owner, body)
     )
     await deps.cache.invalidate(Invalidation.for_write(user_ids=[owner]))
-    # After the commit (a worker must find the rows), and sent while we answer.
-    deps.enqueues.send(str(job_id), str(submission_id), "analyse", body.priority)
+    # No enqueue here: the committed job row is in the outbox, and a queue worker's relay
+    # sends it (refapp.outbox).
     response.headers["Location"] = f"/api/jobs/{job_id}"
     return created
 

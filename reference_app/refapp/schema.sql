@@ -27,12 +27,31 @@ CREATE TABLE IF NOT EXISTS jobs (
     completions     integer     NOT NULL DEFAULT 0,       -- exactly-once evidence: must end at 1
     result          jsonb,
     error           text,
-    enqueued_at     timestamptz NOT NULL DEFAULT now(),
+    enqueued_at     timestamptz NOT NULL DEFAULT now(),  -- committed (into the outbox)
+    relayed_at      timestamptz,                          -- sent to the broker; NULL: not yet
     started_at      timestamptz,
     finished_at     timestamptz
 );
 CREATE INDEX IF NOT EXISTS jobs_submission ON jobs (submission_id);
 CREATE INDEX IF NOT EXISTS jobs_status_enqueued ON jobs (status, enqueued_at);
+
+-- The transactional outbox (refapp.outbox): a job row with relayed_at NULL is waiting for a
+-- relay to send it to the broker. A database from before the outbox gets the column with
+-- its existing rows marked relayed (their web tier enqueued them; the sweep covers the rest).
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS relayed_at timestamptz DEFAULT now();
+ALTER TABLE jobs ALTER COLUMN relayed_at DROP DEFAULT;
+CREATE INDEX IF NOT EXISTS jobs_outbox ON jobs (enqueued_at) WHERE relayed_at IS NULL;
+-- Wakes the relays when such a row commits (a notification is delivered only on commit;
+-- several in one transaction are delivered once).
+CREATE OR REPLACE FUNCTION jobs_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('refapp_outbox', '');
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS jobs_outbox_notify ON jobs;
+CREATE TRIGGER jobs_outbox_notify AFTER INSERT ON jobs
+    FOR EACH ROW WHEN (NEW.relayed_at IS NULL) EXECUTE FUNCTION jobs_outbox_notify();
 
 CREATE TABLE IF NOT EXISTS analyses (
     submission_id   uuid PRIMARY KEY REFERENCES submissions (id) ON DELETE CASCADE,

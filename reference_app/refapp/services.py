@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from fastapi import Request
 
-from refapp import queue_client, store
+from refapp import store
 from refapp.auth import KeyResolver, RedisBackup, database_lookup
 from refapp.batching import Coalescer
 from refapp.cache import Cache
@@ -33,7 +33,6 @@ class Services:
         self.db = Database(settings)
         self.redis = RedisDependency(settings)
         self.cache = Cache(settings, self.redis)
-        self.enqueues = queue_client.Enqueues(settings.enqueue_timeout)
         self.new_submissions: Coalescer[NewSubmission, dict[str, Any]] = Coalescer(
             lambda rows: self.db.write(lambda db: store.create_submissions(db, rows)),
             settings.database_write_batch_max,
@@ -57,10 +56,9 @@ class Services:
         self.monitor.start()
         self.cache.start()
         self._tasks.append(asyncio.create_task(self._sample_metrics(), name="metrics-sampler"))
-        await asyncio.gather(self.db.open(), queue_client.preload())
+        await self.db.open()
 
     async def stop(self) -> None:
-        await self.enqueues.drain()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     analysis_work_factor: int = 100000
     # How much a queue worker lowers its CPU priority (refapp.tasks.Niceness): 0 leaves it.
     worker_nice: int = Field(default=0, ge=0, le=19)
+    # The outbox relay (refapp.outbox) waits for a notification at most this long before it
+    # looks for unsent job rows anyway (a missed notification, a relay that died).
+    outbox_poll_seconds: float = Field(default=1, gt=0, le=60)
+    # Off: the relay only polls. For a DATABASE_URL behind PgBouncer's transaction pooling,
+    # which does not deliver notifications (a LISTEN outlives its transaction there).
+    outbox_listen: bool = True
 
     prometheus_multiproc_dir: str = ""
 
@@ -161,7 +167,6 @@ class Settings(BaseSettings):
     # Stampede guard: how long the recompute lock lives and how long others wait for it.
     cache_lock_ms: int = 2000
     cache_lock_wait_ms: int = 300
-    enqueue_timeout: float = 1
     health_timeout: float = 1
 
     def __init__(self, **values: Any) -> None:

@@ -1,7 +1,8 @@
 """Jobs: analyse a submission, render its report, and the periodic cleanup.
 
 Run with `dramatiq refapp.tasks --processes P --threads T --queues ...` (see refapp.broker
-for the queue names). The web tier commits a `jobs` row, then calls `enqueue()`.
+for the queue names). The web tier commits a `jobs` row; the outbox relay each worker
+process runs (refapp.outbox) sends it to its queue with `enqueue()`.
 
 Exactly-once effects on at-least-once delivery: Dramatiq redelivers a message whose worker
 died, and may deliver one twice (a sweep re-enqueue, a worker presumed dead). So a handler
@@ -33,7 +34,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.middleware.threading import Interrupt
 from psycopg.types.json import Jsonb
 
-from refapp import analysis, cachekeys, settings, worker_db
+from refapp import analysis, cachekeys, outbox, settings, worker_db
 from refapp.broker import (
     ANALYSE_QUEUES,
     QUEUE_CLEANUP,
@@ -227,8 +228,8 @@ def _analyse(job_id: str, submission_id: str) -> None:
                 "UPDATE submissions SET status = 'analysed', updated_at = now() WHERE id = %s",
                 (submission_id,),
             )
-            # The render job is committed with the analysis (an outbox row): if this worker
-            # dies before the enqueue below, cleanup's sweep finds it still queued.
+            # The render job is committed with the analysis, into the outbox: a relay
+            # sends it once this commits (refapp.outbox).
             conn.execute(
                 """
                 INSERT INTO jobs (id, submission_id, kind) VALUES (%s, %s, 'render')
@@ -237,11 +238,7 @@ def _analyse(job_id: str, submission_id: str) -> None:
                 (render_job_id, submission_id),
             )
 
-        if _finish(job_id, started, submission_id, result.as_json(), effects):
-            try:
-                enqueue(render_job_id, submission_id, "render", "default")
-            except redis.RedisError:
-                log.warning("render job %s not enqueued; cleanup will sweep it", render_job_id)
+        _finish(job_id, started, submission_id, result.as_json(), effects)
 
     _guarded(job_id, body)
 
@@ -315,10 +312,11 @@ JOB_ACTORS = frozenset(a.actor_name for a in (*_ANALYSE_ACTORS.values(), render_
 @dramatiq.actor(queue_name=QUEUE_CLEANUP, priority=40, max_retries=0)
 def cleanup() -> None:
     """Purge soft-deleted submissions past retention (cascading to their jobs, analyses and
-    reports), then re-enqueue jobs left `queued` too long: a web process that committed the
-    job row but failed to enqueue (Redis down, process killed), or a render job whose
-    analyse worker died between commit and enqueue. Re-enqueueing one that is in fact
-    still waiting only costs a duplicate delivery, which the handlers absorb."""
+    reports), then re-enqueue jobs left `queued` too long: a message the broker lost (a
+    Redis restart without persistence), or a job still in the outbox because no relay ran
+    (marked relayed here, so a relay does not send it again). Stuck: sent (or, unsent,
+    committed) longer ago than the threshold. Re-enqueueing one that is in fact still
+    waiting only costs a duplicate delivery, which the handlers absorb."""
     cfg = settings.get()
     try:
         with worker_db.transaction() as conn:
@@ -337,18 +335,18 @@ def cleanup() -> None:
         log.info("cleanup: no schema yet; the next tick sweeps")
         return
     with worker_db.transaction() as conn:
-        # enqueued_at moves forward so the next tick does not enqueue the same job again
+        # relayed_at moves forward so the next tick does not enqueue the same job again
         # before this copy had a chance to run.
         stuck = conn.execute(
             """
             WITH stuck AS (
                 SELECT j.id FROM jobs AS j
                  WHERE j.status = 'queued' AND j.kind IN ('analyse', 'render')
-                   AND j.enqueued_at < now() - make_interval(secs => %s)
+                   AND coalesce(j.relayed_at, j.enqueued_at) < now() - make_interval(secs => %s)
                  ORDER BY j.enqueued_at
                  LIMIT %s
                  FOR UPDATE SKIP LOCKED)
-            UPDATE jobs AS j SET enqueued_at = now()
+            UPDATE jobs AS j SET relayed_at = now()
               FROM stuck, submissions AS s
              WHERE j.id = stuck.id AND s.id = j.submission_id AND s.deleted_at IS NULL
             RETURNING j.id::text, j.submission_id::text, j.kind, s.priority
@@ -360,14 +358,14 @@ def cleanup() -> None:
     log.info("cleanup: purged %d submissions, re-enqueued %d stuck jobs", purged, len(stuck))
 
 
-# --- the web tier's entry point -----------------------------------------------------------
+# --- the relay's and the sweep's way to the broker ---------------------------------------
 
 
 def enqueue(job_id: str, submission_id: str, kind: str, priority: str) -> None:
     """Send a committed job to its queue: kind "analyse" goes to the tier of `priority`
     (high | default | low), kind "render" to the render queue. Raises ValueError for an
     unknown kind or priority, redis.RedisError when the broker is unreachable (the job row
-    stays `queued` and cleanup re-enqueues it)."""
+    stays in the outbox for the relay's next try)."""
     for value in (job_id, submission_id):
         uuid.UUID(value)  # a malformed id fails here, in the caller, not in a worker
     if kind == "analyse":
@@ -381,7 +379,7 @@ def enqueue(job_id: str, submission_id: str, kind: str, priority: str) -> None:
     else:
         raise ValueError(f"unknown job kind {kind!r}; expected 'analyse' or 'render'")
     # The process's global broker, not the one the actor was declared with: the same
-    # thing in the web tier and the workers, and lets tests point a process elsewhere.
+    # thing in a worker, and lets tests point a process elsewhere.
     dramatiq.get_broker().enqueue(actor.message(job_id, submission_id))
 
 
@@ -469,6 +467,7 @@ class CleanupSchedule(Middleware):
 broker.add_middleware(Niceness())
 broker.add_middleware(JobStates())
 broker.add_middleware(CleanupSchedule())
+broker.add_middleware(outbox.RelayThread(enqueue))
 
 __all__ = [
     "analyse_submission",

@@ -201,9 +201,10 @@ def test_queue_worker_kill_fails_without_redelivery(
     cli: Cli, state_dir: Path, tmp_path: Path
 ) -> None:
     # The broken configuration: the broker never requeues the messages of a dead worker.
-    # Dramatiq runs that maintenance on any broker call, the web tier's enqueues included,
-    # so every app instance and the worker get it, and so does the drill's environment,
-    # which the worker it restarts inherits.
+    # Dramatiq runs that maintenance on any broker call, the outbox relay's enqueues
+    # included, so the worker gets it (the app instances too, though they no longer call
+    # the broker), and so does the drill's environment, which the worker it restarts
+    # inherits.
     broken = {"BROKER_MAINTENANCE_CHANCE": "0"}
     current = load(state_dir)
     assert current is not None

@@ -193,8 +193,11 @@ def add_job(
     content: str,
     priority: str = "default",
     enqueued_seconds_ago: float = 0,
+    relayed: bool = True,
 ) -> tuple[str, str]:
-    """Insert a submission and its analyse job as the web tier does; (submission, job)."""
+    """Insert a submission and its analyse job as the web tier does; (submission, job).
+    `relayed`: marked as sent by a relay, for a test that enqueues it itself; False leaves
+    it in the outbox, for a relay to send."""
     submission_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
     conn.execute(
         "INSERT INTO submissions (id, user_id, title, content, priority)"
@@ -203,10 +206,11 @@ def add_job(
     )
     conn.execute(
         """
-        INSERT INTO jobs (id, submission_id, kind, enqueued_at)
-        VALUES (%s, %s, 'analyse', now() - make_interval(secs => %s))
+        INSERT INTO jobs (id, submission_id, kind, enqueued_at, relayed_at)
+        VALUES (%s, %s, 'analyse', now() - make_interval(secs => %s),
+                CASE WHEN %s THEN now() - make_interval(secs => %s) END)
         """,
-        (job_id, submission_id, enqueued_seconds_ago),
+        (job_id, submission_id, enqueued_seconds_ago, relayed, enqueued_seconds_ago),
     )
     return submission_id, job_id
 

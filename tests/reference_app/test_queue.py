@@ -194,7 +194,8 @@ def test_cleanup_sweeps_unenqueued_jobs_and_purges_deleted_submissions(
 ) -> None:
     w, _ = worker
     with connect(queue_db) as conn:
-        # Committed by the web tier, but its enqueue never happened (Redis blip, crash).
+        # Sent by a relay ten minutes ago, but the broker lost it (a Redis restart without
+        # persistence).
         submission_id, job_id = add_job(
             conn, title="lost", content=TEXT, priority="low", enqueued_seconds_ago=600
         )

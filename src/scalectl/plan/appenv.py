@@ -50,6 +50,10 @@ APP_DEFAULTS: dict[str, str] = {
     "JOB_MAX_RETRIES": "one global Retries config; per-queue retries are a known gap",
     "JOB_MIN_BACKOFF_MS": "one global Retries config; per-queue backoff is a known gap",
     "JOB_MAX_BACKOFF_MS": "one global Retries config; per-queue backoff is a known gap",
+    "OUTBOX_LISTEN": (
+        "on, the app's default; rendered off for a worker behind PgBouncer's transaction or "
+        "statement pooling, which delivers no notifications (the relay polls)"
+    ),
     **dict.fromkeys(
         (
             "MAX_REQUESTS",
@@ -71,13 +75,13 @@ APP_DEFAULTS: dict[str, str] = {
             "CLEANUP_STUCK_QUEUED_SECONDS",
             "ANALYSIS_WORK_FACTOR",
             "WORKER_NICE",
+            "OUTBOX_POLL_SECONDS",
             "DATABASE_CONNECT_TIMEOUT",
             "DATABASE_READ_RETRIES",
             "DATABASE_CHECK_IDLE_AFTER",
             "DATABASE_WRITE_BATCH_MAX",
             "REDIS_SOCKET_TIMEOUT",
             "REDIS_MAX_CONNECTIONS",
-            "ENQUEUE_TIMEOUT",
             "HEALTH_TIMEOUT",
             "API_KEY_CACHE_TTL",
             "API_KEY_NEGATIVE_TTL",
@@ -181,11 +185,21 @@ def worker_env(plan: Plan, name: str, spec: Worker) -> ContainerEnv:
     pool capped at its threads (no database settings when it does not use the database), and
     the plan-wide settings."""
     head = [("GRACEFUL_TIMEOUT", str(spec.graceful_shutdown_seconds))]
+    db = plan.database
     if spec.command is None:
         head += [
             ("dramatiq_prom_db", METRICS_DIR),
             ("dramatiq_prom_port", str(WORKER_METRICS_PORT)),
         ]
+        if (
+            db
+            and spec.uses_database
+            and db.pgbouncer.enabled
+            and db.pgbouncer.pool_mode != "session"
+        ):
+            # The outbox relay's LISTEN outlives its transaction under this pooling, so no
+            # notification would reach it: it polls instead.
+            head.append(("OUTBOX_LISTEN", "0"))
     else:
         # A custom program cannot be given --threads; it reads the concurrency sizing
         # counted on from here.
@@ -197,7 +211,6 @@ def worker_env(plan: Plan, name: str, spec: Worker) -> ContainerEnv:
         ]
     # Each consumer thread holds at most one connection (as sizing counts them), so the
     # per-process pool is capped at the thread count.
-    db = plan.database
     pool = (min(db.pool.min, spec.threads) if db else 0, spec.threads)
     return _container_env(plan, name, spec, head, pool)
 
@@ -261,7 +274,7 @@ def _kubernetes_backing(plan: Plan, db: Database | None, is_worker: bool) -> lis
         comment = (
             "The Dramatiq broker (Redis): never the evicting cache, or queued jobs can vanish."
             if is_worker
-            else "The Dramatiq broker (Redis) the app enqueues jobs on: never the evicting cache."
+            else "The Dramatiq broker (Redis), read for queue figures: never the evicting cache."
         )
         out.append(EnvVar("BROKER_URL", secret="broker", comment=comment))
     if db:

@@ -52,7 +52,7 @@ class DatabaseSize:
     max_connections: int
     reserved: int
     available: int  # max_connections − reserved
-    client_connections: int  # Σ max replicas × processes × pool max (+ workers)
+    client_connections: int  # Σ max replicas × processes × pool max (+ workers, relays)
     active_at_peak: int  # Little's law over the whole fleet
     pgbouncer: bool
     pgbouncer_max_client_conn: int | None
@@ -271,9 +271,12 @@ def _database(plan: Plan, result: Sizing) -> DatabaseSize:
     for s in result.services:
         clients += s.max_replicas * s.processes * s.pool_max
     for w in result.workers:
-        if plan.workers[w.name].uses_database:
-            # Each consumer thread holds at most one connection.
-            clients += w.max_replicas * w.consumers_per_replica
+        spec = plan.workers[w.name]
+        if spec.uses_database:
+            # Each consumer thread holds at most one connection; each process of the default
+            # Dramatiq command also holds its outbox relay's (docs/reference-app.md).
+            relays = spec.processes if spec.command is None else 0
+            clients += w.max_replicas * (w.consumers_per_replica + relays)
     active = sum(s.active_db_connections for s in result.services)
     for name, worker in plan.workers.items():
         busy = sum(q.offered_load for q in result.queues if q.worker == name)

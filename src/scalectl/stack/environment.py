@@ -42,9 +42,9 @@ def base_env(prepared: Prepared, state: StackState, env: Mapping[str, str]) -> d
         "PYTHONUNBUFFERED": "1",
         # /api/debug/sleep: fault drills hold requests in flight with it (docs/drills.md).
         "REFAPP_DEBUG": "1",
-        # A worker killed between committing a job row and enqueueing it leaves the row
+        # A job whose message the broker lost (this broker keeps no persistence) stays
         # 'queued' until cleanup sweeps it (default: after 300 s, every 60 s). Locally,
-        # sweep within a minute so `scalectl drill queue-worker-kill` sees it recovered.
+        # sweep within a minute so a drill's wait sees it recovered.
         "CLEANUP_STUCK_QUEUED_SECONDS": "30",
         "CLEANUP_INTERVAL_SECONDS": "10",
     }
