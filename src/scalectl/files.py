@@ -10,6 +10,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from scalectl.errors import InputError
 from scalectl.usertext import shown
@@ -19,6 +20,7 @@ Files = dict[str, bytes]
 Warn = Callable[[str], None]
 MANIFEST = ".scalectl-manifest.json"
 MAX_OLD_BYTES = 16 * 1024 * 1024  # a file already under --out larger than this is not read
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a report or state file larger than this is not ours
 
 
 def _ignore(message: str) -> None:
@@ -231,3 +233,21 @@ def tail(path: Path, lines: int = 20) -> list[str]:
     if len(data) == TAIL_BYTES and size > TAIL_BYTES:
         text = text[1:]  # the first line read may be cut
     return text[-lines:]
+
+
+def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
+    """The JSON document in the regular file at `path`, read only when at most `limit` bytes.
+    Raises InputError, one line naming the file, when it is missing, unreadable, larger,
+    not UTF-8, not JSON, or nested deeper than the parser goes: reports and state files
+    are untrusted."""
+    raw = read_bounded(path, limit)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None

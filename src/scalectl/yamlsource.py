@@ -204,6 +204,7 @@ def read_bounded(path: Path, limit: int | None = None) -> bytes:
 
     O_NONBLOCK keeps opening a FIFO from waiting for a writer; fstat then sees what it is.
     """
+    hint = f"; {LIMIT_ENV} raises it" if limit is None else ""
     limit = input_limit() if limit is None else limit
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -216,13 +217,12 @@ def read_bounded(path: Path, limit: int | None = None) -> bytes:
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"{path}: is a directory, expected a YAML file")
+            raise InputError(f"{path}: is a directory, expected a file")
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{path}: not a regular file (a FIFO, device or socket)")
         if info.st_size > limit:
             raise InputError(
-                f"{path}: larger than the {limit}-byte limit ({info.st_size} bytes; "
-                f"{LIMIT_ENV} raises it)"
+                f"{path}: larger than the {limit}-byte limit ({info.st_size} bytes{hint})"
             )
         os.set_blocking(fd, True)
         chunks: list[bytes] = []

@@ -16,7 +16,7 @@ from scalectl.checklist.load import Checklist, Item
 from scalectl.checklist.model import Answer, ItemResult, Status
 from scalectl.checklist.verifiers import Context
 from scalectl.errors import InputError, ScalectlError
-from scalectl.files import write_file
+from scalectl.files import read_json, write_file
 
 VERSION = 1
 DEFAULT_DIR = Path(".scalectl/checklists")
@@ -83,12 +83,12 @@ def _stack_members(ctx: Context) -> list[list[Any]] | None:
 def load_progress(path: Path) -> dict[str, Saved]:
     """The saved results in the progress file at `path` by item id; empty when there is none.
     Raises InputError when it is unreadable or not a progress file (--reset starts over)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable progress ({exc}); start over with --reset") from None
+    try:
+        data = read_json(path)
+    except InputError as exc:
+        raise InputError(f"unreadable progress: {exc}; start over with --reset") from None
     try:
         if data.get("version") != VERSION:
             raise ValueError(f"version {data.get('version')!r}")

@@ -13,8 +13,6 @@ improves) only when the interval says so too. Formats and rules: docs/loadtest.m
 from __future__ import annotations
 
 import glob
-import json
-import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -22,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scalectl.errors import ExitCode, InputError, ScalectlError
+from scalectl.files import read_json
 from scalectl.loadtest import bootstrap
 from scalectl.loadtest.bootstrap import Interval
 from scalectl.loadtest.results import MIN_SAMPLES
 from scalectl.loadtest.windowfile import beside, load_windows
-from scalectl.yamlsource import read_bounded
 
 Status = Literal["ok", "improved", "regressed", "insufficient"]
 TOTAL = "Aggregated"
@@ -170,22 +168,7 @@ def report_paths(spec: str) -> list[Path]:
 def load_report(path: Path) -> Report:
     """The endpoint figures of the report.json at `path`. Raises InputError when it cannot be
     read, is not JSON, or is not a version 1 scalectl report."""
-    try:
-        size = os.stat(path).st_size
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if size > MAX_REPORT_BYTES:
-        raise InputError(f"{path}: {size} bytes, larger than the {MAX_REPORT_BYTES}-byte limit")
-    try:
-        data = json.loads(read_bounded(path, MAX_REPORT_BYTES).decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
-        ) from None
-    except RecursionError:
-        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
+    data = read_json(path, MAX_REPORT_BYTES)
     bad = f"{path}: not a scalectl report.json"
     if not isinstance(data, dict):
         raise InputError(f"{bad}: expected an object")

@@ -14,17 +14,15 @@ Seconds without requests are absent. Warm-up seconds are left out, as from every
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scalectl.errors import InputError
+from scalectl.files import read_json
 from scalectl.loadtest.results import Results
-from scalectl.yamlsource import read_bounded
 
 HISTOGRAMS_FILE = "histograms.json"
 VERSION = 1
@@ -78,16 +76,7 @@ def load_windows(path: Path) -> RunWindows:
     """The histograms.json at `path`, every field checked (histogram texts are checked when
     decoded). Raises InputError, in one line, for a file too large, not JSON, or not this
     format."""
-    try:
-        size = os.stat(path).st_size
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if size > MAX_BYTES:
-        raise InputError(f"{path}: {size} bytes, larger than the {MAX_BYTES}-byte limit")
-    try:
-        data = json.loads(read_bounded(path, MAX_BYTES))
-    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
-        raise InputError(f"{path}: not valid JSON ({type(exc).__name__})") from None
+    data = read_json(path, MAX_BYTES)
     bad = f"{path}: not a scalectl histograms.json"
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise InputError(f"{bad}: expected an object with version {VERSION}")

@@ -43,3 +43,28 @@ def test_no_report_or_not_a_report_fails(tmp_path: Path) -> None:
     assert other.evidence == (
         f"{tmp_path / 'report.json'}: not a scalectl report.json (version 1)",
     )
+
+
+def test_hostile_report_files_fail_in_one_line(tmp_path: Path) -> None:
+    # report.json and drill.json are read back from disk: untrusted, never a traceback.
+    report = tmp_path / "report.json"
+    report.write_text("[" * 100_000 + "]" * 100_000)
+    nested = check("{kind: loadtest-report}", Context(report_dir=tmp_path))
+    assert nested.status == "fail"
+    assert nested.evidence == (f"unreadable report: {report}: not valid JSON (nested too deeply)",)
+    report.write_bytes(b"\xff\xfe{}")
+    assert "not UTF-8" in check("{kind: loadtest-report}", Context(report_dir=tmp_path)).evidence[0]
+    drill = tmp_path / "drill.json"
+    for text, evidence in (
+        ("[1, 2]", f"{drill}: not a scalectl drill.json (no drills list)"),
+        ('{"drills": 5}', f"{drill}: not a scalectl drill.json (no drills list)"),
+        (
+            '{"drills": [{"name": "overload", "verdict": "pass", "figures": [1]}]}',
+            f"{drill}: overload has no valid started_at",
+        ),
+    ):
+        drill.write_text(text)
+        result = check(
+            f"{{kind: drill, name: overload, run: false, report_dir: {tmp_path}}}", Context()
+        )
+        assert result.status == "fail" and result.evidence[-1] == evidence, result.evidence

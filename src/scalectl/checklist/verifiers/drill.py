@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 from typing import Any, Literal
 
 from pydantic import Field
@@ -22,6 +21,8 @@ from scalectl.checklist.model import (
     skipped,
 )
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
+from scalectl.errors import InputError
+from scalectl.files import read_json
 
 DrillName = Literal[
     "worker-kill",
@@ -51,9 +52,15 @@ class DrillParams(Params):
 
 def _figure_lines(drill: dict[str, Any]) -> list[str]:
     lines = []
-    for f in drill.get("figures", []):
-        limit = f" ({f['comparator']} {f['threshold']:g})" if f.get("comparator") else ""
-        lines.append(f"  {f['status']}: {f['name']} {f['value']} {f['unit']}{limit} {f['detail']}")
+    try:
+        for f in drill.get("figures", []):
+            limit = f" ({f['comparator']} {f['threshold']:g})" if f.get("comparator") else ""
+            lines.append(
+                f"  {f['status']}: {f['name']} {f['value']} {f['unit']}{limit} {f['detail']}"
+            )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # drill.json is read back from disk: a hand-edited one loses its figures, not the run
+        lines.append("  (figures unreadable)")
     return lines
 
 
@@ -72,18 +79,24 @@ def check_drill(params: DrillParams, ctx: Context) -> VerifierOutcome:
     path = directory / params.name / "drill.json"
     if not path.exists():
         path = directory / "drill.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return failed(f"{path}: no drill report (run: scalectl drill {params.name})")
-    except (OSError, ValueError) as exc:
-        return failed(f"{path}: unreadable drill report ({exc})")
-    found = [d for d in data.get("drills", []) if d.get("name") == params.name]
+    try:
+        data = read_json(path)
+    except InputError as exc:
+        return failed(f"unreadable drill report: {exc}")
+    drills = data.get("drills") if isinstance(data, dict) else None
+    if not isinstance(drills, list):
+        return failed(f"{path}: not a scalectl drill.json (no drills list)")
+    found = [d for d in drills if isinstance(d, dict) and d.get("name") == params.name]
     if not found:
         return failed(f"{path}: has no {params.name} drill (run: scalectl drill {params.name})")
     drill = found[-1]
     lines = [f"{path}: {params.name} {drill.get('verdict')}", *_figure_lines(drill)]
-    started = datetime.datetime.fromisoformat(str(drill.get("started_at"))).timestamp()
+    try:
+        started = datetime.datetime.fromisoformat(str(drill.get("started_at"))).timestamp()
+    except ValueError:
+        return failed(f"{path}: {params.name} has no valid started_at")
     age = ctx.now() - started
     lines.append(f"ran {format_duration(age)} ago (max age {format_duration(params.max_age)})")
     if drill.get("verdict") != "pass":

@@ -6,11 +6,12 @@ than through scalectl.loadtest, so a checklist needs no load-testing extras inst
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any
 
 from scalectl.checklist.model import Duration, VerifierOutcome, failed, format_duration, passed
 from scalectl.checklist.verifiers.base import Context, Params, Verifier
+from scalectl.errors import InputError
+from scalectl.files import read_json
 
 
 class LoadtestParams(Params):
@@ -46,15 +47,15 @@ def check_loadtest(params: LoadtestParams, ctx: Context) -> VerifierOutcome:
     SLO and ended within max_age. A missing or unreadable report fails the item."""
     directory = ctx.path(params.report_dir) if params.report_dir else ctx.report_dir
     path = directory / "report.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return failed(
             f"{path}: no load test report (run: scalectl loadtest mix -t auto --plan PLAN "
             f"--report-dir {directory})"
         )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return failed(f"{path}: unreadable report ({exc})")
+    try:
+        data = read_json(path)
+    except InputError as exc:
+        return failed(f"unreadable report: {exc}")
     if not isinstance(data, dict) or data.get("version") != 1:
         return failed(f"{path}: not a scalectl report.json (version 1)")
     verdict = data.get("verdict")
