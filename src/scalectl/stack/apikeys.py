@@ -10,14 +10,14 @@ limit bucket of its own."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scalectl.errors import CheckFailed
+from scalectl.errors import CheckFailed, InputError
+from scalectl.files import read_json
 
 KEYS_FILE = Path("secrets") / "api-keys.json"
 KEYS_ENV = "SCALECTL_API_KEYS_FILE"
@@ -65,9 +65,12 @@ def mint_pool(state_dir: Path, app_env: Mapping[str, str], app_dir: Path) -> Pat
 
 def load(state_dir: Path) -> list[dict[str, Any]]:
     """The pool, or [] when this state dir has none (a stack started before keys)."""
+    path = keys_file(state_dir)
+    if not path.exists():
+        return []
     try:
-        data = json.loads(keys_file(state_dir).read_text())
-    except (OSError, ValueError):
+        data = read_json(path)
+    except InputError:  # the state dir is not trusted: a broken pool is no pool
         return []
     return [k for k in data if isinstance(k, dict)] if isinstance(data, list) else []
 
