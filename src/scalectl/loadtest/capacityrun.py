@@ -5,9 +5,11 @@ judges a run (evaluation, verdict), with the target's /metrics read each second
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scalectl.loadtest import runner
 from scalectl.loadtest.capacity import Gate, Phase, Probe, Run
@@ -63,11 +65,7 @@ def probe(
             extra_args=target.extra_args,
             max_run_time_seconds=seconds,
         )
-        if scraper is not None:
-            scraper.begin()
-        outcome = runner.run(
-            config, progress=(lambda _: scraper.sample()) if scraper else lambda _: None
-        )
+        outcome = runner.run(config, progress=_scraping(scraper, warmup_seconds))
         figures = scraper.end().figures() if scraper is not None else {}
         evaluation = evaluate(spec, outcome.results)
         judged = judge(outcome, evaluation, rate=rate, warmup_seconds=warmup_seconds)
@@ -104,3 +102,26 @@ def probe(
         return run
 
     return one
+
+
+def _scraping(scraper: Scraper | None, warmup_seconds: float) -> Callable[[dict[str, Any]], None]:
+    """The run's progress callback: a /metrics page each second, the step's first one read
+    once the warm-up is over. Like the latency and errors, the saturation signals leave the
+    warm-up out: its users' first requests come as a burst (a scenario's on_start), which
+    the target may shed although the rate itself holds."""
+    if scraper is None:
+        return lambda _: None
+    scraper.begin()
+    measuring = warmup_seconds <= 0
+
+    def on_progress(live: dict[str, Any]) -> None:
+        nonlocal measuring
+        started = live.get("started_at")
+        warm = isinstance(started, int | float) and time.time() >= started + warmup_seconds
+        if warm and not measuring:
+            measuring = True
+            scraper.begin()
+            return
+        scraper.sample()
+
+    return on_progress
