@@ -41,7 +41,7 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
             "--repeats", "1", "--processes", "1", "--report-dir", report_dir,
         )  # fmt: skip
         assert no_locust_left(url)
-    assert result.code == 0, result.stderr
+    assert result.code == 0, result.stdout + result.stderr
     report = json.loads((report_dir / "report.json").read_text())
     low, high = report["sustainable_rps"]["low"], report["sustainable_rps"]["high"]
     assert abs(low - CAPACITY) <= 0.1 * CAPACITY, report["curve"]
@@ -58,7 +58,8 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
     # Every run at or below low held and every run at or above high broke; each end the
     # bisection left was run again, for the noise.
     runs = report["runs"]
-    assert [r["phase"] for r in runs][-2:] == ["repeat", "repeat"]
+    # (then, if a repeat disagreed at an end, runs one step further out: "widen")
+    assert [r["phase"] for r in runs if r["phase"] != "widen"][-2:] == ["repeat", "repeat"]
     repeated = sorted({r["rate"] for r in runs if r["phase"] == "repeat"})
     assert len(repeated) == 2  # the ends the bisection left; noise there widens the interval
     assert low <= repeated[0] and high >= repeated[1]

@@ -23,12 +23,14 @@ from scalectl.loadtest.evaluation import Verdict
 from scalectl.loadtest.runlength import needed_samples
 from scalectl.loadtest.slo import SloSpec, Thresholds
 
-Phase = Literal["step", "refine", "repeat"]
+Phase = Literal["step", "refine", "repeat", "widen"]
 # A latency objective's target quantile, gated at the first of these at or above it: the
 # sample rule (results.MIN_SAMPLES) knows these.
 _QUANTILES = ((0.5, "p50_ms"), (0.9, "p90_ms"), (0.95, "p95_ms"), (0.99, "p99_ms"))
 SAMPLE_MARGIN = 1.2  # a run lasts for this many times the samples its gate needs, at least
 RUN_OVERHEAD_SECONDS = 3  # Locust's start and stop around a run, for the time bound
+WIDEN_STEPS = 3  # runs further out when the repeats disagreed at an end
+MIN_RATE = 0.1  # the lowest rate a run asks for (--start-rate's floor)
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,31 @@ def search(
         for rate in (good, bad):
             if run(rate, "repeat") is None:
                 return result
+    return _widen(result, settings, run)
+
+
+def _widen(result: Search, settings: Settings, run: Callable[[float, Phase], Run | None]) -> Search:
+    """A repeat that disagreed at an end leaves no rate that always broke (or always held):
+    run one --factor further out, at most WIDEN_STEPS times, so the interval widens by the
+    noise instead of the search ending without one."""
+    for _ in range(WIDEN_STEPS):
+        if result.high is not None or not result.runs:
+            break
+        rate = round(max(r.rate for r in result.runs) * settings.factor, 1)
+        if rate > settings.max_rate or run(rate, "widen") is None:
+            break
+    for _ in range(WIDEN_STEPS):
+        if result.low is not None or not result.runs:
+            break
+        rate = round(min(r.rate for r in result.runs) / settings.factor, 1)
+        if rate < MIN_RATE or run(rate, "widen") is None:
+            break
+    if result.runs and (result.low is None or result.high is None) and not result.reasons:
+        end = "held the SLO on every run" if result.low is None else "broke it on every run"
+        result.reasons.append(
+            f"no rate {end}: the runs disagreed beyond {WIDEN_STEPS} steps further out (the "
+            "noise between runs is wider than the steps); lengthen --step-time"
+        )
     return result
 
 
