@@ -92,10 +92,13 @@ def test_slow_redis_fails_an_app_that_waits_for_it(
     # The broken configuration: a Redis socket timeout longer than the delay, so every
     # request waits for the slow cache. The drill's own restarts pass it on.
     try:
-        result, data = drill(
-            cli, state_dir, tmp_path, "slow-redis", "--delay", "2s", *SHORT,
-            REDIS_SOCKET_TIMEOUT="5",
-        )  # fmt: skip
+        for _ in range(2):  # a starved load generator leaves the drill inconclusive: again
+            result, data = drill(
+                cli, state_dir, tmp_path, "slow-redis", "--delay", "2s", *SHORT,
+                REDIS_SOCKET_TIMEOUT="5",
+            )  # fmt: skip
+            if result.code != ExitCode.INCONCLUSIVE:
+                break
     finally:
         for name in ("api-1", "api-2"):
             restart_member(state_dir, name)

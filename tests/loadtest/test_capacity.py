@@ -36,7 +36,7 @@ def test_the_found_capacity_is_within_ten_percent_of_the_known_one(
         # 100/s and 340-390 ms at 108/s (the queue grows past 100/s).
         result = cli(
             "loadtest", "capacity", "-H", url, "--plan", plan, "--write", plan,
-            "--p95-ms", "275", "--start-rate", "90", "--factor", "1.1", "--max-rate", "300",
+            "--p95-ms", "275", "--start-rate", "80", "--factor", "1.1", "--max-rate", "300",
             "--step-time", "2s", "--warmup", "0", "--cooldown", "0", "--probes", "1",
             "--repeats", "1", "--processes", "1", "--report-dir", report_dir,
         )  # fmt: skip
