@@ -11,7 +11,7 @@ from typing import Any
 
 from scalectl.files import write_file
 from scalectl.loadtest.capacity import Search
-from scalectl.loadtest.html import chart, fmt, pct, script_json
+from scalectl.loadtest.html import LATENCY_LINES, chart, fmt, pct, script_json
 
 
 def report_data(
@@ -79,12 +79,7 @@ def report_html(data: Mapping[str, Any]) -> str:
         "Latency against rate",
         "ms",
         rows,
-        [
-            ("p50", "#16a34a", "p50_ms"),
-            ("p95", "#d97706", "p95_ms"),
-            ("p99", "#dc2626", "p99_ms"),
-            ("SLO", "#6b7280", "threshold"),
-        ],
+        [*LATENCY_LINES, ("SLO", "#6b7280", "threshold")],
         x_title="requests/s asked",
         x_label="requests per second asked",
     )

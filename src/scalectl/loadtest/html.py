@@ -17,6 +17,12 @@ WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 28, 36
 Y_TICKS = 4
 X_TICKS = 6
+# The latency lines every latency chart draws: name, colour, key of the row's value.
+LATENCY_LINES = (
+    ("p50", "#16a34a", "p50_ms"),
+    ("p95", "#d97706", "p95_ms"),
+    ("p99", "#dc2626", "p99_ms"),
+)
 
 
 @dataclass(frozen=True)
@@ -107,11 +113,7 @@ def charts(timeseries: Sequence[Mapping[str, Any]]) -> list[Chart]:
             "Latency percentiles",
             "ms",
             timeseries,
-            [
-                ("p50", "#16a34a", "p50_ms"),
-                ("p95", "#d97706", "p95_ms"),
-                ("p99", "#dc2626", "p99_ms"),
-            ],
+            LATENCY_LINES,
             warmup_until=warm,
         ),
         chart(
@@ -201,18 +203,13 @@ def history_html(history: Mapping[str, Any]) -> str:
         for i, run in enumerate(history["runs"], start=1)
     ]
     x_title, x_label = "run (oldest first)", "runs, oldest first"
-    latency = [
-        ("p50", "#16a34a", "p50_ms"),
-        ("p95", "#d97706", "p95_ms"),
-        ("p99", "#dc2626", "p99_ms"),
-    ]
     drawn = [
         chart(
             "chart-history-latency",
             "Latency per run",
             "ms",
             runs,
-            latency,
+            LATENCY_LINES,
             x_title=x_title,
             x_label=x_label,
         ),
