@@ -230,17 +230,23 @@ def _bench_plan(directory: Path) -> Path:
     from scalectl.stack.run import default_plan
 
     text = default_plan().read_text()
-    text = text.replace("listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{_free_block(1)}")
-    text = text.replace("base_port: 18000", f"base_port: {_free_block(4)}")
-    text = text.replace(
-        "premium: {rps: 500, burst: 1000}", "premium: {rps: 1000000, burst: 1000000}"
+    # Each edit must match: a plan edited elsewhere must not silently leave a limit in reach.
+    edits = (
+        (r"listen: 127\.0\.0\.1:8080", f"listen: 127.0.0.1:{_free_block(1)}"),
+        (r"base_port: 18000", f"base_port: {_free_block(4)}"),
+        (r"premium: \{rps: \d+, burst: \d+\}", "premium: {rps: 1000000, burst: 1000000}"),
+        (
+            r"per_ip: \{rps: 2000, burst: 4000\}",  # the local profile's, which applies
+            "per_ip: {rps: 1000000, burst: 1000000}",
+        ),
+        # Load shedding's limit comes from the measured capacity (SHED_MAX_IN_FLIGHT): raised
+        # like the rate limits, so an open-model phase past the plan's capacity is not shed.
+        (r"per_replica_rps: \d+", "per_replica_rps: 3000"),
     )
-    text = text.replace(
-        "per_ip: {rps: 2000, burst: 4000}", "per_ip: {rps: 1000000, burst: 1000000}"
-    )
-    # Load shedding's limit comes from the measured capacity (SHED_MAX_IN_FLIGHT): raised
-    # like the rate limits, so an open-model phase past the plan's 300/s is not shed.
-    text = text.replace("per_replica_rps: 300 ", "per_replica_rps: 3000 ")
+    for pattern, replacement in edits:
+        text, count = re.subn(pattern, replacement, text, count=1)
+        if count != 1:
+            raise SystemExit(f"the reference plan has no {pattern!r}: update bench/stack_bench.py")
     path = directory / "plan.yaml"
     path.write_text(text)
     return path

@@ -11,6 +11,18 @@ TIERS = ("premium", "basic", "free")
 DEFAULT_TIER = "free"
 
 
+# Headers for the response, which the outermost middleware (refapp.telemetry) adds to it:
+# inner middlewares append here instead of each wrapping `send` again.
+RESPONSE_HEADERS = "refapp.response_headers"
+
+
+def response_headers(scope: Scope) -> list[tuple[bytes, bytes]] | None:
+    """The list of extra response headers to append to, or None when no outer middleware
+    adds them (then wrap `send` yourself)."""
+    found = scope.get(RESPONSE_HEADERS)
+    return found if isinstance(found, list) else None
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:

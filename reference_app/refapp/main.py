@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from refapp import api, debug, errors, health, logs, settings
 from refapp.auth import AuthMiddleware
@@ -50,14 +50,12 @@ def create_app(config: settings.Settings | None = None) -> FastAPI:
     app.openapi = lambda: api.declare_bearer(generated())  # type: ignore[method-assign]
     errors.install(app)
     routers = [api.router, health.router, *([debug.router] if config.debug else [])]
-    for router in routers:
-        app.include_router(router)
-    # The routes to label metrics with, flattened: FastAPI keeps included routers as opaque
-    # entries in app.routes. Plain Starlette routes there are the docs and /openapi.json.
-    routes: list[BaseRoute] = [
-        *(r for r in app.routes if isinstance(r, Route)),
-        *(r for router in routers for r in router.routes),
-    ]
+    # The routers' routes go straight into the app's, first: FastAPI's include_router puts
+    # each router behind a layer that matches its routes twice per request, a tenth of a
+    # cached read's CPU. Each route already has its full path and the router's responses,
+    # and nothing here uses what an inclusion adds (prefix, tags, dependencies, overrides).
+    app.router.routes[:0] = [route for router in routers for route in router.routes]
+    routes: list[BaseRoute] = list(app.routes)  # to label metrics with
     # Added last runs first: telemetry sees every response; the key is resolved next (the
     # tier comes from it); shedding runs before the limiter so an overloaded worker does
     # not spend Redis round trips on refusals.

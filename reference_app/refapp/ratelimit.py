@@ -15,7 +15,8 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from limits import RateLimitItem, parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,9 +72,8 @@ LEASE_WAITS = 8  # times a request waits for another's round trip before making 
 LEASES_KEPT = 10_000  # (IP, tier, bucket) entries remembered per worker
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One limit's answer for one request."""
+class Verdict(NamedTuple):
+    """One limit's answer for one request. (A tuple: a lease makes one per request.)"""
 
     allowed: bool
     name: str  # "ip" or the tier
@@ -91,6 +91,14 @@ class Verdict:
         if not self.allowed:
             headers["Retry-After"] = str(max(1, self.retry_after))
         return headers
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` of an admitted request, as ASGI header pairs."""
+        return [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_after),
+        ]
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,10 @@ class RateLimiter:
         if lease is None or lease.left <= 0 or time.monotonic() - lease.granted > LEASE_SECONDS:
             return None
         lease.left -= 1
-        return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
+        v = lease.verdict
+        return Verdict(
+            v.allowed, v.name, v.limit, v.remaining + lease.left, v.reset_after, v.retry_after
+        )
 
     def _wanted(self, lease: _Lease | None, limits: tuple[_Limit, _Limit]) -> int:
         cap = min(self.lease_max, max(1, min(limit.amount for limit in limits) // LEASE_SHARE))
@@ -243,7 +254,7 @@ class RateLimiter:
         self._leases.move_to_end(ident)
         while len(self._leases) > LEASES_KEPT:
             self._leases.popitem(last=False)
-        return replace(binding, remaining=binding.remaining + admitted - 1)
+        return binding._replace(remaining=binding.remaining + admitted - 1)
 
 
 class RateLimitMiddleware:
@@ -264,16 +275,20 @@ class RateLimitMiddleware:
         if verdict is None:
             await self.app(scope, receive, send)
             return
-        headers = verdict.headers()
         if not verdict.allowed:
             RATE_LIMITED.labels(verdict.name).inc()
-            await send_json(send, 429, {"detail": "rate limit exceeded"}, headers)
+            await send_json(send, 429, {"detail": "rate limit exceeded"}, verdict.headers())
             return
-        extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        extra = clients.response_headers(scope)
+        if extra is not None:  # the outermost middleware adds them: no send wrapper here
+            extra += verdict.raw_headers()
+            await self.app(scope, receive, send)
+            return
+        mine = verdict.raw_headers()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                message = {**message, "headers": [*message.get("headers", ()), *mine]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

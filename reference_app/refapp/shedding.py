@@ -92,6 +92,9 @@ class LoadMonitor:
             sample = max(0.0, loop.time() - started - LAG_INTERVAL)
             self.loop_lag += LAG_WEIGHT * (sample - self.loop_lag)
             EVENT_LOOP_LAG.set(self.loop_lag)
+            # Sampled, not written on every request: two shared-memory writes per request
+            # for a gauge that a scrape reads every few seconds.
+            HTTP_IN_FLIGHT.set(self.in_flight)
             if ticks % 10 == 0:  # memory once a second: it moves slowly
                 self.memory_percent = memory_percent()
             ticks += 1
@@ -113,9 +116,7 @@ class LoadShedMiddleware:
             await send_json(send, 503, {"detail": "overloaded, retry later"}, {"Retry-After": "1"})
             return
         self.monitor.in_flight += 1
-        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send)
         finally:
             self.monitor.in_flight -= 1
-            HTTP_IN_FLIGHT.dec()

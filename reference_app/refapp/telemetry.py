@@ -78,7 +78,8 @@ class TelemetryMiddleware:
         started = time.perf_counter()
         extra = [(b"x-request-id", rid.encode())]
         if self.debug:  # lets tests see which worker answered
-            extra.append((b"x-served-by", str(os.getpid()).encode()))
+            extra.append((b"x-served-by", self.pid.encode()))
+        scope[clients.RESPONSE_HEADERS] = extra  # inner middlewares add theirs
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -105,11 +106,9 @@ class TelemetryMiddleware:
             if self._logged(exempt, status, elapsed):
                 access.write(
                     logging.DEBUG if exempt and status < 500 else logging.INFO,
-                    {
-                        "route": route,
-                        "method": method,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
+                    route,
+                    method,
+                    status,
+                    round(elapsed * 1000, 2),
                 )
             request_id.reset(token)

@@ -14,6 +14,7 @@ import pytest
 from refapp.logs import AccessLog, JsonFormatter, request_id
 
 FIELDS = {"route": "/api/submissions/{submission_id}", "method": "GET", "status": 200}
+ARGS = (FIELDS["route"], FIELDS["method"], FIELDS["status"])
 
 
 @pytest.fixture
@@ -45,8 +46,8 @@ def test_the_direct_line_is_the_formatters_line(
         logger.info("request", extra={**FIELDS, "duration_ms": 1.5})
         with monkeypatch.context() as patched:  # the direct path makes no record
             patched.setattr(logger, "_log", lambda *a, **k: pytest.fail("a record was made"))
-            AccessLog(logger).write(logging.INFO, {**FIELDS, "duration_ms": 1.5})
-        AccessLog(logger).write(logging.DEBUG, FIELDS)  # below the level: nothing
+            AccessLog(logger).write(logging.INFO, *ARGS, 1.5)
+        AccessLog(logger).write(logging.DEBUG, *ARGS, 1.5)  # below the level: nothing
     finally:
         request_id.reset(token)
     via_record, direct = lines(out)
@@ -62,9 +63,39 @@ def test_any_other_set_up_gets_an_ordinary_record(
     logger, out = tree
     logger.addHandler(caplog.handler)  # a second handler: a capture, an operator's
     try:
-        AccessLog(logger).write(logging.WARNING, FIELDS)
+        AccessLog(logger).write(logging.WARNING, *ARGS, 1.5)
     finally:
         logger.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records] == ["request"]
     assert caplog.records[0].status == 200  # type: ignore[attr-defined]
     assert lines(out)[0]["status"] == 200  # and the JSON handler still got its line
+
+
+@pytest.mark.parametrize(
+    ("rid", "route", "method"),
+    [
+        (None, "unmatched", "GET"),
+        ('quote" back\\slash\nline', '/api/{x}"', 'M"\u00e9'),
+        ("rid:1.2_3-4", "/h\u00e9alth/\u2028", "PATCH"),
+    ],
+)
+def test_the_direct_line_escapes_what_needs_it(
+    tree: tuple[logging.Logger, io.StringIO], rid: str | None, route: str, method: str
+) -> None:
+    logger, out = tree
+    token = request_id.set(rid)
+    try:
+        logger.info(
+            "request", extra={"route": route, "method": method, "status": 404, "duration_ms": 0.07}
+        )
+        AccessLog(logger).write(logging.INFO, route, method, 404, 0.07)
+    finally:
+        request_id.reset(token)
+    raw = out.getvalue().splitlines()
+    assert (
+        raw[1][len('{"time": "2026-12-05T00:00:00.000Z"') :]
+        == raw[0][len('{"time": "2026-12-05T00:00:00.000Z"') :]
+    )
+    direct = lines(out)[1]
+    assert direct["route"] == route and direct["method"] == method
+    assert direct.get("request_id") == rid
