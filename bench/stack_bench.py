@@ -54,6 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MIX_WRITE_EVERY = 10  # the read-heavy mix: one POST in ten requests
 WARMUP = 3  # seconds of each `scalectl loadtest` phase left out of its figures
 MAX_OPEN_REQUESTS = 20_000  # bound of one open-model phase, whatever the rate and duration
+# The open model's rates, as shares of the uncached GET's closed-model throughput.
+OPEN_RUNGS = (0.3, 0.55, 0.8)
+OBJECTIVE_MS = 300.0  # the reference plan's p95 objective
 
 WRK_SCRIPT = """
 local paths = {%(paths)s}
@@ -351,7 +354,7 @@ def main() -> None:
         "--rate",
         type=float,
         default=0,
-        help="open-model GET rate (default: half the uncached GET's closed-model rate)",
+        help="one open-model GET rate (default: OPEN_RUNGS shares of the uncached GET rate)",
     )
     args = parser.parse_args()
     s, c = args.seconds, args.concurrency
@@ -445,29 +448,24 @@ def main() -> None:
                     shown = ", ".join(f"{r[0]:.2f}" for r in by_round[label])
                     print(f"  {label:32s} throughput / floor by round: {shown}")
 
-            # A rate both paths hold: the generator (Locust) takes CPU that wrk did not, so
-            # start at half what the uncached GET reached closed-loop and step down until both
-            # paths answer (under 1% errors, 95% of the rate achieved), at most 3 tries.
-            rate = args.rate or max(10.0, round(res["uncached GET direct"]["rps"] / 2, -1))
+            # The open model on a ladder of rates, fractions of what the uncached GET reached
+            # closed-loop. The goal's figure comes from the highest rung both paths held
+            # (under 1% errors, 95% of the rate achieved, the uncached p95 within the plan's
+            # objective): near the database path's capacity is where a cache earns its
+            # keep. The lower rungs show what it buys before anything queues.
+            ceiling = res["uncached GET direct"]["rps"]
+            rungs = [args.rate] if args.rate else [
+                max(10.0, round(ceiling * share, -1)) for share in OPEN_RUNGS
+            ]  # fmt: skip
             print(f"open model: scalectl loadtest --rate, from each intended start, {s:g} s each")
-            for _ in range(3):
+            ladder: list[tuple[float, float, bool]] = []  # (rate, uncached/cached p95, held)
+            for rate in rungs:
                 hit = open_model(direct, paths, auth, rate, s)
                 miss = open_model(direct, paths, uncached, rate, s)
-                if all(_held(r, rate) for r in (hit, miss)) or args.rate:
-                    break
-                print(f"  not held at {rate:g}/s: a quarter lower")
-                _row("  cached", hit)
-                _row("  uncached", miss)
-                rate = max(10.0, round(rate * 0.75, -1))
-            # The same comparison at half that rate, where neither path queues: what the cache
-            # buys in latency alone, beside the goal's figure at the higher rate.
-            light = max(10.0, round(rate / 2, -1))
-            hit_light = open_model(direct, paths, auth, light, s)
-            miss_light = open_model(direct, paths, uncached, light, s)
-            _row(f"cached GET direct at {rate:g}/s", hit)
-            _row(f"uncached GET direct at {rate:g}/s", miss)
-            _row(f"cached GET direct at {light:g}/s", hit_light)
-            _row(f"uncached GET direct at {light:g}/s", miss_light)
+                held = _held(hit, rate) and _held(miss, rate) and miss["p95"] <= OBJECTIVE_MS
+                _row(f"cached GET direct at {rate:g}/s", hit)
+                _row(f"uncached GET direct at {rate:g}/s" + ("" if held else " (not held)"), miss)
+                ladder.append((rate, miss["p95"] / max(hit["p95"], 1e-9), held))
             print("open model: paced client, latency from each intended start")
             post = paced(via_nginx, 30, s, auth, "POST /api/submissions")
             _row("POST via nginx at 30/s", post)
@@ -492,11 +490,15 @@ def main() -> None:
             _goal("cached GET direct: throughput / floor", cd[0], 0.5, True)
             _goal("cached GET direct: p95 / floor p95", cd[1], 2.0, False)
             _goal("cached GET via nginx: throughput / floor", cn[0], 0.4, True)
-            _goal("open model: uncached p95 / cached p95", miss["p95"] / hit["p95"], 3.0, True)
-            print(
-                f"  {'(the same at ' + f'{light:g}/s, for information)':58s} "
-                f"{miss_light['p95'] / hit_light['p95']:8.2f}"
-            )
+            top = max((rung for rung in ladder if rung[2]), default=None)
+            if top is None:
+                print(f"  {'open model: no rate held by both paths':58s} {'':8s}   MISSED")
+            else:
+                _goal(f"open model: uncached p95 / cached p95 at {top[0]:g}/s", top[1], 3.0, True)
+            for rate, ratio_, held in ladder:
+                if top is None or rate != top[0]:
+                    note = "for information" if held else "not held"
+                    print(f"  {f'  (the same at {rate:g}/s, {note})':58s} {ratio_:8.2f}")
             _goal("read-heavy mix: throughput / floor", mix[0], 0.25, True)
             _goal("read-heavy mix: p95 (ms)", res["read-heavy mix via nginx"]["p95"], 50, False)
             _goal("read-heavy mix: SQL statements per request", sql, 0.1, False)
