@@ -248,8 +248,11 @@ def test_overload_sheds_the_free_tier_first_and_recovers(
     assert failing <= speed, result.stdout + result.stderr
     assert f["health_answered"]["value"] >= 0.9, f["health_answered"]
     assert f["recovery_seconds"]["value"] is not None and f["recovery_seconds"]["value"] <= 10
-    shed = f["free_refused"]["value"] or f["premium_refused"]["value"]
+    shed = f["free_shed"]["value"] or f["premium_shed"]["value"]
     assert shed, f  # 200 users without think time are more than 4 workers admit
+    # Shedding's 503s are counted apart from rate limits' 429s (the per-IP limit is blind
+    # to the tier), and both are among the failures.
+    assert f["free_shed"]["value"] <= f["free_refused"]["value"] + 0.01, f
     assert f["premium_vs_free_refused"]["value"] <= 0.5, f["premium_vs_free_refused"]
     # Exit code follows the figures: a failing gate fails.
     assert result.code == (ExitCode.CHECK_FAILED if failing else 0), result.stdout + result.stderr

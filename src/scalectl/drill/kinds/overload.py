@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scalectl.drill import figures as fig
@@ -14,24 +16,42 @@ from scalectl.drill.traffic import Load, surge_config
 SURGE_SECONDS = 10.0
 PRIORITY_RATIO = 0.5  # premium may be refused at most half as often as free
 FREE = " [free]"  # the suffix of free-tier request names (scenarios/drill.py)
+# The failure messages of scenarios/drill.py: "expected 200, got 503 overloaded, ...".
+_SHED = re.compile(r"\bgot 503\b")
+_LIMITED = re.compile(r"\bgot 429\b")
 
 
 @dataclass
 class TierCounts:
-    """Requests and failures of one tier."""
+    """Requests and failures of one tier; of the failures, those shed (503) and those
+    rate limited (429) when the messages were kept."""
 
     requests: int = 0
     failures: int = 0
+    shed: int = 0
+    limited: int = 0
 
     def add(self, requests: int, failures: int) -> None:
         """Count `requests` more, `failures` of them failed."""
         self.requests += requests
         self.failures += failures
 
+    def add_errors(self, errors: Mapping[str, int]) -> None:
+        """Count the shed and rate-limited answers among failure `errors` (message: count)."""
+        for message, count in errors.items():
+            if _SHED.search(message):
+                self.shed += count
+            elif _LIMITED.search(message):
+                self.limited += count
+
     @property
     def refused(self) -> float | None:
         """The share refused; None without requests."""
         return self.failures / self.requests if self.requests else None
+
+    def share(self, count: int) -> float | None:
+        """`count` as a share of the requests; None without requests."""
+        return count / self.requests if self.requests else None
 
 
 @dataclass
@@ -73,6 +93,7 @@ def overload(gates: DrillGates, options: DrillOptions) -> Spec:
         total = outcome.results.total
         for e in outcome.results.endpoints:
             surge.tier(e.key).add(e.requests, e.failures)
+            surge.tier(e.key).add_errors(e.errors)
         ctx.timeline.mark(
             "fault_end",
             f"surge over: {total.requests} requests at {total.rps:.0f}/s, "
@@ -80,30 +101,41 @@ def overload(gates: DrillGates, options: DrillOptions) -> Spec:
         )
 
     def measure(ctx: DrillContext, m: Measured) -> list[Figure]:
-        # What each tier saw: the measured load during the surge and the surge itself (which
-        # has thousands of requests per tier, so a difference is not noise).
+        # Priority is judged on what shedding refused (503) of the surge's requests, which
+        # number thousands per tier. A 429 is a rate limit, not shedding: the per-IP limit
+        # does not look at the tier (all loopback load is one address), and a fast app can
+        # reach it; so 429s are counted apart, as information.
+        free_shed = surge.free.share(surge.free.shed)
+        premium_shed = surge.premium.share(surge.premium.shed)
+        shed = bool(free_shed) or bool(premium_shed)
+        ratio: float | None = None  # premium's shed share relative to free's
+        if free_shed and premium_shed is not None:
+            ratio = round(premium_shed / free_shed, 4)
+        elif premium_shed:  # premium shed while free was not: priority inverted
+            ratio = 1.0
+        # Everything each tier saw fail: the surge and the measured load during it.
         tiers = _Surge(
             TierCounts(surge.free.requests, surge.free.failures),
             TierCounts(surge.premium.requests, surge.premium.failures),
         )
         tiers.free.add(*fig.counts(m, ("during",), _is_free))
         tiers.premium.add(*fig.counts(m, ("during",), _is_premium))
-        free, premium = tiers.free.refused, tiers.premium.refused
-        shed = bool(free) or bool(premium)
-        ratio: float | None = None  # premium's refused share relative to free's
-        if free and premium is not None:
-            ratio = round(premium / free, 4)
-        elif premium:  # premium refused while free was not: priority inverted
-            ratio = 1.0
         during = fig.probes_during(m)
         return [
-            Figure("free_refused", _round(free), "ratio", detail=f"of {tiers.free.requests} "
-                   "free-tier requests during the surge"),
-            Figure("premium_refused", _round(premium), "ratio", detail=f"of "
-                   f"{tiers.premium.requests} premium requests during the surge"),
+            Figure("free_refused", _round(tiers.free.refused), "ratio", detail=f"of "
+                   f"{tiers.free.requests} free-tier requests during the surge (any failure)"),
+            Figure("premium_refused", _round(tiers.premium.refused), "ratio", detail=f"of "
+                   f"{tiers.premium.requests} premium requests during the surge (any failure)"),
+            Figure("free_shed", _round(free_shed), "ratio", detail=f"503 of the surge's "
+                   f"{surge.free.requests} free-tier requests"),
+            Figure("premium_shed", _round(premium_shed), "ratio", detail=f"503 of the "
+                   f"surge's {surge.premium.requests} premium requests"),
+            Figure("rate_limited", surge.free.limited + surge.premium.limited, "requests",
+                   detail=f"429 in the surge: free {surge.free.limited}, premium "
+                   f"{surge.premium.limited} (rate limits, not shedding)"),
             Figure("premium_vs_free_refused", ratio, "ratio", "<=", PRIORITY_RATIO,
-                   "premium's refused share over free's: low priority must be shed first, "
-                   "premium at most half as often"
+                   "premium's shed share (503) over free's: low priority must be shed "
+                   "first, premium at most half as often"
                    + ("" if shed else " (inconclusive: the surge shed nothing; raise --surge)")),
             Figure("health_answered", fig.answered(during), "ratio", ">=", 1.0,
                    f"health probes answered within 2 s during the surge: "
