@@ -43,17 +43,21 @@ def lost_writes(ctx: DrillContext) -> tuple[int | None, int]:
     return len(set(acked) - present), len(acked)
 
 
-def wait_running_job(ctx: DrillContext, timeout: float) -> int:
+def wait_running_job(ctx: DrillContext, timeout: float, *, several_for: float = 0.0) -> int:
     """Wait up to `timeout` s (or until the drill stops) for a job to be running; returns
-    how many are, 0 when none was. Raises psycopg.Error when PostgreSQL cannot be read."""
+    how many are, 0 when none was. For the first `several_for` s it waits for two or more:
+    a job is short, and one seen alone may finish before a fault lands. Raises
+    psycopg.Error when PostgreSQL cannot be read."""
     import psycopg
 
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     with psycopg.connect(database_url(ctx), connect_timeout=5, autocommit=True) as conn:
         while time.monotonic() < deadline and not ctx.stopping.is_set():
             row = conn.execute("SELECT count(*) FROM jobs WHERE status = 'running'").fetchone()
-            if row and row[0]:
-                return int(row[0])
+            running = int(row[0]) if row else 0
+            if running >= (2 if time.monotonic() - started < several_for else 1):
+                return running
             time.sleep(0.05)
     return 0
 

@@ -250,15 +250,16 @@ def queue_worker_kill(gates: DrillGates, options: DrillOptions) -> Spec:
     def inject(ctx: DrillContext) -> None:
         name = _first_worker(ctx)
         proc = faults.process(ctx, name)
-        running = wait_running_job(ctx, timeout=30)
+        # Found before the wait, so the SIGKILL follows the look at the jobs at once.
+        group = [proc, *faults.children(proc)]
+        running = wait_running_job(ctx, timeout=30, several_for=10)
+        ctx.touch(name)
+        for p in group:
+            faults.kill(p)
         seen.running_jobs = running
         ctx.timeline.mark(
             "fault_start", f"SIGKILL {name} and its worker processes ({running} jobs running)"
         )
-        ctx.touch(name)
-        group = [proc, *faults.children(proc)]
-        for p in group:
-            faults.kill(p)
         faults.stop_group(proc, signal.SIGKILL, timeout=10)
         ctx.timeline.note(f"{name}: {len(group)} processes killed")
         restart(ctx, name)
