@@ -187,3 +187,59 @@ def test_requests_waiting_for_a_cancelled_round_trip_are_still_checked(
     )
     assert all(v["verdict"] is not None for v in verdicts), verdicts  # none unchecked
     assert sum(v["verdict"]["allowed"] for v in verdicts) <= 2
+
+
+MIDDLEWARE_DRIVER = """
+import asyncio, json, sys
+from refapp import clients
+from refapp.ratelimit import RateLimiter, RateLimitMiddleware
+from refapp.redisconn import RedisDependency
+from refapp.settings import Settings
+
+async def inner(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-inner", b"1")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+async def call(middleware, listed):
+    scope = {"type": "http", "path": "/api/stats", "headers": [], "client": ("10.7.0.1", 1)}
+    if listed:  # what the outermost middleware puts there, and adds to the response itself
+        scope[clients.RESPONSE_HEADERS] = []
+    sent = []
+    async def send(message):
+        sent.append(message)
+    await middleware(scope, None, send)
+    start = sent[0]
+    names = [k.decode() for k, _ in start["headers"]]
+    listed_names = [k.decode() for k, _ in scope.get(clients.RESPONSE_HEADERS, [])]
+    return {"status": start["status"], "sent": names, "listed": listed_names}
+
+async def main():
+    settings = Settings(redis_url=sys.argv[1], rate_limit_per_ip="2/minute")
+    limiter = RateLimiter(settings, RedisDependency(settings))
+    middleware = RateLimitMiddleware(inner, limiter)
+    out = [await call(middleware, listed) for listed in (False, True, False)]
+    await limiter.redis.close()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_the_middleware_adds_headers_itself_or_through_the_outer_list(
+    redis_server: Server,
+) -> None:
+    with tempfile.TemporaryDirectory() as metrics:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics}
+        done = subprocess.run(
+            [sys.executable, "-c", MIDDLEWARE_DRIVER, redis_server.url],
+            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    alone, listed, refused = json.loads(done.stdout)
+    limit_headers = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
+    # No outer middleware: its own send wrapper adds them after the inner app's.
+    assert alone == {"status": 200, "sent": ["x-inner", *limit_headers], "listed": []}
+    # The outer middleware's list: appended there, the response itself left alone.
+    assert listed == {"status": 200, "sent": ["x-inner"], "listed": limit_headers}
+    # Past the per-IP limit (2 a minute): 429 with Retry-After, the inner app never runs.
+    assert refused["status"] == 429 and "retry-after" in refused["sent"], refused
