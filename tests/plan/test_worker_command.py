@@ -75,6 +75,11 @@ def k8s_docs(files: dict[str, bytes]) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(files["kubernetes/mail.yaml"]) if d]
 
 
+def pod_annotations(files: dict[str, bytes]) -> dict[str, str]:
+    [deployment] = [d for d in k8s_docs(files) if d["kind"] == "Deployment"]
+    return dict(deployment["spec"]["template"]["metadata"].get("annotations", {}))
+
+
 def k8s_container(files: dict[str, bytes]) -> dict[str, Any]:
     [deployment] = [d for d in k8s_docs(files) if d["kind"] == "Deployment"]
     [only] = deployment["spec"]["template"]["spec"]["containers"]
@@ -253,6 +258,7 @@ def test_a_celery_worker_without_metrics_is_not_scraped_probed_or_alerted(
     container = k8s_container(files)
     assert "ports" not in container
     assert not [p for p in PROBES if p in container]
+    assert pod_annotations(files) == {}  # nothing for a pod-discovering Prometheus either
     env = {v["name"] for v in container["env"]}
     assert not {"dramatiq_prom_db", "dramatiq_prom_port"} & env
 
@@ -267,6 +273,7 @@ def test_a_celery_worker_without_metrics_is_not_scraped_probed_or_alerted(
     assert "queue_depth" in dashboard_exprs(default)
     container = k8s_container(default)
     assert container["ports"][0]["containerPort"] == 9191
+    assert pod_annotations(default)["prometheus.io/port"] == "9191"
     assert container["livenessProbe"]["httpGet"]["path"] == "/metrics"
     assert "dramatiq_prom_port" in {v["name"] for v in container["env"]}
     assert "test" in compose_worker(default)["healthcheck"]
@@ -288,6 +295,12 @@ def test_a_celery_worker_with_metrics_is_scraped_probed_and_alerted_there(
 
     container = k8s_container(files)
     assert container["ports"] == [{"name": "metrics", "containerPort": 9400, "protocol": "TCP"}]
+    # On Kubernetes, a Prometheus that discovers pods scrapes the same port and path.
+    assert pod_annotations(files) == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9400",
+        "prometheus.io/path": "/stats",
+    }
     for probe in PROBES:
         assert container[probe]["httpGet"] == {"path": "/stats", "port": "metrics"}
 
