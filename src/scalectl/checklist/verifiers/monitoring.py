@@ -100,13 +100,14 @@ def check_prometheus(params: PrometheusParams, ctx: Context) -> VerifierOutcome:
                 return failed(f"{base}/-/ready -> {ready.status_code}: Prometheus is not ready")
             lines.append(f"Prometheus {base} ready")
             # A target not scraped yet is "unknown", and one that was restarted stays "down"
-            # until its next scrape: give both up to `wait` seconds, bounded in time and in
-            # the number of polls.
+            # until its next scrape; a Prometheus just started lists no target until its
+            # discovery first syncs (a few seconds): give each up to `wait` seconds, bounded
+            # in time and in the number of polls.
             deadline = time.monotonic() + params.wait
             for _ in range(int(params.wait / _POLL) + 1):
                 targets = _get(client, targets_url, "activeTargets")
                 pending = [t for t in targets if t.get("health") != "up"]
-                if not pending or time.monotonic() >= deadline:
+                if (targets and not pending) or time.monotonic() >= deadline:
                     break
                 time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
             rules = _get(client, f"{base}/api/v1/rules", "groups")
