@@ -88,6 +88,7 @@ class AccessLog:
         self._name = json.dumps(logger.name)
         self._handler: logging.StreamHandler[Any] | None = None  # where _pending goes
         self._pending: list[str] = []
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
         atexit.register(self.flush)  # a worker that stops between a line and its flush
 
     def _direct(self, level: int) -> logging.StreamHandler[Any] | None:
@@ -143,15 +144,20 @@ class AccessLog:
             self.flush()
             self._handler = handler
         self._pending.append(self._line(level, route, method, status, duration_ms))
-        if len(self._pending) > 1:
-            return
         try:
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop: now
             self.flush()
+            return
+        # Scheduled on this loop already: its flush takes this line too. A flush scheduled on
+        # a loop that stopped before running it must not hold every later line back.
+        if self._flush_loop is not loop:
+            self._flush_loop = loop
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write the lines not written yet."""
+        self._flush_loop = None
         handler, lines = self._handler, self._pending
         if not lines or handler is None:
             return

@@ -53,7 +53,9 @@ def create_app(config: settings.Settings | None = None) -> FastAPI:
     # The routers' routes go straight into the app's, first: FastAPI's include_router puts
     # each router behind a layer that matches its routes twice per request, a tenth of a
     # cached read's CPU. Each route already has its full path and the router's responses,
-    # and nothing here uses what an inclusion adds (prefix, tags, dependencies, overrides).
+    # and nothing here uses what an inclusion adds (prefix, tags, dependencies). Nor
+    # `app.dependency_overrides`: no route has a FastAPI dependency to override, and these
+    # routes would not see them (their provider is their router's, None).
     app.router.routes[:0] = [route for router in routers for route in router.routes]
     routes: list[BaseRoute] = list(app.routes)  # to label metrics with
     # Added last runs first: telemetry sees every response; the key is resolved next (the

@@ -3,6 +3,7 @@ writes, and gives way to an ordinary record under any other logging set-up."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -99,3 +100,28 @@ def test_the_direct_line_escapes_what_needs_it(
     direct = lines(out)[1]
     assert direct["route"] == route and direct["method"] == method
     assert direct.get("request_id") == rid
+
+
+def test_lines_of_one_loop_turn_are_written_together_and_none_is_held_back(
+    tree: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, out = tree
+    access = AccessLog(logger)
+    # A loop that stops in the turn that wrote a line never runs that line's flush.
+    stopped = asyncio.new_event_loop()
+    stopped.call_soon(stopped.stop)
+    stopped.call_soon(access.write, logging.INFO, *ARGS, 1.0)
+    stopped.run_forever()
+    stopped.close()
+    assert out.getvalue() == ""
+
+    async def turn() -> list[str]:
+        for n in range(3):
+            access.write(logging.INFO, *ARGS, 2.0 + n)
+        held = out.getvalue().splitlines()  # nothing written within the turn
+        await asyncio.sleep(0)
+        return held
+
+    assert asyncio.run(turn()) == []
+    # The next loop's flush took the stopped loop's line with its own, in order.
+    assert [line["duration_ms"] for line in lines(out)] == [1.0, 2.0, 3.0, 4.0]

@@ -16,20 +16,25 @@ from scalectl.drill.traffic import Load, surge_config
 SURGE_SECONDS = 10.0
 PRIORITY_RATIO = 0.5  # premium may be refused at most half as often as free
 FREE = " [free]"  # the suffix of free-tier request names (scenarios/drill.py)
-# The failure messages of scenarios/drill.py: "expected 200, got 503 overloaded, ...".
-_SHED = re.compile(r"\bgot 503\b")
+# The failure messages of scenarios/drill.py: "expected 200, got 503 overloaded, ...". Only
+# shedding's own 503 counts as shed: a pool timeout or an open breaker answers 503 too,
+# whatever the tier.
+_SHED = re.compile(r"\bgot 503 overloaded\b")
 _LIMITED = re.compile(r"\bgot 429\b")
+_UNAVAILABLE = re.compile(r"\bgot 503\b")  # any other 503: a dependency, the pool
 
 
 @dataclass
 class TierCounts:
-    """Requests and failures of one tier; of the failures, those shed (503) and those
-    rate limited (429) when the messages were kept."""
+    """Requests and failures of one tier; of the failures, those shed (503 overloaded),
+    those rate limited (429) and other 503s (a dependency or the pool) when the messages
+    were kept."""
 
     requests: int = 0
     failures: int = 0
     shed: int = 0
     limited: int = 0
+    unavailable: int = 0
 
     def add(self, requests: int, failures: int) -> None:
         """Count `requests` more, `failures` of them failed."""
@@ -43,6 +48,8 @@ class TierCounts:
                 self.shed += count
             elif _LIMITED.search(message):
                 self.limited += count
+            elif _UNAVAILABLE.search(message):
+                self.unavailable += count
 
     @property
     def refused(self) -> float | None:
@@ -133,6 +140,9 @@ def overload(gates: DrillGates, options: DrillOptions) -> Spec:
             Figure("rate_limited", surge.free.limited + surge.premium.limited, "requests",
                    detail=f"429 in the surge: free {surge.free.limited}, premium "
                    f"{surge.premium.limited} (rate limits, not shedding)"),
+            Figure("unavailable", surge.free.unavailable + surge.premium.unavailable,
+                   "requests", detail=f"other 503s in the surge (a dependency, the pool): "
+                   f"free {surge.free.unavailable}, premium {surge.premium.unavailable}"),
             Figure("premium_vs_free_refused", ratio, "ratio", "<=", PRIORITY_RATIO,
                    "premium's shed share (503) over free's: low priority must be shed "
                    "first, premium at most half as often"

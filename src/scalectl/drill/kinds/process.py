@@ -250,9 +250,8 @@ def queue_worker_kill(gates: DrillGates, options: DrillOptions) -> Spec:
     def inject(ctx: DrillContext) -> None:
         name = _first_worker(ctx)
         proc = faults.process(ctx, name)
-        # Found before the wait, so the SIGKILL follows the look at the jobs at once.
-        group = [proc, *faults.children(proc)]
         running = wait_running_job(ctx, timeout=30, several_for=10)
+        group = [proc, *faults.children(proc)]  # milliseconds: the jobs seen are still running
         ctx.touch(name)
         for p in group:
             faults.kill(p)
