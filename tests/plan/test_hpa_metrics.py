@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from scalectl.files import write_tree
@@ -323,3 +324,60 @@ def test_escaping_holds_when_a_hostile_selector_slips_past_its_pattern(tmp_path:
     files = render_files(Prepared(loaded, prepared.sizing))
     pods = hpa(files, "api")["metrics"][-1]["pods"]
     assert pods["metric"] == {"name": hostile, "selector": {"matchLabels": {"queue": hostile}}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version", "group"),
+    [
+        ("Service", "v1", ""),
+        ("HTTPRoute", "gateway.networking.k8s.io/v1", "gateway.networking.k8s.io"),
+        ("StatefulSet", "apps/v1", "apps"),
+    ],
+)
+def test_an_object_metric_describes_each_kind_the_adapter_can_map(
+    tmp_path: Path, kind: str, api_version: str, group: str
+) -> None:
+    text = with_api(
+        "    autoscaling:\n"
+        "      metrics:\n"
+        "        - type: Object\n"
+        "          name: route_requests_per_second\n"
+        f"          object: {{kind: {kind}, name: shop}}\n"
+        "          prometheus: {series: route_requests_total, kind: counter}\n"
+        "          target: {type: AverageValue, value: 100}\n"
+    )
+    files = render(tmp_path, text)
+    [metric] = hpa(files, "api")["metrics"][1:]
+    assert metric["object"]["describedObject"] == {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": "shop",
+    }
+    [rule] = adapter_config(files)["rules"]
+    label = kind.lower()
+    wanted = {"group": group, "resource": label} if group else {"resource": label}
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, label: wanted}
+    assert rule["seriesQuery"] == f'route_requests_total{{namespace!="",{label}!=""}}'
+    root = tmp_path / "out"
+    write_tree(root, files)
+    results = [
+        r
+        for r in run_checks(root, "1.30.0", {**os.environ, "CI": "true"})
+        if Path(r.target).name in {"api.yaml", "prometheus-adapter.yaml"}
+    ]
+    assert results and all(r.status == "ok" for r in results), results
+
+
+def test_an_object_of_another_kind_is_refused_at_its_field(tmp_path: Path) -> None:
+    text = with_api(
+        "    autoscaling:\n"
+        "      metrics:\n"
+        "        - type: Object\n"
+        "          name: x_per_second\n"
+        "          object: {kind: DaemonSet, name: shop}\n"
+        "          target: {type: Value, value: 1}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "20:26 services.api.autoscaling.metrics[0].object.kind: must be 'Service', 'Ingress', "
+        "'HTTPRoute', 'Deployment' or 'StatefulSet'"
+    ]

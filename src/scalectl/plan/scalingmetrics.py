@@ -27,11 +27,15 @@ DEFAULT_QUANTILE = 0.95
 DEFAULT_WINDOW_SECONDS = 120
 
 # The objects an `Object` metric may describe: kind -> (apiVersion, the adapter's group).
+# The series name the object in a label of the kind's name in lower case (`httproute`).
 OBJECT_KINDS: dict[str, tuple[str, str]] = {
     "Service": ("v1", ""),
     "Ingress": ("networking.k8s.io/v1", "networking.k8s.io"),
+    "HTTPRoute": ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io"),
     "Deployment": ("apps/v1", "apps"),
+    "StatefulSet": ("apps/v1", "apps"),
 }
+ObjectKind = Literal["Service", "Ingress", "HTTPRoute", "Deployment", "StatefulSet"]
 # Which target types each source takes (autoscaling/v2 validation): Utilization is for
 # CPU and memory only.
 TARGET_TYPES: dict[str, tuple[str, ...]] = {
@@ -56,7 +60,10 @@ class MetricTarget(Strict):
 class DescribedObject(Strict):
     """The Kubernetes object an `Object` metric describes."""
 
-    kind: Literal["Service", "Ingress", "Deployment"]
+    kind: ObjectKind = Field(
+        description="Service, Ingress, HTTPRoute (Gateway API), Deployment or StatefulSet; "
+        "its series carry a label of the kind in lower case (`ingress`) and `namespace`."
+    )
     name: Name = Field(description="The object's name in the plan's namespace.")
 
     @property
@@ -96,7 +103,8 @@ class ScalingMetric(Strict):
 
     type: MetricType = Field(
         description="Pods: a per-pod series averaged over the pods; Object: a series of one "
-        "Service, Ingress or Deployment; External: any series (a queue's depth)."
+        "Service, Ingress, HTTPRoute, Deployment or StatefulSet; External: any series (a "
+        "queue's depth)."
     )
     name: MetricName = Field(description="The metric's name as the HPA asks the adapter for it.")
     selector: dict[LabelKey, LabelValue] = Field(
