@@ -1,6 +1,7 @@
 """Where a reference-app worker spends its time under load: a py-spy profile, summarised.
 
 Run: .venv/bin/python bench/profile_app.py [--seconds 12] [--path cached|uncached|mix|post]
+     .venv/bin/python bench/profile_app.py --floor   (the bare route, profiled the same way)
 
 It brings up its own stack (the same plan as bench/stack_bench.py, rate limits out of
 reach but still checked), drives one instance directly with wrk, records one gunicorn worker
@@ -17,19 +18,21 @@ import collections
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack_bench import bench_stack, seed, wrk
+from stack_bench import bare_floor, bench_stack, seed, wrk
 
 FRAMEWORK = "framework: uvicorn, Starlette, FastAPI routing"
 # Where a sample goes in the per-pattern table: the deepest frame in its stack that
 # matches one of these (a substring of "function (file:line)"), else "framework".
 PATTERNS = (
-    ("TelemetryMiddleware", "telemetry: request id, route label"),
+    ("(refapp/telemetry.py", "telemetry: request id, route label"),
     ("AuthMiddleware", "API key (in-process cache)"),
     ("LoadShedMiddleware", "load shedding"),
     ("RateLimitMiddleware", "rate limit (leases, Redis)"),
@@ -110,10 +113,51 @@ def _cpu_by_program() -> dict[str, float]:
     return out
 
 
+def profile(
+    spy: str,
+    base: str,
+    paths: list[str],
+    headers: dict[str, str],
+    write_every: int,
+    master: int,
+    seconds: float,
+    raw: Path,
+) -> float | None:
+    """Drive `base` with wrk while py-spy records one worker of the gunicorn `master` into
+    `raw`; print the CPU each program spent meanwhile; the worker's CPU µs per request."""
+    worker = psutil.Process(master).children()[0].pid
+    wrk(base, paths, 3, 16, headers, write_every)  # warm the caches
+    served: list[dict[str, float]] = []
+    load = threading.Thread(
+        target=lambda: served.append(wrk(base, paths, seconds + 2, 16, headers, write_every))
+    )
+    process = psutil.Process(worker)
+    cpu_before = sum(process.cpu_times()[:2])
+    machine_before = _cpu_by_program()
+    load.start()
+    record = [spy, "record", "-p", str(worker), "-d", f"{seconds:g}", "-r", "100"]
+    subprocess.run([*record, "-f", "raw", "-o", str(raw), "--nonblocking"], check=True,
+                   capture_output=True)  # fmt: skip
+    load.join()
+    cpu = sum(process.cpu_times()[:2]) - cpu_before
+    machine = _cpu_by_program()
+    spent = {k: machine[k] - machine_before.get(k, 0.0) for k in machine}
+    print(f"CPU seconds by program over the {seconds + 2:g} s of load:")
+    for name, used in sorted(spent.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  {used:6.2f}  {name}")
+    # The workers share the requests about evenly.
+    workers = len(psutil.Process(master).children())
+    requests = served[0]["rps"] * (seconds + 2) / max(1, workers) if served else 0
+    return 1e6 * cpu / requests if requests else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--path", choices=("cached", "uncached", "mix", "post"), default="cached")
+    parser.add_argument(
+        "--floor", action="store_true", help="profile the bare route (the floor) instead"
+    )
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--keep", type=Path, help="copy py-spy's raw profile here")
     args = parser.parse_args()
@@ -122,46 +166,33 @@ def main() -> None:
     if spy is None:
         raise SystemExit("py-spy is needed: uv tool install py-spy")
 
+    if args.floor:  # the bare route under 2 workers, as stack_bench.py starts it
+        with tempfile.TemporaryDirectory(prefix="scalectl-profile-") as tmp, bare_floor(2) as bare:
+            raw = Path(tmp) / "profile.raw"
+            ids = [str(uuid.UUID(int=n + 1)) for n in range(50)]
+            # The gunicorn master bare_floor started, a child of this process.
+            master = next(
+                p.pid for p in psutil.Process().children() if "bare_app:app" in p.cmdline()
+            )
+            us = profile(spy, bare, [f"/bare/{i}" for i in ids], {}, 0, master, args.seconds, raw)
+            summarise(raw, args.top, us)
+            if args.keep:
+                shutil.copy(raw, args.keep)
+        return
+
     from scalectl.stack import apikeys
 
     with bench_stack("scalectl-profile-") as (state_dir, state):
         apps = [m for m in state.members if m.kind == "app" and m.url]
         direct = str(apps[0].url)
-        worker = psutil.Process(apps[0].pid).children()[0].pid
         auth = apikeys.auth_headers(state_dir, "premium")
         ids = seed(direct, auth, "x")
         paths = [f"/api/submissions/{i}" for i in ids]
         headers = {**auth, "Cache-Control": "no-cache"} if args.path == "uncached" else auth
         write_every = {"mix": 10, "post": 1}.get(args.path, 0)
-        wrk(direct, paths, 3, 16, headers, write_every)  # warm the caches
-        served: list[dict[str, float]] = []
-        load = threading.Thread(
-            target=lambda: served.append(
-                wrk(direct, paths, args.seconds + 2, 16, headers, write_every)
-            )
-        )
-        process = psutil.Process(worker)
-        cpu_before = sum(process.cpu_times()[:2])
-        machine_before = _cpu_by_program()
-        load.start()
         raw = state_dir.parent / "profile.raw"  # inside the temporary directory
-        record = [spy, "record", "-p", str(worker), "-d", f"{args.seconds:g}", "-r", "100"]
-        subprocess.run(
-            [*record, "-f", "raw", "-o", str(raw), "--nonblocking"],
-            check=True,
-            capture_output=True,
-        )
-        load.join()
-        cpu = sum(process.cpu_times()[:2]) - cpu_before
-        machine = _cpu_by_program()
-        spent = {k: machine[k] - machine_before.get(k, 0.0) for k in machine}
-        print(f"CPU seconds by program over the {args.seconds + 2:g} s of load:")
-        for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:8]:
-            print(f"  {seconds:6.2f}  {name}")
-        # The instance's workers share its requests about evenly.
-        workers = len(psutil.Process(apps[0].pid).children())
-        requests = served[0]["rps"] * (args.seconds + 2) / max(1, workers) if served else 0
-        summarise(raw, args.top, 1e6 * cpu / requests if requests else None)
+        us = profile(spy, direct, paths, headers, write_every, apps[0].pid, args.seconds, raw)
+        summarise(raw, args.top, us)
         if args.keep:
             shutil.copy(raw, args.keep)
 
