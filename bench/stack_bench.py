@@ -14,7 +14,7 @@ count as one app instance. Then, with the stack's own premium API keys:
   `--rounds N` repeats the whole sequence and reports the median of the rounds.
 - open model (latency measured from each request's intended start, so a stall is not
   hidden): cached vs uncached GET at the same offered rate with `scalectl loadtest --rate`
-  on a ladder of rates (by default 0.3, 0.55 and 0.8 of what the uncached GET reached
+  on a ladder of rates (by default 0.3, 0.45, 0.6 and 0.8 of what the uncached GET reached
   closed-loop; the goal's figure at the highest rate both paths hold),
   and `POST /api/submissions` at 30 requests/s from a paced client while the queue worker
   analyses the posts.
@@ -56,7 +56,7 @@ MIX_WRITE_EVERY = 10  # the read-heavy mix: one POST in ten requests
 WARMUP = 3  # seconds of each `scalectl loadtest` phase left out of its figures
 MAX_OPEN_REQUESTS = 20_000  # bound of one open-model phase, whatever the rate and duration
 # The open model's rates, as shares of the uncached GET's closed-model throughput.
-OPEN_RUNGS = (0.3, 0.55, 0.8)
+OPEN_RUNGS = (0.3, 0.45, 0.6, 0.8)
 OBJECTIVE_MS = 300.0  # the reference plan's p95 objective
 
 WRK_SCRIPT = """
