@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +23,20 @@ from scalectl.stack.process import free_port
 APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
 DEFAULT_USER = 11  # the owner behind Cluster.auth()'s default key
 GUNICORN = Path(sys.executable).parent / "gunicorn"  # the test venv's
+
+
+def run_driver(script: str, *args: str, timeout: float = 60) -> str:
+    """The stdout of `script` run by Python in a child process beside refapp, with a
+    metrics directory of its own: refapp's metrics need it before import, as under
+    gunicorn. Fails the test, with the child's stderr, when the script fails."""
+    with tempfile.TemporaryDirectory() as metrics:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics}
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 @dataclass

@@ -7,15 +7,10 @@ their multiprocess directory before import, as under gunicorn."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 from scalectl.stack.servers import Server
+from tests.reference_app.cluster import run_driver
 
-APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
 DRIVER = """
 import asyncio, json, sys, uuid
 from refapp.cache import Cache
@@ -58,14 +53,7 @@ asyncio.run(main())
 
 
 def test_a_fill_is_refused_across_a_write_and_allowed_after_it(redis_server: Server) -> None:
-    with tempfile.TemporaryDirectory() as metrics:
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics}
-        done = subprocess.run(
-            [sys.executable, "-c", DRIVER, redis_server.url],
-            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+    out = json.loads(run_driver(DRIVER, redis_server.url))
     assert out["overlapping"] == {"title": "old"}  # the caller still gets what it read
     assert out["stored_after_overlap"] is None  # but Redis does not keep it
     assert out["after_write"] == {"title": "new"}

@@ -6,17 +6,12 @@ multiprocess directory before import, as under gunicorn."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from scalectl.stack.servers import Server
+from tests.reference_app.cluster import run_driver
 
-APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
 DRIVER = """
 import asyncio, json, sys, time
 from refapp.ratelimit import RateLimiter
@@ -88,14 +83,7 @@ def checks(
             "cancel": cancel or [],
         }
     )
-    with tempfile.TemporaryDirectory() as metrics:
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics}
-        done = subprocess.run(
-            [sys.executable, "-c", DRIVER, spec],
-            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result: list[dict[str, Any]] = json.loads(done.stdout)
+    result: list[dict[str, Any]] = json.loads(run_driver(DRIVER, spec))
     return result[:-1] if concurrent is None and cancel is None else result
 
 
@@ -228,14 +216,7 @@ asyncio.run(main())
 def test_the_middleware_adds_headers_itself_or_through_the_outer_list(
     redis_server: Server,
 ) -> None:
-    with tempfile.TemporaryDirectory() as metrics:
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics}
-        done = subprocess.run(
-            [sys.executable, "-c", MIDDLEWARE_DRIVER, redis_server.url],
-            cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    alone, listed, refused = json.loads(done.stdout)
+    alone, listed, refused = json.loads(run_driver(MIDDLEWARE_DRIVER, redis_server.url))
     limit_headers = ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"]
     # No outer middleware: its own send wrapper adds them after the inner app's.
     assert alone == {"status": 200, "sent": ["x-inner", *limit_headers], "listed": []}
