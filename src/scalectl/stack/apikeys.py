@@ -65,12 +65,9 @@ def mint_pool(state_dir: Path, app_env: Mapping[str, str], app_dir: Path) -> Pat
 
 def load(state_dir: Path) -> list[dict[str, Any]]:
     """The pool, or [] when this state dir has none (a stack started before keys)."""
-    path = keys_file(state_dir)
-    if not path.exists():
-        return []
     try:
-        data = read_json(path)
-    except InputError:  # the state dir is not trusted: a broken pool is no pool
+        data = read_json(keys_file(state_dir))
+    except InputError:  # missing, or broken (the state dir is not trusted): no pool
         return []
     return [k for k in data if isinstance(k, dict)] if isinstance(data, list) else []
 

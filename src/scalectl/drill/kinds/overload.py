@@ -99,8 +99,9 @@ def overload(gates: DrillGates, options: DrillOptions) -> Spec:
         outcome = runner.run(config, should_stop=ctx.stopping.is_set)
         total = outcome.results.total
         for e in outcome.results.endpoints:
-            surge.tier(e.key).add(e.requests, e.failures)
-            surge.tier(e.key).add_errors(e.errors)
+            tier = surge.tier(e.key)
+            tier.add(e.requests, e.failures)
+            tier.add_errors(e.errors)
         ctx.timeline.mark(
             "fault_end",
             f"surge over: {total.requests} requests at {total.rps:.0f}/s, "
